@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "PSIC",
+    products: [
+        .library(name: "PSICEngine", targets: ["PSICEngine"]),
+        .library(name: "PSICCPU", targets: ["PSICCPU"]),
+        .library(name: "PSICVulkan", targets: ["PSICVulkan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian: libvulkan-dev, libopenblas-dev, libpng-dev).
+        .systemLibrary(name: "CVulkan", pkgConfig: "vulkan",
+                       providers: [.apt(["libvulkan-dev"])]),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // Build-time shader compilation: Shaders/*.comp -> SPIR-V -> embedded Swift.
+        .executableTarget(name: "ShaderEmbedder"),
+        .plugin(name: "ShaderPlugin", capability: .buildTool(),
+                dependencies: ["ShaderEmbedder"], path: "Tools/ShaderPlugin"),
+
+        // Engine: tensor/graph description shared by every backend.
+        .target(name: "PSICEngine"),
+        .target(name: "PSICCPU", dependencies: ["PSICEngine", "COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "PSICVulkan", dependencies: ["PSICEngine", "CVulkan"],
+                plugins: ["ShaderPlugin"]),
+
+        .testTarget(name: "PSICEngineTests",
+                    dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan"]),
+    ]
+)

@@ -1,0 +1,55 @@
+/// Time spent in one node of a graph run.
+public struct KernelTiming: Sendable {
+    public let node: String
+    public let seconds: Double
+    public let flops: Double
+    public var gflops: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
+
+    public init(node: String, seconds: Double, flops: Double) {
+        self.node = node
+        self.seconds = seconds
+        self.flops = flops
+    }
+}
+
+/// The result of running a prepared graph.
+public struct GraphResult: Sendable {
+    /// Contents of the graph's output tensors.
+    public let outputs: [TensorID: Tensor]
+    /// Per-node timings (GPU timestamps on Vulkan, wall clock on the CPU), when requested.
+    public let timings: [KernelTiming]
+}
+
+/// A graph made ready to run on one backend: weights uploaded, pipelines built, buffers allocated.
+/// Running it again with new inputs reuses all of that.
+public protocol PreparedGraph: AnyObject {
+    var graph: Graph { get }
+    /// Runs every node. `inputs` must hold a tensor for each graph input, of its declared shape and type.
+    func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult
+}
+
+/// A compute backend: the CPU reference/fallback or a Vulkan device.
+public protocol Backend: AnyObject, Sendable {
+    /// Human-readable name, e.g. "cpu (2 threads)" or "vulkan: llvmpipe".
+    var name: String { get }
+    func prepare(_ graph: Graph) throws -> PreparedGraph
+}
+
+extension PreparedGraph {
+    public func run(inputs: [TensorID: Tensor]) throws -> GraphResult {
+        try run(inputs: inputs, collectTimings: false)
+    }
+
+    /// Checks `inputs` against the graph's declared inputs (shared by every backend).
+    public func validateInputs(_ inputs: [TensorID: Tensor]) throws {
+        for (i, decl) in graph.tensors.enumerated() where decl.isInput {
+            guard let t = inputs[TensorID(index: i)] else {
+                throw EngineError.badInput(name: decl.name, reason: "not supplied")
+            }
+            guard t.shape == decl.shape, t.scalarType == decl.scalarType else {
+                throw EngineError.badInput(name: decl.name,
+                                           reason: "expected \(decl.scalarType) \(decl.shape), got \(t.scalarType) \(t.shape)")
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// Errors raised while describing, preparing or running a graph.
+public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A layer's parameters are inconsistent (wrong array length, bad stride, ...).
+    case invalidLayer(name: String, reason: String)
+    /// A node's input does not have the shape or type its layer expects.
+    case shapeMismatch(node: String, expected: String, got: String)
+    /// An integer layer could overflow its Int32 accumulator for some admissible input.
+    case accumulatorOverflow(layer: String, worstCase: Int64)
+    /// A graph input was not supplied to `run`, or was supplied with the wrong shape/type.
+    case badInput(name: String, reason: String)
+    /// A tensor view reaches outside its tensor.
+    case viewOutOfRange(tensor: String, reason: String)
+    /// The backend failed for a reason outside the graph (driver, memory, ...).
+    case backendFailure(backend: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidLayer(name, reason): return "layer '\(name)': \(reason)"
+        case let .shapeMismatch(node, expected, got): return "node '\(node)': expected input \(expected), got \(got)"
+        case let .accumulatorOverflow(layer, worst):
+            return "integer layer '\(layer)': worst-case accumulator \(worst) does not fit in Int32; re-export the model with smaller weights or input bound"
+        case let .badInput(name, reason): return "graph input '\(name)': \(reason)"
+        case let .viewOutOfRange(tensor, reason): return "view of tensor '\(tensor)': \(reason)"
+        case let .backendFailure(backend, reason): return "\(backend) backend: \(reason)"
+        }
+    }
+}
