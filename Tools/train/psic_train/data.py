@@ -1,0 +1,50 @@
+"""Training images: a folder of PNG/JPEG photos held in memory, served as random crops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".ppm", ".bmp"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
+    if not files:
+        raise SystemExit(f"no images in {folder}: pass --data with a folder of PNG/JPEG photos")
+    return files
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+class CropSampler:
+    """Random crops with random horizontal/vertical flips, from images held as uint8 in RAM."""
+
+    def __init__(self, files: list[Path], crop: int, seed: int = 0):
+        self.images = [load_rgb(p) for p in files]
+        self.images = [im for im in self.images if im.shape[0] >= crop and im.shape[1] >= crop]
+        if not self.images:
+            raise SystemExit(f"no image is at least {crop}x{crop}")
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+        for b in range(size):
+            im = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(im.shape[0] - self.crop + 1)
+            x = self.rng.integers(im.shape[1] - self.crop + 1)
+            c = im[y:y + self.crop, x:x + self.crop]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            if self.rng.random() < 0.5:
+                c = c[::-1]
+            out[b] = c
+        t = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return t.contiguous(memory_format=torch.channels_last)

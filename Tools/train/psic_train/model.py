@@ -1,0 +1,193 @@
+"""The PSIC model: conv + GDN transforms, a hyperprior, and L channel-conditional synonymous levels.
+
+Everything that decides probabilities at decode time (h_s, the entropy-parameter networks) is
+later quantised to integers by the exporter; here it is trained in float32. The analysis and
+synthesis transforms may run in bfloat16 autocast.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck
+from compressai.layers import GDN
+
+# Negative slope of every LeakyReLU in the model. A power of two so the integer networks
+# reproduce it exactly as `(v * 16) >> 8`.
+LEAKY_SLOPE = 1.0 / 16.0
+# Lower bound of the Gaussian scale, and the top of the exported scale table.
+SCALE_MIN = 0.11
+SCALE_MAX = 256.0
+LOG_SCALE_MAX = math.log(SCALE_MAX)
+
+
+@dataclass
+class ModelConfig:
+    N: int = 96          # transform width
+    C: int = 160         # latent channels
+    L: int = 8           # synonymous levels (C % L == 0)
+    hyper: int = 128     # channels of the hyper features fed to the entropy-parameter nets
+    ep_width: int = 128  # hidden width of each entropy-parameter net
+
+    @property
+    def level_channels(self) -> int:
+        return self.C // self.L
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def conv(cin, cout, k=5, stride=2):
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def deconv(cin, cout, k=5, stride=2):
+    return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Rounds in the forward pass, identity gradient in the backward pass."""
+    return (torch.round(x) - x).detach() + x
+
+
+def gaussian_likelihood(residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """P(residual in [r-0.5, r+0.5]) under N(0, sigma): the discretised Gaussian the coder uses."""
+    v = residual.abs()
+    s = math.sqrt(0.5)
+    upper = 0.5 * torch.erfc(-(0.5 - v) / sigma * s)
+    lower = 0.5 * torch.erfc(-(-0.5 - v) / sigma * s)
+    return (upper - lower).clamp_min(1e-9)
+
+
+class PSICModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        assert cfg.C % cfg.L == 0, "C must be divisible by L"
+        self.cfg = cfg
+        N, C, L = cfg.N, cfg.C, cfg.L
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, C))
+        self.g_s = nn.Sequential(
+            deconv(C, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+        self.h_a = nn.Sequential(
+            conv(C, N, 3, 1), nn.LeakyReLU(LEAKY_SLOPE), conv(N, N), nn.LeakyReLU(LEAKY_SLOPE), conv(N, N))
+        self.h_s = nn.Sequential(
+            deconv(N, N), nn.LeakyReLU(LEAKY_SLOPE), deconv(N, N), nn.LeakyReLU(LEAKY_SLOPE),
+            conv(N, cfg.hyper, 3, 1))
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        lc = cfg.level_channels
+        self.entropy_parameters = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv2d(cfg.hyper + i * lc, cfg.ep_width, 1), nn.LeakyReLU(LEAKY_SLOPE),
+                nn.Conv2d(cfg.ep_width, cfg.ep_width, 1), nn.LeakyReLU(LEAKY_SLOPE),
+                nn.Conv2d(cfg.ep_width, 2 * lc, 1))
+            for i in range(L)])
+
+    # -- pieces -------------------------------------------------------------------------------
+    def level_params(self, i: int, hyper: torch.Tensor, previous: list[torch.Tensor]):
+        """Mean and scale of level i given the hyper features and the decoded levels < i."""
+        out = self.entropy_parameters[i](torch.cat([hyper] + previous, dim=1))
+        mean, log_scale = out.chunk(2, dim=1)
+        sigma = torch.exp(log_scale.clamp(max=LOG_SCALE_MAX)).clamp_min(SCALE_MIN)
+        return mean, sigma, log_scale
+
+    def hyper(self, y: torch.Tensor):
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_hat = ste_round(z) if self.training else torch.round(z)
+        return z_hat, z_likelihoods, self.h_s(z_hat)
+
+    def sample_levels(self, hyper, transmitted: list[torch.Tensor], generator=None):
+        """Completes `transmitted` (decoded levels 0..l-1) by sampling the remaining levels in
+        order from the conditional prior: y_i = mu_i + round(sigma_i * eps)."""
+        levels = list(transmitted)
+        for i in range(len(levels), self.cfg.L):
+            mean, sigma, _ = self.level_params(i, hyper, levels)
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            levels.append(mean + ste_round(sigma * eps))
+        return levels
+
+    def forward(self, x: torch.Tensor, level: int, samples: int, autocast: bool = False):
+        """Training forward pass at transmitted level `level` (1..L) with `samples` detail draws.
+
+        Returns the full decode, the sampled decodes (samples*B images, or None when level == L),
+        per-level likelihoods, z likelihoods, and the latents needed for consistency terms.
+        """
+        L = self.cfg.L
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = self.g_a(x)
+        y = y.float()
+        z_hat, z_lik, hyper = self.hyper(y)
+        ys = y.chunk(L, dim=1)
+        decoded, likelihoods = [], []
+        for i in range(L):
+            mean, sigma, _ = self.level_params(i, hyper, decoded)
+            noisy = ys[i] + torch.empty_like(ys[i]).uniform_(-0.5, 0.5)
+            likelihoods.append(gaussian_likelihood(noisy - mean, sigma))
+            decoded.append(ste_round(ys[i] - mean) + mean)
+        y_full = torch.cat(decoded, dim=1)
+        sampled = None
+        if level < L and samples > 0:
+            hyper_m = hyper.repeat(samples, 1, 1, 1)
+            trans_m = [d.repeat(samples, 1, 1, 1) for d in decoded[:level]]
+            sampled = torch.cat(self.sample_levels(hyper_m, trans_m), dim=1)
+            y_in = torch.cat([y_full, sampled], dim=0)
+        else:
+            y_in = y_full
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            x_all = self.g_s(y_in)
+        x_all = x_all.float()
+        B = x.shape[0]
+        return {
+            "x_full": x_all[:B],
+            "x_sampled": x_all[B:] if sampled is not None else None,
+            "y_full": y_full,
+            "y_sampled": sampled,
+            "likelihoods": likelihoods,
+            "z_likelihoods": z_lik,
+        }
+
+
+def z_likelihood(eb: EntropyBottleneck, z_hat: torch.Tensor) -> torch.Tensor:
+    """Likelihood of integer z under the factorised prior (no noise, no median offset)."""
+    C = z_hat.shape[1]
+    v = z_hat.permute(1, 0, 2, 3).reshape(C, 1, -1)
+    lik = eb._likelihood(v)
+    lik = lik[0] if isinstance(lik, tuple) else lik
+    return lik.clamp_min(1e-9).reshape(C, z_hat.shape[0], z_hat.shape[2], z_hat.shape[3]).permute(1, 0, 2, 3)
+
+
+@torch.no_grad()
+def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0):
+    """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
+    decode at every level l = 1..L (levels > l sampled with a seeded generator)."""
+    model.eval()
+    L = model.cfg.L
+    B, _, H, W = x.shape
+    npix = B * H * W
+    y = model.g_a(x)
+    z = model.h_a(y)
+    z_hat = torch.round(z)
+    z_bits = -torch.log2(z_likelihood(model.entropy_bottleneck, z_hat)).sum()
+    hyper = model.h_s(z_hat)
+    ys = y.chunk(L, dim=1)
+    decoded, bits = [], []
+    for i in range(L):
+        mean, sigma, _ = model.level_params(i, hyper, decoded)
+        q = torch.round(ys[i] - mean)
+        bits.append((-torch.log2(gaussian_likelihood(q, sigma))).sum().item())
+        decoded.append(q + mean)
+    results = []
+    g = torch.Generator().manual_seed(seed)
+    for l in range(1, L + 1):
+        levels = model.sample_levels(hyper, decoded[:l], generator=g)
+        x_hat = model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
+        mse = torch.mean((x_hat - x) ** 2).item()
+        bpp = (z_bits.item() + sum(bits[:l])) / npix
+        results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12))})
+    model.train()
+    return results

@@ -1,0 +1,89 @@
+"""The synonymous variational inference (SVI) objective, after Liang et al., ICML 2025.
+
+Per batch at transmitted level l (drawn uniformly in 1..L):
+    0.5 * (lambda_L * MSE(x, x_full) + gamma_L * P(x, x_full) + beta_L * bpp_all)
+  + 0.5 * (lambda_l * E_m[MSE(x, x_m)] + gamma_l * E_m[P(x, x_m)] + beta_l * (bpp_{levels<=l} + bpp_z))
+  + w_c * consistency  (g_a of a sampled decode should give back the transmitted and sampled levels)
+  + w_e * spread of the per-level rates (keeps the levels' rates even)
+where x_m are decodes whose levels > l are sampled from the prior. P is the perceptual term
+(1 - MS-SSIM here, pluggable). lambda rises and beta falls with l as in the paper's config:
+lambda_l = lambda_min * (lambda_max / lambda_min) ** ((l-1)/(L-1)), beta_l = 2 ** (6 - 6 l / L).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim
+
+# 3-scale MS-SSIM weights (renormalised first three of Wang et al.'s five) so 128px crops work.
+MSSSIM_WEIGHTS = [0.0448, 0.2856, 0.3001]
+
+
+@dataclass
+class ObjectiveConfig:
+    lambda_min: float = 128.0
+    lambda_max: float = 2048.0
+    perceptual_weight: float = 0.01   # gamma_l = perceptual_weight * lambda_l
+    consistency_weight: float = 0.02
+    evenness_weight: float = 2.0
+
+
+def msssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(MSSSIM_WEIGHTS, device=a.device)
+    return 1.0 - ms_ssim(a.clamp(0, 1), b, data_range=1.0, size_average=True, win_size=7, weights=w / w.sum())
+
+
+class SVIObjective:
+    def __init__(self, levels: int, cfg: ObjectiveConfig, perceptual=msssim_loss):
+        self.L = levels
+        self.cfg = cfg
+        self.perceptual = perceptual
+
+    def lam(self, l: int) -> float:
+        if self.L == 1:
+            return self.cfg.lambda_max
+        t = (l - 1) / (self.L - 1)
+        return self.cfg.lambda_min * (self.cfg.lambda_max / self.cfg.lambda_min) ** t
+
+    def beta(self, l: int) -> float:
+        return 2.0 ** (6.0 - 6.0 * l / self.L)
+
+    def __call__(self, model, x: torch.Tensor, out: dict, level: int) -> tuple[torch.Tensor, dict]:
+        B, _, H, W = x.shape
+        npix = B * H * W
+        bpp_levels = torch.stack([-torch.log2(lk).sum() / npix for lk in out["likelihoods"]])
+        bpp_z = -torch.log2(out["z_likelihoods"]).sum() / npix
+        bpp_all = bpp_levels.sum() + bpp_z
+        L = self.L
+        mse_full = F.mse_loss(out["x_full"], x)
+        perc_full = self.perceptual(out["x_full"], x)
+        full = self.lam(L) * mse_full + self.cfg.perceptual_weight * self.lam(L) * perc_full + self.beta(L) * bpp_all
+        stats = {"bpp": bpp_all.item(), "bpp_z": bpp_z.item(), "mse_full": mse_full.item(),
+                 "bpp_levels": bpp_levels.detach().tolist()}
+        if out["x_sampled"] is not None:
+            xs = out["x_sampled"]
+            M = xs.shape[0] // B
+            xr = x.repeat(M, 1, 1, 1)
+            mse_s = F.mse_loss(xs, xr)
+            perc_s = self.perceptual(xs, xr)
+            bpp_l = bpp_levels[:level].sum() + bpp_z
+            partial = self.lam(level) * mse_s + self.cfg.perceptual_weight * self.lam(level) * perc_s \
+                + self.beta(level) * bpp_l
+            # Consistency on the first detail draw only: g_a is the costliest transform to repeat.
+            y_again = model.g_a(xs[:B])
+            consistency = F.mse_loss(y_again.float(), out["y_sampled"][:B].detach())
+            stats.update(mse_sampled=mse_s.item(), consistency=consistency.item())
+        else:
+            partial, consistency = full, torch.zeros((), device=x.device)
+        evenness = ((bpp_levels - bpp_levels.mean()) ** 2).sum()
+        loss = 0.5 * full + 0.5 * partial + self.cfg.consistency_weight * consistency \
+            + self.cfg.evenness_weight * evenness
+        stats["loss"] = loss.item()
+        return loss, stats
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
