@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "PSICVulkan", dependencies: ["PSICEngine", "CVulkan"],
                 plugins: ["ShaderPlugin"]),
 
+        // Image I/O (libpng).
+        .target(name: "PSICImage", dependencies: ["CPNG"]),
+
         .testTarget(name: "PSICEngineTests",
                     dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan"]),
     ]
