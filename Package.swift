@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "PSICVulkan", dependencies: ["PSICEngine", "CVulkan"],
                 plugins: ["ShaderPlugin"]),
 
+        // The model file: float transforms, integer entropy model, CDF tables.
+        .target(name: "PSICModel", dependencies: ["PSICEngine"]),
+
         // Image I/O (libpng).
         .target(name: "PSICImage", dependencies: ["CPNG"]),
 
