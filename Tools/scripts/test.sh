@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds PSIC and runs the whole test suite. Vulkan tests run on the
+# first Vulkan device; with no GPU, Mesa's lavapipe (installed below) runs the shaders on the CPU.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/opt/swift/usr/bin:$PATH"
+Tools/scripts/install-debian-deps.sh
+if [ -z "${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/ 2>/dev/null | grep -qv lvp; then
+  export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+fi
+swift build --build-tests
+swift test --skip-build
