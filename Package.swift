@@ -37,6 +37,7 @@ let package = Package(
         // Image I/O (libpng).
         .target(name: "PSICImage", dependencies: ["CPNG"]),
 
+        .testTarget(name: "PSICImageTests", dependencies: ["PSICImage"], exclude: ["Fixtures"]),
         .testTarget(name: "PSICEngineTests",
                     dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan"]),
     ]
