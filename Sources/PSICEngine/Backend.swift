@@ -18,6 +18,11 @@ public struct GraphResult: Sendable {
     public let outputs: [TensorID: Tensor]
     /// Per-node timings (GPU timestamps on Vulkan, wall clock on the CPU), when requested.
     public let timings: [KernelTiming]
+
+    public init(outputs: [TensorID: Tensor], timings: [KernelTiming]) {
+        self.outputs = outputs
+        self.timings = timings
+    }
 }
 
 /// A graph made ready to run on one backend: weights uploaded, pipelines built, buffers allocated.
