@@ -1,1 +1,201 @@
-// placeholder
+import CVulkan
+import Foundation
+import PSICEngine
+
+/// Runs engine graphs as Vulkan compute shaders on one device.
+///
+/// A backend owns the device, a pool of buffers, the compiled pipelines and the uploaded
+/// weights of every layer it has prepared; graphs prepared from the same backend share all of
+/// them. It is safe to use from several threads: shared state is behind locks, and each
+/// prepared graph serialises its own runs.
+public final class VulkanBackend: Backend, @unchecked Sendable {
+    public let name: String
+    /// The device this backend runs on.
+    public let deviceInfo: VulkanDeviceInfo
+
+    let device: VulkanDevice
+    let bufferPool: BufferPool
+    let pipelines: PipelineCache
+
+    /// Parameters uploaded once per layer object. The entry keeps the layer alive so its
+    /// ObjectIdentifier cannot be reused by a different layer while the entry exists.
+    final class UploadedParameters: @unchecked Sendable {
+        let layer: AnyObject
+        let buffer: VulkanBuffer
+        let packed: PackedParameters
+        init(layer: AnyObject, buffer: VulkanBuffer, packed: PackedParameters) {
+            self.layer = layer
+            self.buffer = buffer
+            self.packed = packed
+        }
+    }
+    private let parameterLock = NSLock()
+    private var parameters: [ObjectIdentifier: UploadedParameters] = [:]
+
+    /// Opens a device: the one `selector` names, else `PSIC_VULKAN_DEVICE`, else the best one
+    /// (discrete GPU, integrated GPU, virtual GPU, CPU). Throws `VulkanError` when Vulkan,
+    /// a driver or a matching device is missing.
+    public init(device selector: VulkanDeviceSelector? = nil) throws {
+        let dev = try VulkanDevice(selector: selector ?? .fromEnvironment)
+        device = dev
+        deviceInfo = dev.info
+        name = "vulkan: \(dev.info.name)"
+        bufferPool = BufferPool(device: dev)
+        pipelines = try PipelineCache(device: dev)
+    }
+
+    /// `device` is an index or a name substring, as in `PSIC_VULKAN_DEVICE`.
+    public convenience init(device: String?) throws {
+        try self.init(device: device.map { VulkanDeviceSelector($0) })
+    }
+
+    /// Every Vulkan device the loader sees, for `psic devices`. Throws when there is no loader or driver.
+    public static func availableDevices() throws -> [VulkanDeviceInfo] {
+        try VulkanInstance.shared().devices
+    }
+
+    /// Why Vulkan cannot be used here, or nil when at least one compute device exists.
+    public static func unavailableReason() -> String? {
+        do {
+            let devices = try availableDevices()
+            return devices.contains(where: \.hasComputeQueue) ? nil : VulkanError.noComputeDevice.description
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    public func prepare(_ graph: Graph) throws -> PreparedGraph {
+        try VulkanPreparedGraph(backend: self, graph: graph)
+    }
+
+    /// Uploaded parameters of `layer`, packing and uploading them on first use.
+    func parameters(for layer: AnyObject, pack: () -> PackedParameters) throws -> UploadedParameters {
+        let id = ObjectIdentifier(layer)
+        parameterLock.lock()
+        defer { parameterLock.unlock() }
+        if let p = parameters[id] { return p }
+        let packed = pack()
+        // Owned by the cache for the backend's lifetime rather than pooled: weights are
+        // reused by every image.
+        let buffer = try VulkanBuffer(device: device, kind: .device, size: max(packed.byteCount, 4))
+        try upload(packed, to: buffer)
+        let entry = UploadedParameters(layer: layer, buffer: buffer, packed: packed)
+        parameters[id] = entry
+        return entry
+    }
+
+    private func upload(_ packed: PackedParameters, to buffer: VulkanBuffer) throws {
+        func write(_ dst: UnsafeMutableRawPointer) {
+            switch packed.storage {
+            case let .floats(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            case let .ints(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+        }
+        if let mapped = buffer.mapped {
+            write(mapped)
+            return
+        }
+        let staging = try bufferPool.acquire(bytes: packed.byteCount, kind: .staging)
+        defer { bufferPool.release(staging) }
+        write(staging.mapped!)
+        try device.runOnce { cb in
+            var region = VkBufferCopy(srcOffset: 0, dstOffset: 0, size: VkDeviceSize(packed.byteCount))
+            device.vk.cmdCopyBuffer(cb, staging.handle, buffer.handle, 1, &region)
+        }
+    }
+
+    /// The dispatches computing `node`, with views given as element offsets into their buffers.
+    func plan(_ node: GraphNode, inOffset: Int, outOffset: Int) throws -> (dispatches: [KernelDispatch], parameters: UploadedParameters) {
+        var push = KernelPushConstants()
+        push.inC = Int32(node.inputShape.channels)
+        push.inH = Int32(node.inputShape.height)
+        push.inW = Int32(node.inputShape.width)
+        push.outC = Int32(node.outputShape.channels)
+        push.outH = Int32(node.outputShape.height)
+        push.outW = Int32(node.outputShape.width)
+        push.inOffset = Int32(inOffset)
+        push.outOffset = Int32(outOffset)
+        let out = node.outputShape
+
+        func activationCode(_ a: Activation) -> Int32 {
+            switch a {
+            case .none: return 0
+            case .relu: return 1
+            case let .leakyReLU(slope):
+                push.leakySlope = slope
+                return 2
+            }
+        }
+        func intActivationCode(_ q: IntegerRequantization) -> Int32 {
+            push.outMin = q.outputMin
+            push.outMax = q.outputMax
+            switch q.activation {
+            case .none: return 0
+            case .relu: return 1
+            case let .leakyReLU(k):
+                push.leakyNumerator = k
+                return 2
+            }
+        }
+        // Conv-family kernels: spec constants LX, LY, ACT, K, S, P, OCB, PX (+ RY, RX).
+        func convDispatches(kernel: ShaderLibrary.Kernel, act: Int32, k: Int, s: Int, p: Int,
+                            tiling t: ConvTiling, transposed: Bool, params: UploadedParameters) throws -> [KernelDispatch] {
+            push.biasOffset = Int32(params.packed.biasOffset)
+            push.multiplierOffset = Int32(params.packed.multiplierOffset)
+            push.shiftOffset = Int32(params.packed.shiftOffset)
+            let base: [Int32] = [t.groupX, t.groupY].map(Int32.init) + [act] + [k, s, p, t.outputChannels, t.pixels].map(Int32.init)
+            let blocks = ceilDiv(out.channels, t.outputChannels)
+            if !transposed {
+                let pipe = try pipelines.pipeline(kernel, constants: base)
+                return [KernelDispatch(pipeline: pipe, push: push,
+                                       groups: (ceilDiv(out.width, t.pixels * t.groupX), ceilDiv(out.height, t.groupY), blocks))]
+            }
+            var list: [KernelDispatch] = []
+            for ry in 0..<s {
+                for rx in 0..<s {
+                    let qH = ceilDiv(out.height - ry, s), qW = ceilDiv(out.width - rx, s)
+                    guard qH > 0, qW > 0 else { continue }
+                    var ph = push
+                    ph.qH = Int32(qH)
+                    ph.qW = Int32(qW)
+                    let pipe = try pipelines.pipeline(kernel, constants: base + [Int32(ry), Int32(rx)])
+                    list.append(KernelDispatch(pipeline: pipe, push: ph,
+                                               groups: (ceilDiv(qW, t.pixels * t.groupX), ceilDiv(qH, t.groupY), blocks)))
+                }
+            }
+            return list
+        }
+
+        switch node.op {
+        case let .conv2d(l):
+            let t = ConvTiling.forConv(outChannels: l.outChannels)
+            let params = try parameters(for: l) { ParameterPacking.conv(l, tiling: t) }
+            return (try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
+                                       s: l.stride, p: l.padding, tiling: t, transposed: false, params: params), params)
+        case let .convTranspose2d(l):
+            let t = ConvTiling.forConv(outChannels: l.outChannels)
+            let params = try parameters(for: l) { ParameterPacking.convTranspose(l, tiling: t) }
+            return (try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation), k: l.kernelSize,
+                                       s: l.stride, p: l.padding, tiling: t, transposed: true, params: params), params)
+        case let .intConv2d(l):
+            guard deviceInfo.supportsInt64 else {
+                throw VulkanError.unsupportedFeature(feature: "shaderInt64 (needed by the integer requantisation)",
+                                                     device: deviceInfo.name)
+            }
+            let t = ConvTiling.forConv(outChannels: l.outChannels)
+            let params = try parameters(for: l) { ParameterPacking.intConv(l, tiling: t) }
+            return (try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
+                                       act: intActivationCode(l.requantization), k: l.kernelSize, s: l.stride,
+                                       p: l.padding, tiling: t, transposed: l.transposed, params: params), params)
+        case let .gdn(l):
+            let t = GDNTiling.forGDN(channels: l.channels)
+            let params = try parameters(for: l) { ParameterPacking.gdn(l, tiling: t) }
+            push.biasOffset = Int32(params.packed.biasOffset)
+            let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
+                                                                 Int32(t.pixels), l.inverse ? 1 : 0])
+            let plane = out.planeSize
+            return ([KernelDispatch(pipeline: pipe, push: push,
+                                    groups: (ceilDiv(plane, t.pixels * t.groupX), 1, ceilDiv(l.channels, t.channels)))], params)
+        }
+    }
+}

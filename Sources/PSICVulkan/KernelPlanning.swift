@@ -1,0 +1,133 @@
+import CVulkan
+import Foundation
+import PSICEngine
+
+/// Register blocking of the convolution kernels: each invocation computes `outputChannels`
+/// x `pixels` outputs; a workgroup is `groupX` x `groupY` invocations.
+struct ConvTiling: Hashable, Sendable {
+    var outputChannels: Int
+    var pixels: Int
+    var groupX: Int
+    var groupY: Int
+
+    /// Defaults measured on lavapipe (AVX2, 8 lanes) and sized so the accumulators stay in
+    /// registers on GPUs as well. `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly` overrides them, for tuning.
+    static func forConv(outChannels: Int) -> ConvTiling {
+        if let o = override { return o }
+        let ocb = min(8, nextPowerOfTwo(outChannels))
+        return ConvTiling(outputChannels: ocb, pixels: 4, groupX: 8, groupY: 4)
+    }
+
+    static let override: ConvTiling? = {
+        guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_CONV_TILE"] else { return nil }
+        let v = s.split(separator: ",").compactMap { Int($0) }
+        guard v.count == 4, v.allSatisfy({ $0 > 0 }) else { return nil }
+        return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3])
+    }()
+}
+
+/// Blocking of the GDN kernel: `channels` x `pixels` outputs per invocation.
+struct GDNTiling: Hashable, Sendable {
+    var channels: Int
+    var pixels: Int
+    var groupX: Int
+
+    static func forGDN(channels: Int) -> GDNTiling {
+        GDNTiling(channels: min(16, nextPowerOfTwo(channels)), pixels: 2, groupX: 32)
+    }
+}
+
+func nextPowerOfTwo(_ n: Int) -> Int {
+    var p = 1
+    while p < n { p <<= 1 }
+    return p
+}
+
+func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
+
+/// A layer's parameters packed the way its kernel reads them, ready to upload.
+struct PackedParameters {
+    enum Storage {
+        case floats([Float])
+        case ints([Int32])
+    }
+    var storage: Storage
+    var biasOffset = 0
+    var multiplierOffset = 0
+    var shiftOffset = 0
+
+    var byteCount: Int {
+        switch storage {
+        case let .floats(v): return v.count * 4
+        case let .ints(v): return v.count * 4
+        }
+    }
+}
+
+enum ParameterPacking {
+    /// Conv weights to `[block][ci][ky][kx][ocb]`, from `[co][ci][k][k]` or, when
+    /// `transposed`, `[ci][co][k][k]`; output channels past `outC` are zero.
+    static func convWeights<T: Numeric>(_ w: [T], inC: Int, outC: Int, k: Int, ocb: Int, transposed: Bool) -> [T] {
+        let blocks = ceilDiv(outC, ocb)
+        let kk = k * k
+        var out = [T](repeating: 0, count: blocks * inC * kk * ocb)
+        for co in 0..<outC {
+            let b = co / ocb, o = co % ocb
+            for ci in 0..<inC {
+                let src = transposed ? (ci * outC + co) * kk : (co * inC + ci) * kk
+                let dst = (b * inC + ci) * kk * ocb + o
+                for t in 0..<kk { out[dst + t * ocb] = w[src + t] }
+            }
+        }
+        return out
+    }
+
+    static func padded<T: Numeric>(_ v: [T], to count: Int) -> [T] {
+        v + [T](repeating: 0, count: count - v.count)
+    }
+
+    static func conv(_ l: Conv2dLayer, tiling: ConvTiling) -> PackedParameters {
+        let w = convWeights(l.weights, inC: l.inChannels, outC: l.outChannels, k: l.kernelSize,
+                            ocb: tiling.outputChannels, transposed: false)
+        let bias = padded(l.bias, to: ceilDiv(l.outChannels, tiling.outputChannels) * tiling.outputChannels)
+        return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
+    }
+
+    static func convTranspose(_ l: ConvTranspose2dLayer, tiling: ConvTiling) -> PackedParameters {
+        let w = convWeights(l.weights, inC: l.inChannels, outC: l.outChannels, k: l.kernelSize,
+                            ocb: tiling.outputChannels, transposed: true)
+        let bias = padded(l.bias, to: ceilDiv(l.outChannels, tiling.outputChannels) * tiling.outputChannels)
+        return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
+    }
+
+    static func intConv(_ l: IntConv2dLayer, tiling: ConvTiling) -> PackedParameters {
+        let w = convWeights(l.weights.map(Int32.init), inC: l.inChannels, outC: l.outChannels, k: l.kernelSize,
+                            ocb: tiling.outputChannels, transposed: l.transposed)
+        let bias = padded(l.bias, to: ceilDiv(l.outChannels, tiling.outputChannels) * tiling.outputChannels)
+        let q = l.requantization
+        let all = w + bias + q.multiplier + q.shift
+        return PackedParameters(storage: .ints(all), biasOffset: w.count, multiplierOffset: w.count + bias.count,
+                                shiftOffset: w.count + bias.count + q.multiplier.count)
+    }
+
+    /// gamma `[i][j]` to `[block][j][cb]`, then beta, both zero-padded to whole blocks.
+    /// Padded channels get beta 1 so their (unused) accumulators never hit sqrt(0).
+    static func gdn(_ l: GDNLayer, tiling: GDNTiling) -> PackedParameters {
+        let cb = tiling.channels
+        let c = l.channels
+        let blocks = ceilDiv(c, cb)
+        var g = [Float](repeating: 0, count: blocks * c * cb)
+        for i in 0..<c {
+            for j in 0..<c { g[((i / cb) * c + j) * cb + i % cb] = l.gamma[i * c + j] }
+        }
+        let beta = l.beta + [Float](repeating: 1, count: blocks * cb - c)
+        return PackedParameters(storage: .floats(g + beta), biasOffset: g.count)
+    }
+}
+
+/// One vkCmdDispatch of a node.
+struct KernelDispatch {
+    let pipeline: ComputePipeline
+    var push: KernelPushConstants
+    let groups: (x: Int, y: Int, z: Int)
+}

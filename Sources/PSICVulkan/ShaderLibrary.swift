@@ -1,0 +1,47 @@
+/// The compute kernels, compiled from Shaders/*.comp at build time by ShaderPlugin, which
+/// adds one `<name>_hex` string per shader to this namespace.
+enum ShaderLibrary {
+    /// Every kernel the backend dispatches.
+    enum Kernel: String, CaseIterable, Sendable {
+        case conv2d
+        case conv_transpose2d
+        case gdn
+        case int_conv2d
+        case int_conv_transpose2d
+
+        var hex: String {
+            switch self {
+            case .conv2d: return ShaderLibrary.conv2d_hex
+            case .conv_transpose2d: return ShaderLibrary.conv_transpose2d_hex
+            case .gdn: return ShaderLibrary.gdn_hex
+            case .int_conv2d: return ShaderLibrary.int_conv2d_hex
+            case .int_conv_transpose2d: return ShaderLibrary.int_conv_transpose2d_hex
+            }
+        }
+
+        /// SPIR-V words of the kernel.
+        var spirv: [UInt32] { ShaderLibrary.decode(hex) }
+    }
+
+    /// Decodes the little-endian hex bytes written by ShaderEmbedder.
+    static func decode(_ hex: String) -> [UInt32] {
+        var words = [UInt32]()
+        words.reserveCapacity(hex.utf8.count / 8)
+        var word: UInt32 = 0
+        var nibbles = 0
+        for c in hex.utf8 {
+            let v = c <= 57 ? UInt32(c - 48) : UInt32(c - 87)  // '0'...'9', 'a'...'f'
+            // Byte k of the word is hex digits 2k, 2k+1 (high nibble first).
+            let byte = nibbles / 2
+            let shift = UInt32(byte * 8 + (nibbles % 2 == 0 ? 4 : 0))
+            word |= v << shift
+            nibbles += 1
+            if nibbles == 8 {
+                words.append(word)
+                word = 0
+                nibbles = 0
+            }
+        }
+        return words
+    }
+}

@@ -1,0 +1,203 @@
+import CVulkan
+import Foundation
+
+/// A logical device with one compute queue. Shared by everything a backend creates; the
+/// queue and the command pool are externally synchronised in Vulkan, hence `queueLock`.
+final class VulkanDevice: @unchecked Sendable {
+    let instance: VulkanInstance
+    let info: VulkanDeviceInfo
+    let physicalDevice: VkPhysicalDevice
+    let handle: VkDevice
+    let vk: DeviceFunctions
+    let queue: VkQueue
+    let queueFamily: UInt32
+    /// Nanoseconds per timestamp tick.
+    let timestampPeriod: Double
+    let timestampMask: UInt64
+    let memoryProperties: VkPhysicalDeviceMemoryProperties
+    /// Memory type for tensors and weights, and whether the host can map it. On CPU and
+    /// integrated devices all memory is host memory, so mapping it skips every staging copy;
+    /// on discrete GPUs tensors live in VRAM and move through staging buffers.
+    let deviceMemoryType: UInt32
+    let deviceMemoryMapped: Bool
+    /// Host-visible coherent memory for staging (cached if available: we read results back).
+    let stagingMemoryType: UInt32
+
+    private let queueLock = NSLock()
+    private let commandPool: VkCommandPool
+
+    init(selector: VulkanDeviceSelector) throws {
+        instance = try VulkanInstance.shared()
+        let fns = instance.functions
+        info = try selector.pick(from: instance.devices)
+        physicalDevice = instance.physicalDevices[info.index]
+        guard let family = VulkanInstance.computeQueueFamily(physicalDevice, functions: fns) else {
+            throw VulkanError.noComputeDevice
+        }
+        queueFamily = family.index
+        timestampMask = family.timestampBits >= 64 ? ~0 : (UInt64(1) << UInt64(family.timestampBits)) - 1
+        var props = VkPhysicalDeviceProperties()
+        fns.getPhysicalDeviceProperties(physicalDevice, &props)
+        timestampPeriod = Double(props.limits.timestampPeriod)
+
+        var priority: Float = 1
+        var device: VkDevice?
+        let physicalDevice = self.physicalDevice
+        let int64 = info.supportsInt64
+        let result: VkResult = withUnsafePointer(to: &priority) { prio in
+            var queueInfo = VkDeviceQueueCreateInfo()
+            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+            queueInfo.queueFamilyIndex = family.index
+            queueInfo.queueCount = 1
+            queueInfo.pQueuePriorities = prio
+            var features = VkPhysicalDeviceFeatures()
+            features.shaderInt64 = int64 ? 1 : 0
+            return withUnsafePointer(to: &queueInfo) { qp in
+                withUnsafePointer(to: &features) { fp in
+                    var createInfo = VkDeviceCreateInfo()
+                    createInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                    createInfo.queueCreateInfoCount = 1
+                    createInfo.pQueueCreateInfos = qp
+                    createInfo.pEnabledFeatures = fp
+                    return fns.createDevice(physicalDevice, &createInfo, nil, &device)
+                }
+            }
+        }
+        try check(result, "vkCreateDevice")
+        guard let device else { throw VulkanError.callFailed(function: "vkCreateDevice", result: result.rawValue) }
+        handle = device
+        do {
+            vk = try DeviceFunctions(instance: fns, device: device)
+        } catch {
+            if let f = fns.getDeviceProcAddr(device, "vkDestroyDevice") {
+                unsafeBitCast(f, to: PFN_vkDestroyDevice.self)(device, nil)
+            }
+            throw error
+        }
+        var q: VkQueue?
+        vk.getDeviceQueue(device, family.index, 0, &q)
+        guard let q else {
+            vk.destroyDevice(device, nil)
+            throw VulkanError.noComputeDevice
+        }
+        queue = q
+
+        var memory = VkPhysicalDeviceMemoryProperties()
+        fns.getPhysicalDeviceMemoryProperties(physicalDevice, &memory)
+        memoryProperties = memory
+        let types: [VkMemoryPropertyFlags] = withUnsafeBytes(of: memory.memoryTypes) { raw in
+            let t = raw.bindMemory(to: VkMemoryType.self)
+            return (0..<Int(memory.memoryTypeCount)).map { t[$0].propertyFlags }
+        }
+        let local = UInt32(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue)
+        let visible = UInt32(VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue)
+        let coherent = UInt32(VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue)
+        let cached = UInt32(VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue)
+        func first(_ required: UInt32) -> UInt32? {
+            types.firstIndex { $0 & required == required }.map(UInt32.init)
+        }
+        guard let staging = first(visible | coherent | cached) ?? first(visible | coherent) else {
+            vk.destroyDevice(device, nil)
+            throw VulkanError.noSuitableMemory(purpose: "host-visible staging buffers")
+        }
+        stagingMemoryType = staging
+        // Discrete GPUs: host-visible VRAM (resizable BAR) is slow to read from the host, so
+        // use plain device-local memory and staging. Others: map device memory directly.
+        let unified = info.type != .discreteGPU
+        if unified, let t = first(local | visible | coherent) ?? first(visible | coherent) {
+            deviceMemoryType = t
+            deviceMemoryMapped = true
+        } else if let t = first(local) {
+            deviceMemoryType = t
+            deviceMemoryMapped = types[Int(t)] & (visible | coherent) == (visible | coherent)
+        } else {
+            deviceMemoryType = staging
+            deviceMemoryMapped = true
+        }
+
+        var poolInfo = VkCommandPoolCreateInfo()
+        poolInfo.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        poolInfo.flags = UInt32(VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue)
+        poolInfo.queueFamilyIndex = family.index
+        var pool: VkCommandPool?
+        let poolResult = vk.createCommandPool(device, &poolInfo, nil, &pool)
+        guard poolResult == VK_SUCCESS, let pool else {
+            vk.destroyDevice(device, nil)
+            throw VulkanError.callFailed(function: "vkCreateCommandPool", result: poolResult.rawValue)
+        }
+        commandPool = pool
+    }
+
+    deinit {
+        _ = vk.deviceWaitIdle(handle)
+        vk.destroyCommandPool(handle, commandPool, nil)
+        vk.destroyDevice(handle, nil)
+    }
+
+    /// Allocates primary command buffers from the shared pool.
+    func allocateCommandBuffers(_ count: Int) throws -> [VkCommandBuffer] {
+        queueLock.lock()
+        defer { queueLock.unlock() }
+        var info = VkCommandBufferAllocateInfo()
+        info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
+        info.commandPool = commandPool
+        info.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
+        info.commandBufferCount = UInt32(count)
+        var buffers = [VkCommandBuffer?](repeating: nil, count: count)
+        try check(vk.allocateCommandBuffers(handle, &info, &buffers), "vkAllocateCommandBuffers")
+        return buffers.map { $0! }
+    }
+
+    func freeCommandBuffers(_ buffers: [VkCommandBuffer]) {
+        queueLock.lock()
+        defer { queueLock.unlock() }
+        var list: [VkCommandBuffer?] = buffers
+        vk.freeCommandBuffers(handle, commandPool, UInt32(list.count), &list)
+    }
+
+    func createFence() throws -> VkFence {
+        var info = VkFenceCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var fence: VkFence?
+        try check(vk.createFence(handle, &info, nil, &fence), "vkCreateFence")
+        return fence!
+    }
+
+    /// Submits one recorded command buffer and blocks until the device has finished it.
+    func submitAndWait(_ commandBuffer: VkCommandBuffer, fence: VkFence) throws {
+        var fenceVar: VkFence? = fence
+        try check(vk.resetFences(handle, 1, &fenceVar), "vkResetFences")
+        var cb: VkCommandBuffer? = commandBuffer
+        let result: VkResult = withUnsafePointer(to: &cb) { cbp in
+            var submit = VkSubmitInfo()
+            submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO
+            submit.commandBufferCount = 1
+            submit.pCommandBuffers = cbp
+            queueLock.lock()
+            defer { queueLock.unlock() }
+            return vk.queueSubmit(queue, 1, &submit, fence)
+        }
+        try check(result, "vkQueueSubmit")
+        // A generous bound: a whole 4K transform on lavapipe takes seconds, not minutes;
+        // without one a lost device would hang the caller forever.
+        let timeoutNs: UInt64 = 300_000_000_000
+        let wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE), timeoutNs)
+        if wait == VK_TIMEOUT { throw VulkanError.timeout(seconds: Double(timeoutNs) / 1e9) }
+        try check(wait, "vkWaitForFences")
+    }
+
+    /// Records commands with `body` into a temporary command buffer, runs them and waits.
+    func runOnce(_ body: (VkCommandBuffer) throws -> Void) throws {
+        let cb = try allocateCommandBuffers(1)[0]
+        defer { freeCommandBuffers([cb]) }
+        let fence = try createFence()
+        defer { vk.destroyFence(handle, fence, nil) }
+        var begin = VkCommandBufferBeginInfo()
+        begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        begin.flags = UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
+        try check(vk.beginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
+        try body(cb)
+        try check(vk.endCommandBuffer(cb), "vkEndCommandBuffer")
+        try submitAndWait(cb, fence: fence)
+    }
+}

@@ -1,0 +1,368 @@
+import CVulkan
+import Foundation
+import PSICEngine
+
+/// A graph recorded for one Vulkan device: every tensor has a buffer, every node its
+/// pipeline, parameters and descriptor set, and the whole graph is one command buffer that
+/// each `run` resubmits unchanged. Runs of one prepared graph are serialised (it owns its
+/// buffers); use several prepared graphs for concurrent images.
+final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
+    let graph: Graph
+    private let backend: VulkanBackend
+    private var device: VulkanDevice { backend.device }
+
+    private struct NodePlan {
+        let name: String
+        let flops: Double
+        let dispatches: [KernelDispatch]
+        let descriptorSet: VkDescriptorSet
+        let reads: BufferRange
+        let writes: BufferRange
+        /// Keeps the parameter buffer alive as long as the command buffer references it.
+        let parameters: VulkanBackend.UploadedParameters
+    }
+
+    /// Byte range of one tensor's buffer touched by a node.
+    struct BufferRange: Equatable {
+        let tensor: Int
+        let offset: Int
+        let size: Int
+        func overlaps(_ o: BufferRange) -> Bool {
+            tensor == o.tensor && offset < o.offset + o.size && o.offset < offset + size
+        }
+    }
+
+    private let tensorBuffers: [VulkanBuffer]
+    /// Host-visible copies of inputs/outputs when tensor memory is not mappable (discrete GPUs).
+    private let stagingBuffers: [Int: VulkanBuffer]
+    private let nodes: [NodePlan]
+    private let descriptorPool: VkDescriptorPool
+    private let fence: VkFence
+    private let lock = NSLock()
+    private var commandBuffer: VkCommandBuffer?
+    private var timedCommandBuffer: VkCommandBuffer?
+    private var queryPool: VkQueryPool?
+
+    init(backend: VulkanBackend, graph: Graph) throws {
+        self.backend = backend
+        self.graph = graph
+        let device = backend.device
+        let vk = device.vk
+
+        var buffers: [VulkanBuffer] = []
+        var staging: [Int: VulkanBuffer] = [:]
+        var pool: VkDescriptorPool?
+        var fence: VkFence?
+        // Hand back whatever was acquired if a later step fails.
+        var success = false
+        defer {
+            if !success {
+                for b in buffers { backend.bufferPool.release(b) }
+                for b in staging.values { backend.bufferPool.release(b) }
+                if let pool { vk.destroyDescriptorPool(device.handle, pool, nil) }
+                if let fence { vk.destroyFence(device.handle, fence, nil) }
+            }
+        }
+
+        for decl in graph.tensors {
+            buffers.append(try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .device))
+        }
+        // Pooled buffers hold a previous graph's data; channels of a tensor that no node
+        // writes must read as zero, as on every backend.
+        let produced = graph.tensors.indices.filter { !graph.tensors[$0].isInput }
+        if device.deviceMemoryMapped {
+            for t in produced { memset(buffers[t].mapped!, 0, graph.tensors[t].shape.count * 4) }
+        } else if !produced.isEmpty {
+            try device.runOnce { cb in
+                for t in produced {
+                    vk.cmdFillBuffer(cb, buffers[t].handle, 0, VkDeviceSize(graph.tensors[t].shape.count * 4), 0)
+                }
+            }
+        }
+        if !device.deviceMemoryMapped {
+            let io = Set(graph.tensors.indices.filter { graph.tensors[$0].isInput } + graph.outputs.map(\.index))
+            for t in io {
+                let decl = graph.tensors[t]
+                staging[t] = try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .staging)
+            }
+        }
+
+        var poolSize = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                            descriptorCount: UInt32(max(graph.nodes.count, 1) * 3))
+        var poolInfo = VkDescriptorPoolCreateInfo()
+        poolInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
+        poolInfo.maxSets = UInt32(max(graph.nodes.count, 1))
+        poolInfo.poolSizeCount = 1
+        try withUnsafePointer(to: &poolSize) { ps in
+            poolInfo.pPoolSizes = ps
+            try check(vk.createDescriptorPool(device.handle, &poolInfo, nil, &pool), "vkCreateDescriptorPool")
+        }
+        fence = try device.createFence()
+
+        var plans: [NodePlan] = []
+        for node in graph.nodes {
+            let inPlane = node.inputShape.planeSize
+            let outPlane = node.outputShape.planeSize
+            let (dispatches, params) = try backend.plan(node, inOffset: node.input.channelOffset * inPlane,
+                                                        outOffset: node.output.channelOffset * outPlane)
+            let set = try Self.allocateSet(device: device, pool: pool!, layout: backend.pipelines.setLayout)
+            Self.writeSet(device: device, set: set, buffers: [buffers[node.input.tensor.index].handle,
+                                                              buffers[node.output.tensor.index].handle,
+                                                              params.buffer.handle])
+            plans.append(NodePlan(
+                name: node.op.name,
+                flops: node.op.flops(input: node.inputShape, output: node.outputShape),
+                dispatches: dispatches, descriptorSet: set,
+                reads: BufferRange(tensor: node.input.tensor.index, offset: node.input.channelOffset * inPlane * 4,
+                                   size: node.input.channels * inPlane * 4),
+                writes: BufferRange(tensor: node.output.tensor.index, offset: node.output.channelOffset * outPlane * 4,
+                                    size: node.output.channels * outPlane * 4),
+                parameters: params))
+        }
+        tensorBuffers = buffers
+        stagingBuffers = staging
+        nodes = plans
+        descriptorPool = pool!
+        self.fence = fence!
+        success = true
+    }
+
+    deinit {
+        let vk = device.vk
+        var cbs: [VkCommandBuffer] = []
+        if let commandBuffer { cbs.append(commandBuffer) }
+        if let timedCommandBuffer { cbs.append(timedCommandBuffer) }
+        if !cbs.isEmpty { device.freeCommandBuffers(cbs) }
+        if let queryPool { vk.destroyQueryPool(device.handle, queryPool, nil) }
+        vk.destroyDescriptorPool(device.handle, descriptorPool, nil)
+        vk.destroyFence(device.handle, fence, nil)
+        // Every submission was waited for, so the device no longer uses these buffers.
+        for b in tensorBuffers { backend.bufferPool.release(b) }
+        for b in stagingBuffers.values { backend.bufferPool.release(b) }
+    }
+
+    private static func allocateSet(device: VulkanDevice, pool: VkDescriptorPool, layout: VkDescriptorSetLayout) throws -> VkDescriptorSet {
+        var layoutVar: VkDescriptorSetLayout? = layout
+        var set: VkDescriptorSet?
+        try withUnsafePointer(to: &layoutVar) { lp in
+            var info = VkDescriptorSetAllocateInfo()
+            info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
+            info.descriptorPool = pool
+            info.descriptorSetCount = 1
+            info.pSetLayouts = lp
+            try check(device.vk.allocateDescriptorSets(device.handle, &info, &set), "vkAllocateDescriptorSets")
+        }
+        return set!
+    }
+
+    /// Binds whole buffers: views are addressed by element offsets in push constants, which
+    /// sidesteps minStorageBufferOffsetAlignment for channel views.
+    private static func writeSet(device: VulkanDevice, set: VkDescriptorSet, buffers: [VkBuffer]) {
+        var infos = buffers.map { VkDescriptorBufferInfo(buffer: $0, offset: 0, range: VkDeviceSize(VK_WHOLE_SIZE)) }
+        infos.withUnsafeMutableBufferPointer { ip in
+            var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
+                var w = VkWriteDescriptorSet()
+                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                w.dstSet = set
+                w.dstBinding = UInt32(i)
+                w.descriptorCount = 1
+                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
+                return w
+            }
+            device.vk.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
+        }
+    }
+
+    // MARK: Recording
+
+    private static let computeStage = UInt32(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue)
+    private static let transferStage = UInt32(VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue)
+    private static let hostStage = UInt32(VK_PIPELINE_STAGE_HOST_BIT.rawValue)
+    private static let shaderRead = UInt32(VK_ACCESS_SHADER_READ_BIT.rawValue)
+    private static let shaderWrite = UInt32(VK_ACCESS_SHADER_WRITE_BIT.rawValue)
+
+    private func globalBarrier(_ cb: VkCommandBuffer, src: UInt32, srcAccess: UInt32, dst: UInt32, dstAccess: UInt32) {
+        var b = VkMemoryBarrier()
+        b.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        b.srcAccessMask = srcAccess
+        b.dstAccessMask = dstAccess
+        device.vk.cmdPipelineBarrier(cb, src, dst, 0, 1, &b, 0, nil, 0, nil)
+    }
+
+    /// Records the graph. `timed`: a timestamp around every node and a full barrier between
+    /// nodes, so each interval holds exactly one node's work (otherwise independent nodes
+    /// may overlap and their intervals would not mean anything).
+    private func record(timed: Bool) throws -> VkCommandBuffer {
+        let vk = device.vk
+        let cb = try device.allocateCommandBuffers(1)[0]
+        var begin = VkCommandBufferBeginInfo()
+        begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        try check(vk.beginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
+
+        // Inputs: staging -> device (discrete GPUs). Host writes to mapped memory need no
+        // barrier: vkQueueSubmit makes them visible.
+        for (t, decl) in graph.tensors.enumerated() where decl.isInput {
+            if let s = stagingBuffers[t] {
+                var region = VkBufferCopy(srcOffset: 0, dstOffset: 0, size: VkDeviceSize(decl.shape.count * 4))
+                vk.cmdCopyBuffer(cb, s.handle, tensorBuffers[t].handle, 1, &region)
+            }
+        }
+        // Orders this run after the previous run's shader accesses (WAR/WAW on the same
+        // tensors across submissions) and after the input copies.
+        globalBarrier(cb, src: Self.computeStage | Self.transferStage,
+                      srcAccess: Self.shaderRead | Self.shaderWrite | UInt32(VK_ACCESS_TRANSFER_WRITE_BIT.rawValue),
+                      dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
+
+        if timed, let qp = queryPool {
+            vk.cmdResetQueryPool(cb, qp, 0, UInt32(nodes.count + 1))
+            vk.cmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, qp, 0)
+        }
+
+        // Hazard tracking: writes not yet made visible by a barrier, and reads since the last barrier.
+        var pendingWrites: [BufferRange] = []
+        var pendingReads: [BufferRange] = []
+        for (i, node) in nodes.enumerated() {
+            if timed {
+                if i > 0 {
+                    globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
+                                  dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
+                }
+            } else {
+                // RAW: we read what an earlier node wrote. WAW: we overwrite it. WAR: we
+                // overwrite what an earlier node still reads (execution dependency only).
+                let raw = pendingWrites.filter { $0.overlaps(node.reads) || $0.overlaps(node.writes) }
+                let war = pendingReads.contains { $0.overlaps(node.writes) }
+                if !raw.isEmpty || war {
+                    var barriers = raw.map { r -> VkBufferMemoryBarrier in
+                        var b = VkBufferMemoryBarrier()
+                        b.sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER
+                        b.srcAccessMask = Self.shaderWrite
+                        b.dstAccessMask = Self.shaderRead | Self.shaderWrite
+                        b.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
+                        b.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
+                        b.buffer = tensorBuffers[r.tensor].handle
+                        b.offset = VkDeviceSize(r.offset)
+                        b.size = VkDeviceSize(r.size)
+                        return b
+                    }
+                    vk.cmdPipelineBarrier(cb, Self.computeStage, Self.computeStage, 0, 0, nil,
+                                          UInt32(barriers.count), &barriers, 0, nil)
+                    pendingWrites.removeAll { r in raw.contains(r) }
+                    // The barrier is an execution dependency on all earlier dispatches.
+                    pendingReads.removeAll()
+                }
+            }
+            for d in node.dispatches {
+                vk.cmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.handle)
+                var set: VkDescriptorSet? = node.descriptorSet
+                vk.cmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.layout, 0, 1, &set, 0, nil)
+                var push = d.push
+                vk.cmdPushConstants(cb, d.pipeline.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0,
+                                     UInt32(KernelPushConstants.size), &push)
+                vk.cmdDispatch(cb, UInt32(d.groups.x), UInt32(d.groups.y), UInt32(d.groups.z))
+            }
+            pendingWrites.append(node.writes)
+            pendingReads.append(node.reads)
+            if timed, let qp = queryPool {
+                vk.cmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, qp, UInt32(i + 1))
+            }
+        }
+
+        // Outputs: make shader writes visible to the copy (staging) or to the host (mapped).
+        if stagingBuffers.isEmpty {
+            globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
+                          dst: Self.hostStage, dstAccess: UInt32(VK_ACCESS_HOST_READ_BIT.rawValue))
+        } else {
+            globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
+                          dst: Self.transferStage, dstAccess: UInt32(VK_ACCESS_TRANSFER_READ_BIT.rawValue))
+            for t in graph.outputs {
+                guard let s = stagingBuffers[t.index] else { continue }
+                var region = VkBufferCopy(srcOffset: 0, dstOffset: 0, size: VkDeviceSize(graph.tensors[t.index].shape.count * 4))
+                vk.cmdCopyBuffer(cb, tensorBuffers[t.index].handle, s.handle, 1, &region)
+            }
+            globalBarrier(cb, src: Self.transferStage, srcAccess: UInt32(VK_ACCESS_TRANSFER_WRITE_BIT.rawValue),
+                          dst: Self.hostStage, dstAccess: UInt32(VK_ACCESS_HOST_READ_BIT.rawValue))
+        }
+        try check(vk.endCommandBuffer(cb), "vkEndCommandBuffer")
+        return cb
+    }
+
+    private func makeQueryPool() throws -> VkQueryPool {
+        var info = VkQueryPoolCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO
+        info.queryType = VK_QUERY_TYPE_TIMESTAMP
+        info.queryCount = UInt32(nodes.count + 1)
+        var pool: VkQueryPool?
+        try check(device.vk.createQueryPool(device.handle, &info, nil, &pool), "vkCreateQueryPool")
+        return pool!
+    }
+
+    // MARK: Running
+
+    func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+        try validateInputs(inputs)
+        lock.lock()
+        defer { lock.unlock() }
+        let timed = collectTimings && device.info.supportsTimestamps
+        let cb: VkCommandBuffer
+        if timed {
+            if queryPool == nil { queryPool = try makeQueryPool() }
+            if timedCommandBuffer == nil { timedCommandBuffer = try record(timed: true) }
+            cb = timedCommandBuffer!
+        } else {
+            if commandBuffer == nil { commandBuffer = try record(timed: false) }
+            cb = commandBuffer!
+        }
+
+        for (id, tensor) in inputs {
+            let dst = stagingBuffers[id.index]?.mapped ?? tensorBuffers[id.index].mapped!
+            switch tensor.storage {
+            case let .float32(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            case let .int32(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        try device.submitAndWait(cb, fence: fence)
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+
+        var outputs: [TensorID: Tensor] = [:]
+        for id in graph.outputs {
+            let decl = graph.tensors[id.index]
+            let src = UnsafeRawPointer(stagingBuffers[id.index]?.mapped ?? tensorBuffers[id.index].mapped!)
+            let n = decl.shape.count
+            switch decl.scalarType {
+            case .float32:
+                let v = [Float](unsafeUninitializedCapacity: n) { p, c in
+                    p.baseAddress!.update(from: src.assumingMemoryBound(to: Float.self), count: n)
+                    c = n
+                }
+                outputs[id] = Tensor(shape: decl.shape, floats: v)
+            case .int32:
+                let v = [Int32](unsafeUninitializedCapacity: n) { p, c in
+                    p.baseAddress!.update(from: src.assumingMemoryBound(to: Int32.self), count: n)
+                    c = n
+                }
+                outputs[id] = Tensor(shape: decl.shape, ints: v)
+            }
+        }
+
+        var timings: [KernelTiming] = []
+        if collectTimings {
+            if timed, let qp = queryPool {
+                var stamps = [UInt64](repeating: 0, count: nodes.count + 1)
+                try check(device.vk.getQueryPoolResults(device.handle, qp, 0, UInt32(stamps.count), stamps.count * 8,
+                                                         &stamps, 8, VkQueryResultFlags(VK_QUERY_RESULT_64_BIT.rawValue | VK_QUERY_RESULT_WAIT_BIT.rawValue)),
+                          "vkGetQueryPoolResults")
+                for (i, n) in nodes.enumerated() {
+                    let ticks = (stamps[i + 1] &- stamps[i]) & device.timestampMask
+                    timings.append(KernelTiming(node: n.name, seconds: Double(ticks) * device.timestampPeriod / 1e9, flops: n.flops))
+                }
+            } else {
+                // No timestamps on this queue: report the whole submission as one entry.
+                timings.append(KernelTiming(node: "graph", seconds: wall, flops: nodes.reduce(0) { $0 + $1.flops }))
+            }
+        }
+        return GraphResult(outputs: outputs, timings: timings)
+    }
+}

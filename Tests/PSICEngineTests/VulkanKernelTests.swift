@@ -1,0 +1,278 @@
+import XCTest
+@testable import PSICEngine
+@testable import PSICVulkan
+
+/// One backend for the whole test run: creating a device compiles nothing, but each
+/// pipeline compiles on first use (LLVM on lavapipe), and sharing the backend shares them.
+enum SharedVulkan {
+    static let backend: Result<VulkanBackend, Error> = Result { try VulkanBackend() }
+
+    /// The backend, or an XCTSkip when this machine has no Vulkan loader, driver or device.
+    /// Any other failure is a test failure.
+    static func get() throws -> VulkanBackend {
+        switch backend {
+        case let .success(b): return b
+        case let .failure(e as VulkanError):
+            switch e {
+            case .loaderNotFound, .noDriver, .noComputeDevice:
+                throw XCTSkip("no Vulkan device: \(e)")
+            default: throw e
+            }
+        case let .failure(e): throw e
+        }
+    }
+}
+
+/// Float kernels are compared with the exact (Double) reference under the standard bound for
+/// recursive fp32 summation: |computed - exact| <= n * u * sum|terms| (u = 2^-24 unit
+/// roundoff, n terms, Higham's gamma_n), which holds for any summation order and with or
+/// without fused multiply-add, so it cannot fail on a correct kernel on any GPU. We allow
+/// 2n u to cover the final rounding and the activation; a wrong tap or a missing term
+/// misses by about one |term|, which is orders of magnitude above this.
+func assertFloatClose(_ got: [Float], _ ref: ReferenceKernels.FloatResult, slope: Double = 1,
+                      file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, ref.values.count, file: file, line: line)
+    let u = pow(2.0, -24.0)
+    var failures = 0
+    for i in got.indices {
+        let tol = 2 * Double(ref.terms + 2) * u * ref.magnitude[i] * max(1, slope) + 1e-30
+        let err = abs(Double(got[i]) - ref.values[i])
+        if !(err <= tol) {
+            failures += 1
+            if failures <= 5 {
+                XCTFail("element \(i): got \(got[i]), expected \(ref.values[i]) (error \(err) > bound \(tol))",
+                        file: file, line: line)
+            }
+        }
+    }
+    if failures > 5 { XCTFail("\(failures) elements out of tolerance", file: file, line: line) }
+}
+
+final class VulkanKernelTests: XCTestCase {
+    /// Runs a single-op graph on Vulkan: input tensor of `inChannels` channels (the op reads
+    /// the view at `inOffset`), writing into the view at `outOffset` of an output tensor with
+    /// `outExtra` more channels. Returns the op's output view.
+    func runSingle(_ op: LayerOp, input: Tensor, inView: (offset: Int, channels: Int),
+                   outOffset: Int = 0, outExtra: Int = 0) throws -> Tensor {
+        let backend = try SharedVulkan.get()
+        var g = Graph()
+        let x = g.addInput("x", shape: input.shape, type: input.scalarType)
+        let view = TensorView(tensor: x, channelOffset: inView.offset, channels: inView.channels)
+        let inShape = TensorShape(channels: inView.channels, height: input.shape.height, width: input.shape.width)
+        let outShape = op.outputShape(for: inShape)!
+        let yDecl = TensorShape(channels: outShape.channels + outExtra, height: outShape.height, width: outShape.width)
+        let y = g.addTensor("y", shape: yDecl, type: op.scalarType)
+        try g.append(op, input: view, output: TensorView(tensor: y, channelOffset: outOffset, channels: outShape.channels))
+        g.markOutput(y)
+        let prepared = try backend.prepare(g)
+        let result = try prepared.run(inputs: [x: input]).outputs[y]!
+        let plane = outShape.planeSize
+        let range = outOffset * plane..<(outOffset + outShape.channels) * plane
+        // Channels no node writes must read as zero (buffers are pooled and reused).
+        switch result.storage {
+        case let .float32(v):
+            XCTAssertTrue(v[..<range.lowerBound].allSatisfy { $0 == 0 } && v[range.upperBound...].allSatisfy { $0 == 0 },
+                          "unwritten channels are not zero")
+            return Tensor(shape: outShape, floats: Array(v[range]))
+        case let .int32(v):
+            XCTAssertTrue(v[..<range.lowerBound].allSatisfy { $0 == 0 } && v[range.upperBound...].allSatisfy { $0 == 0 },
+                          "unwritten channels are not zero")
+            return Tensor(shape: outShape, ints: Array(v[range]))
+        }
+    }
+
+    func testConv2dShapes() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 1)
+        // (in, out, k, stride, h, w, activation): odd sizes, sizes off the workgroup tile,
+        // channel counts off the 8-channel block, 1x1 images.
+        let cases: [(Int, Int, Int, Int, Int, Int, Activation)] = [
+            (3, 8, 5, 2, 17, 23, .none), (5, 3, 3, 1, 9, 7, .relu), (4, 13, 1, 1, 6, 35, .leakyReLU(slope: 0.1)),
+            (6, 9, 5, 1, 11, 13, .none), (7, 16, 3, 2, 10, 33, .relu), (2, 5, 1, 2, 7, 7, .none),
+            (3, 4, 5, 2, 1, 1, .none), (9, 17, 5, 2, 40, 3, .leakyReLU(slope: 0.2)),
+        ]
+        for (n, c) in cases.enumerated() {
+            let (ci, co, k, s, h, w, act) = c
+            let layer = try Conv2dLayer(name: "conv\(n)", inChannels: ci, outChannels: co, kernelSize: k, stride: s,
+                                        weights: rng.floats(co * ci * k * k), bias: rng.floats(co), activation: act)
+            let extra = n % 3
+            let shape = TensorShape(channels: ci + extra, height: h, width: w)
+            let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+            let got = try runSingle(.conv2d(layer), input: x, inView: (extra, ci), outOffset: n % 2, outExtra: 1)
+            let view = Array(x.floats![extra * h * w..<(extra + ci) * h * w])
+            var slope = 1.0
+            if case let .leakyReLU(s) = act { slope = Double(s) }
+            assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: view,
+                                                                  shape: TensorShape(channels: ci, height: h, width: w)),
+                             slope: slope)
+        }
+    }
+
+    func testConvTranspose2dShapes() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 2)
+        // (in, out, k, stride, padding, outputPadding, h, w)
+        let cases: [(Int, Int, Int, Int, Int?, Int?, Int, Int)] = [
+            (4, 8, 5, 2, nil, nil, 5, 7), (3, 3, 3, 1, nil, nil, 9, 11), (6, 5, 5, 2, 2, 0, 4, 9),
+            (8, 12, 3, 2, nil, nil, 3, 17), (5, 9, 5, 1, nil, nil, 6, 5), (2, 4, 1, 2, 0, 1, 5, 3),
+            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4),
+        ]
+        for (n, c) in cases.enumerated() {
+            let (ci, co, k, s, p, op, h, w) = c
+            let layer = try ConvTranspose2dLayer(name: "deconv\(n)", inChannels: ci, outChannels: co, kernelSize: k,
+                                                 stride: s, padding: p, outputPadding: op,
+                                                 weights: rng.floats(ci * co * k * k), bias: rng.floats(co),
+                                                 activation: n % 2 == 0 ? .none : .relu)
+            let shape = TensorShape(channels: ci, height: h, width: w)
+            let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+            let got = try runSingle(.convTranspose2d(layer), input: x, inView: (0, ci), outOffset: n % 2, outExtra: n % 2)
+            assertFloatClose(got.floats!, ReferenceKernels.convTranspose2d(layer, input: x.floats!, shape: shape))
+        }
+    }
+
+    func testGDN() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 3)
+        for (n, (c, h, w, inverse)) in [(8, 5, 7, false), (19, 3, 11, true), (3, 1, 1, false), (32, 6, 6, true)].enumerated() {
+            // Effective GDN parameters are non-negative (gamma) and positive (beta).
+            let layer = try GDNLayer(name: "gdn\(n)", channels: c, inverse: inverse,
+                                     beta: rng.floats(c, 0.5, 1.5), gamma: rng.floats(c * c, 0, 0.2))
+            let shape = TensorShape(channels: c + 2, height: h, width: w)
+            let x = Tensor(shape: shape, floats: rng.floats(shape.count, -2, 2))
+            let got = try runSingle(.gdn(layer), input: x, inView: (1, c), outOffset: 1, outExtra: 2)
+            let view = Array(x.floats![h * w..<(1 + c) * h * w])
+            // Relative bound: the normalisation sums c+1 non-negative terms (error <= (c+1) u
+            // relative), then sqrt and divide add a few ulp each (Vulkan allows 3 ulp for
+            // sqrt, 2.5 for division); 4x margin.
+            let ref = ReferenceKernels.gdn(layer, input: view, shape: TensorShape(channels: c, height: h, width: w))
+            var r = ref
+            r.terms = 4 * (c + 1 + 8)
+            assertFloatClose(got.floats!, r)
+        }
+    }
+
+    func makeIntLayer(_ rng: inout TestRandom, name: String, transposed: Bool, ci: Int, co: Int, k: Int, s: Int,
+                      activation: IntegerRequantization.IntActivation) throws -> IntConv2dLayer {
+        let weights = (0..<ci * co * k * k).map { _ in Int16(rng.int(-300, 300)) }
+        let bias = (0..<co).map { _ in Int32(rng.int(-100_000, 100_000)) }
+        // Multipliers over the full Int32 range and shifts from tiny to huge exercise the
+        // 64-bit product, the rounding and the arithmetic shift of negative values.
+        let mult = (0..<co).map { c in c == 0 ? Int32.max : c == 1 ? Int32.min + 1 : Int32(rng.int(-2_000_000_000, 2_000_000_000)) }
+        let shift = (0..<co).map { c in Int32(c == 2 ? 62 : c == 3 ? 1 : rng.int(20, 40)) }
+        let q = IntegerRequantization(multiplier: mult, shift: shift, activation: activation, outputMin: -50_000, outputMax: 60_000)
+        return try IntConv2dLayer(name: name, transposed: transposed, inChannels: ci, outChannels: co, kernelSize: k,
+                                  stride: s, weights: weights, bias: bias, inputBound: 1000, requantization: q)
+    }
+
+    func testIntConv2dExact() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 4)
+        let acts: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 26), .leakyReLU(slopeNumerator: 256)]
+        let cases: [(Bool, Int, Int, Int, Int, Int, Int)] = [
+            (false, 5, 9, 3, 1, 7, 9), (false, 4, 8, 5, 2, 13, 10), (false, 3, 6, 1, 1, 5, 5),
+            (true, 4, 7, 5, 2, 5, 6), (true, 6, 5, 3, 1, 7, 4), (false, 7, 11, 5, 1, 3, 17), (true, 3, 4, 3, 2, 1, 3),
+        ]
+        for (n, c) in cases.enumerated() {
+            let (tr, ci, co, k, s, h, w) = c
+            let layer = try makeIntLayer(&rng, name: "int\(n)", transposed: tr, ci: ci, co: co, k: k, s: s,
+                                         activation: acts[n % acts.count])
+            let shape = TensorShape(channels: ci + 1, height: h, width: w)
+            let x = Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) })
+            let got = try runSingle(.intConv2d(layer), input: x, inView: (1, ci), outOffset: 1, outExtra: 2)
+            let view = Array(x.ints!.suffix(from: h * w))
+            let ref = ReferenceKernels.intConv2d(layer, input: view, shape: TensorShape(channels: ci, height: h, width: w))
+            XCTAssertEqual(got.ints!, ref, "int layer \(n) (transposed: \(tr), k \(k), s \(s))")
+        }
+    }
+
+    /// Concatenation along channels through views: two convs write halves of one tensor,
+    /// a third reads the whole, with hazards (RAW, WAR, WAW) the barriers must order.
+    func testGraphWithViewsAndHazards() throws {
+        let backend = try SharedVulkan.get()
+        var rng = TestRandom(seed: 5)
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 4, height: 9, width: 10), type: .float32)
+        let cat = g.addTensor("cat", shape: TensorShape(channels: 6, height: 9, width: 10), type: .float32)
+        func conv(_ name: String, _ ci: Int, _ co: Int) throws -> Conv2dLayer {
+            try Conv2dLayer(name: name, inChannels: ci, outChannels: co, kernelSize: 3, stride: 1,
+                            weights: rng.floats(co * ci * 9), bias: rng.floats(co))
+        }
+        try g.append(.conv2d(conv("a", 2, 3)), input: TensorView(tensor: x, channelOffset: 0, channels: 2),
+                     output: TensorView(tensor: cat, channelOffset: 0, channels: 3))
+        try g.append(.conv2d(conv("b", 2, 3)), input: TensorView(tensor: x, channelOffset: 2, channels: 2),
+                     output: TensorView(tensor: cat, channelOffset: 3, channels: 3))
+        let mid = try g.append(.conv2d(conv("c", 6, 5)), input: g.whole(cat))
+        // Overwrites half of `cat` after `c` read it (WAR), then `e` reads the mix (RAW).
+        try g.append(.conv2d(conv("d", 5, 3)), input: mid, output: TensorView(tensor: cat, channelOffset: 0, channels: 3))
+        let out = try g.append(.gdn(GDNLayer(name: "e", channels: 6, inverse: false, beta: rng.floats(6, 0.5, 1),
+                                             gamma: rng.floats(36, 0, 0.1))), input: g.whole(cat))
+        g.markOutput(out.tensor)
+        g.markOutput(mid.tensor)
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(g.shape(of: x).count))
+        let prepared = try backend.prepare(g)
+        let ref = ReferenceKernels.run(g, inputs: [x: input])
+        for _ in 0..<2 {  // a second run reuses the recorded command buffer
+            let r = try prepared.run(inputs: [x: input])
+            for t in [out.tensor, mid.tensor] {
+                let a = r.outputs[t]!.floats!, b = ref[t]!.floats!
+                let scale = b.map { abs($0) }.max()!
+                for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-5 * scale, "tensor \(t) element \(i)") }
+            }
+        }
+    }
+
+    func testTimingsAndReuse() throws {
+        let backend = try SharedVulkan.get()
+        var rng = TestRandom(seed: 6)
+        let layer = try Conv2dLayer(name: "t", inChannels: 3, outChannels: 8, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(600), bias: rng.floats(8))
+        func graph() throws -> (Graph, TensorID) {
+            var g = Graph()
+            let x = g.addInput("x", shape: TensorShape(channels: 3, height: 32, width: 32), type: .float32)
+            g.markOutput(try g.append(.conv2d(layer), input: g.whole(x)).tensor)
+            return (g, x)
+        }
+        let (g, x) = try graph()
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(3 * 32 * 32))
+        var first: Tensor?
+        do {
+            let p = try backend.prepare(g)
+            let r = try p.run(inputs: [x: input], collectTimings: true)
+            XCTAssertEqual(r.timings.count, 1)
+            XCTAssertEqual(r.timings[0].node, "t")
+            XCTAssertGreaterThan(r.timings[0].seconds, 0)
+            XCTAssertEqual(r.timings[0].flops, 2 * 8 * 16 * 16 * 75)
+            first = r.outputs[g.outputs[0]]
+            // Timed and untimed recordings compute the same thing.
+            XCTAssertEqual(try p.run(inputs: [x: input]).outputs[g.outputs[0]], first)
+        }
+        // The first prepared graph is gone: its buffers are idle in the pool and reused.
+        let idle = backend.bufferPool.idleCount
+        XCTAssertGreaterThan(idle, 0)
+        let p2 = try backend.prepare(try graph().0)
+        XCTAssertLessThan(backend.bufferPool.idleCount, idle)
+        XCTAssertEqual(try p2.run(inputs: [x: input]).outputs[g.outputs[0]], first)
+    }
+
+    func testBadInputIsRejected() throws {
+        let backend = try SharedVulkan.get()
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 3, height: 4, width: 4), type: .float32)
+        let layer = try Conv2dLayer(name: "c", inChannels: 3, outChannels: 2, kernelSize: 1, stride: 1,
+                                    weights: [Float](repeating: 1, count: 6), bias: [0, 0])
+        g.markOutput(try g.append(.conv2d(layer), input: g.whole(x)).tensor)
+        let p = try backend.prepare(g)
+        XCTAssertThrowsError(try p.run(inputs: [:]))
+        XCTAssertThrowsError(try p.run(inputs: [x: Tensor(shape: TensorShape(channels: 3, height: 4, width: 5),
+                                                          floats: [Float](repeating: 0, count: 60))]))
+    }
+
+    func testDeviceListing() throws {
+        let backend = try SharedVulkan.get()
+        let devices = try VulkanBackend.availableDevices()
+        XCTAssertFalse(devices.isEmpty)
+        XCTAssertTrue(devices.contains { $0.name == backend.deviceInfo.name })
+        XCTAssertNil(VulkanBackend.unavailableReason())
+        XCTAssertThrowsError(try VulkanBackend(device: .name("no such device \(UInt64.random(in: 0...UInt64.max))")))
+    }
+}
