@@ -1,0 +1,49 @@
+"""Rates of the float entropy model and of the integer one (real table costs), per level."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .intmodel import IntEntropyModel
+from .model import PSICModel, gaussian_likelihood, z_likelihood
+from .quantize import float_entropy_forward
+
+
+@torch.no_grad()
+def float_bits(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, batch: int = 16):
+    """(z bits, [bits of level i]) summed over the batch, float entropy model (evaluate_levels' rule)."""
+    L = model.cfg.L
+    zb, lb = 0.0, np.zeros(L)
+    for s in range(0, y.shape[0], batch):
+        yy, zz = y[s:s + batch], z_hat[s:s + batch]
+        zb += float(-torch.log2(z_likelihood(model.entropy_bottleneck, zz)).sum())
+        _, out = float_entropy_forward(model, yy, zz)
+        for i, (_, sigma, q) in enumerate(out):
+            lb[i] += float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
+    return zb, lb
+
+
+def z_bits_int(im: IntEntropyModel, z_hat: np.ndarray):
+    z_hat = np.asarray(z_hat, np.int64)
+    rows = np.broadcast_to(np.arange(z_hat.shape[1]).reshape(1, -1, 1, 1), z_hat.shape)
+    return im.z.bits(rows, z_hat)
+
+
+def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int = 16):
+    """(z bits, [bits of level i], escapes, encodes) with the integer model's real table costs."""
+    L, lc = im.L, im.level_channels
+    zb, lb, esc = 0.0, np.zeros(L), 0
+    encs = []
+    for s in range(0, y.shape[0], batch):
+        yy, zz = np.asarray(y[s:s + batch]), np.asarray(z_hat[s:s + batch], np.int64)
+        b, e = z_bits_int(im, zz)
+        zb += b
+        esc += e
+        enc = im.encode(yy, zz)
+        for i in range(L):
+            sl = slice(i * lc, (i + 1) * lc)
+            b, e = im.gaussian.bits(enc["k"][:, sl], enc["q"][:, sl])
+            lb[i] += b
+            esc += e
+        encs.append(enc)
+    return zb, lb, esc, encs
