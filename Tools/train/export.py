@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Export a PSIC training checkpoint to the engine's model file (docs/integer-entropy-model.md).
+
+    python Tools/train/export.py --checkpoint Tools/train/runs/main/last.pt --out Models/psic-conv.safetensors \\
+        [--fp16] [--golden Tests/Golden] [--kodak ../shared/data/kodak]
+
+Steps: calibrate and quantise h_s and the entropy-parameter nets to integer layers (calibration
+crops from the training photos, never Kodak), build the CDF tables, check the integer model's
+rate loss against the float model (< 1%, on the calibration crops and on crops of the held-out
+training photos), optionally store the float transforms in fp16 (only if the full-level decode
+PSNR moves by < 0.05 dB), write the model file, re-read it, and optionally regenerate the golden
+vectors (Tests/Golden) and evaluate per-level bpp / PSNR / MS-SSIM on Kodak with the integer
+entropy model's real symbol costs. A JSON report goes to --report (default: <out>.report.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train import intmodel as im  # noqa: E402
+from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
+from psic_train.quantize import all_layers, analyse, calibrate, quantize_entropy_model  # noqa: E402
+from psic_train.rates import float_bits, int_bits, z_bits_int  # noqa: E402
+from psic_train.tables import gaussian_tables, z_tables  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+RATE_LOSS_LIMIT = 0.01
+FP16_PSNR_LIMIT = 0.05
+GOLDEN_SAMPLE_LEVEL = 2
+GOLDEN_SAMPLE_SEED = 7
+KODAK_SAMPLE_SEED = 0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    p.add_argument("--fp16", action="store_true", help="store g_a/g_s/h_a in F16 if that costs < 0.05 dB")
+    p.add_argument("--golden", type=Path, help="folder of golden test images (*.png): regenerate their vectors")
+    p.add_argument("--kodak", type=Path, help="folder of evaluation images: per-level bpp/PSNR/MS-SSIM")
+    p.add_argument("--report", type=Path, help="JSON report (default: <out without suffix>.report.json)")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
+    p.add_argument("--holdout", type=int, default=8, help="last N training photos (sorted) are held out, as train.py does")
+    p.add_argument("--calib-crops", type=int, default=256)
+    p.add_argument("--heldout-crops", type=int, default=4, help="crops per held-out photo")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--headroom", type=float, default=2.0, help="activation bound = calibrated max * headroom")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="write the model even if the rate loss exceeds 1%%")
+    return p.parse_args(argv)
+
+
+def log(msg: str):
+    print(msg, flush=True)
+
+
+def random_crops(files: list[Path], n: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """n crops, cycling through a shuffled list of the files (each photo loaded once)."""
+    order = rng.permutation(len(files))
+    picks = [files[order[i % len(files)]] for i in range(n)]
+    out, cache = [], {}
+    for p in picks:
+        if p not in cache:
+            cache = {p: load_rgb(p)}  # keep one image in memory at a time (picks are grouped by cycle)
+        img = cache[p]
+        if img.shape[0] < crop or img.shape[1] < crop:
+            img = pad_to_multiple(img, crop)
+        y = rng.integers(img.shape[0] - crop + 1)
+        x = rng.integers(img.shape[1] - crop + 1)
+        out.append(img[y:y + crop, x:x + crop])
+    return np.stack(out)
+
+
+def rate_summary(model, ent, y, z):
+    fz, fl = float_bits(model, y, z)
+    iz, il, esc, _ = int_bits(ent, y.numpy(), z.numpy())
+    npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
+    f_tot, i_tot = fz + fl.sum(), iz + il.sum()
+    return {"images": int(y.shape[0]), "pixels": int(npix), "float_bpp": f_tot / npix, "int_bpp": i_tot / npix,
+            "rate_loss": i_tot / f_tot - 1.0, "z_rate_loss": iz / fz - 1.0,
+            "level_rate_loss": [float(v) for v in il / np.maximum(fl, 1e-9) - 1.0],
+            "float_level_bpp": [float(v) for v in fl / npix], "int_level_bpp": [float(v) for v in il / npix],
+            "escapes": int(esc)}
+
+
+def full_decode_psnr(tr: Transforms, ent: im.IntEntropyModel, x: torch.Tensor) -> float:
+    """Mean PSNR of full-level decodes (integer entropy model, float transforms tr)."""
+    ps = []
+    for s in range(0, x.shape[0], 8):
+        xb = x[s:s + 8]
+        y = tr.g_a(xb)
+        z_hat = im.quantize_z(tr.h_a(y).numpy())
+        enc = ent.encode(y.numpy(), z_hat)
+        xh = tr.g_s(torch.from_numpy(enc["y_hat"]).float() / im.MEAN_SCALE).clamp(0, 1)
+        mse = ((xh - xb) ** 2).mean(dim=(1, 2, 3))
+        ps += [10 * math.log10(1 / max(float(m), 1e-12)) for m in mse]
+    return float(np.mean(ps))
+
+
+def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
+    from safetensors.numpy import save_file
+    img = load_rgb(png)
+    padded = pad_to_multiple(img, 64)
+    x = to_tensor(padded)
+    y = mf.g_a(x)
+    z = mf.h_a(y)
+    z_hat = im.quantize_z(z.numpy())
+    ent = mf.entropy
+    enc = ent.encode(y.numpy(), z_hat, exact_int=True)
+    x_hat = mf.g_s(torch.from_numpy(enc["y_hat"]).float() / im.MEAN_SCALE)
+    smp = ent.sample(enc["H"], enc["y_hat"], GOLDEN_SAMPLE_LEVEL, GOLDEN_SAMPLE_SEED, exact_int=True)
+    i32 = lambda a: np.ascontiguousarray(a[0], dtype=np.int32)  # noqa: E731
+    f32 = lambda a: np.ascontiguousarray(a[0].numpy() if torch.is_tensor(a) else a[0], dtype=np.float32)  # noqa: E731
+    lc = ent.level_channels
+    t = {"image": np.ascontiguousarray(img, dtype=np.uint8), "input": f32(x), "y": f32(y), "z": f32(z),
+         "z_hat": i32(z_hat), "H": i32(enc["H"]), "mu": i32(enc["mu"]), "scale_index": i32(enc["k"]),
+         "q": i32(enc["q"]), "y_hat": i32(enc["y_hat"]), "x_hat": f32(x_hat),
+         "sampled_y_hat": i32(smp["y_hat"]), "sampled_mu": i32(smp["mu"]),
+         "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"])}
+    meta = {"model_fingerprint": mf.meta["fingerprint"], "image": png.name, "height": img.shape[0],
+            "width": img.shape[1], "padded_height": padded.shape[0], "padded_width": padded.shape[1],
+            "sample_level": GOLDEN_SAMPLE_LEVEL, "sample_seed": GOLDEN_SAMPLE_SEED,
+            "sampled_channels_from": GOLDEN_SAMPLE_LEVEL * lc}
+    save_file(t, str(out), metadata={"golden": json.dumps(meta, sort_keys=True)})
+    return meta
+
+
+def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
+    from pytorch_msssim import ms_ssim
+    ent, L = mf.entropy, mf.L
+    lc = ent.level_channels
+    per_image = []
+    float_total = int_total = 0.0
+    for png in list_images(folder):
+        t0 = time.time()
+        img = load_rgb(png)
+        Hh, Ww = img.shape[:2]
+        x = to_tensor(pad_to_multiple(img, 64))
+        x_ref = to_tensor(img)
+        # rate loss of the integer entropy model vs the float one, on the training model's latents
+        with torch.no_grad():
+            y_t = model.g_a(x)
+            z_t = torch.from_numpy(im.quantize_z(model.h_a(y_t).numpy())).float()
+        fz, fl = float_bits(model, y_t, z_t)
+        iz, il, _, _ = int_bits(ent, y_t.numpy(), z_t.numpy())
+        float_total += fz + fl.sum()
+        int_total += iz + il.sum()
+        # the shipped codec: model-file transforms, integer entropy model, real symbol costs
+        y = mf.g_a(x)
+        z_hat = im.quantize_z(mf.h_a(y).numpy())
+        zb, zesc = z_bits_int(ent, z_hat)
+        enc = ent.encode(y.numpy(), z_hat)
+        lb = []
+        for i in range(L):
+            b, _ = ent.gaussian.bits(enc["k"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
+            lb.append(b)
+        levels = []
+        for l in range(1, L + 1):
+            y_hat = enc["y_hat"] if l == L else ent.sample(enc["H"], enc["y_hat"], l, KODAK_SAMPLE_SEED)["y_hat"]
+            xh = mf.g_s(torch.from_numpy(y_hat).float() / im.MEAN_SCALE)[:, :, :Hh, :Ww].clamp(0, 1)
+            xh = torch.round(xh * 255) / 255     # what an 8-bit PNG decode holds
+            mse = float(((xh - x_ref) ** 2).mean())
+            levels.append({"level": l, "bpp": (zb + sum(lb[:l])) / (Hh * Ww),
+                           "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+                           "ms_ssim": float(ms_ssim(xh, x_ref, data_range=1.0))})
+        per_image.append({"image": png.name, "levels": levels, "z_bpp": zb / (Hh * Ww)})
+        log(f"  {png.name}: " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in levels)
+            + f" ({time.time() - t0:.1f} s)")
+    mean = [{"level": l + 1, **{k: float(np.mean([p["levels"][l][k] for p in per_image]))
+                                for k in ("bpp", "psnr", "ms_ssim")}} for l in range(L)]
+    return {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED,
+            "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+    report_path = args.report or args.out.with_suffix(".report.json")
+
+    # a private copy, so a checkpoint being rewritten cannot be read half-way
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td) / "checkpoint.pt"
+        shutil.copyfile(args.checkpoint, tmp)
+        ckpt = torch.load(tmp, map_location="cpu", weights_only=False)
+    cfg = ModelConfig(**ckpt["config"])
+    model = PSICModel(cfg)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    step = int(ckpt.get("step", 0))
+    log(f"checkpoint {args.checkpoint}: step {step}, {cfg}")
+
+    files = list_images(args.data)
+    train_files = files[:-args.holdout] if args.holdout else files
+    held_files = files[-args.holdout:] if args.holdout else []
+    rng = np.random.default_rng(args.seed)
+    calib_x = torch.from_numpy(random_crops(train_files, args.calib_crops, args.crop, rng)).permute(0, 3, 1, 2).float() / 255
+    held_x = (torch.from_numpy(random_crops(held_files, len(held_files) * args.heldout_crops, args.crop, rng))
+              .permute(0, 3, 1, 2).float() / 255) if held_files else calib_x[:0]
+    log(f"{calib_x.shape[0]} calibration crops from {len(train_files)} training photos, "
+        f"{held_x.shape[0]} crops from {len(held_files)} held-out photos ({time.time() - t_start:.0f} s)")
+    y_c, z_c = analyse(model, calib_x)
+    y_h, z_h = analyse(model, held_x) if held_x.shape[0] else (y_c[:0], z_c[:0])
+    calib = calibrate(model, y_c, z_c)
+    tables = (gaussian_tables(), z_tables(model.entropy_bottleneck))
+    log(f"calibrated, tables built ({time.time() - t_start:.0f} s)")
+
+    # ep layer 0 mixes H and Y^ scales under one input bound of 32767: it gets Int16-range weights
+    # (as fine as the accumulator bound allows); other layers start in Int8 range and are promoted
+    # group by group while the rate loss is >= 1%.
+    weight_bits = {f"ep.{i}.0": 16 for i in range(cfg.L)}
+    promotions = [["h_s.0", "h_s.2", "h_s.4"], [f"ep.{i}.2" for i in range(cfg.L)], [f"ep.{i}.4" for i in range(cfg.L)]]
+    while True:
+        ent = quantize_entropy_model(model, calib, args.headroom, weight_bits, tables=tables)
+        rates = {"calibration": rate_summary(model, ent, y_c, z_c)}
+        if y_h.shape[0]:
+            rates["heldout"] = rate_summary(model, ent, y_h, z_h)
+        worst = max(r["rate_loss"] for r in rates.values())
+        log("rate loss: " + ", ".join(f"{k} {100 * r['rate_loss']:+.3f}% ({r['float_bpp']:.4f} -> {r['int_bpp']:.4f} bpp)"
+                                      for k, r in rates.items()) + f" ({time.time() - t_start:.0f} s)")
+        if worst < RATE_LOSS_LIMIT or not promotions:
+            break
+        group = promotions.pop(0)
+        log(f"promoting {', '.join(group)} to Int16-range weights")
+        weight_bits.update({n: 16 for n in group})
+    if worst >= RATE_LOSS_LIMIT and not args.force:
+        raise SystemExit(f"integer rate loss {100 * worst:.2f}% >= 1%: model not written (use --force to override)")
+
+    # fp16 transforms?
+    fp16_report = None
+    use_fp16 = False
+    if args.fp16:
+        eval_x = held_x if held_x.shape[0] else calib_x[:32]
+        p32 = full_decode_psnr(Transforms(float_tensors(model, False)), ent, eval_x)
+        p16 = full_decode_psnr(Transforms(float_tensors(model, True)), ent, eval_x)
+        use_fp16 = abs(p32 - p16) < FP16_PSNR_LIMIT
+        fp16_report = {"psnr_fp32": p32, "psnr_fp16": p16, "difference_db": p32 - p16, "used": use_fp16}
+        log(f"fp16 transforms: PSNR {p32:.3f} dB (fp32) vs {p16:.3f} dB (fp16): "
+            + ("stored as F16" if use_fp16 else "difference >= 0.05 dB, kept F32"))
+
+    training = {"steps": step, "checkpoint": args.checkpoint.name,
+                "device": str(ckpt.get("args", {}).get("device", "cpu"))}
+    meta = write_model(args.out, model, ent, use_fp16, training)
+    size = args.out.stat().st_size
+    log(f"wrote {args.out} ({size / 2**20:.2f} MiB, fingerprint {meta['fingerprint']})")
+
+    # round trip: the file's integer model must reproduce the in-memory one exactly
+    mf = ModelFile(args.out)
+    probe_y, probe_z = (y_h if y_h.shape[0] else y_c)[:4].numpy(), (z_h if z_h.shape[0] else z_c)[:4].numpy()
+    a, b = ent.encode(probe_y, probe_z), mf.entropy.encode(probe_y, probe_z)
+    assert all(np.array_equal(a[k], b[k]) for k in a), "model file does not reproduce the integer model"
+
+    report = {
+        "checkpoint": str(args.checkpoint), "step": step, "model_file": str(args.out), "bytes": size,
+        "fingerprint": meta["fingerprint"], "architecture": meta["architecture"],
+        "rates": rates, "rate_loss_limit": RATE_LOSS_LIMIT,
+        "int_layers": {l.name: {"weight_bits": l.extra["weight_bits"], "input_bound": l.input_bound,
+                                "output_range": l.output_max, "max_abs_weight": int(np.abs(l.weight).max()),
+                                "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
+                       for l in all_layers(ent)},
+        "s_H": ent.h_s[-1].extra["s_H"], "headroom": args.headroom,
+        "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
+        "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",
+    }
+    if args.golden:
+        pngs = sorted(args.golden.glob("*.png"))
+        for png in pngs:
+            g = make_golden(mf, png, args.golden / f"{png.stem}.safetensors")
+            log(f"golden {png.name}: {g['width']}x{g['height']} (padded {g['padded_width']}x{g['padded_height']})")
+        report["golden"] = [p.name for p in pngs]
+    if args.kodak:
+        log(f"evaluating {args.kodak}")
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak)
+        k = report["kodak"]
+        log(f"kodak rate loss {100 * k['rate_loss']:+.3f}%; " + " ".join(
+            f"L{r['level']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB {r['ms_ssim']:.4f}" for r in k["mean"]))
+    report["seconds"] = time.time() - t_start
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    log(f"report {report_path} ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
