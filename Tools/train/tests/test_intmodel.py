@@ -1,0 +1,149 @@
+"""Tests of the integer entropy model reference, quantisation, tables and model file (no ../shared)."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from psic_train import intmodel as im  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
+from psic_train.quantize import calibrate, quantize_entropy_model  # noqa: E402
+from psic_train.tables import gaussian_tables, quantize_pmf, z_tables  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    model = PSICModel(cfg).eval()
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.normal(0, 4, (8, cfg.C, 8, 8)).astype(np.float32))
+    z = torch.from_numpy(rng.integers(-3, 4, (8, cfg.N, 2, 2)).astype(np.float32))
+    calib = calibrate(model, y, z)
+    ent = quantize_entropy_model(model, calib, weight_bits={f"ep.{i}.0": 16 for i in range(cfg.L)})
+    return model, ent, y, z
+
+
+def test_requantize_hand_example():
+    acc = np.array([-100, 100, 7]).reshape(1, 3, 1, 1)
+    out = im.requantize(acc, [3, 3, 1], [2, 2, 1], "leaky", -1000, 1000).ravel()
+    # (-300+2)>>2 = -75 -> (-75*16)>>8 = -5;  (300+2)>>2 = 75;  (7+1)>>1 = 4
+    assert out.tolist() == [-5, 75, 4]
+    assert im.requantize(acc, [3, 3, 1], [2, 2, 1], "none", -50, 50).ravel().tolist() == [-50, 50, 4]
+
+
+def test_int_layers_exact_paths_agree(setup):
+    _, ent, y, z = setup
+    zi = z.numpy().astype(np.int64)
+    for layer in ent.h_s:
+        a, b = layer.forward(zi), layer.forward(zi, exact_int=True)
+        assert np.array_equal(a, b)
+        zi = a
+
+
+def test_conv_transpose_matches_torch():
+    rng = np.random.default_rng(1)
+    w = rng.integers(-5, 6, (3, 4, 5, 5))
+    x = rng.integers(-9, 10, (2, 3, 3, 4))
+    layer = im.IntLayer("t", "conv_transpose", 5, 2, 3, 4, w.astype(np.int16), np.zeros(4, np.int32),
+                        np.ones(4, np.int32), np.ones(4, np.int32), 9, "none", -10**9, 10**9)
+    ref = torch.nn.functional.conv_transpose2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(),
+                                               stride=2, padding=2, output_padding=1)
+    assert np.array_equal(layer.accumulate(x, exact_int=True), ref.numpy().astype(np.int64))
+
+
+def test_int_forward_agrees_with_float(setup):
+    model, ent, y, z = setup
+    lc = model.cfg.level_channels
+    enc = ent.encode(y.numpy(), z.numpy())
+    with torch.no_grad():
+        H = model.h_s(z)
+        prev = torch.from_numpy(enc["y_hat"]).float() / 16
+        s_H = ent.h_s[-1].extra["s_H"]
+        assert np.abs(enc["H"] * s_H - H.numpy()).max() < 0.02 * float(H.abs().max()) + 1e-3
+        close, total, mean_err = 0, 0, []
+        for i in range(model.cfg.L):
+            out = model.entropy_parameters[i](torch.cat([H, prev[:, :i * lc]], 1))
+            mean, log_scale = out.chunk(2, 1)
+            k_float = torch.clamp(torch.round((log_scale - math.log(im.SCALE_MIN)) / im.SCALE_LOG_STEP), 0, 63).numpy()
+            k_int = enc["k"][:, i * lc:(i + 1) * lc]
+            close += int((np.abs(k_int - k_float) <= 1).sum())
+            total += k_int.size
+            mean_err.append(np.abs(enc["mu"][:, i * lc:(i + 1) * lc] / 16 - mean.numpy()).max())
+    assert close / total > 0.99
+    assert max(mean_err) < 0.1
+
+
+def test_tables_valid():
+    g = gaussian_tables()
+    g.validate()
+    sig = im.scale_table()
+    assert g.cdf.shape[0] == im.SCALE_COUNT
+    assert np.all(g.length == 2 * np.ceil(6.5 * sig).astype(int) + 2) and np.all(g.offset == -np.ceil(6.5 * sig))
+    for r in range(im.SCALE_COUNT):
+        f = g.freq(r)
+        assert f.sum() == 65536 and f.min() >= 1
+        assert np.all(np.diff(g.cdf[r, :g.length[r] + 1]) >= 1)
+    torch.manual_seed(0)
+    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
+    zt = z_tables(model.entropy_bottleneck)
+    zt.validate()
+    assert zt.cdf.shape[0] == 16
+    f = quantize_pmf(np.array([0.5, 0.5 - 1e-9, 1e-9, 0.0]))
+    assert f.sum() == 65536 and f.min() == 1
+
+
+def test_sampler():
+    assert im.splitmix64(0) == 0xE220A8397B1DCDAF          # splitmix64 with state 0, first output
+    x = np.array([0, 1, 2**63 + 5], dtype=np.uint64)
+    assert [int(v) for v in im.splitmix64(x)] == [im.splitmix64(int(v)) for v in x]
+    ctr = (3 << 56) | (5 << 40) | (7 << 20) | 9
+    u = im.sampler_uniforms(7, 3, 6, 8, 10)
+    assert u[5, 7, 9] == (im.splitmix64(7 ^ im.splitmix64(ctr)) >> 48)
+    assert np.array_equal(u, im.sampler_uniforms(7, 3, 6, 8, 10))
+    assert not np.array_equal(u, im.sampler_uniforms(8, 3, 6, 8, 10))
+    g = gaussian_tables()
+    k = np.full(u.shape, 20)
+    q = g.sample(k, u)
+    R = math.ceil(6.5 * im.scale_table()[20])
+    assert q.min() >= -R and q.max() <= R
+    # inverse CDF by hand for one element
+    c = g.cdf[20, :g.length[20] + 1]
+    s = int(np.nonzero(c <= u[0, 0, 0])[0].max())
+    assert q[0, 0, 0] == min(s, g.length[20] - 2) + g.offset[20]
+
+
+def test_sample_decode_deterministic(setup):
+    _, ent, y, z = setup
+    enc = ent.encode(y.numpy()[:2], z.numpy()[:2])
+    a = ent.sample(enc["H"], enc["y_hat"], 2, seed=7)
+    b = ent.sample(enc["H"], enc["y_hat"], 2, seed=7)
+    assert np.array_equal(a["y_hat"], b["y_hat"])
+    lc = ent.level_channels
+    assert np.array_equal(a["y_hat"][:, :2 * lc], enc["y_hat"][:, :2 * lc])
+    assert np.array_equal(a["y_hat"][:, 2 * lc:], im.latent_from_symbol(a["q"], a["mu"]))
+
+
+def test_export_round_trip(setup, tmp_path):
+    model, ent, y, z = setup
+    path = tmp_path / "m.safetensors"
+    meta = write_model(path, model, ent, fp16=False, training={"steps": 0})
+    mf = ModelFile(path)
+    assert mf.meta["fingerprint"] == meta["fingerprint"] and len(meta["fingerprint"]) == 16
+    a, b = ent.encode(y.numpy(), z.numpy()), mf.entropy.encode(y.numpy(), z.numpy())
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert mf.meta["int_layers"]["h_s.0"]["kind"] == "conv_transpose"
+    assert mf.meta["int_layers"]["ep.3.0"]["in"] == 16 + 3 * 4
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model.g_s(model.g_a(x))
+        assert torch.allclose(mf.g_s(mf.g_a(x)), ref, atol=1e-4)
+        assert torch.allclose(mf.h_a(model.g_a(x)), model.h_a(model.g_a(x)), atol=1e-5)
+    t16 = Transforms(float_tensors(model, fp16=True))
+    assert torch.allclose(t16.g_a(x), model.g_a(x), atol=1e-2)
