@@ -38,6 +38,28 @@ layout(std430, binding = 0) readonly buffer InputBuffer { SCALAR src[]; };
 layout(std430, binding = 1) writeonly buffer OutputBuffer { SCALAR dst[]; };
 layout(std430, binding = 2) readonly buffer ParamBuffer { SCALAR params[]; };
 
+// The same input and parameter buffers as texel buffers (one-component and four-component
+// views). The hot loops read through these: on lavapipe a storage-buffer load is a per-lane
+// loop with a bounds check and a branch per lane (tens of cycles), while a texel fetch is a
+// vector gather, and a four-component fetch brings four weights at once. On GPUs texel
+// fetches go through the texture cache, which suits the reuse pattern of convolutions.
+// TEXEL_INPUT is off when the input tensor is larger than maxTexelBufferElements.
+#ifdef INTEGER
+layout(binding = 3) uniform isamplerBuffer srcTexels;
+layout(binding = 4) uniform isamplerBuffer paramTexels;
+#define PARAM4 ivec4
+#else
+layout(binding = 3) uniform samplerBuffer srcTexels;
+layout(binding = 4) uniform samplerBuffer paramTexels;
+#define PARAM4 vec4
+#endif
+layout(constant_id = 10) const bool TEXEL_INPUT = true;
+
+SCALAR loadInput(int i) {
+    if (TEXEL_INPUT) return texelFetch(srcTexels, i).x;
+    return src[i];
+}
+
 // Activation: 0 none, 1 relu, 2 leaky relu.
 layout(constant_id = 2) const int ACT = 0;
 

@@ -23,7 +23,8 @@ final class VulkanBuffer: @unchecked Sendable {
         info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
         info.size = VkDeviceSize(size)
         info.usage = UInt32(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue
-                            | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue)
+                            | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
+                            | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue)
         info.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buffer: VkBuffer?
         try check(vk.createBuffer(device.handle, &info, nil, &buffer), "vkCreateBuffer")

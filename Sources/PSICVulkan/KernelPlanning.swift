@@ -14,14 +14,15 @@ struct ConvTiling: Hashable, Sendable {
     /// registers on GPUs as well. `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly` overrides them, for tuning.
     static func forConv(outChannels: Int) -> ConvTiling {
         if let o = override { return o }
-        let ocb = min(8, nextPowerOfTwo(outChannels))
+        // A multiple of 4: weights are fetched four output channels at a time.
+        let ocb = max(4, min(8, nextPowerOfTwo(outChannels)))
         return ConvTiling(outputChannels: ocb, pixels: 4, groupX: 8, groupY: 4)
     }
 
     static let override: ConvTiling? = {
         guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_CONV_TILE"] else { return nil }
         let v = s.split(separator: ",").compactMap { Int($0) }
-        guard v.count == 4, v.allSatisfy({ $0 > 0 }) else { return nil }
+        guard v.count == 4, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
         return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3])
     }()
 }
@@ -33,7 +34,7 @@ struct GDNTiling: Hashable, Sendable {
     var groupX: Int
 
     static func forGDN(channels: Int) -> GDNTiling {
-        GDNTiling(channels: min(16, nextPowerOfTwo(channels)), pixels: 2, groupX: 32)
+        GDNTiling(channels: max(4, min(16, nextPowerOfTwo(channels))), pixels: 2, groupX: 32)
     }
 }
 
@@ -55,6 +56,23 @@ struct PackedParameters {
     var biasOffset = 0
     var multiplierOffset = 0
     var shiftOffset = 0
+
+    /// Pads to whole four-element texels (the kernels read parameters as RGBA texels).
+    func paddedToTexels() -> PackedParameters {
+        var p = self
+        switch storage {
+        case let .floats(v): p.storage = .floats(v + [Float](repeating: 0, count: (4 - v.count % 4) % 4))
+        case let .ints(v): p.storage = .ints(v + [Int32](repeating: 0, count: (4 - v.count % 4) % 4))
+        }
+        return p
+    }
+
+    var isInteger: Bool {
+        if case .ints = storage { return true }
+        return false
+    }
+
+    var count: Int { byteCount / 4 }
 
     var byteCount: Int {
         switch storage {

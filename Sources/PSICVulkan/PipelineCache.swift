@@ -26,14 +26,17 @@ struct ComputePipeline: @unchecked Sendable {
 }
 
 /// Pipelines keyed by kernel and specialization constants. Every kernel has the same
-/// interface (three storage buffers, one push-constant block), so one descriptor set layout
-/// and one pipeline layout serve all of them.
+/// interface (Shaders/common.glsl: input, output and parameter storage buffers, texel views
+/// of the input and of the parameters, one push-constant block), so one descriptor set
+/// layout and one pipeline layout serve all of them.
 final class PipelineCache: @unchecked Sendable {
     struct Key: Hashable {
         let kernel: ShaderLibrary.Kernel
         /// Values of specialization constants 0, 1, 2, ... in order.
         let constants: [Int32]
     }
+
+    static let bindingCount = 5
 
     let device: VulkanDevice
     let setLayout: VkDescriptorSetLayout
@@ -46,17 +49,17 @@ final class PipelineCache: @unchecked Sendable {
     init(device: VulkanDevice) throws {
         self.device = device
         let vk = device.vk
-        var bindings = (0..<3).map { i -> VkDescriptorSetLayoutBinding in
+        var bindings = (0..<Self.bindingCount).map { i -> VkDescriptorSetLayoutBinding in
             var b = VkDescriptorSetLayoutBinding()
             b.binding = UInt32(i)
-            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorType = i < 3 ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
             b.descriptorCount = 1
             b.stageFlags = UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
             return b
         }
         var setInfo = VkDescriptorSetLayoutCreateInfo()
         setInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO
-        setInfo.bindingCount = 3
+        setInfo.bindingCount = UInt32(Self.bindingCount)
         var setLayout: VkDescriptorSetLayout?
         try bindings.withUnsafeMutableBufferPointer { bp in
             setInfo.pBindings = UnsafePointer(bp.baseAddress)

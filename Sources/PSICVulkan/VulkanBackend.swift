@@ -23,11 +23,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let layer: AnyObject
         let buffer: VulkanBuffer
         let packed: PackedParameters
-        init(layer: AnyObject, buffer: VulkanBuffer, packed: PackedParameters) {
+        /// Four-component texel view of the parameters.
+        let texelView: VkBufferView
+        init(layer: AnyObject, buffer: VulkanBuffer, packed: PackedParameters) throws {
             self.layer = layer
             self.buffer = buffer
             self.packed = packed
+            texelView = try buffer.device.makeView(
+                buffer, format: packed.isInteger ? VK_FORMAT_R32G32B32A32_SINT : VK_FORMAT_R32G32B32A32_SFLOAT,
+                elements: packed.count / 4, elementSize: 16)
         }
+        deinit { buffer.device.destroyView(texelView) }
     }
     private let parameterLock = NSLock()
     private var parameters: [ObjectIdentifier: UploadedParameters] = [:]
@@ -74,12 +80,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         parameterLock.lock()
         defer { parameterLock.unlock() }
         if let p = parameters[id] { return p }
-        let packed = pack()
+        let packed = pack().paddedToTexels()
         // Owned by the cache for the backend's lifetime rather than pooled: weights are
         // reused by every image.
         let buffer = try VulkanBuffer(device: device, kind: .device, size: max(packed.byteCount, 4))
         try upload(packed, to: buffer)
-        let entry = UploadedParameters(layer: layer, buffer: buffer, packed: packed)
+        let entry = try UploadedParameters(layer: layer, buffer: buffer, packed: packed)
         parameters[id] = entry
         return entry
     }
@@ -105,7 +111,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// The dispatches computing `node`, with views given as element offsets into their buffers.
-    func plan(_ node: GraphNode, inOffset: Int, outOffset: Int) throws -> (dispatches: [KernelDispatch], parameters: UploadedParameters) {
+    func plan(_ node: GraphNode, inOffset: Int, outOffset: Int, inputElements: Int) throws -> (dispatches: [KernelDispatch], parameters: UploadedParameters) {
         var push = KernelPushConstants()
         push.inC = Int32(node.inputShape.channels)
         push.inH = Int32(node.inputShape.height)
@@ -116,6 +122,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         push.inOffset = Int32(inOffset)
         push.outOffset = Int32(outOffset)
         let out = node.outputShape
+        // Specialization constant 10: read the input through its texel view.
+        let texel: Int32 = inputElements <= device.maxTexelBufferElements ? 1 : 0
 
         func activationCode(_ a: Activation) -> Int32 {
             switch a {
@@ -146,7 +154,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let base: [Int32] = [t.groupX, t.groupY].map(Int32.init) + [act] + [k, s, p, t.outputChannels, t.pixels].map(Int32.init)
             let blocks = ceilDiv(out.channels, t.outputChannels)
             if !transposed {
-                let pipe = try pipelines.pipeline(kernel, constants: base)
+                let pipe = try pipelines.pipeline(kernel, constants: base + [0, 0, texel])
                 return [KernelDispatch(pipeline: pipe, push: push,
                                        groups: (ceilDiv(out.width, t.pixels * t.groupX), ceilDiv(out.height, t.groupY), blocks))]
             }
@@ -158,7 +166,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                     var ph = push
                     ph.qH = Int32(qH)
                     ph.qW = Int32(qW)
-                    let pipe = try pipelines.pipeline(kernel, constants: base + [Int32(ry), Int32(rx)])
+                    let pipe = try pipelines.pipeline(kernel, constants: base + [Int32(ry), Int32(rx), texel])
                     list.append(KernelDispatch(pipeline: pipe, push: ph,
                                                groups: (ceilDiv(qW, t.pixels * t.groupX), ceilDiv(qH, t.groupY), blocks)))
                 }
@@ -192,7 +200,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let params = try parameters(for: l) { ParameterPacking.gdn(l, tiling: t) }
             push.biasOffset = Int32(params.packed.biasOffset)
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
-                                                                 Int32(t.pixels), l.inverse ? 1 : 0])
+                                                                 Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel])
             let plane = out.planeSize
             return ([KernelDispatch(pipeline: pipe, push: push,
                                     groups: (ceilDiv(plane, t.pixels * t.groupX), 1, ceilDiv(l.channels, t.channels)))], params)

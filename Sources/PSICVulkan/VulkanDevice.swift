@@ -14,6 +14,8 @@ final class VulkanDevice: @unchecked Sendable {
     /// Nanoseconds per timestamp tick.
     let timestampPeriod: Double
     let timestampMask: UInt64
+    /// Largest texel buffer view, in elements; bigger tensors are read as storage buffers.
+    let maxTexelBufferElements: Int
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     /// Memory type for tensors and weights, and whether the host can map it. On CPU and
     /// integrated devices all memory is host memory, so mapping it skips every staging copy;
@@ -39,6 +41,7 @@ final class VulkanDevice: @unchecked Sendable {
         var props = VkPhysicalDeviceProperties()
         fns.getPhysicalDeviceProperties(physicalDevice, &props)
         timestampPeriod = Double(props.limits.timestampPeriod)
+        maxTexelBufferElements = Int(props.limits.maxTexelBufferElements)
 
         var priority: Float = 1
         var device: VkDevice?
@@ -184,6 +187,24 @@ final class VulkanDevice: @unchecked Sendable {
         let wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE), timeoutNs)
         if wait == VK_TIMEOUT { throw VulkanError.timeout(seconds: Double(timeoutNs) / 1e9) }
         try check(wait, "vkWaitForFences")
+    }
+
+    /// A texel-buffer view of the first `elements` elements of `buffer` (at most
+    /// maxTexelBufferElements of them). Destroy with `destroyView`.
+    func makeView(_ buffer: VulkanBuffer, format: VkFormat, elements: Int, elementSize: Int) throws -> VkBufferView {
+        var info = VkBufferViewCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO
+        info.buffer = buffer.handle
+        info.format = format
+        info.offset = 0
+        info.range = VkDeviceSize(max(1, min(elements, maxTexelBufferElements)) * elementSize)
+        var view: VkBufferView?
+        try check(vk.createBufferView(handle, &info, nil, &view), "vkCreateBufferView")
+        return view!
+    }
+
+    func destroyView(_ view: VkBufferView) {
+        vk.destroyBufferView(handle, view, nil)
     }
 
     /// Records commands with `body` into a temporary command buffer, runs them and waits.

@@ -35,6 +35,8 @@ struct DeviceFunctions {
     let getDeviceQueue: PFN_vkGetDeviceQueue
     let deviceWaitIdle: PFN_vkDeviceWaitIdle
     let createBuffer: PFN_vkCreateBuffer
+    let createBufferView: PFN_vkCreateBufferView
+    let destroyBufferView: PFN_vkDestroyBufferView
     let destroyBuffer: PFN_vkDestroyBuffer
     let getBufferMemoryRequirements: PFN_vkGetBufferMemoryRequirements
     let allocateMemory: PFN_vkAllocateMemory
@@ -89,6 +91,8 @@ struct DeviceFunctions {
         getDeviceQueue = try load("vkGetDeviceQueue")
         deviceWaitIdle = try load("vkDeviceWaitIdle")
         createBuffer = try load("vkCreateBuffer")
+        createBufferView = try load("vkCreateBufferView")
+        destroyBufferView = try load("vkDestroyBufferView")
         destroyBuffer = try load("vkDestroyBuffer")
         getBufferMemoryRequirements = try load("vkGetBufferMemoryRequirements")
         allocateMemory = try load("vkAllocateMemory")

@@ -33,6 +33,8 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     }
 
     private let tensorBuffers: [VulkanBuffer]
+    /// One-component texel views of the tensor buffers (binding 3 of the kernels).
+    private let tensorViews: [VkBufferView]
     /// Host-visible copies of inputs/outputs when tensor memory is not mappable (discrete GPUs).
     private let stagingBuffers: [Int: VulkanBuffer]
     private let nodes: [NodePlan]
@@ -50,6 +52,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         let vk = device.vk
 
         var buffers: [VulkanBuffer] = []
+        var views: [VkBufferView] = []
         var staging: [Int: VulkanBuffer] = [:]
         var pool: VkDescriptorPool?
         var fence: VkFence?
@@ -57,6 +60,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         var success = false
         defer {
             if !success {
+                for v in views { device.destroyView(v) }
                 for b in buffers { backend.bufferPool.release(b) }
                 for b in staging.values { backend.bufferPool.release(b) }
                 if let pool { vk.destroyDescriptorPool(device.handle, pool, nil) }
@@ -65,7 +69,10 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         }
 
         for decl in graph.tensors {
-            buffers.append(try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .device))
+            let buffer = try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .device)
+            buffers.append(buffer)
+            views.append(try device.makeView(buffer, format: decl.scalarType == .int32 ? VK_FORMAT_R32_SINT : VK_FORMAT_R32_SFLOAT,
+                                             elements: decl.shape.count, elementSize: 4))
         }
         // Pooled buffers hold a previous graph's data; channels of a tensor that no node
         // writes must read as zero, as on every backend.
@@ -87,14 +94,16 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             }
         }
 
-        var poolSize = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                            descriptorCount: UInt32(max(graph.nodes.count, 1) * 3))
+        var poolSizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 3)),
+                         VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 2))]
         var poolInfo = VkDescriptorPoolCreateInfo()
         poolInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
         poolInfo.maxSets = UInt32(max(graph.nodes.count, 1))
-        poolInfo.poolSizeCount = 1
-        try withUnsafePointer(to: &poolSize) { ps in
-            poolInfo.pPoolSizes = ps
+        poolInfo.poolSizeCount = UInt32(poolSizes.count)
+        try poolSizes.withUnsafeMutableBufferPointer { ps in
+            poolInfo.pPoolSizes = UnsafePointer(ps.baseAddress)
             try check(vk.createDescriptorPool(device.handle, &poolInfo, nil, &pool), "vkCreateDescriptorPool")
         }
         fence = try device.createFence()
@@ -104,11 +113,13 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             let inPlane = node.inputShape.planeSize
             let outPlane = node.outputShape.planeSize
             let (dispatches, params) = try backend.plan(node, inOffset: node.input.channelOffset * inPlane,
-                                                        outOffset: node.output.channelOffset * outPlane)
+                                                        outOffset: node.output.channelOffset * outPlane,
+                                                        inputElements: graph.tensors[node.input.tensor.index].shape.count)
             let set = try Self.allocateSet(device: device, pool: pool!, layout: backend.pipelines.setLayout)
             Self.writeSet(device: device, set: set, buffers: [buffers[node.input.tensor.index].handle,
                                                               buffers[node.output.tensor.index].handle,
-                                                              params.buffer.handle])
+                                                              params.buffer.handle],
+                          texelViews: [views[node.input.tensor.index], params.texelView])
             plans.append(NodePlan(
                 name: node.op.name,
                 flops: node.op.flops(input: node.inputShape, output: node.outputShape),
@@ -120,6 +131,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                 parameters: params))
         }
         tensorBuffers = buffers
+        tensorViews = views
         stagingBuffers = staging
         nodes = plans
         descriptorPool = pool!
@@ -137,6 +149,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         vk.destroyDescriptorPool(device.handle, descriptorPool, nil)
         vk.destroyFence(device.handle, fence, nil)
         // Every submission was waited for, so the device no longer uses these buffers.
+        for v in tensorViews { device.destroyView(v) }
         for b in tensorBuffers { backend.bufferPool.release(b) }
         for b in stagingBuffers.values { backend.bufferPool.release(b) }
     }
@@ -157,20 +170,33 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
 
     /// Binds whole buffers: views are addressed by element offsets in push constants, which
     /// sidesteps minStorageBufferOffsetAlignment for channel views.
-    private static func writeSet(device: VulkanDevice, set: VkDescriptorSet, buffers: [VkBuffer]) {
+    private static func writeSet(device: VulkanDevice, set: VkDescriptorSet, buffers: [VkBuffer], texelViews: [VkBufferView]) {
         var infos = buffers.map { VkDescriptorBufferInfo(buffer: $0, offset: 0, range: VkDeviceSize(VK_WHOLE_SIZE)) }
+        var views: [VkBufferView?] = texelViews
         infos.withUnsafeMutableBufferPointer { ip in
-            var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
-                var w = VkWriteDescriptorSet()
-                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                w.dstSet = set
-                w.dstBinding = UInt32(i)
-                w.descriptorCount = 1
-                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
-                w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
-                return w
+            views.withUnsafeMutableBufferPointer { vp in
+                var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                    w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
+                    return w
+                }
+                for j in 0..<vp.count {
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(ip.count + j)
+                    w.descriptorCount = 1
+                    w.descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                    w.pTexelBufferView = UnsafePointer(vp.baseAddress! + j)
+                    writes.append(w)
+                }
+                device.vk.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
             }
-            device.vk.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
         }
     }
 
