@@ -135,6 +135,7 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
             "sample_level": GOLDEN_SAMPLE_LEVEL, "sample_seed": GOLDEN_SAMPLE_SEED,
             "sampled_channels_from": GOLDEN_SAMPLE_LEVEL * lc}
     save_file(t, str(out), metadata={"golden": json.dumps(meta, sort_keys=True)})
+    out.chmod(0o644)
     return meta
 
 

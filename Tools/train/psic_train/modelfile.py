@@ -98,6 +98,7 @@ def write_model(path: Path, model: PSICModel, ent: IntEntropyModel, fp16: bool, 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={"psic": json.dumps(meta, sort_keys=True)})
+    tmp.chmod(0o644)
     tmp.replace(path)
     return meta
 
