@@ -47,10 +47,12 @@ layout(std430, binding = 2) readonly buffer ParamBuffer { SCALAR params[]; };
 #ifdef INTEGER
 layout(binding = 3) uniform isamplerBuffer srcTexels;
 layout(binding = 4) uniform isamplerBuffer paramTexels;
+layout(binding = 5) uniform isamplerBuffer srcQuads;
 #define PARAM4 ivec4
 #else
 layout(binding = 3) uniform samplerBuffer srcTexels;
 layout(binding = 4) uniform samplerBuffer paramTexels;
+layout(binding = 5) uniform samplerBuffer srcQuads;   // four-component view of the input
 #define PARAM4 vec4
 #endif
 layout(constant_id = 10) const bool TEXEL_INPUT = true;

@@ -1,30 +1,39 @@
-// Direct convolution, register blocked: each invocation computes OCB output channels x PX
-// consecutive output pixels of one row. The input row segment a block needs is loaded once
-// per (input channel, kernel row) and reused by every tap and output channel, and the
-// weights of a block are packed [block][ci][ky][kx][OCB] so that the OCB weights of one tap
-// are adjacent: OCB/4 four-component texel fetches (OCB is a multiple of 4).
-// Weights of the last block are zero-padded, so no channel bounds checks are needed in the loop.
+// Direct convolution, register blocked: each invocation computes OCB output channels x PY
+// output rows x PX consecutive output pixels. Per (input channel, kernel row) the input row
+// segments the block needs are loaded once and reused by every tap and output channel, and
+// the weights of that kernel row are fetched once for all PY rows. Weights are packed
+// [block][ci][ky][kx][OCB] so that the OCB weights of one tap are OCB/4 four-component
+// texels; the last block is zero-padded, so the loop needs no channel bounds checks.
 #include "common.glsl"
 
 layout(constant_id = 3) const int K = 5;     // kernel size
 layout(constant_id = 4) const int S = 2;     // stride
 layout(constant_id = 5) const int P = 2;     // padding
 layout(constant_id = 6) const int OCB = 8;   // output channels per invocation
-layout(constant_id = 7) const int PX = 4;    // output pixels per invocation
+layout(constant_id = 7) const int PX = 4;    // output pixels per invocation along x
+// Read the input four elements per fetch. Set only when rows start on a 4-element boundary
+// (width and view offset multiples of 4) and S*PX is a multiple of 4, so every
+// invocation's window starts at the same offset SHIFT within a quad.
+layout(constant_id = 11) const bool VEC_INPUT = false;
+layout(constant_id = 12) const int PY = 1;   // output rows per invocation
+
+const int WIN = (PX - 1) * S + K;            // input columns one output row segment needs
+const int SHIFT = (4 - P % 4) % 4;           // (ox0 * S - P) mod 4 under VEC_INPUT
+const int NQ = (SHIFT + WIN + 3) / 4;        // quads covering the window
 
 void main() {
-    const int WIN = (PX - 1) * S + K;
     int ox0 = int(gl_GlobalInvocationID.x) * PX;
-    int oyOut = int(gl_GlobalInvocationID.y);
-    // No early return past the edge: invocations there compute a clamped row and skip only
-    // the stores, so control flow stays uniform around the loads.
-    int oy = min(oyOut, pc.outH - 1);
+    int oy0 = int(gl_GlobalInvocationID.y) * PY;
     int block = int(gl_WorkGroupID.z);
+    // No early return past the edge: invocations there compute clamped rows and skip only
+    // the stores, so control flow stays uniform around the fetches.
 
-    SCALAR acc[OCB][PX];
+    SCALAR acc[OCB][PY][PX];
     [[unroll]] for (int o = 0; o < OCB; o++) {
         SCALAR b = params[pc.biasOffset + block * OCB + o];
-        [[unroll]] for (int p = 0; p < PX; p++) acc[o][p] = b;
+        [[unroll]] for (int r = 0; r < PY; r++) {
+            [[unroll]] for (int p = 0; p < PX; p++) acc[o][r][p] = b;
+        }
     }
 
     int ix0 = ox0 * S - P;
@@ -32,27 +41,46 @@ void main() {
     int wBase = block * pc.inC * K * K * OCB;
     for (int ci = 0; ci < pc.inC; ci++) {
         for (int ky = 0; ky < K; ky++) {
-            int iy = oy * S - P + ky;
-            bool rowValid = iy >= 0 && iy < pc.inH;
-            int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-            int wRow = wBase + (ci * K + ky) * K * OCB;
-            SCALAR win[WIN];
-            [[unroll]] for (int j = 0; j < WIN; j++) {
-                int ix = ix0 + j;
-                // Load from a clamped address and select, rather than branch: zero padding
-                // must not make lanes diverge.
-                SCALAR v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
-                win[j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
+            SCALAR win[PY][WIN];
+            [[unroll]] for (int r = 0; r < PY; r++) {
+                int iy = min(oy0 + r, pc.outH - 1) * S - P + ky;
+                bool rowValid = iy >= 0 && iy < pc.inH;
+                int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
+                if (VEC_INPUT) {
+                    int q0 = (rowBase + ix0 - SHIFT) >> 2;
+                    int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
+                    [[unroll]] for (int q = 0; q < NQ; q++) {
+                        PARAM4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
+                        [[unroll]] for (int c = 0; c < 4; c++) {
+                            const int j = q * 4 + c - SHIFT;
+                            if (j >= 0 && j < WIN) {
+                                int ix = ix0 + j;
+                                win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : ZERO;
+                            }
+                        }
+                    }
+                } else {
+                    [[unroll]] for (int j = 0; j < WIN; j++) {
+                        int ix = ix0 + j;
+                        // Fetch from a clamped address and select, rather than branch: zero
+                        // padding must not make lanes diverge.
+                        SCALAR v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
+                        win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
+                    }
+                }
             }
+            int wRow = wBase + (ci * K + ky) * K * OCB;
             [[unroll]] for (int kx = 0; kx < K; kx++) {
                 [[unroll]] for (int o4 = 0; o4 < OCB / 4; o4++) {
                     PARAM4 w = texelFetch(paramTexels, (wRow + kx * OCB) / 4 + o4);
-                    [[unroll]] for (int p = 0; p < PX; p++) {
-                        SCALAR v = win[p * S + kx];
-                        acc[o4 * 4 + 0][p] += w.x * v;
-                        acc[o4 * 4 + 1][p] += w.y * v;
-                        acc[o4 * 4 + 2][p] += w.z * v;
-                        acc[o4 * 4 + 3][p] += w.w * v;
+                    [[unroll]] for (int r = 0; r < PY; r++) {
+                        [[unroll]] for (int p = 0; p < PX; p++) {
+                            SCALAR v = win[r][p * S + kx];
+                            acc[o4 * 4 + 0][r][p] += w.x * v;
+                            acc[o4 * 4 + 1][r][p] += w.y * v;
+                            acc[o4 * 4 + 2][r][p] += w.z * v;
+                            acc[o4 * 4 + 3][r][p] += w.w * v;
+                        }
                     }
                 }
             }
@@ -61,10 +89,13 @@ void main() {
 
     [[unroll]] for (int o = 0; o < OCB; o++) {
         int oc = block * OCB + o;
-        if (oc < pc.outC && oyOut < pc.outH) {
-            int rowBase = pc.outOffset + (oc * pc.outH + oy) * pc.outW;
-            [[unroll]] for (int p = 0; p < PX; p++) {
-                if (ox0 + p < pc.outW) dst[rowBase + ox0 + p] = FINISH(acc[o][p], oc);
+        [[unroll]] for (int r = 0; r < PY; r++) {
+            int oy = oy0 + r;
+            if (oc < pc.outC && oy < pc.outH) {
+                int rowBase = pc.outOffset + (oc * pc.outH + oy) * pc.outW;
+                [[unroll]] for (int p = 0; p < PX; p++) {
+                    if (ox0 + p < pc.outW) dst[rowBase + ox0 + p] = FINISH(acc[o][r][p], oc);
+                }
             }
         }
     }

@@ -3,15 +3,16 @@ import Foundation
 import PSICEngine
 
 /// Register blocking of the convolution kernels: each invocation computes `outputChannels`
-/// x `pixels` outputs; a workgroup is `groupX` x `groupY` invocations.
+/// x `rows` x `pixels` outputs; a workgroup is `groupX` x `groupY` invocations.
 struct ConvTiling: Hashable, Sendable {
     var outputChannels: Int
     var pixels: Int
     var groupX: Int
     var groupY: Int
+    var rows: Int = 1
 
     /// Defaults measured on lavapipe (AVX2, 8 lanes) and sized so the accumulators stay in
-    /// registers on GPUs as well. `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly` overrides them, for tuning.
+    /// registers on GPUs as well. `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly[,py]` overrides them, for tuning.
     static func forConv(outChannels: Int) -> ConvTiling {
         if let o = override { return o }
         // A multiple of 4: weights are fetched four output channels at a time.
@@ -22,8 +23,8 @@ struct ConvTiling: Hashable, Sendable {
     static let override: ConvTiling? = {
         guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_CONV_TILE"] else { return nil }
         let v = s.split(separator: ",").compactMap { Int($0) }
-        guard v.count == 4, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
-        return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3])
+        guard v.count == 4 || v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
+        return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3], rows: v.count == 5 ? v[4] : 1)
     }()
 }
 

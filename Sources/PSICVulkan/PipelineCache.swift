@@ -36,7 +36,7 @@ final class PipelineCache: @unchecked Sendable {
         let constants: [Int32]
     }
 
-    static let bindingCount = 5
+    static let bindingCount = 6
 
     let device: VulkanDevice
     let setLayout: VkDescriptorSetLayout

@@ -154,9 +154,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let base: [Int32] = [t.groupX, t.groupY].map(Int32.init) + [act] + [k, s, p, t.outputChannels, t.pixels].map(Int32.init)
             let blocks = ceilDiv(out.channels, t.outputChannels)
             if !transposed {
-                let pipe = try pipelines.pipeline(kernel, constants: base + [0, 0, texel])
+                // Quad input fetches need rows and windows aligned to 4 elements.
+                let vec: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && inOffset % 4 == 0
+                    && (s * t.pixels) % 4 == 0 ? 1 : 0
+                let pipe = try pipelines.pipeline(kernel, constants: base + [0, 0, texel, vec, Int32(t.rows)])
                 return [KernelDispatch(pipeline: pipe, push: push,
-                                       groups: (ceilDiv(out.width, t.pixels * t.groupX), ceilDiv(out.height, t.groupY), blocks))]
+                                       groups: (ceilDiv(out.width, t.pixels * t.groupX),
+                                                ceilDiv(out.height, t.groupY * t.rows), blocks))]
             }
             var list: [KernelDispatch] = []
             for ry in 0..<s {

@@ -33,8 +33,9 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     }
 
     private let tensorBuffers: [VulkanBuffer]
-    /// One-component texel views of the tensor buffers (binding 3 of the kernels).
+    /// One- and four-component texel views of the tensor buffers (bindings 3 and 5).
     private let tensorViews: [VkBufferView]
+    private let tensorQuadViews: [VkBufferView]
     /// Host-visible copies of inputs/outputs when tensor memory is not mappable (discrete GPUs).
     private let stagingBuffers: [Int: VulkanBuffer]
     private let nodes: [NodePlan]
@@ -53,6 +54,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
 
         var buffers: [VulkanBuffer] = []
         var views: [VkBufferView] = []
+        var quadViews: [VkBufferView] = []
         var staging: [Int: VulkanBuffer] = [:]
         var pool: VkDescriptorPool?
         var fence: VkFence?
@@ -60,7 +62,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         var success = false
         defer {
             if !success {
-                for v in views { device.destroyView(v) }
+                for v in views + quadViews { device.destroyView(v) }
                 for b in buffers { backend.bufferPool.release(b) }
                 for b in staging.values { backend.bufferPool.release(b) }
                 if let pool { vk.destroyDescriptorPool(device.handle, pool, nil) }
@@ -73,6 +75,9 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             buffers.append(buffer)
             views.append(try device.makeView(buffer, format: decl.scalarType == .int32 ? VK_FORMAT_R32_SINT : VK_FORMAT_R32_SFLOAT,
                                              elements: decl.shape.count, elementSize: 4))
+            quadViews.append(try device.makeView(buffer, format: decl.scalarType == .int32 ? VK_FORMAT_R32G32B32A32_SINT
+                                                 : VK_FORMAT_R32G32B32A32_SFLOAT,
+                                                 elements: decl.shape.count / 4, elementSize: 16))
         }
         // Pooled buffers hold a previous graph's data; channels of a tensor that no node
         // writes must read as zero, as on every backend.
@@ -97,7 +102,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         var poolSizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               descriptorCount: UInt32(max(graph.nodes.count, 1) * 3)),
                          VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 2))]
+                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 3))]
         var poolInfo = VkDescriptorPoolCreateInfo()
         poolInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
         poolInfo.maxSets = UInt32(max(graph.nodes.count, 1))
@@ -119,7 +124,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             Self.writeSet(device: device, set: set, buffers: [buffers[node.input.tensor.index].handle,
                                                               buffers[node.output.tensor.index].handle,
                                                               params.buffer.handle],
-                          texelViews: [views[node.input.tensor.index], params.texelView])
+                          texelViews: [views[node.input.tensor.index], params.texelView, quadViews[node.input.tensor.index]])
             plans.append(NodePlan(
                 name: node.op.name,
                 flops: node.op.flops(input: node.inputShape, output: node.outputShape),
@@ -132,6 +137,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         }
         tensorBuffers = buffers
         tensorViews = views
+        tensorQuadViews = quadViews
         stagingBuffers = staging
         nodes = plans
         descriptorPool = pool!
@@ -149,7 +155,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         vk.destroyDescriptorPool(device.handle, descriptorPool, nil)
         vk.destroyFence(device.handle, fence, nil)
         // Every submission was waited for, so the device no longer uses these buffers.
-        for v in tensorViews { device.destroyView(v) }
+        for v in tensorViews + tensorQuadViews { device.destroyView(v) }
         for b in tensorBuffers { backend.bufferPool.release(b) }
         for b in stagingBuffers.values { backend.bufferPool.release(b) }
     }
