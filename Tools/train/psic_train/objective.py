@@ -6,7 +6,8 @@ Per batch at transmitted level l (drawn uniformly in 1..L):
   + w_c * consistency  (g_a of a sampled decode should give back the transmitted and sampled levels)
   + w_e * spread of the per-level rates (keeps the levels' rates even)
 where x_m are decodes whose levels > l are sampled from the prior. P is the perceptual term
-(1 - MS-SSIM here, pluggable). lambda rises and beta falls with l as in the paper's config:
+(1 - MS-SSIM by default; psic_train/perceptual.py holds the choices, None = no term).
+lambda rises and beta falls with l as in the paper's config:
 lambda_l = lambda_min * (lambda_max / lambda_min) ** ((l-1)/(L-1)), beta_l = 2 ** (6 - 6 l / L).
 """
 from __future__ import annotations
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from pytorch_msssim import ms_ssim
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 
 # 3-scale MS-SSIM weights (renormalised first three of Wang et al.'s five) so 128px crops work.
 MSSSIM_WEIGHTS = [0.0448, 0.2856, 0.3001]
+MSSSIM_WIN = 7
 
 
 @dataclass
@@ -31,9 +33,26 @@ class ObjectiveConfig:
     evenness_weight: float = 2.0
 
 
+def ms_ssim(X: torch.Tensor, Y: torch.Tensor, weights: torch.Tensor, win_size: int = MSSSIM_WIN) -> torch.Tensor:
+    """Mean MS-SSIM of NCHW images in [0, 1] over len(weights) scales: pytorch_msssim.ms_ssim's
+    computation (same ops, same result), without its assertion that the image survive 4
+    downsamplings whatever the number of scales (3 scales of a 7-tap window need >= 28 px)."""
+    win = _fspecial_gauss_1d(win_size, 1.5).repeat([X.shape[1], 1, 1, 1])
+    mcs = []
+    for i in range(weights.shape[0]):
+        ssim_per_channel, cs = _ssim(X, Y, win=win, data_range=1.0, size_average=False, K=(0.01, 0.03))
+        if i < weights.shape[0] - 1:
+            mcs.append(torch.relu(cs))
+            padding = [s % 2 for s in X.shape[2:]]
+            X = F.avg_pool2d(X, kernel_size=2, padding=padding)
+            Y = F.avg_pool2d(Y, kernel_size=2, padding=padding)
+    stacked = torch.stack(mcs + [torch.relu(ssim_per_channel)], dim=0)
+    return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean()
+
+
 def msssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     w = torch.tensor(MSSSIM_WEIGHTS, device=a.device)
-    return 1.0 - ms_ssim(a.clamp(0, 1), b, data_range=1.0, size_average=True, win_size=7, weights=w / w.sum())
+    return 1.0 - ms_ssim(a.clamp(0, 1), b, weights=w / w.sum())
 
 
 class SVIObjective:
@@ -59,23 +78,24 @@ class SVIObjective:
         bpp_all = bpp_levels.sum() + bpp_z
         L = self.L
         mse_full = F.mse_loss(out["x_full"], x)
-        perc_full = self.perceptual(out["x_full"], x)
+        zero = torch.zeros((), device=x.device)
+        perc_full = self.perceptual(out["x_full"], x) if self.perceptual is not None else zero
         full = self.lam(L) * mse_full + self.cfg.perceptual_weight * self.lam(L) * perc_full + self.beta(L) * bpp_all
         stats = {"bpp": bpp_all.item(), "bpp_z": bpp_z.item(), "mse_full": mse_full.item(),
-                 "bpp_levels": bpp_levels.detach().tolist()}
+                 "bpp_levels": bpp_levels.detach().tolist(), "perceptual_full": perc_full.item()}
         if out["x_sampled"] is not None:
             xs = out["x_sampled"]
             M = xs.shape[0] // B
             xr = x.repeat(M, 1, 1, 1)
             mse_s = F.mse_loss(xs, xr)
-            perc_s = self.perceptual(xs, xr)
+            perc_s = self.perceptual(xs, xr) if self.perceptual is not None else zero
             bpp_l = bpp_levels[:level].sum() + bpp_z
             partial = self.lam(level) * mse_s + self.cfg.perceptual_weight * self.lam(level) * perc_s \
                 + self.beta(level) * bpp_l
             # Consistency on the first detail draw only: g_a is the costliest transform to repeat.
             y_again = model.g_a(xs[:B])
             consistency = F.mse_loss(y_again.float(), out["y_sampled"][:B].detach())
-            stats.update(mse_sampled=mse_s.item(), consistency=consistency.item())
+            stats.update(mse_sampled=mse_s.item(), perceptual_sampled=perc_s.item(), consistency=consistency.item())
         else:
             partial, consistency = full, torch.zeros((), device=x.device)
         evenness = ((bpp_levels - bpp_levels.mean()) ** 2).sum()
