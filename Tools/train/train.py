@@ -4,9 +4,18 @@
     python Tools/train/train.py --out Tools/train/runs/main            # start
     python Tools/train/train.py --out Tools/train/runs/main --resume   # continue from last.pt
     python Tools/train/train.py --init Models/psic-conv.pt ...          # start from a shipped checkpoint
+    python Tools/train/train.py --out runs/gan --init runs/main/last.pt \
+        --adversarial-weight 0.01 --steps 20000                        # adversarial fine-tuning stage
 
-Checkpoints (model, optimiser, step, settings) are written to OUT/last.pt every few minutes and
-on exit (Ctrl-C or SIGTERM); OUT/log.jsonl gets one line per logging interval.
+Checkpoints (model, optimiser, step, settings; the discriminator under its own keys when there is
+one) are written to OUT/last.pt every few minutes and on exit (Ctrl-C or SIGTERM); OUT/log.jsonl
+gets one line per logging interval. Progress: one updating line on a terminal, a plain line every
+--log-every steps otherwise.
+
+Perceptual term (--perceptual): msssim (default) and none need no downloads; lpips needs local
+weight files (--lpips-weights, see psic_train/perceptual.py). The adversarial term
+(--adversarial-weight > 0, from step --adversarial-start) trains a patch discriminator from
+scratch (psic_train/adversarial.py); it applies to the full decode and to the sampled decodes.
 """
 from __future__ import annotations
 
@@ -23,9 +32,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
 from psic_train.data import CropSampler, list_images, load_rgb  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
-from psic_train.objective import ObjectiveConfig, SVIObjective, psnr  # noqa: E402
+from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
+from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
+from psic_train.progress import Progress, summarize  # noqa: E402
+
+DEFAULT_STEPS = 1_000_000
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +52,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", type=Path, help="initialise weights from this checkpoint (fresh optimiser and step 0 unless it holds them)")
-    p.add_argument("--steps", type=int, default=1_000_000, help="stop after this many total steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"stop after this many total steps (default {DEFAULT_STEPS}; the progress ETA only when given)")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours of this process")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
@@ -52,6 +67,19 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
+                   help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "
+                        "and LPIPS have different scales, retune the weight when switching)")
+    p.add_argument("--lpips-weights", type=Path, nargs="+", metavar="FILE",
+                   help="local LPIPS weights (backbone and linear heads, one or several state-dict files)")
+    p.add_argument("--lpips-net", choices=sorted(LPIPS_NETS), default="alex", help="LPIPS backbone")
+    p.add_argument("--adversarial-weight", type=float, default=0.0,
+                   help="weight of the non-saturating generator loss (0 = no adversarial term, no discriminator)")
+    p.add_argument("--adversarial-start", type=int, default=0,
+                   help="global step from which the discriminator trains and the adversarial term applies")
+    p.add_argument("--disc-lr", type=float, default=1e-4, help="discriminator Adam learning rate")
+    p.add_argument("--disc-width", type=int, default=DiscriminatorConfig.width,
+                   help="discriminator width (new discriminators only; a resumed one keeps its own)")
     for f, v in ModelConfig().to_dict().items():
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=v, help=f"model size {f} (new runs only)")
     for f, v in vars(ObjectiveConfig()).items():
@@ -60,6 +88,7 @@ def parse_args(argv=None):
 
 
 def save(path: Path, model, opt, step: int, args, extra=None):
+    """Writes the checkpoint atomically. `extra` adds top-level keys (the discriminator's)."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                 "config": model.cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()},
@@ -69,6 +98,9 @@ def save(path: Path, model, opt, step: int, args, extra=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    steps_bound = args.steps
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -94,24 +126,48 @@ def main(argv=None):
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt.get("step", 0)
-    objective = SVIObjective(cfg.L, ObjectiveConfig(**{f: getattr(args, f) for f in vars(ObjectiveConfig())}))
+    perceptual = make_perceptual(args.perceptual, lpips_weights=args.lpips_weights, lpips_net=args.lpips_net,
+                                 device=args.device)
+    objective = SVIObjective(cfg.L, ObjectiveConfig(**{f: getattr(args, f) for f in vars(ObjectiveConfig())}),
+                             perceptual=perceptual)
+
+    # The discriminator lives outside PSICModel under its own checkpoint keys. A checkpoint without
+    # them (every run before the adversarial stage) gives a fresh one; with the adversarial term off,
+    # a discriminator found in the checkpoint is carried over unchanged to the checkpoints written.
+    adv, carried = None, {}
+    if args.adversarial_weight > 0:
+        dcfg = DiscriminatorConfig(**ckpt["discriminator_config"]) if ckpt and "discriminator_config" in ckpt \
+            else DiscriminatorConfig(width=args.disc_width)
+        adv = Adversarial(dcfg, lr=args.disc_lr, device=args.device, autocast=args.autocast and args.device == "cpu")
+        resumed_d = adv.load(ckpt, lr=args.disc_lr) if ckpt else False
+        print(f"adversarial term {args.adversarial_weight:g} from step {args.adversarial_start}; discriminator "
+              f"{dcfg} " + ("loaded from the checkpoint" if resumed_d else "trained from scratch"), flush=True)
+    elif ckpt:
+        carried = {k: ckpt[k] for k in DISCRIMINATOR_KEYS if k in ckpt}
+
+    def extra():
+        return adv.state() if adv else carried
 
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
-    val = [torch.from_numpy(load_rgb(p)[:256, :256]).permute(2, 0, 1).float().div(255)[None] for p in val_files]
+    # held-out crops of at most 256x256, cut to multiples of 64 (the transforms' total stride)
+    val = [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
+           .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, val_files)
+           if im.shape[0] >= 64 and im.shape[1] >= 64]
 
     stop = {"now": False}
 
     def request_stop(*_):
         stop["now"] = True
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+
+    previous_handlers = (signal.signal(signal.SIGTERM, request_stop), signal.signal(signal.SIGINT, request_stop))
 
     t_start = time.time()
     t_ckpt = time.time()
     window = []
+    progress = Progress(cfg.L, step, args.log_every, max_steps=steps_bound, hours=args.hours)
     log = open(args.out / "log.jsonl", "a")
     while step < args.steps and not stop["now"]:
         if args.hours is not None and time.time() - t_start > args.hours * 3600:
@@ -121,29 +177,30 @@ def main(argv=None):
         level = random.randint(1, cfg.L)
         out = model(x, level, args.samples, autocast=args.autocast and args.device == "cpu")
         loss, stats = objective(model, x, out, level)
+        adversarial_on = adv is not None and step >= args.adversarial_start
+        if adversarial_on:
+            adv_g = adv.generator_term(out["x_full"], out["x_sampled"])
+            loss = loss + args.adversarial_weight * adv_g
+            stats.update(adv_g=adv_g.item(), loss=loss.item())
         if not math.isfinite(loss.item()):
-            print(f"step {step}: non-finite loss, batch skipped", flush=True)
+            progress.message(f"step {step}: non-finite loss, batch skipped")
             opt.zero_grad(set_to_none=True)
             continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if adversarial_on:
+            stats.update(adv.discriminator_step(x, out["x_full"], out["x_sampled"]))
         step += 1
         stats.update(level=level, seconds=time.time() - t0)
         window.append(stats)
+        progress.update(step, stats)
         if step % args.log_every == 0:
-            n = len(window)
-            mean = lambda k: sum(s[k] for s in window if k in s) / max(1, sum(1 for s in window if k in s))  # noqa: E731
-            per_level = [sum(s["bpp_levels"][i] for s in window) / n for i in range(cfg.L)]
-            line = {"step": step, "loss": mean("loss"), "bpp": mean("bpp"), "psnr_full": psnr(mean("mse_full")),
-                    "psnr_sampled": psnr(mean("mse_sampled")) if any("mse_sampled" in s for s in window) else None,
-                    "bpp_levels": per_level, "s_per_step": mean("seconds"), "time": time.time()}
+            line = {"step": step, **summarize(window, cfg.L), "time": time.time()}
             log.write(json.dumps(line) + "\n")
             log.flush()
-            print(f"step {step:7d} | loss {line['loss']:.3f} | bpp {line['bpp']:.3f} | PSNR full "
-                  f"{line['psnr_full']:.2f} dB, sampled {line['psnr_sampled'] or 0:.2f} dB | levels "
-                  + " ".join(f"{b:.3f}" for b in per_level) + f" | {line['s_per_step']:.2f} s/step", flush=True)
+            progress.log(step, line)
             window = []
         if val and step % args.eval_every == 0:
             res = [evaluate_levels(model, v) for v in val]
@@ -152,11 +209,15 @@ def main(argv=None):
                         "psnr": sum(rr[i]["psnr"] for rr in res) / len(res)} for i, r in enumerate(res[0])]
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
-            print("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary), flush=True)
+            progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))
         if time.time() - t_ckpt > args.checkpoint_minutes * 60:
-            save(last, model, opt, step, args)
+            save(last, model, opt, step, args, extra())
             t_ckpt = time.time()
-    save(last, model, opt, step, args)
+    progress.close()
+    log.close()
+    save(last, model, opt, step, args, extra())
+    for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous_handlers):
+        signal.signal(sig, handler)
     print(f"saved {last} at step {step}", flush=True)
 
 
