@@ -1,0 +1,232 @@
+"""Tests of the training tool: perceptual registry, LPIPS loading, adversarial losses, checkpoint
+compatibility and short end-to-end runs on a tiny model (no ../shared, no downloads)."""
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import train  # noqa: E402
+from psic_train import adversarial as adv  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.objective import MSSSIM_WEIGHTS, ObjectiveConfig, SVIObjective, msssim_loss  # noqa: E402
+from psic_train.perceptual import LPIPS, make_perceptual  # noqa: E402
+from psic_train.progress import Progress, fmt_duration, summarize  # noqa: E402
+
+torch.set_num_threads(1)
+TINY = ["--N", "16", "--C", "16", "--L", "4", "--hyper", "16", "--ep-width", "16"]
+RUN = ["--batch", "2", "--crop", "64", "--threads", "1", "--holdout", "1", "--log-every", "1",
+       "--eval-every", "2", "--disc-width", "8"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:80, 0:96]
+    for i in range(4):
+        base = np.stack([np.sin(xx / (5 + i) + c) * np.cos(yy / (7 + c)) for c in range(3)], -1)
+        img = np.clip(127 + 90 * base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lpips_file(tmp_path_factory):
+    """A randomly initialised AlexNet LPIPS (non-negative heads, as trained ones are) saved under
+    torchvision + released-LPIPS names."""
+    torch.manual_seed(3)
+    net = LPIPS("alex")
+    for h in net.heads:
+        h.weight.copy_(torch.rand_like(h.weight))
+    path = tmp_path_factory.mktemp("lpips") / "alex_random.pt"
+    torch.save(net.lpips_state_dict(), path)
+    return net, path
+
+
+def run(argv):
+    train.main([str(a) for a in argv])
+
+
+# -- perceptual registry ----------------------------------------------------------------------
+def test_registry_choices(tmp_path):
+    assert make_perceptual("msssim") is msssim_loss
+    assert make_perceptual("none") is None
+    with pytest.raises(SystemExit, match="unknown perceptual"):
+        make_perceptual("dists")
+    with pytest.raises(SystemExit, match="--lpips-weights"):
+        make_perceptual("lpips")
+    with pytest.raises(SystemExit, match="does not exist"):
+        make_perceptual("lpips", lpips_weights=[tmp_path / "missing.pth"])
+
+
+def test_msssim_matches_pytorch_msssim_and_takes_small_crops():
+    from pytorch_msssim import ms_ssim
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 128, 128)
+    xh = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    w = torch.tensor(MSSSIM_WEIGHTS)
+    ref = 1 - ms_ssim(xh, x, data_range=1.0, size_average=True, win_size=7, weights=w / w.sum())
+    assert torch.equal(msssim_loss(xh, x), ref)
+    assert 0 < msssim_loss(xh[..., :64, :64], x[..., :64, :64]).item() < 1
+
+
+def test_lpips_loads_local_weights(lpips_file, tmp_path):
+    net, path = lpips_file
+    loaded = make_perceptual("lpips", lpips_weights=[path])
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 64, 64)
+    xh = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).requires_grad_(True)
+    d = loaded(xh, x)
+    assert torch.allclose(d, net(xh, x))
+    assert d.item() > 0 and loaded(x, x).item() == pytest.approx(0, abs=1e-6)
+    d.backward()
+    assert xh.grad is not None and xh.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in loaded.parameters())
+    # the `lpips` package's names, split over two files (backbone, heads), and safetensors
+    sd = torch.load(path, weights_only=True)
+    slice_of = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
+    backbone = {f"net.slice{slice_of[int(k.split('.')[1])]}.{k.split('.', 1)[1]}": v
+                for k, v in sd.items() if k.startswith("features.")}
+    heads = {k.replace(".model.1.", ".model.0."): v for k, v in sd.items() if k.startswith("lin")}
+    torch.save(backbone, tmp_path / "backbone.pth")
+    torch.save({"state_dict": heads}, tmp_path / "heads.pth")
+    split = LPIPS("alex").load_weights([tmp_path / "backbone.pth", tmp_path / "heads.pth"])
+    assert torch.allclose(split(xh, x), d)
+    from safetensors.torch import save_file
+    save_file(sd, str(tmp_path / "alex.safetensors"))
+    assert torch.allclose(LPIPS("alex").load_weights(tmp_path / "alex.safetensors")(xh, x), d)
+    with pytest.raises(SystemExit, match="lin0"):
+        LPIPS("alex").load_weights(tmp_path / "backbone.pth")
+
+
+def test_objective_with_lpips_and_none(lpips_file):
+    _, path = lpips_file
+    torch.manual_seed(0)
+    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    model = PSICModel(cfg)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, 2, 2)
+    for p in (make_perceptual("lpips", lpips_weights=[path]), None):
+        loss, stats = SVIObjective(cfg.L, ObjectiveConfig(), perceptual=p)(model, x, out, 2)
+        assert math.isfinite(loss.item())
+        assert (stats["perceptual_full"] > 0) == (p is not None)
+
+
+# -- adversarial ------------------------------------------------------------------------------
+def test_gan_loss_signs():
+    z = torch.zeros(4)
+    assert adv.generator_loss(z).item() == pytest.approx(math.log(2))
+    assert adv.discriminator_loss(z, z).item() == pytest.approx(2 * math.log(2))
+    big = torch.full((4,), 20.0)
+    assert adv.generator_loss(big).item() < 1e-6            # D believes the fake: no generator loss
+    assert adv.generator_loss(-big).item() == pytest.approx(20, rel=1e-4)  # non-saturating: grows linearly
+    assert adv.discriminator_loss(big, -big).item() < 1e-6   # D right on both
+    assert adv.discriminator_loss(-big, big).item() == pytest.approx(40, rel=1e-4)
+    t = torch.zeros(3, requires_grad=True)
+    adv.generator_loss(t).backward()
+    assert (t.grad < 0).all()  # the generator raises D(x_hat)
+    r, f = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    adv.discriminator_loss(r, f).backward()
+    assert (r.grad < 0).all() and (f.grad > 0).all()  # D raises real logits, lowers fake ones
+    assert adv.discriminator_loss(r, f).item() == pytest.approx(
+        (F.softplus(-r) + F.softplus(f)).mean().item())
+
+
+def test_discriminator_learns_and_generator_term_leaves_d_alone():
+    torch.manual_seed(0)
+    a = adv.Adversarial(adv.DiscriminatorConfig(width=8), lr=1e-3)
+    real = F.avg_pool2d(torch.rand(4, 3, 64, 64), 5, 1, 2)      # smooth "photos"
+    fake = torch.rand(4, 3, 64, 64)                              # noise
+    first = a.discriminator_step(real, fake, fake[:2])
+    for _ in range(15):
+        last = a.discriminator_step(real, fake, fake[:2])
+    assert last["d_loss"] < first["d_loss"] and last["d_real"] > last["d_fake"]
+    xh = fake.clone().requires_grad_(True)
+    a.opt.zero_grad(set_to_none=True)
+    g = a.generator_term(xh, None)
+    g.backward()
+    assert xh.grad.abs().sum() > 0
+    assert all(p.grad is None for p in a.D.parameters())
+    assert all(p.requires_grad for p in a.D.parameters())
+
+
+# -- training runs ----------------------------------------------------------------------------
+def test_old_checkpoint_resumes_with_and_without_adversarial(data, tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    model = PSICModel(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    # exactly what train.py wrote before the adversarial stage existed
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 5,
+                "config": cfg.to_dict(), "args": {"lr": "0.0001"}}, tmp_path / "last.pt")
+    keys = set(model.state_dict())
+    run(["--data", data, "--out", tmp_path, "--resume", "--steps", 6, "--adversarial-weight", 0.1, *RUN])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["step"] == 6 and set(c["model"]) == keys
+    assert set(adv.DISCRIMINATOR_KEYS) <= set(c) and c["discriminator_config"]["width"] == 8
+    d_state = c["discriminator"]
+    # adversarial off: the discriminator is carried over untouched
+    run(["--data", data, "--out", tmp_path, "--resume", "--steps", 7, *RUN])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["step"] == 7 and set(c["model"]) == keys
+    assert all(torch.equal(c["discriminator"][k], v) for k, v in d_state.items())
+    # and on again: the discriminator is loaded (its own width, not --disc-width's), then trained
+    run(["--data", data, "--out", tmp_path, "--resume", "--steps", 8, "--adversarial-weight", 0.1,
+         *RUN, "--disc-width", "16"])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["step"] == 8 and c["discriminator_config"]["width"] == 8
+    assert c["discriminator_optimizer"]["state"][0]["step"].item() == 2
+    PSICModel(cfg).load_state_dict(c["model"])
+
+
+def test_two_steps_end_to_end_adversarial_and_lpips(data, lpips_file, tmp_path, capsys):
+    _, path = lpips_file
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2, "--adversarial-weight", 0.05,
+         "--adversarial-start", 1, "--perceptual", "lpips", "--lpips-weights", path])
+    lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [s for s in lines if "loss" in s]
+    assert [s["step"] for s in steps] == [1, 2]
+    assert "adv_g" not in steps[0] and {"adv_g", "d_loss", "d_real", "d_fake"} <= set(steps[1])
+    assert all(math.isfinite(s["loss"]) and len(s["bpp_levels"]) == 4 for s in steps)
+    assert any("eval" in s for s in lines)
+    out = capsys.readouterr().out
+    assert "step       2/2" in out and "ETA" in out and "adv G" in out and "\r" not in out
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["step"] == 2 and "discriminator" in c and c["args"]["perceptual"] == "lpips"
+
+
+# -- progress display -------------------------------------------------------------------------
+def _stats(i):
+    return {"loss": 1.0 + i, "bpp": 0.5, "mse_full": 0.01, "mse_sampled": 0.02, "bpp_levels": [0.1, 0.2],
+            "seconds": 0.5}
+
+
+def test_progress_tty_and_plain():
+    s = io.StringIO()
+    p = Progress(2, 0, log_every=2, max_steps=10, stream=s, tty=True)
+    for i in range(1, 4):
+        p.drawn = 0
+        p.update(i, _stats(i))
+    p.message("eval something")
+    p.update(4, _stats(4))
+    p.close()
+    text = s.getvalue()
+    assert text.count("\n") == 2 and text.count("\r") >= 4
+    assert "step       3/10" in text and "0.50 s/step" in text and "ETA 0m04s" in text and "PSNR 20.00/16.99 dB" in text
+    s = io.StringIO()
+    p = Progress(2, 0, log_every=2, stream=s, tty=False)
+    for i in range(1, 3):
+        p.update(i, _stats(i))
+    p.log(2, summarize([_stats(1), _stats(2)], 2))
+    lines = s.getvalue().splitlines()
+    assert len(lines) == 1 and "\r" not in s.getvalue() and "ETA" not in lines[0]
+    assert "levels 0.100 0.200" in lines[0] and "loss 2.500" in lines[0]
+    assert fmt_duration(3 * 3600 + 120) == "3h02m" and fmt_duration(2 * 86400 + 3600) == "2d01h"
