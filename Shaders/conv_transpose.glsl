@@ -3,9 +3,10 @@
 // the S*S output phases (oy % S, ox % S) = (RY, RX), one dispatch each: within a phase the set
 // of kernel taps that hit is fixed, so it is a specialization constant and the tap loops
 // unroll with no per-pixel tests, and no multiply is spent on the zeros a zero-stuffed
-// formulation would add. Each invocation computes OCB output channels x PX outputs of one
-// phase row (output columns S*q + RX for PX consecutive q), reusing one loaded input row
-// segment for all of them. Weights are packed [block][ci][ky][kx][OCB], zero-padded.
+// formulation would add. Each invocation computes OCB output channels x PY x PX outputs of
+// one phase (output rows S*q + RY, columns S*q + RX for consecutive q), reusing each loaded
+// input row segment for all of them. Weights are packed [block][ci][ky][kx][OCB], zero-padded,
+// and read as four-component texels.
 #include "common.glsl"
 
 layout(constant_id = 3) const int K = 5;
@@ -15,59 +16,94 @@ layout(constant_id = 6) const int OCB = 8;
 layout(constant_id = 7) const int PX = 4;
 layout(constant_id = 8) const int RY = 0;
 layout(constant_id = 9) const int RX = 0;
+// Quad input fetches: set when rows start on 4-element boundaries and PX is a multiple of 4.
+layout(constant_id = 11) const bool VEC_INPUT = false;
+layout(constant_id = 12) const int PY = 1;
 
 // Input offsets d = (R + P - k) / S of the taps k that hit phase R; the (+ S*K) keeps the
 // numerator non-negative so integer division floors.
 const int DXLO = (RX + P - (K - 1) + S * K) / S - K;
 const int DXHI = (RX + P + S * K) / S - K;
 const int WIN = PX + DXHI - DXLO;
+const int SHIFT = ((DXLO % 4) + 4) % 4;      // (qx0 + DXLO) mod 4 under VEC_INPUT
+const int NQ = (SHIFT + WIN + 3) / 4;
 
 void main() {
     int qx0 = int(gl_GlobalInvocationID.x) * PX;
-    int qy = int(gl_GlobalInvocationID.y);
+    int qy0 = int(gl_GlobalInvocationID.y) * PY;
     int block = int(gl_WorkGroupID.z);
-    if (qy >= pc.qH || qx0 >= pc.qW) return;
+    // No early return past the edge (see conv.glsl): clamp rows, skip only the stores.
 
-    SCALAR acc[OCB][PX];
+    SCALAR acc[OCB][PY][PX];
     [[unroll]] for (int o = 0; o < OCB; o++) {
         SCALAR b = params[pc.biasOffset + block * OCB + o];
-        [[unroll]] for (int p = 0; p < PX; p++) acc[o][p] = b;
+        [[unroll]] for (int r = 0; r < PY; r++) {
+            [[unroll]] for (int p = 0; p < PX; p++) acc[o][r][p] = b;
+        }
     }
 
     int plane = pc.inH * pc.inW;
     int wBase = block * pc.inC * K * K * OCB;
+    int ix0 = qx0 + DXLO;
     for (int ci = 0; ci < pc.inC; ci++) {
         [[unroll]] for (int ky = 0; ky < K; ky++) {
             if ((RY + P - ky + S * K) % S != 0) continue;
-            int iy = qy + (RY + P - ky + S * K) / S - K;
-            bool rowValid = iy >= 0 && iy < pc.inH;
-            int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-            int wRow = wBase + (ci * K + ky) * K * OCB;
-            SCALAR win[WIN];
-            [[unroll]] for (int j = 0; j < WIN; j++) {
-                int ix = qx0 + DXLO + j;
-                SCALAR v = src[rowBase + clamp(ix, 0, pc.inW - 1)];
-                win[j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
+            SCALAR win[PY][WIN];
+            [[unroll]] for (int r = 0; r < PY; r++) {
+                int iy = min(qy0 + r, pc.qH - 1) + (RY + P - ky + S * K) / S - K;
+                bool rowValid = iy >= 0 && iy < pc.inH;
+                int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
+                if (VEC_INPUT) {
+                    int q0 = (rowBase + ix0 - SHIFT) >> 2;
+                    int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
+                    [[unroll]] for (int q = 0; q < NQ; q++) {
+                        PARAM4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
+                        [[unroll]] for (int c = 0; c < 4; c++) {
+                            const int j = q * 4 + c - SHIFT;
+                            if (j >= 0 && j < WIN) {
+                                int ix = ix0 + j;
+                                win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : ZERO;
+                            }
+                        }
+                    }
+                } else {
+                    [[unroll]] for (int j = 0; j < WIN; j++) {
+                        int ix = ix0 + j;
+                        SCALAR v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
+                        win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
+                    }
+                }
             }
+            int wRow = wBase + (ci * K + ky) * K * OCB;
             [[unroll]] for (int kx = 0; kx < K; kx++) {
                 if ((RX + P - kx + S * K) % S != 0) continue;
                 const int d = (RX + P - kx + S * K) / S - K - DXLO;
-                [[unroll]] for (int o = 0; o < OCB; o++) {
-                    SCALAR w = params[wRow + kx * OCB + o];
-                    [[unroll]] for (int p = 0; p < PX; p++) acc[o][p] += w * win[p + d];
+                [[unroll]] for (int o4 = 0; o4 < OCB / 4; o4++) {
+                    PARAM4 w = texelFetch(paramTexels, (wRow + kx * OCB) / 4 + o4);
+                    [[unroll]] for (int r = 0; r < PY; r++) {
+                        [[unroll]] for (int p = 0; p < PX; p++) {
+                            SCALAR v = win[r][p + d];
+                            acc[o4 * 4 + 0][r][p] += w.x * v;
+                            acc[o4 * 4 + 1][r][p] += w.y * v;
+                            acc[o4 * 4 + 2][r][p] += w.z * v;
+                            acc[o4 * 4 + 3][r][p] += w.w * v;
+                        }
+                    }
                 }
             }
         }
     }
 
-    int oy = qy * S + RY;
     [[unroll]] for (int o = 0; o < OCB; o++) {
         int oc = block * OCB + o;
-        if (oc < pc.outC && oy < pc.outH) {
-            int rowBase = pc.outOffset + (oc * pc.outH + oy) * pc.outW;
-            [[unroll]] for (int p = 0; p < PX; p++) {
-                int ox = (qx0 + p) * S + RX;
-                if (ox < pc.outW) dst[rowBase + ox] = FINISH(acc[o][p], oc);
+        [[unroll]] for (int r = 0; r < PY; r++) {
+            int oy = (qy0 + r) * S + RY;
+            if (oc < pc.outC && qy0 + r < pc.qH && oy < pc.outH) {
+                int rowBase = pc.outOffset + (oc * pc.outH + oy) * pc.outW;
+                [[unroll]] for (int p = 0; p < PX; p++) {
+                    int ox = (qx0 + p) * S + RX;
+                    if (ox < pc.outW) dst[rowBase + ox] = FINISH(acc[o][r][p], oc);
+                }
             }
         }
     }

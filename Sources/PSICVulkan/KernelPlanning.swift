@@ -11,16 +11,44 @@ struct ConvTiling: Hashable, Sendable {
     var groupY: Int
     var rows: Int = 1
 
-    /// Defaults measured on lavapipe (AVX2, 8 lanes) and sized so the accumulators stay in
-    /// registers on GPUs as well. `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly[,py]` overrides them, for tuning.
-    static func forConv(outChannels: Int) -> ConvTiling {
+    /// `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly[,py]` overrides the defaults, for tuning.
+    static func forConv(outChannels: Int, device: VulkanDeviceType) -> ConvTiling {
         if let o = override { return o }
         // A multiple of 4: weights are fetched four output channels at a time.
-        let ocb = max(4, min(8, nextPowerOfTwo(outChannels)))
-        return ConvTiling(outputChannels: ocb, pixels: 4, groupX: 8, groupY: 4)
+        let ocb = max(4, nextPowerOfTwo(outChannels))
+        if device == .cpu {
+            // lavapipe: every fetch costs tens of cycles (the sampler path per lane) while
+            // spilled accumulators cost an L1 load/store, so blocks far beyond the register
+            // file win: 16 channels x 2 rows x 8 pixels, measured best on the analysis
+            // transform's 5x5/2 layers (about 2x the 8x1x4 GPU tiling).
+            return ConvTiling(outputChannels: min(16, ocb), pixels: 8, groupX: 8, groupY: 2, rows: 2)
+        }
+        // GPUs: 32 accumulators per invocation stay in registers, 64-invocation workgroups.
+        return ConvTiling(outputChannels: min(8, ocb), pixels: 4, groupX: 16, groupY: 4, rows: 1)
     }
 
-    static let override: ConvTiling? = {
+    /// Integer layers run on the entropy model's small grids (1/16 and 1/64 of the image),
+    /// where big blocks would mostly compute padding and only cost compile time.
+    static func forIntConv(outChannels: Int) -> ConvTiling {
+        if let o = override { return o }
+        return ConvTiling(outputChannels: min(8, max(4, nextPowerOfTwo(outChannels))), pixels: 4, groupX: 8, groupY: 4, rows: 1)
+    }
+
+    static var override: ConvTiling? {
+        overrideLock.lock()
+        defer { overrideLock.unlock() }
+        return overrideValue
+    }
+
+    /// Replaces the environment's override (tests use it to run the kernels under each tiling).
+    static func setOverride(_ tiling: ConvTiling?) {
+        overrideLock.lock()
+        overrideValue = tiling
+        overrideLock.unlock()
+    }
+
+    private static let overrideLock = NSLock()
+    nonisolated(unsafe) private static var overrideValue: ConvTiling? = {
         guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_CONV_TILE"] else { return nil }
         let v = s.split(separator: ",").compactMap { Int($0) }
         guard v.count == 4 || v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }

@@ -36,7 +36,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         deinit { buffer.device.destroyView(texelView) }
     }
     private let parameterLock = NSLock()
-    private var parameters: [ObjectIdentifier: UploadedParameters] = [:]
+    /// Keyed by layer and packing variant (the output-channel block the weights are packed for).
+    private struct ParameterKey: Hashable {
+        let layer: ObjectIdentifier
+        let variant: Int
+    }
+    private var parameters: [ParameterKey: UploadedParameters] = [:]
 
     /// Opens a device: the one `selector` names, else `PSIC_VULKAN_DEVICE`, else the best one
     /// (discrete GPU, integrated GPU, virtual GPU, CPU). Throws `VulkanError` when Vulkan,
@@ -75,8 +80,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// Uploaded parameters of `layer`, packing and uploading them on first use.
-    func parameters(for layer: AnyObject, pack: () -> PackedParameters) throws -> UploadedParameters {
-        let id = ObjectIdentifier(layer)
+    func parameters(for layer: AnyObject, variant: Int, pack: () -> PackedParameters) throws -> UploadedParameters {
+        let id = ParameterKey(layer: ObjectIdentifier(layer), variant: variant)
         parameterLock.lock()
         defer { parameterLock.unlock() }
         if let p = parameters[id] { return p }
@@ -170,9 +175,11 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                     var ph = push
                     ph.qH = Int32(qH)
                     ph.qW = Int32(qW)
-                    let pipe = try pipelines.pipeline(kernel, constants: base + [Int32(ry), Int32(rx), texel])
+                    let vec: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && inOffset % 4 == 0
+                        && t.pixels % 4 == 0 ? 1 : 0
+                    let pipe = try pipelines.pipeline(kernel, constants: base + [Int32(ry), Int32(rx), texel, vec, Int32(t.rows)])
                     list.append(KernelDispatch(pipeline: pipe, push: ph,
-                                               groups: (ceilDiv(qW, t.pixels * t.groupX), ceilDiv(qH, t.groupY), blocks)))
+                                               groups: (ceilDiv(qW, t.pixels * t.groupX), ceilDiv(qH, t.groupY * t.rows), blocks)))
                 }
             }
             return list
@@ -180,13 +187,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
         switch node.op {
         case let .conv2d(l):
-            let t = ConvTiling.forConv(outChannels: l.outChannels)
-            let params = try parameters(for: l) { ParameterPacking.conv(l, tiling: t) }
+            let t = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.conv(l, tiling: t) }
             return (try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
                                        s: l.stride, p: l.padding, tiling: t, transposed: false, params: params), params)
         case let .convTranspose2d(l):
-            let t = ConvTiling.forConv(outChannels: l.outChannels)
-            let params = try parameters(for: l) { ParameterPacking.convTranspose(l, tiling: t) }
+            let t = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.convTranspose(l, tiling: t) }
             return (try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation), k: l.kernelSize,
                                        s: l.stride, p: l.padding, tiling: t, transposed: true, params: params), params)
         case let .intConv2d(l):
@@ -194,14 +201,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                 throw VulkanError.unsupportedFeature(feature: "shaderInt64 (needed by the integer requantisation)",
                                                      device: deviceInfo.name)
             }
-            let t = ConvTiling.forConv(outChannels: l.outChannels)
-            let params = try parameters(for: l) { ParameterPacking.intConv(l, tiling: t) }
+            let t = ConvTiling.forIntConv(outChannels: l.outChannels)
+            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.intConv(l, tiling: t) }
             return (try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
                                        act: intActivationCode(l.requantization), k: l.kernelSize, s: l.stride,
                                        p: l.padding, tiling: t, transposed: l.transposed, params: params), params)
         case let .gdn(l):
             let t = GDNTiling.forGDN(channels: l.channels)
-            let params = try parameters(for: l) { ParameterPacking.gdn(l, tiling: t) }
+            let params = try parameters(for: l, variant: t.channels) { ParameterPacking.gdn(l, tiling: t) }
             push.biasOffset = Int32(params.packed.biasOffset)
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
                                                                  Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel])

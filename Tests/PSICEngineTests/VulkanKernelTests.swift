@@ -49,6 +49,23 @@ func assertFloatClose(_ got: [Float], _ ref: ReferenceKernels.FloatResult, slope
 }
 
 final class VulkanKernelTests: XCTestCase {
+    /// Register blockings the conv kernels are run under besides the device default: the GPU
+    /// default (when testing on lavapipe) and an odd one whose tiles never divide the test
+    /// shapes. Kept few: every (tiling, layer geometry) is a pipeline to compile.
+    static let tilings: [ConvTiling?] = [
+        nil,
+        ConvTiling(outputChannels: 8, pixels: 4, groupX: 16, groupY: 4, rows: 1),
+        ConvTiling(outputChannels: 4, pixels: 3, groupX: 4, groupY: 3, rows: 3),
+    ]
+
+    func forEachTiling(tilings: [ConvTiling?] = tilings, _ body: () throws -> Void) rethrows {
+        defer { ConvTiling.setOverride(nil) }
+        for t in tilings {
+            ConvTiling.setOverride(t)
+            try body()
+        }
+    }
+
     /// Runs a single-op graph on Vulkan: input tensor of `inChannels` channels (the op reads
     /// the view at `inOffset`), writing into the view at `outOffset` of an output tensor with
     /// `outExtra` more channels. Returns the op's output view.
@@ -83,6 +100,10 @@ final class VulkanKernelTests: XCTestCase {
 
     func testConv2dShapes() throws {
         _ = try SharedVulkan.get()
+        try forEachTiling(conv2dShapes)
+    }
+
+    func conv2dShapes() throws {
         var rng = TestRandom(seed: 1)
         // (in, out, k, stride, h, w, activation): odd sizes, sizes off the workgroup tile,
         // channel counts off the 8-channel block, 1x1 images.
@@ -90,6 +111,7 @@ final class VulkanKernelTests: XCTestCase {
             (3, 8, 5, 2, 17, 23, .none), (5, 3, 3, 1, 9, 7, .relu), (4, 13, 1, 1, 6, 35, .leakyReLU(slope: 0.1)),
             (6, 9, 5, 1, 11, 13, .none), (7, 16, 3, 2, 10, 33, .relu), (2, 5, 1, 2, 7, 7, .none),
             (3, 4, 5, 2, 1, 1, .none), (9, 17, 5, 2, 40, 3, .leakyReLU(slope: 0.2)),
+            (3, 6, 5, 2, 12, 16, .none), (5, 8, 3, 1, 6, 8, .relu),  // rows of a multiple of 4: quad fetches
         ]
         for (n, c) in cases.enumerated() {
             let (ci, co, k, s, h, w, act) = c
@@ -110,12 +132,16 @@ final class VulkanKernelTests: XCTestCase {
 
     func testConvTranspose2dShapes() throws {
         _ = try SharedVulkan.get()
+        try forEachTiling(convTranspose2dShapes)
+    }
+
+    func convTranspose2dShapes() throws {
         var rng = TestRandom(seed: 2)
         // (in, out, k, stride, padding, outputPadding, h, w)
         let cases: [(Int, Int, Int, Int, Int?, Int?, Int, Int)] = [
             (4, 8, 5, 2, nil, nil, 5, 7), (3, 3, 3, 1, nil, nil, 9, 11), (6, 5, 5, 2, 2, 0, 4, 9),
             (8, 12, 3, 2, nil, nil, 3, 17), (5, 9, 5, 1, nil, nil, 6, 5), (2, 4, 1, 2, 0, 1, 5, 3),
-            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4),
+            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4), (5, 6, 5, 2, nil, nil, 3, 8), (3, 4, 3, 1, nil, nil, 5, 4),
         ]
         for (n, c) in cases.enumerated() {
             let (ci, co, k, s, p, op, h, w) = c
@@ -166,11 +192,17 @@ final class VulkanKernelTests: XCTestCase {
 
     func testIntConv2dExact() throws {
         _ = try SharedVulkan.get()
+        // The integer tiling is one fixed default on every device, plus the odd one.
+        try forEachTiling(tilings: [nil, Self.tilings[2]], intConv2dExact)
+    }
+
+    func intConv2dExact() throws {
         var rng = TestRandom(seed: 4)
         let acts: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 26), .leakyReLU(slopeNumerator: 256)]
         let cases: [(Bool, Int, Int, Int, Int, Int, Int)] = [
             (false, 5, 9, 3, 1, 7, 9), (false, 4, 8, 5, 2, 13, 10), (false, 3, 6, 1, 1, 5, 5),
             (true, 4, 7, 5, 2, 5, 6), (true, 6, 5, 3, 1, 7, 4), (false, 7, 11, 5, 1, 3, 17), (true, 3, 4, 3, 2, 1, 3),
+            (false, 4, 6, 5, 2, 6, 8), (true, 5, 4, 5, 2, 3, 4),
         ]
         for (n, c) in cases.enumerated() {
             let (tr, ci, co, k, s, h, w) = c
