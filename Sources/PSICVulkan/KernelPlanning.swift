@@ -62,8 +62,12 @@ struct GDNTiling: Hashable, Sendable {
     var pixels: Int
     var groupX: Int
 
-    static func forGDN(channels: Int) -> GDNTiling {
-        GDNTiling(channels: max(4, min(16, nextPowerOfTwo(channels))), pixels: 2, groupX: 32)
+    /// Channels a multiple of 4 (gamma is fetched four channels per texel). lavapipe wants
+    /// big blocks for the reason given in `ConvTiling.forConv`.
+    static func forGDN(channels: Int, device: VulkanDeviceType) -> GDNTiling {
+        let cb = max(4, nextPowerOfTwo(channels))
+        if device == .cpu { return GDNTiling(channels: min(16, cb), pixels: 8, groupX: 8) }
+        return GDNTiling(channels: min(8, cb), pixels: 4, groupX: 64)
     }
 }
 

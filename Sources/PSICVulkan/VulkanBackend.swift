@@ -207,11 +207,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                        act: intActivationCode(l.requantization), k: l.kernelSize, s: l.stride,
                                        p: l.padding, tiling: t, transposed: l.transposed, params: params), params)
         case let .gdn(l):
-            let t = GDNTiling.forGDN(channels: l.channels)
+            let t = GDNTiling.forGDN(channels: l.channels, device: deviceInfo.type)
+            let vec: Int32 = texel == 1 && out.planeSize % 4 == 0 && inOffset % 4 == 0 && t.pixels % 4 == 0 ? 1 : 0
             let params = try parameters(for: l, variant: t.channels) { ParameterPacking.gdn(l, tiling: t) }
             push.biasOffset = Int32(params.packed.biasOffset)
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
-                                                                 Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel])
+                                                                 Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel, vec])
             let plane = out.planeSize
             return ([KernelDispatch(pipeline: pipe, push: push,
                                     groups: (ceilDiv(plane, t.pixels * t.groupX), 1, ceilDiv(l.channels, t.channels)))], params)

@@ -76,48 +76,66 @@ final class VulkanTransformTests: XCTestCase {
     }
 }
 
-/// Throughput of the analysis transform's 5x5 stride-2 convolutions, from GPU timestamps.
+/// Throughput of the analysis and synthesis transforms from GPU timestamps (collectTimings).
 /// By default a quick 192x128, N=64 run that checks the timing path; with
-/// `PSIC_VULKAN_BENCH=1` the real case: a 768x512 image, N=128 (3->128 at 768x512, then
-/// 128->128 at 384x256, 192x128 and 96x64), best of a few runs.
+/// `PSIC_VULKAN_BENCH=1` the real case: a 768x512 image with N = C = 128 (analysis: 5x5/2
+/// convs 3->128 at 768x512, then 128->128 at 384x256, 192x128 and 96x64, with GDN between;
+/// synthesis: the mirror image with transposed convs and IGDN), best of 3 runs per layer.
 final class VulkanBenchmarkTests: XCTestCase {
-    func testAnalysisConvThroughput() throws {
+    func measure(_ ops: [LayerOp], input shape: TensorShape, runs: Int) throws -> [KernelTiming] {
         let backend = try SharedVulkan.get()
-        let full = ProcessInfo.processInfo.environment["PSIC_VULKAN_BENCH"] == "1"
-        let (h, w, n, runs) = full ? (512, 768, 128, 3) : (128, 192, 64, 1)
         var rng = TestRandom(seed: 12)
         var g = Graph()
-        let x = g.addInput("image", shape: TensorShape(channels: 3, height: h, width: w), type: .float32)
+        let x = g.addInput("x", shape: shape, type: .float32)
         var v = g.whole(x)
-        var ci = 3
-        for i in 0..<4 {
-            let s = 1 / Float(ci * 25).squareRoot()
-            v = try g.append(.conv2d(try Conv2dLayer(name: "conv\(i) \(ci)->\(n) @\(h >> i)x\(w >> i)", inChannels: ci,
-                                                     outChannels: n, kernelSize: 5, stride: 2,
-                                                     weights: rng.floats(n * ci * 25, -s, s), bias: rng.floats(n))),
-                             input: v)
-            ci = n
-        }
+        for op in ops { v = try g.append(op, input: v) }
         g.markOutput(v.tensor)
         let prepared = try backend.prepare(g)
-        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(3 * h * w))
+        let input = Tensor(shape: shape, floats: rng.floats(shape.count))
         _ = try prepared.run(inputs: [x: input], collectTimings: true)  // warm-up: pipelines, page faults
         var best: [KernelTiming] = []
         for _ in 0..<runs {
             let t = try prepared.run(inputs: [x: input], collectTimings: true).timings
-            XCTAssertEqual(t.count, 4)
-            if best.isEmpty { best = t } else {
-                best = zip(best, t).map { $0.seconds <= $1.seconds ? $0 : $1 }
-            }
+            XCTAssertEqual(t.count, ops.count)
+            best = best.isEmpty ? t : zip(best, t).map { $0.seconds <= $1.seconds ? $0 : $1 }
         }
-        var total = (seconds: 0.0, flops: 0.0)
         for t in best {
             XCTAssertGreaterThan(t.seconds, 0)
-            print(String(format: "  %-28@ %8.2f ms  %6.1f GFLOP/s", t.node as NSString, t.seconds * 1e3, t.gflops))
-            total.seconds += t.seconds
-            total.flops += t.flops
+            print("  " + t.node.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: " %9.2f ms  %6.1f GFLOP/s", t.seconds * 1e3, t.gflops))
         }
-        print(String(format: "  %-28@ %8.2f ms  %6.1f GFLOP/s  (%@)", "all 5x5/2 convs" as NSString, total.seconds * 1e3,
-                     total.flops / total.seconds / 1e9, backend.name as NSString))
+        return best
+    }
+
+    func summary(_ label: String, _ t: [KernelTiming]) {
+        let s = t.reduce(0) { $0 + $1.seconds }, f = t.reduce(0) { $0 + $1.flops }
+        print("  " + label.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: " %9.2f ms  %6.1f GFLOP/s", s * 1e3, f / s / 1e9))
+    }
+
+    var config: (h: Int, w: Int, n: Int, runs: Int) {
+        ProcessInfo.processInfo.environment["PSIC_VULKAN_BENCH"] == "1" ? (512, 768, 128, 3) : (128, 192, 64, 1)
+    }
+
+    func testAnalysisThroughput() throws {
+        let backend = try SharedVulkan.get()
+        let (h, w, n, runs) = config
+        var rng = TestRandom(seed: 13)
+        print("analysis transform \(w)x\(h), N=\(n), \(backend.name):")
+        let t = try measure(VulkanTransformTests.analysis(n: n, c: n, rng: &rng),
+                            input: TensorShape(channels: 3, height: h, width: w), runs: runs)
+        summary("5x5/2 convs", t.filter { $0.node.contains("conv") })
+        summary("GDN", t.filter { $0.node.contains("gdn") })
+        summary("whole transform", t)
+    }
+
+    func testSynthesisThroughput() throws {
+        let backend = try SharedVulkan.get()
+        let (h, w, n, runs) = config
+        var rng = TestRandom(seed: 14)
+        print("synthesis transform to \(w)x\(h), N=\(n), \(backend.name):")
+        let t = try measure(VulkanTransformTests.synthesis(n: n, c: n, rng: &rng),
+                            input: TensorShape(channels: n, height: h / 16, width: w / 16), runs: runs)
+        summary("5x5/2 deconvs", t.filter { $0.node.contains("deconv") })
+        summary("IGDN", t.filter { $0.node.contains("gdn") })
+        summary("whole transform", t)
     }
 }
