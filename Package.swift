@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "PSICEngine", targets: ["PSICEngine"]),
         .library(name: "PSICCPU", targets: ["PSICCPU"]),
         .library(name: "PSICVulkan", targets: ["PSICVulkan"]),
+        .library(name: "PSICEntropy", targets: ["PSICEntropy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +37,10 @@ let package = Package(
 
         // Image I/O (libpng).
         .target(name: "PSICImage", dependencies: ["CPNG"]),
+
+        // Entropy coding (rANS, CDF tables, sampler) and the stream container; no dependencies.
+        .target(name: "PSICEntropy"),
+        .testTarget(name: "PSICEntropyTests", dependencies: ["PSICEntropy"]),
 
         .testTarget(name: "PSICImageTests", dependencies: ["PSICImage"], exclude: ["Fixtures"]),
         .testTarget(name: "PSICEngineTests",
