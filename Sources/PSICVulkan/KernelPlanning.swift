@@ -64,11 +64,22 @@ struct GDNTiling: Hashable, Sendable {
 
     /// Channels a multiple of 4 (gamma is fetched four channels per texel). lavapipe wants
     /// big blocks for the reason given in `ConvTiling.forConv`.
+    /// `PSIC_VULKAN_GDN_TILE=cb,px,lx` overrides the defaults, for tuning.
     static func forGDN(channels: Int, device: VulkanDeviceType) -> GDNTiling {
+        if let o = override { return o }
         let cb = max(4, nextPowerOfTwo(channels))
-        if device == .cpu { return GDNTiling(channels: min(16, cb), pixels: 8, groupX: 8) }
+        if device == .cpu { return GDNTiling(channels: min(32, cb), pixels: 16, groupX: 8) }
         return GDNTiling(channels: min(8, cb), pixels: 4, groupX: 64)
     }
+}
+
+extension GDNTiling {
+    static let override: GDNTiling? = {
+        guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_GDN_TILE"] else { return nil }
+        let v = s.split(separator: ",").compactMap { Int($0) }
+        guard v.count == 3, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
+        return GDNTiling(channels: v[0], pixels: v[1], groupX: v[2])
+    }()
 }
 
 func nextPowerOfTwo(_ n: Int) -> Int {

@@ -94,16 +94,27 @@ final class VulkanBenchmarkTests: XCTestCase {
         let input = Tensor(shape: shape, floats: rng.floats(shape.count))
         _ = try prepared.run(inputs: [x: input], collectTimings: true)  // warm-up: pipelines, page faults
         var best: [KernelTiming] = []
+        // lavapipe runs on this machine's cores, shared with whatever else runs here: report
+        // how many cores the runs actually got, so GFLOP/s can be read per core.
+        let cpu0 = Self.processCPUSeconds(), wall0 = Date()
         for _ in 0..<runs {
             let t = try prepared.run(inputs: [x: input], collectTimings: true).timings
             XCTAssertEqual(t.count, ops.count)
             best = best.isEmpty ? t : zip(best, t).map { $0.seconds <= $1.seconds ? $0 : $1 }
         }
+        let cores = (Self.processCPUSeconds() - cpu0) / Date().timeIntervalSince(wall0)
+        print(String(format: "  (the runs used %.2f CPU cores on average)", cores))
         for t in best {
             XCTAssertGreaterThan(t.seconds, 0)
             print("  " + t.node.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: " %9.2f ms  %6.1f GFLOP/s", t.seconds * 1e3, t.gflops))
         }
         return best
+    }
+
+    static func processCPUSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
     func summary(_ label: String, _ t: [KernelTiming]) {
