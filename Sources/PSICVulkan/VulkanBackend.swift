@@ -46,8 +46,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// Opens a device: the one `selector` names, else `PSIC_VULKAN_DEVICE`, else the best one
     /// (discrete GPU, integrated GPU, virtual GPU, CPU). Throws `VulkanError` when Vulkan,
     /// a driver or a matching device is missing.
-    public init(device selector: VulkanDeviceSelector? = nil) throws {
-        let dev = try VulkanDevice(selector: selector ?? .fromEnvironment)
+    public convenience init(device selector: VulkanDeviceSelector? = nil) throws {
+        try self.init(device: selector, forceStaging: false)
+    }
+
+    /// `forceStaging`: route all transfers through staging buffers even where tensor memory
+    /// could be mapped (the discrete-GPU path; for tests).
+    init(device selector: VulkanDeviceSelector?, forceStaging: Bool) throws {
+        let dev = try VulkanDevice(selector: selector ?? .fromEnvironment, forceStaging: forceStaging)
         device = dev
         deviceInfo = dev.info
         name = "vulkan: \(dev.info.name)"

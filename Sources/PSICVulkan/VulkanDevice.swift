@@ -28,7 +28,9 @@ final class VulkanDevice: @unchecked Sendable {
     private let queueLock = NSLock()
     private let commandPool: VkCommandPool
 
-    init(selector: VulkanDeviceSelector) throws {
+    /// `forceStaging`: never map tensor memory, move data through staging buffers as on a
+    /// discrete GPU (lets tests cover that path on lavapipe).
+    init(selector: VulkanDeviceSelector, forceStaging: Bool = false) throws {
         instance = try VulkanInstance.shared()
         let fns = instance.functions
         info = try selector.pick(from: instance.devices)
@@ -107,7 +109,10 @@ final class VulkanDevice: @unchecked Sendable {
         // Discrete GPUs: host-visible VRAM (resizable BAR) is slow to read from the host, so
         // use plain device-local memory and staging. Others: map device memory directly.
         let unified = info.type != .discreteGPU
-        if unified, let t = first(local | visible | coherent) ?? first(visible | coherent) {
+        if forceStaging, let t = first(local) ?? first(visible | coherent) {
+            deviceMemoryType = t
+            deviceMemoryMapped = false
+        } else if unified, let t = first(local | visible | coherent) ?? first(visible | coherent) {
             deviceMemoryType = t
             deviceMemoryMapped = true
         } else if let t = first(local) {
