@@ -16,6 +16,8 @@ final class VulkanDevice: @unchecked Sendable {
     let timestampMask: UInt64
     /// Largest texel buffer view, in elements; bigger tensors are read as storage buffers.
     let maxTexelBufferElements: Int
+    /// Largest storage buffer binding, in bytes; bounds the size of one tensor.
+    let maxStorageBufferRange: Int
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     /// Memory type for tensors and weights, and whether the host can map it. On CPU and
     /// integrated devices all memory is host memory, so mapping it skips every staging copy;
@@ -44,6 +46,7 @@ final class VulkanDevice: @unchecked Sendable {
         fns.getPhysicalDeviceProperties(physicalDevice, &props)
         timestampPeriod = Double(props.limits.timestampPeriod)
         maxTexelBufferElements = Int(props.limits.maxTexelBufferElements)
+        maxStorageBufferRange = Int(props.limits.maxStorageBufferRange)
 
         var priority: Float = 1
         var device: VkDevice?

@@ -71,6 +71,12 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         }
 
         for decl in graph.tensors {
+            // Kernels bind whole tensor buffers as storage buffers.
+            guard decl.shape.count * decl.scalarType.byteSize <= device.maxStorageBufferRange else {
+                throw VulkanError.unsupportedOp(
+                    node: decl.name, reason: "tensor \(decl.shape) exceeds the device's storage buffer range of "
+                        + "\(device.maxStorageBufferRange) bytes; process the image in tiles")
+            }
             let buffer = try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .device)
             buffers.append(buffer)
             views.append(try device.makeView(buffer, format: decl.scalarType == .int32 ? VK_FORMAT_R32_SINT : VK_FORMAT_R32_SFLOAT,
@@ -347,8 +353,10 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             cb = commandBuffer!
         }
 
-        for (id, tensor) in inputs {
-            let dst = stagingBuffers[id.index]?.mapped ?? tensorBuffers[id.index].mapped!
+        // Only declared inputs are written: anything else in `inputs` is not ours to overwrite.
+        for (id, tensor) in inputs where graph.tensors.indices.contains(id.index) && graph.tensors[id.index].isInput {
+            let i = id.index
+            let dst = stagingBuffers[i]?.mapped ?? tensorBuffers[i].mapped!
             switch tensor.storage {
             case let .float32(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             case let .int32(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
