@@ -1,0 +1,113 @@
+import Foundation
+import PSICEngine
+
+/// A graph ready to run on the CPU: every tensor allocated once, nodes run in order.
+final class CPUPreparedGraph: PreparedGraph {
+    let graph: Graph
+    private let storage: [CPUTensorStorage]
+    private let threads: Int
+    private let scratch = CPUScratch()
+
+    init(graph: Graph, threads: Int) {
+        self.graph = graph
+        self.threads = threads
+        storage = graph.tensors.map { CPUTensorStorage(shape: $0.shape, scalarType: $0.scalarType) }
+    }
+
+    func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+        try validateInputs(inputs)
+        for (id, tensor) in inputs {
+            let dst = storage[id.index]
+            switch tensor.storage {
+            case let .float32(v): v.withUnsafeBufferPointer { dst.floats.update(from: $0.baseAddress!, count: v.count) }
+            case let .int32(v): v.withUnsafeBufferPointer { dst.ints.update(from: $0.baseAddress!, count: v.count) }
+            }
+        }
+        var timings: [KernelTiming] = []
+        for node in graph.nodes {
+            let start = collectTimings ? DispatchTime.now().uptimeNanoseconds : 0
+            try execute(node)
+            if collectTimings {
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                timings.append(KernelTiming(node: node.op.name, seconds: seconds,
+                                            flops: node.op.flops(input: node.inputShape, output: node.outputShape)))
+            }
+        }
+        var outputs: [TensorID: Tensor] = [:]
+        for id in graph.outputs {
+            let s = storage[id.index]
+            switch s.scalarType {
+            case .float32: outputs[id] = Tensor(shape: s.shape, floats: Array(UnsafeBufferPointer(start: s.floats, count: s.shape.count)))
+            case .int32: outputs[id] = Tensor(shape: s.shape, ints: Array(UnsafeBufferPointer(start: s.ints, count: s.shape.count)))
+            }
+        }
+        return GraphResult(outputs: outputs, timings: timings)
+    }
+
+    private func execute(_ node: GraphNode) throws {
+        let src = storage[node.input.tensor.index]
+        let dst = storage[node.output.tensor.index]
+        let inShape = node.inputShape, outShape = node.outputShape
+        switch node.op {
+        case let .conv2d(layer):
+            CPUConv2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
+                          output: dst.floats(channel: node.output.channelOffset), outputShape: outShape,
+                          scratch: scratch, threads: threads)
+        case let .convTranspose2d(layer):
+            CPUConvTranspose2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
+                                   output: dst.floats(channel: node.output.channelOffset), outputShape: outShape,
+                                   scratch: scratch, threads: threads)
+        case let .gdn(layer):
+            CPUGDN.run(layer, input: src.floats(channel: node.input.channelOffset),
+                       output: dst.floats(channel: node.output.channelOffset), shape: inShape,
+                       scratch: scratch, threads: threads)
+        case let .intConv2d(layer):
+            CPUIntConv.run(layer, input: src.ints(channel: node.input.channelOffset), inputShape: inShape,
+                           output: dst.ints(channel: node.output.channelOffset), outputShape: outShape, threads: threads)
+        }
+    }
+}
+
+/// Grow-only scratch memory (im2col columns, GDN norms) reused across nodes and runs.
+final class CPUScratch {
+    private var buffer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var capacity = 1
+
+    func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            buffer.deallocate()
+            buffer = .allocate(capacity: count)
+            capacity = count
+        }
+        return buffer
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+/// Runs `body(i)` for `i` in `0..<count` on up to `threads` threads (interleaved, so uneven
+/// per-index costs spread across workers). Returns when every call has finished.
+func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+    let workers = min(threads, count)
+    if workers <= 1 {
+        for i in 0..<count { body(i) }
+        return
+    }
+    // `body` does not escape: concurrentPerform returns after every iteration ran. The kernels
+    // hand each index a disjoint part of the output, which is what makes sharing it sound.
+    withoutActuallyEscaping(body) { escapable in
+        let shared = UncheckedSendable(value: escapable)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var i = worker
+            while i < count {
+                shared.value(i)
+                i += workers
+            }
+        }
+    }
+}
+
+/// Carries a value across a `@Sendable` boundary whose safety the caller guarantees.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+}

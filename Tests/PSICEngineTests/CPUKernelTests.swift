@@ -1,0 +1,177 @@
+import XCTest
+@testable import PSICCPU
+@testable import PSICEngine
+
+/// Every CPU kernel against the naive reference, over odd shapes, strides, kernel sizes and
+/// channel views. Float kernels use the summation error bound of `assertFloatClose`; integer
+/// kernels must be equal.
+final class CPUKernelTests: XCTestCase {
+    // One thread and two: the banded and threaded paths must give the same results.
+    let backends: [CPUBackend] = [CPUBackend(threads: 1), CPUBackend(threads: 2)]
+
+    func testConv2dShapes() throws {
+        var rng = TestRandom(seed: 11)
+        let cases: [(Int, Int, Int, Int, Int, Int, Activation)] = [
+            (3, 8, 5, 2, 17, 23, .none), (5, 3, 3, 1, 9, 7, .relu), (4, 13, 1, 1, 6, 35, .leakyReLU(slope: 0.1)),
+            (6, 9, 5, 1, 11, 13, .none), (7, 16, 3, 2, 10, 33, .relu), (2, 5, 1, 2, 7, 7, .none),
+            (3, 4, 5, 2, 1, 1, .none), (9, 17, 5, 2, 40, 3, .leakyReLU(slope: 0.2)), (4, 6, 5, 1, 2, 2, .none),
+        ]
+        for backend in backends {
+            for (n, c) in cases.enumerated() {
+                let (ci, co, k, s, h, w, act) = c
+                let layer = try Conv2dLayer(name: "conv\(n)", inChannels: ci, outChannels: co, kernelSize: k, stride: s,
+                                            weights: rng.floats(co * ci * k * k), bias: rng.floats(co), activation: act)
+                let extra = n % 3
+                let shape = TensorShape(channels: ci + extra, height: h, width: w)
+                let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+                let got = try runSingleOp(.conv2d(layer), on: backend, input: x, inView: (extra, ci), outOffset: n % 2, outExtra: 1)
+                let view = Array(x.floats![extra * h * w..<(extra + ci) * h * w])
+                var slope = 1.0
+                if case let .leakyReLU(s) = act { slope = Double(s) }
+                assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: view,
+                                                                      shape: TensorShape(channels: ci, height: h, width: w)),
+                                 slope: slope)
+            }
+        }
+    }
+
+    func testConv2dBandsLargerThanBudget() throws {
+        // K * width large enough that the im2col matrix is split into several row bands.
+        var rng = TestRandom(seed: 12)
+        let layer = try Conv2dLayer(name: "wide", inChannels: 64, outChannels: 4, kernelSize: 5, stride: 1,
+                                    weights: rng.floats(4 * 64 * 25, -0.1, 0.1), bias: rng.floats(4))
+        let shape = TensorShape(channels: 64, height: 9, width: 600)
+        XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * 600), 9, "test must span several bands")
+        let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+        let got = try runSingleOp(.conv2d(layer), on: backends[1], input: x, inView: (0, 64))
+        assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: x.floats!, shape: shape))
+    }
+
+    func testConvTranspose2dShapes() throws {
+        var rng = TestRandom(seed: 13)
+        let cases: [(Int, Int, Int, Int, Int?, Int?, Int, Int)] = [
+            (4, 8, 5, 2, nil, nil, 5, 7), (3, 3, 3, 1, nil, nil, 9, 11), (6, 5, 5, 2, 2, 0, 4, 9),
+            (8, 12, 3, 2, nil, nil, 3, 17), (5, 9, 5, 1, nil, nil, 6, 5), (2, 4, 1, 2, 0, 1, 5, 3),
+            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4),
+        ]
+        for backend in backends {
+            for (n, c) in cases.enumerated() {
+                let (ci, co, k, s, p, op, h, w) = c
+                let layer = try ConvTranspose2dLayer(name: "deconv\(n)", inChannels: ci, outChannels: co, kernelSize: k,
+                                                     stride: s, padding: p, outputPadding: op,
+                                                     weights: rng.floats(ci * co * k * k), bias: rng.floats(co),
+                                                     activation: n % 2 == 0 ? .none : .relu)
+                let shape = TensorShape(channels: ci + 1, height: h, width: w)
+                let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+                let got = try runSingleOp(.convTranspose2d(layer), on: backend, input: x, inView: (1, ci),
+                                          outOffset: n % 2, outExtra: n % 2)
+                let view = Array(x.floats![(h * w)...])
+                assertFloatClose(got.floats!, ReferenceKernels.convTranspose2d(layer, input: view,
+                                                                               shape: TensorShape(channels: ci, height: h, width: w)))
+            }
+        }
+    }
+
+    func testGDN() throws {
+        var rng = TestRandom(seed: 14)
+        for backend in backends {
+            for (n, (c, h, w, inverse)) in [(8, 5, 7, false), (19, 3, 11, true), (3, 1, 1, false)].enumerated() {
+                let layer = try GDNLayer(name: "gdn\(n)", channels: c, inverse: inverse,
+                                         beta: rng.floats(c, 0.5, 1.5), gamma: rng.floats(c * c, 0, 0.2))
+                let shape = TensorShape(channels: c + 2, height: h, width: w)
+                let x = Tensor(shape: shape, floats: rng.floats(shape.count, -2, 2))
+                let got = try runSingleOp(.gdn(layer), on: backend, input: x, inView: (1, c), outOffset: 1, outExtra: 2)
+                let view = Array(x.floats![h * w..<(1 + c) * h * w])
+                // Same bound as the Vulkan GDN test: (c+1) terms, then sqrt and divide (a few ulp).
+                var ref = ReferenceKernels.gdn(layer, input: view, shape: TensorShape(channels: c, height: h, width: w))
+                ref.terms = 4 * (c + 1 + 8)
+                assertFloatClose(got.floats!, ref)
+            }
+        }
+    }
+
+    func testIntConvExact() throws {
+        var rng = TestRandom(seed: 15)
+        let acts: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 16), .leakyReLU(slopeNumerator: 256)]
+        let cases: [(Bool, Int, Int, Int, Int, Int, Int)] = [
+            (false, 5, 9, 3, 1, 7, 9), (false, 4, 8, 5, 2, 13, 10), (false, 3, 6, 1, 1, 5, 5),
+            (true, 4, 7, 5, 2, 5, 6), (true, 6, 5, 3, 1, 7, 4), (false, 7, 11, 5, 1, 3, 17), (true, 3, 4, 3, 2, 1, 3),
+        ]
+        for backend in backends {
+            for (n, c) in cases.enumerated() {
+                let (tr, ci, co, k, s, h, w) = c
+                let layer = try randomIntLayer(&rng, name: "int\(n)", transposed: tr, ci: ci, co: co, k: k, s: s,
+                                               activation: acts[n % acts.count])
+                let shape = TensorShape(channels: ci + 1, height: h, width: w)
+                let x = Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) })
+                let got = try runSingleOp(.intConv2d(layer), on: backend, input: x, inView: (1, ci), outOffset: 1, outExtra: 2)
+                let ref = ReferenceKernels.intConv2d(layer, input: Array(x.ints![(h * w)...]),
+                                                     shape: TensorShape(channels: ci, height: h, width: w))
+                XCTAssertEqual(got.ints!, ref, "int layer \(n) (transposed \(tr), k \(k), s \(s))")
+            }
+        }
+    }
+
+    /// The reference definition itself, on hand-computed values: rounding adds 2^(shift-1)
+    /// then shifts arithmetically (floor), leaky multiplies by k/256 with a floor, then clamps.
+    func testRequantizationDefinition() {
+        let rq = IntegerRequantization(multiplier: [1, 1, 3], shift: [1, 2, 1], activation: .leakyReLU(slopeNumerator: 16),
+                                       outputMin: -1000, outputMax: 7)
+        XCTAssertEqual(rq.apply(3, channel: 0), 2)       // (3 + 1) >> 1
+        XCTAssertEqual(rq.apply(-3, channel: 0), -1)     // (-3 + 1) >> 1 = -1; (-16) >> 8 = -1
+        XCTAssertEqual(rq.apply(-2, channel: 1), 0)      // (-2 + 2) >> 2 = 0
+        XCTAssertEqual(rq.apply(-3, channel: 1), -1)     // (-1) >> 2 = -1; leaky keeps -1
+        XCTAssertEqual(rq.apply(100, channel: 2), 7)     // 150, clamped to 7
+        XCTAssertEqual(rq.apply(-200, channel: 2), -19)  // (-599) >> 1 = -300; (-4800) >> 8 = -19
+        XCTAssertEqual(rq.apply(Int32.min, channel: 2), -1000) // 64-bit product, then clamp
+    }
+
+    func testWholeTransformsMatchReference() throws {
+        var rng = TestRandom(seed: 16)
+        let n = 8
+        func conv(_ name: String, _ ci: Int, _ co: Int) throws -> LayerOp {
+            .conv2d(try Conv2dLayer(name: name, inChannels: ci, outChannels: co, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(co * ci * 25, -0.2, 0.2), bias: rng.floats(co, -0.1, 0.1)))
+        }
+        func deconv(_ name: String, _ ci: Int, _ co: Int) throws -> LayerOp {
+            .convTranspose2d(try ConvTranspose2dLayer(name: name, inChannels: ci, outChannels: co, kernelSize: 5, stride: 2,
+                                                      weights: rng.floats(co * ci * 25, -0.2, 0.2), bias: rng.floats(co, -0.1, 0.1)))
+        }
+        func gdn(_ name: String, _ inverse: Bool) throws -> LayerOp {
+            .gdn(try GDNLayer(name: name, channels: n, inverse: inverse, beta: rng.floats(n, 0.5, 1.5), gamma: rng.floats(n * n, 0, 0.1)))
+        }
+        let analysis = [try conv("a0", 3, n), try gdn("a1", false), try conv("a2", n, n), try gdn("a3", false),
+                        try conv("a4", n, n), try gdn("a5", false), try conv("a6", n, 12)]
+        let synthesis = [try deconv("s0", 12, n), try gdn("s1", true), try deconv("s2", n, n), try gdn("s3", true),
+                         try deconv("s4", n, n), try gdn("s5", true), try deconv("s6", n, 3)]
+        for (ops, inShape) in [(analysis, TensorShape(channels: 3, height: 48, width: 40)),
+                               (synthesis, TensorShape(channels: 12, height: 3, width: 2))] {
+            var g = Graph()
+            let x = g.addInput("x", shape: inShape, type: .float32)
+            var v = g.whole(x)
+            for op in ops { v = try g.append(op, input: v) }
+            g.markOutput(v.tensor)
+            let input = Tensor(shape: inShape, floats: rng.floats(inShape.count))
+            let ref = ReferenceKernels.run(g, inputs: [x: input])[v.tensor]!.floats!
+            let got = try backends[1].prepare(g).run(inputs: [x: input]).outputs[v.tensor]!.floats!
+            // Seven layers of fp32 rounding: each layer's error bound is relative to its term
+            // magnitudes; values here are O(1) with O(100)-term sums, so 1e-4 absolute is ~100x
+            // the accumulated bound yet far below the O(0.1) error of any wrong tap.
+            let worst = zip(got, ref).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-4, "whole transform differs from the reference by \(worst)")
+        }
+    }
+}
+
+/// A random integer layer with extreme multipliers and shifts (64-bit product, rounding and
+/// arithmetic shifts of negative values all matter).
+func randomIntLayer(_ rng: inout TestRandom, name: String, transposed: Bool, ci: Int, co: Int, k: Int, s: Int,
+                    activation: IntegerRequantization.IntActivation) throws -> IntConv2dLayer {
+    let weights = (0..<ci * co * k * k).map { _ in Int16(rng.int(-300, 300)) }
+    let bias = (0..<co).map { _ in Int32(rng.int(-100_000, 100_000)) }
+    let mult = (0..<co).map { c in c == 0 ? Int32.max : c == 1 ? Int32.min + 1 : Int32(rng.int(-2_000_000_000, 2_000_000_000)) }
+    let shift = (0..<co).map { c in Int32(c == 2 ? 62 : c == 3 ? 1 : rng.int(20, 40)) }
+    let q = IntegerRequantization(multiplier: mult, shift: shift, activation: activation, outputMin: -50_000, outputMax: 60_000)
+    return try IntConv2dLayer(name: name, transposed: transposed, inChannels: ci, outChannels: co, kernelSize: k,
+                              stride: s, weights: weights, bias: bias, inputBound: 1000, requantization: q)
+}
