@@ -4,6 +4,8 @@ import PackageDescription
 let package = Package(
     name: "PSIC",
     products: [
+        .executable(name: "psic", targets: ["psic"]),
+        .library(name: "PSICCodec", targets: ["PSICCodec"]),
         .library(name: "PSICEngine", targets: ["PSICEngine"]),
         .library(name: "PSICCPU", targets: ["PSICCPU"]),
         .library(name: "PSICVulkan", targets: ["PSICVulkan"]),
@@ -35,11 +37,22 @@ let package = Package(
         // The model file: float transforms, integer entropy model, CDF tables.
         .target(name: "PSICModel", dependencies: ["PSICEngine"]),
 
+        // The codec: image → analysis → entropy model → coder → stream, and back.
+        .target(name: "PSICCodec",
+                dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage"]),
+        // The command-line tool.
+        .executableTarget(name: "psic",
+                          dependencies: ["PSICCodec",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
+
         // Image I/O (libpng).
         .target(name: "PSICImage", dependencies: ["CPNG"]),
 
         // Entropy coding (rANS, CDF tables, sampler) and the stream container; no dependencies.
         .target(name: "PSICEntropy"),
+        // libFuzzer target for the stream parser and decoder (Tools/fuzz/run-stream-fuzz.sh).
+        .executableTarget(name: "PSICStreamFuzz", dependencies: ["PSICEntropy"]),
         .testTarget(name: "PSICEntropyTests", dependencies: ["PSICEntropy"]),
 
         .testTarget(name: "PSICImageTests", dependencies: ["PSICImage"], exclude: ["Fixtures"]),

@@ -97,6 +97,11 @@ public struct Graph: Sendable {
 
     public init() {}
 
+    /// The graph's inputs, in declaration order.
+    public var inputs: [TensorID] {
+        tensors.indices.filter { tensors[$0].isInput }.map { TensorID(index: $0) }
+    }
+
     /// Declares a tensor the caller supplies to `run`.
     public mutating func addInput(_ name: String, shape: TensorShape, type: ScalarType) -> TensorID {
         tensors.append(TensorDeclaration(name: name, shape: shape, scalarType: type, isInput: true))

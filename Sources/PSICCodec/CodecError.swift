@@ -1,0 +1,18 @@
+/// Errors of encoding and decoding that are not the engine's, the model's or the stream's own.
+public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `levels` outside `1...L` of the model.
+    case invalidLevels(requested: Int, available: ClosedRange<Int>)
+    /// The image is larger than the codec accepts.
+    case imageTooLarge(width: Int, height: Int, limit: Int)
+    /// A stream asked for more samples than allowed in one call.
+    case invalidSampleCount(Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidLevels(r, a): return "levels \(r) is outside \(a.lowerBound)...\(a.upperBound) for this model"
+        case let .imageTooLarge(w, h, limit):
+            return "image \(w)x\(h) exceeds the limit of \(limit) pixels per side; split it into tiles"
+        case let .invalidSampleCount(n): return "sample count \(n) must be in 1...64"
+        }
+    }
+}

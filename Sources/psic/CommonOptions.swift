@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import PSICCodec
+import PSICModel
+
+/// Options every command that runs the model shares.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Model file (.safetensors).",
+                                            discussion: "Default: $PSIC_MODEL, else Models/psic-conv.safetensors next to the executable's package or in the current directory."))
+    var model: String?
+
+    @Option(name: .long, help: "Compute backend: auto (Vulkan when a device exists, else CPU), vulkan or cpu.")
+    var backend: BackendChoice = .auto
+
+    @Option(name: .long, help: ArgumentHelp("Vulkan device: index or name substring (see `psic devices`).",
+                                            discussion: "Also read from $PSIC_VULKAN_DEVICE."))
+    var device: String?
+
+    func loadModel() throws -> CodecModel {
+        let url = try ModelLocator.locate(explicit: model)
+        return try CodecModel(contentsOf: url)
+    }
+
+    func makeBackend() throws -> BackendHandle {
+        try BackendHandle(choice: backend, device: device)
+    }
+}
+
+extension BackendChoice: ExpressibleByArgument {}
+
+/// Terminal progress for batch work: one line rewritten in place on a TTY, nothing otherwise.
+final class ProgressLine: @unchecked Sendable {
+    private let total: Int
+    private var done = 0
+    private let lock = NSLock()
+    private let enabled: Bool
+    private let start = Date()
+
+    init(total: Int, enabled: Bool = isatty(STDERR_FILENO) != 0) {
+        self.total = total
+        self.enabled = enabled && total > 1
+    }
+
+    func advance(_ label: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        guard enabled else { return }
+        let width = 30
+        let filled = width * done / max(total, 1)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let line = String(format: "\r[%@] %d/%d  %.1fs elapsed, ~%.0fs left  %@", bar, done, total, elapsed, eta,
+                          String(label.suffix(40)))
+        FileHandle.standardError.write(Data(line.utf8))
+        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("psic: \(message)\n".utf8))
+}
+
+/// Expands files and directories into the list of input files with the given extensions.
+func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [URL] {
+    var out: [URL] = []
+    let fm = FileManager.default
+    for p in paths {
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: p, isDirectory: &isDir) else {
+            throw ValidationError("input '\(p)' does not exist")
+        }
+        if isDir.boolValue {
+            let items = try fm.contentsOfDirectory(atPath: p).sorted()
+            out += items.filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                .map { URL(fileURLWithPath: p).appendingPathComponent($0) }
+        } else {
+            out.append(URL(fileURLWithPath: p))
+        }
+    }
+    return out
+}
