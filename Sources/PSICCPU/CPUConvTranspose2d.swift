@@ -28,7 +28,7 @@ enum CPUConvTranspose2d {
                             let src = cols + ((co * k + ky) * k + kx) * n
                             // Output column ox = ix * s - p + kx must lie in 0..<wo.
                             let lo = max(0, (p - kx + s - 1) / s)
-                            let hiX = min(wi, (wo - 1 + p - kx) / s + 1)
+                            let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
                             guard lo < hiX else { continue }
                             for iy in 0..<rows {
                                 let oy = (row0 + iy) * s - p + ky

@@ -25,7 +25,7 @@ enum CPUIntConv {
                             if wv == 0 { continue }
                             if l.transposed {
                                 let lo = max(0, (p - kx + s - 1) / s)
-                                let hiX = min(wi, (wo - 1 + p - kx) / s + 1)
+                                let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
                                 guard lo < hiX else { continue }
                                 for iy in 0..<hi {
                                     let oy = iy * s - p + ky

@@ -34,3 +34,9 @@ func validOutputRange(outputSize: Int, inputSize: Int, stride: Int, padding: Int
     let lo = min(low, outputSize), hi = min(max(high + 1, lo), outputSize)
     return lo..<hi
 }
+
+/// `floor(a / b)` for positive `b` (Swift's `/` truncates toward zero).
+@inline(__always)
+func floorDivide(_ a: Int, _ b: Int) -> Int {
+    a >= 0 ? a / b : -((-a + b - 1) / b)
+}

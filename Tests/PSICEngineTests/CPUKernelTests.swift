@@ -52,7 +52,7 @@ final class CPUKernelTests: XCTestCase {
         let cases: [(Int, Int, Int, Int, Int?, Int?, Int, Int)] = [
             (4, 8, 5, 2, nil, nil, 5, 7), (3, 3, 3, 1, nil, nil, 9, 11), (6, 5, 5, 2, 2, 0, 4, 9),
             (8, 12, 3, 2, nil, nil, 3, 17), (5, 9, 5, 1, nil, nil, 6, 5), (2, 4, 1, 2, 0, 1, 5, 3),
-            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4),
+            (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4), (3, 5, 5, 2, nil, nil, 1, 1), (2, 3, 5, 2, nil, nil, 1, 2),
         ]
         for backend in backends {
             for (n, c) in cases.enumerated() {
@@ -96,6 +96,7 @@ final class CPUKernelTests: XCTestCase {
         let cases: [(Bool, Int, Int, Int, Int, Int, Int)] = [
             (false, 5, 9, 3, 1, 7, 9), (false, 4, 8, 5, 2, 13, 10), (false, 3, 6, 1, 1, 5, 5),
             (true, 4, 7, 5, 2, 5, 6), (true, 6, 5, 3, 1, 7, 4), (false, 7, 11, 5, 1, 3, 17), (true, 3, 4, 3, 2, 1, 3),
+            (true, 3, 4, 5, 2, 1, 1), (true, 2, 3, 5, 2, 2, 1),  // h_s on a 64-pixel image: 1x1 z
         ]
         for backend in backends {
             for (n, c) in cases.enumerated() {
