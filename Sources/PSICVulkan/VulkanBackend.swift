@@ -50,9 +50,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         try self.init(device: selector, forceStaging: false)
     }
 
+    /// Kernels read inputs as storage buffers instead of texel views, as they do for tensors
+    /// beyond maxTexelBufferElements (for tests; set before preparing graphs).
+    let storageInputs: Bool
+
     /// `forceStaging`: route all transfers through staging buffers even where tensor memory
-    /// could be mapped (the discrete-GPU path; for tests).
-    init(device selector: VulkanDeviceSelector?, forceStaging: Bool) throws {
+    /// could be mapped (the discrete-GPU path). `storageInputs`: see the property. For tests.
+    init(device selector: VulkanDeviceSelector?, forceStaging: Bool, storageInputs: Bool = false) throws {
+        self.storageInputs = storageInputs
         let dev = try VulkanDevice(selector: selector ?? .fromEnvironment, forceStaging: forceStaging)
         device = dev
         deviceInfo = dev.info
@@ -134,7 +139,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         push.outOffset = Int32(outOffset)
         let out = node.outputShape
         // Specialization constant 10: read the input through its texel view.
-        let texel: Int32 = inputElements <= device.maxTexelBufferElements ? 1 : 0
+        let texel: Int32 = inputElements <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
 
         func activationCode(_ a: Activation) -> Int32 {
             switch a {

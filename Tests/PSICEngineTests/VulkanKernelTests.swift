@@ -315,6 +315,40 @@ final class VulkanKernelTests: XCTestCase {
         for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-5 * (1 + abs(b[i]))) }
     }
 
+    /// Inputs read as storage buffers (the path for tensors too large for texel views).
+    func testStorageBufferInputs() throws {
+        _ = try SharedVulkan.get()
+        let backend = try VulkanBackend(device: nil, forceStaging: false, storageInputs: true)
+        var rng = TestRandom(seed: 8)
+        let ops: [LayerOp] = [
+            .conv2d(try Conv2dLayer(name: "s.conv", inChannels: 3, outChannels: 6, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(450), bias: rng.floats(6))),
+            .gdn(try GDNLayer(name: "s.gdn", channels: 6, inverse: false, beta: rng.floats(6, 0.5, 1),
+                              gamma: rng.floats(36, 0, 0.1))),
+            .convTranspose2d(try ConvTranspose2dLayer(name: "s.deconv", inChannels: 6, outChannels: 4, kernelSize: 5,
+                                                      stride: 2, weights: rng.floats(600), bias: rng.floats(4))),
+        ]
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 3, height: 11, width: 16), type: .float32)
+        var v = g.whole(x)
+        for op in ops { v = try g.append(op, input: v) }
+        g.markOutput(v.tensor)
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(3 * 11 * 16))
+        let got = try backend.prepare(g).run(inputs: [x: input]).outputs[v.tensor]!.floats!
+        let ref = ReferenceKernels.run(g, inputs: [x: input])[v.tensor]!.floats!
+        let scale = ref.map { abs($0) }.max()!
+        for i in got.indices { XCTAssertEqual(got[i], ref[i], accuracy: 1e-5 * scale) }
+
+        let layer = try makeIntLayer(&rng, name: "s.int", transposed: true, ci: 3, co: 5, k: 5, s: 2, activation: .none)
+        var gi = Graph()
+        let xi = gi.addInput("xi", shape: TensorShape(channels: 3, height: 4, width: 8), type: .int32)
+        let yi = try gi.append(.intConv2d(layer), input: gi.whole(xi))
+        gi.markOutput(yi.tensor)
+        let xin = Tensor(shape: gi.shape(of: xi), ints: (0..<96).map { _ in Int32(rng.int(-1000, 1000)) })
+        XCTAssertEqual(try backend.prepare(gi).run(inputs: [xi: xin]).outputs[yi.tensor],
+                       ReferenceKernels.run(gi, inputs: [xi: xin])[yi.tensor])
+    }
+
     func testBadInputIsRejected() throws {
         let backend = try SharedVulkan.get()
         var g = Graph()
