@@ -1,0 +1,112 @@
+import Foundation
+import PSICEngine
+@testable import PSICEntropy
+import PSICImage
+import PSICModel
+import XCTest
+@testable import PSICCodec
+
+/// Encode/decode at every level, bit-exact latents across backends, truncation, and refusal of
+/// bad streams.
+final class CodecRoundTripTests: XCTestCase {
+    func testRoundTripEveryLevelCPU() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_128x96.png")
+        var previousBytes = 0
+        for l in 1...codec.model.levels {
+            let stream = try codec.encode(image, levels: l)
+            XCTAssertGreaterThan(stream.count, previousBytes, "level \(l) stream is not larger than level \(l - 1)'s")
+            previousBytes = stream.count
+            let decoded = try codec.decode(stream)[0]
+            XCTAssertEqual(decoded.width, image.width)
+            XCTAssertEqual(decoded.height, image.height)
+        }
+        // The full-level decode is the faithful one: it must beat a flat grey image by a wide margin.
+        let full = try codec.decode(try codec.encode(image))[0]
+        let grey = RGBImage(width: image.width, height: image.height, pixels: [UInt8](repeating: 128, count: image.pixels.count))
+        XCTAssertGreaterThan(psnr(full, image), psnr(grey, image) + 6)
+    }
+
+    /// A stream decodes to the same integer latents on every backend, whichever backend encoded it,
+    /// at every level and for sampled levels too.
+    func testCrossBackendBitExact() throws {
+        let model = try CodecFixtures.loadModel()
+        let vk = try CodecFixtures.vulkanBackend()
+        let cpu = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        let gpu = try ImageCodec(model: model, backend: vk)
+        for name in ["image_64x64.png", "image_128x96.png"] {
+            let image = try CodecFixtures.image(name)
+            for (encoder, label) in [(cpu, "cpu"), (gpu, "vulkan")] {
+                let stream = try encoder.encode(image)
+                for l in 1...model.levels {
+                    let a = try cpu.decodeLatents(stream, levels: l, seeds: [3, 4])
+                    let b = try gpu.decodeLatents(stream, levels: l, seeds: [3, 4])
+                    XCTAssertEqual(a.map(\.ints), b.map(\.ints), "\(name) encoded on \(label), level \(l): latents differ")
+                }
+            }
+        }
+    }
+
+    func testTruncationEqualsDecodingFewerLevels() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
+        let parsed = try PSICStream(bytes: stream)
+        for l in 1..<codec.model.levels {
+            let cut = try parsed.truncated(toLevels: l)
+            XCTAssertLessThan(cut.count, stream.count)
+            XCTAssertEqual(try PSICStream.peekHeader(cut).levelsPresent, l)
+            XCTAssertEqual(try codec.decodeLatents(cut, seeds: [9]).map(\.ints),
+                           try codec.decodeLatents(stream, levels: l, seeds: [9]).map(\.ints), "level \(l)")
+        }
+    }
+
+    func testSeedsGiveDifferentSynonymsOnlyForSampledLevels() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
+        let full = try codec.decodeLatents(stream, seeds: [1, 2])
+        XCTAssertEqual(full[0].ints, full[1].ints, "with every level present the seed must not matter")
+        let partial = try codec.decodeLatents(stream, levels: 2, seeds: [1, 2, 1])
+        XCTAssertNotEqual(partial[0].ints, partial[1].ints, "different seeds must sample different details")
+        XCTAssertEqual(partial[0].ints, partial[2].ints, "the same seed must sample the same details")
+        // The transmitted levels are shared by every sample.
+        let n = 2 * codec.model.levelChannels * partial[0].shape.planeSize
+        XCTAssertEqual(Array(partial[0].ints![..<n]), Array(partial[1].ints![..<n]))
+    }
+
+    func testBadStreamsAreRefusedWithoutCrashing() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
+        var rng = SystemRandomNumberGenerator()
+        // Flipped bytes anywhere: a checksum or a structural check must catch each.
+        for _ in 0..<200 {
+            var bad = stream
+            let i = Int.random(in: 0..<bad.count, using: &rng)
+            bad[i] ^= UInt8.random(in: 1...255, using: &rng)
+            XCTAssertThrowsError(try codec.decode(bad), "flipped byte \(i) was not detected")
+        }
+        // Cuts inside a section, random bytes, nothing at all.
+        for cut in [0, 3, 20, stream.count / 2, stream.count - 1] {
+            XCTAssertThrowsError(try codec.decode(Array(stream[..<cut])))
+        }
+        for n in [1, 44, 100, 4096] {
+            XCTAssertThrowsError(try codec.decode((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        }
+        // A stream from another model is refused as such.
+        var other = try PSICStream.peekHeader(stream)
+        other.modelFingerprint = [1, 2, 3, 4, 5, 6, 7, 8]
+        let foreign = other.serialized() + stream[StreamHeader.byteCount...]
+        XCTAssertThrowsError(try codec.decode(foreign)) { error in
+            guard case StreamError.modelMismatch = error else { return XCTFail("expected modelMismatch, got \(error)") }
+        }
+    }
+
+    func testInvalidArgumentsAreRefused() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_64x64.png")
+        XCTAssertThrowsError(try codec.encode(image, levels: 0))
+        XCTAssertThrowsError(try codec.encode(image, levels: codec.model.levels + 1))
+        let stream = try codec.encode(image)
+        XCTAssertThrowsError(try codec.decodeLatents(stream, seeds: []))
+        XCTAssertThrowsError(try codec.decodeLatents(stream, levels: 0, seeds: [1]))
+    }
+}
