@@ -40,9 +40,11 @@ let package = Package(
         // The codec: image → analysis → entropy model → coder → stream, and back.
         .target(name: "PSICCodec",
                 dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage"]),
+        // Kernel benchmarks at the codec's layer shapes, on any backend.
+        .target(name: "PSICBenchmarks", dependencies: ["PSICEngine"]),
         // The command-line tool.
         .executableTarget(name: "psic",
-                          dependencies: ["PSICCodec",
+                          dependencies: ["PSICCodec", "PSICBenchmarks", "PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
 

@@ -81,7 +81,8 @@ extension ImageCodec {
     /// The integer latents a stream decodes to at `levels` (levels beyond those present, or
     /// beyond `levels`, are sampled with `seed`): `[C][h][w]` in units of 1/16. Identical on
     /// every backend; this is what cross-backend tests compare.
-    public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]) throws -> [Tensor] {
+    public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64],
+                              profile: CodecProfile? = nil) throws -> [Tensor] {
         let parsed = try PSICStream(bytes: stream, expectedFingerprint: model.fingerprint)
         let h = parsed.header
         guard h.levelsTotal == model.levels else {
@@ -92,7 +93,9 @@ extension ImageCodec {
         guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
         let lh = h.latentHeight, lw = h.latentWidth
         let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
-        let zHat = Tensor(shape: zShape, ints: try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables))
+        let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
+            try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
+        })
         var grid = LatentGrid(hyper: try transforms.hyperSynthesize(zHat), levelChannels: model.levelChannels, levels: model.levels)
         guard grid.height == lh, grid.width == lw else {
             throw StreamError.corrupt(reason: "latent size \(lw)x\(lh) does not match z")
@@ -100,8 +103,10 @@ extension ImageCodec {
         let levelShape = LatentShape(channels: model.levelChannels, height: lh, width: lw)
         for i in 0..<l {
             let params = try parameters(level: i, grid: grid)
-            let symbols = try LevelCoder.decode(parsed.levelSections[i], tableIndexes: params.tableIndexes,
-                                                shape: levelShape, tables: gaussianTables)
+            let symbols = try profile.measure(\.entropySeconds) {
+                try LevelCoder.decode(parsed.levelSections[i], tableIndexes: params.tableIndexes,
+                                      shape: levelShape, tables: gaussianTables)
+            }
             grid.store(level: i, zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) })
         }
         return try seeds.map { seed in
@@ -123,9 +128,10 @@ extension ImageCodec {
     }
 
     /// Decodes a stream to one image per seed (default: the stream's own seed).
-    public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil) throws -> [RGBImage] {
+    public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil,
+                       profile: CodecProfile? = nil) throws -> [RGBImage] {
         let header = try PSICStream.peekHeader(stream)
-        let latents = try decodeLatents(stream, levels: levels, seeds: seeds ?? [header.seed])
+        let latents = try decodeLatents(stream, levels: levels, seeds: seeds ?? [header.seed], profile: profile)
         return try latents.map { y in
             let x = try transforms.synthesize(y)
             return RGBImage(planar: x.floats ?? [], planeWidth: x.shape.width, planeHeight: x.shape.height,

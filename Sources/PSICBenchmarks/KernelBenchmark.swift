@@ -1,0 +1,167 @@
+import Dispatch
+import Foundation
+import PSICEngine
+
+/// One layer measured on one backend.
+public struct KernelMeasurement: Codable, Sendable {
+    public let backend: String
+    public let layer: String
+    public let kind: String
+    public let input: String
+    public let output: String
+    public let gflop: Double
+    /// Median wall-clock seconds of a run of the one-layer graph (upload and read-back included).
+    public let wallSeconds: Double
+    /// Median seconds the backend reports for the kernel itself (GPU timestamps on Vulkan).
+    public let kernelSeconds: Double
+    public var kernelGFLOPS: Double { kernelSeconds > 0 ? gflop / kernelSeconds : 0 }
+    public var wallGFLOPS: Double { wallSeconds > 0 ? gflop / wallSeconds : 0 }
+}
+
+/// A whole transform (all its layers in one graph, one submission) measured on one backend.
+public struct TransformMeasurement: Codable, Sendable {
+    public let backend: String
+    public let transform: String
+    public let gflop: Double
+    public let wallSeconds: Double
+    public let kernelSeconds: Double
+}
+
+/// Results of `KernelBenchmark.run`.
+public struct BenchmarkReport: Codable, Sendable {
+    public let width: Int
+    public let height: Int
+    public let N: Int
+    public let C: Int
+    public let repeats: Int
+    public var kernels: [KernelMeasurement] = []
+    public var transforms: [TransformMeasurement] = []
+
+    /// Aligned text table for people.
+    public func table() -> String {
+        var lines = ["Layer shapes of a \(width)x\(height) image (N=\(N), C=\(C)); median of \(repeats) runs.",
+                     "kernel time: GPU timestamps on Vulkan, wall clock per layer on the CPU; wall: whole run incl. transfers.",
+                     pad("backend", 26) + pad("layer", 12) + pad("input → output", 30) + lpad("GFLOP", 8)
+                         + lpad("kernel ms", 11) + lpad("GFLOP/s", 9) + lpad("wall ms", 10) + lpad("GFLOP/s", 9)]
+        for k in kernels {
+            lines.append(pad(k.backend, 26) + pad(k.layer, 12) + pad("\(k.input) → \(k.output)", 30)
+                         + lpad(String(format: "%.3f", k.gflop), 8) + lpad(String(format: "%.2f", k.kernelSeconds * 1e3), 11)
+                         + lpad(String(format: "%.1f", k.kernelGFLOPS), 9) + lpad(String(format: "%.2f", k.wallSeconds * 1e3), 10)
+                         + lpad(String(format: "%.1f", k.wallGFLOPS), 9))
+        }
+        if !transforms.isEmpty {
+            lines.append("")
+            lines.append(pad("backend", 26) + pad("transform (one submission)", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11) + lpad("wall ms", 10))
+            for t in transforms {
+                lines.append(pad(t.backend, 26) + pad(t.transform, 30) + lpad(String(format: "%.2f", t.gflop), 8)
+                             + lpad(String(format: "%.1f", t.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", t.wallSeconds * 1e3), 10))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// JSON for scripts.
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+    private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+}
+
+/// Benchmarks the codec's layers at the shapes they have for one image size, with random weights.
+public enum KernelBenchmark {
+    /// Runs every layer of g_a, h_a, g_s, h_s and one entropy-parameter net as single-layer
+    /// graphs, then g_a and g_s whole, on each backend. `progress` gets a line per measurement.
+    public static func run(backends: [Backend], width: Int = 768, height: Int = 512, N: Int = 96, C: Int = 160,
+                           hyper: Int = 128, levelChannels: Int = 20, repeats: Int = 5,
+                           progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
+        var report = BenchmarkReport(width: width, height: height, N: N, C: C, repeats: repeats)
+        let layers = try BenchmarkLayers(N: N, C: C, hyper: hyper, levelChannels: levelChannels)
+        let image = TensorShape(channels: 3, height: height, width: width)
+        for backend in backends {
+            var shape = image
+            for op in layers.analysis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
+            let latent = shape
+            for op in layers.hyperAnalysis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
+            for op in layers.hyperSynthesis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
+            var ep = TensorShape(channels: hyper + (layers.levels - 1) * levelChannels, height: latent.height, width: latent.width)
+            for op in layers.entropyParameters { report.kernels.append(try measure(op, input: ep, on: backend, repeats: repeats)); ep = op.outputShape(for: ep)!; progress(report.kernels.last!.layer) }
+            shape = latent
+            for op in layers.synthesis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
+            report.transforms.append(try measureWhole("g_a (analysis)", layers.analysis, input: image, on: backend, repeats: repeats))
+            report.transforms.append(try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats))
+            progress("\(backend.name) done")
+        }
+        return report
+    }
+
+    static func randomInput(_ shape: TensorShape, type: ScalarType) -> Tensor {
+        var state: UInt32 = 12345
+        func next() -> UInt32 { state = state &* 1_664_525 &+ 1_013_904_223; return state >> 8 }
+        switch type {
+        case .float32: return Tensor(shape: shape, floats: (0..<shape.count).map { _ in Float(next() % 2000) / 1000 - 1 })
+        case .int32: return Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(next() % 2001) - 1000 })
+        }
+    }
+
+    static func measure(_ op: LayerOp, input: TensorShape, on backend: Backend, repeats: Int) throws -> KernelMeasurement {
+        var g = Graph()
+        let x = g.addInput("x", shape: input, type: op.scalarType)
+        let y = try g.append(op, input: g.whole(x))
+        g.markOutput(y.tensor)
+        let out = op.outputShape(for: input)!
+        let (wall, kernel) = try time(g, input: randomInput(input, type: op.scalarType), on: backend, repeats: repeats)
+        let kind: String
+        switch op {
+        case .conv2d(let l): kind = "conv\(l.kernelSize)x\(l.kernelSize)/\(l.stride)"
+        case .convTranspose2d(let l): kind = "deconv\(l.kernelSize)x\(l.kernelSize)/\(l.stride)"
+        case .gdn(let l): kind = l.inverse ? "igdn" : "gdn"
+        case .intConv2d(let l): kind = "int " + (l.transposed ? "deconv" : "conv") + "\(l.kernelSize)x\(l.kernelSize)/\(l.stride)"
+        }
+        return KernelMeasurement(backend: backend.name, layer: op.name, kind: kind, input: input.description,
+                                 output: out.description, gflop: op.flops(input: input, output: out) / 1e9,
+                                 wallSeconds: wall, kernelSeconds: kernel)
+    }
+
+    static func measureWhole(_ name: String, _ ops: [LayerOp], input: TensorShape, on backend: Backend,
+                             repeats: Int) throws -> TransformMeasurement {
+        var g = Graph()
+        let x = g.addInput("x", shape: input, type: .float32)
+        var v = g.whole(x)
+        var shape = input
+        var flops = 0.0
+        for op in ops {
+            let out = op.outputShape(for: shape)!
+            flops += op.flops(input: shape, output: out)
+            v = try g.append(op, input: v)
+            shape = out
+        }
+        g.markOutput(v.tensor)
+        let (wall, kernel) = try time(g, input: randomInput(input, type: .float32), on: backend, repeats: repeats)
+        return TransformMeasurement(backend: backend.name, transform: name, gflop: flops / 1e9, wallSeconds: wall, kernelSeconds: kernel)
+    }
+
+    /// Median wall-clock and median summed kernel time over `repeats` runs after one warm-up
+    /// (which builds pipelines and uploads weights).
+    static func time(_ g: Graph, input: Tensor, on backend: Backend, repeats: Int) throws -> (Double, Double) {
+        let prepared = try backend.prepare(g)
+        let inputs = [g.inputs[0]: input]
+        _ = try prepared.run(inputs: inputs, collectTimings: true)
+        var walls: [Double] = [], kernels: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let r = try prepared.run(inputs: inputs, collectTimings: true)
+            walls.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            kernels.append(r.timings.reduce(0) { $0 + $1.seconds })
+        }
+        return (median(walls), median(kernels))
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.isEmpty ? 0 : s[s.count / 2]
+    }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import PSICBenchmarks
+import PSICModel
+import PSICCPU
+import PSICCodec
+import PSICEngine
+import PSICImage
+import PSICVulkan
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark kernels and the codec on each backend, side by side in one run.",
+        subcommands: [BenchKernels.self, BenchCodec.self])
+}
+
+/// Which backends a benchmark runs on.
+enum BenchBackends: String, ExpressibleByArgument, CaseIterable {
+    case all, cpu, vulkan
+
+    func open(device: String?) throws -> [Backend] {
+        var out: [Backend] = []
+        if self != .vulkan { out.append(CPUBackend()) }
+        if self != .cpu {
+            do { out.append(try VulkanBackend(device: device)) } catch {
+                if self == .vulkan { throw error }
+                printError("Vulkan skipped: \(error)")
+            }
+        }
+        return out
+    }
+}
+
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Per-layer time and GFLOP/s at the layer shapes of one image size, random weights.")
+
+    @Option(help: "Backends to measure.") var backend: BenchBackends = .all
+    @Option(help: "Vulkan device (index or name substring).") var device: String?
+    @Option(help: "Image width.") var width = 768
+    @Option(help: "Image height.") var height = 512
+    @Option(help: "Transform width N.") var N = 96
+    @Option(help: "Latent channels C.") var C = 160
+    @Option(help: "Timed runs per layer (median reported).") var repeats = 5
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        guard width >= 64, height >= 64, width % 64 == 0, height % 64 == 0 else {
+            throw ValidationError("--width and --height must be multiples of 64, at least 64")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+    }
+
+    func run() throws {
+        let backends = try backend.open(device: device)
+        let report = try KernelBenchmark.run(backends: backends, width: width, height: height, N: N, C: C,
+                                             repeats: repeats, progress: { line in
+            FileHandle.standardError.write(Data("  measured \(line)\n".utf8))
+        })
+        if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }
+    }
+}
+
+struct BenchCodec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec",
+        abstract: "Encode and decode time of one image with the shipped model on each backend, and the entropy coder's share.")
+
+    @Argument(help: "PNG image (default: a 768x512 synthetic image).") var image: String?
+    @Option(help: "Backends to measure.") var backend: BenchBackends = .all
+    @Option(help: "Vulkan device (index or name substring).") var device: String?
+    @Option(help: "Model file.") var model: String?
+    @Option(help: "Timed runs (median reported).") var repeats = 3
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    struct Row: Codable {
+        let backend: String
+        let width: Int
+        let height: Int
+        let bytes: Int
+        let encodeSeconds: Double
+        let decodeSeconds: Double
+        let entropyDecodeSeconds: Double
+        var entropyShareOfDecode: Double { entropyDecodeSeconds / decodeSeconds }
+    }
+
+    func run() throws {
+        let m = try CodecModelLoader.load(model)
+        let img: RGBImage
+        if let image { img = try PNGCodec.decode(try readBytes(URL(fileURLWithPath: image))) } else { img = SyntheticImage.make(width: 768, height: 512) }
+        var rows: [Row] = []
+        for b in try backend.open(device: device) {
+            let codec = try ImageCodec(model: m, backend: b)
+            var stream = try codec.encode(img)   // warm-up: pipelines, weights
+            _ = try codec.decode(stream)
+            var enc: [Double] = [], dec: [Double] = [], ent: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                var t0 = Date()
+                stream = try codec.encode(img)
+                enc.append(Date().timeIntervalSince(t0))
+                let profile = CodecProfile()
+                t0 = Date()
+                _ = try codec.decode(stream, profile: profile)
+                dec.append(Date().timeIntervalSince(t0))
+                ent.append(profile.entropySeconds)
+            }
+            func med(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+            rows.append(Row(backend: b.name, width: img.width, height: img.height, bytes: stream.count,
+                            encodeSeconds: med(enc), decodeSeconds: med(dec), entropyDecodeSeconds: med(ent)))
+        }
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try e.encode(rows), as: UTF8.self))
+            return
+        }
+        for r in rows {
+            print(String(format: "%@: %dx%d, %d bytes (%.3f bpp); encode %.3f s, decode %.3f s, entropy decoding %.4f s (%.1f%% of decode)",
+                         r.backend, r.width, r.height, r.bytes, Double(r.bytes * 8) / Double(r.width * r.height),
+                         r.encodeSeconds, r.decodeSeconds, r.entropyDecodeSeconds, 100 * r.entropyShareOfDecode))
+        }
+    }
+}
+
+enum CodecModelLoader {
+    static func load(_ path: String?) throws -> CodecModel {
+        try CodecModel(contentsOf: try ModelLocator.locate(explicit: path))
+    }
+}
+
+/// A deterministic test image with gradients, edges and texture, for benchmarks without a file.
+enum SyntheticImage {
+    static func make(width: Int, height: Int) -> RGBImage {
+        var px = [UInt8](repeating: 0, count: width * height * 3)
+        var state: UInt32 = 1
+        for y in 0..<height {
+            for x in 0..<width {
+                state = state &* 1_664_525 &+ 1_013_904_223
+                let noise = Int(state >> 28) - 8
+                let o = (y * width + x) * 3
+                let checker = ((x / 32) + (y / 32)) % 2 == 0 ? 40 : 0
+                px[o] = UInt8(clamping: x * 255 / width + noise)
+                px[o + 1] = UInt8(clamping: y * 255 / height + checker + noise)
+                px[o + 2] = UInt8(clamping: 128 + Int(60 * sin(Double(x * y) / 2000)) + noise)
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: px)
+    }
+}
