@@ -39,21 +39,22 @@ public struct BenchmarkReport: Codable, Sendable {
 
     /// Aligned text table for people.
     public func table() -> String {
+        let bw = max(10, (kernels.map(\.backend) + transforms.map(\.backend)).map(\.count).max() ?? 0) + 1
         var lines = ["Layer shapes of a \(width)x\(height) image (N=\(N), C=\(C)); median of \(repeats) runs.",
                      "kernel time: GPU timestamps on Vulkan, wall clock per layer on the CPU; wall: whole run incl. transfers.",
-                     pad("backend", 26) + pad("layer", 12) + pad("input → output", 30) + lpad("GFLOP", 8)
+                     pad("backend", bw) + pad("layer", 12) + pad("input → output", 30) + lpad("GFLOP", 8)
                          + lpad("kernel ms", 11) + lpad("GFLOP/s", 9) + lpad("wall ms", 10) + lpad("GFLOP/s", 9)]
         for k in kernels {
-            lines.append(pad(k.backend, 26) + pad(k.layer, 12) + pad("\(k.input) → \(k.output)", 30)
+            lines.append(pad(k.backend, bw) + pad(k.layer, 12) + pad("\(k.input) → \(k.output)", 30)
                          + lpad(String(format: "%.3f", k.gflop), 8) + lpad(String(format: "%.2f", k.kernelSeconds * 1e3), 11)
                          + lpad(String(format: "%.1f", k.kernelGFLOPS), 9) + lpad(String(format: "%.2f", k.wallSeconds * 1e3), 10)
                          + lpad(String(format: "%.1f", k.wallGFLOPS), 9))
         }
         if !transforms.isEmpty {
             lines.append("")
-            lines.append(pad("backend", 26) + pad("transform (one submission)", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11) + lpad("wall ms", 10))
+            lines.append(pad("backend", bw) + pad("transform (one submission)", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11) + lpad("wall ms", 10))
             for t in transforms {
-                lines.append(pad(t.backend, 26) + pad(t.transform, 30) + lpad(String(format: "%.2f", t.gflop), 8)
+                lines.append(pad(t.backend, bw) + pad(t.transform, 30) + lpad(String(format: "%.2f", t.gflop), 8)
                              + lpad(String(format: "%.1f", t.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", t.wallSeconds * 1e3), 10))
             }
         }
