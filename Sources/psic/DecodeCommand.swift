@@ -51,7 +51,7 @@ struct DecodeCommand: AsyncParsableCommand {
         let summary = BatchSummary()
         let start = Date()
         let levels = self.levels, seed = self.seed
-        try await forEach(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2)) { i in
+        try await forEach(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2)) { i in try withFile(files[i]) {
             let stream = try readBytes(files[i])
             let base = try seed ?? codec.streamSeed(stream)
             let seeds = (0..<samples).map { base &+ UInt64($0) }
@@ -64,7 +64,7 @@ struct DecodeCommand: AsyncParsableCommand {
             }
             summary.add(pixels: images[0].width * images[0].height, streamBytes: stream.count, otherBytes: written)
             progress.advance(files[i].lastPathComponent)
-        }
+        } }
         summary.print(verb: "decoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
     }
 }

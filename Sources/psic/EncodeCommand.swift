@@ -36,14 +36,14 @@ struct EncodeCommand: AsyncParsableCommand {
         let progress = ProgressLine(total: files.count)
         let start = Date()
         let summary = BatchSummary()
-        try await forEach(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2)) { i in
+        try await forEach(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2)) { i in try withFile(files[i]) {
             let png = try readBytes(files[i])
             let image = try PNGCodec.decode(png)
             let stream = try codec.encode(image, levels: levels)
             try Data(stream).write(to: outputs[i])
             summary.add(pixels: image.width * image.height, streamBytes: stream.count, otherBytes: png.count)
             progress.advance(files[i].lastPathComponent)
-        }
+        } }
         summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
     }
 }
@@ -101,6 +101,18 @@ final class BatchSummary: @unchecked Sendable {
                           Double(images) / max(seconds, 1e-9), backend)
         Swift.print(line)
     }
+}
+
+/// An error while processing one file of a batch, naming the file.
+struct FileError: Error, CustomStringConvertible {
+    let path: String
+    let underlying: Error
+    var description: String { "\(path): \(underlying)" }
+}
+
+/// Runs `body` on `files[i]`, attaching the file's path to any error.
+func withFile<T>(_ url: URL, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: url.path, underlying: error) }
 }
 
 /// Runs `body` over `indices` with at most `jobs` at once; the first error stops the batch.
