@@ -66,36 +66,10 @@ final class VulkanKernelTests: XCTestCase {
         }
     }
 
-    /// Runs a single-op graph on Vulkan: input tensor of `inChannels` channels (the op reads
-    /// the view at `inOffset`), writing into the view at `outOffset` of an output tensor with
-    /// `outExtra` more channels. Returns the op's output view.
+    /// Runs a single-op graph on Vulkan (see `runSingleOp`).
     func runSingle(_ op: LayerOp, input: Tensor, inView: (offset: Int, channels: Int),
                    outOffset: Int = 0, outExtra: Int = 0) throws -> Tensor {
-        let backend = try SharedVulkan.get()
-        var g = Graph()
-        let x = g.addInput("x", shape: input.shape, type: input.scalarType)
-        let view = TensorView(tensor: x, channelOffset: inView.offset, channels: inView.channels)
-        let inShape = TensorShape(channels: inView.channels, height: input.shape.height, width: input.shape.width)
-        let outShape = op.outputShape(for: inShape)!
-        let yDecl = TensorShape(channels: outShape.channels + outExtra, height: outShape.height, width: outShape.width)
-        let y = g.addTensor("y", shape: yDecl, type: op.scalarType)
-        try g.append(op, input: view, output: TensorView(tensor: y, channelOffset: outOffset, channels: outShape.channels))
-        g.markOutput(y)
-        let prepared = try backend.prepare(g)
-        let result = try prepared.run(inputs: [x: input]).outputs[y]!
-        let plane = outShape.planeSize
-        let range = outOffset * plane..<(outOffset + outShape.channels) * plane
-        // Channels no node writes must read as zero (buffers are pooled and reused).
-        switch result.storage {
-        case let .float32(v):
-            XCTAssertTrue(v[..<range.lowerBound].allSatisfy { $0 == 0 } && v[range.upperBound...].allSatisfy { $0 == 0 },
-                          "unwritten channels are not zero")
-            return Tensor(shape: outShape, floats: Array(v[range]))
-        case let .int32(v):
-            XCTAssertTrue(v[..<range.lowerBound].allSatisfy { $0 == 0 } && v[range.upperBound...].allSatisfy { $0 == 0 },
-                          "unwritten channels are not zero")
-            return Tensor(shape: outShape, ints: Array(v[range]))
-        }
+        try runSingleOp(op, on: try SharedVulkan.get(), input: input, inView: inView, outOffset: outOffset, outExtra: outExtra)
     }
 
     func testConv2dShapes() throws {
@@ -177,19 +151,6 @@ final class VulkanKernelTests: XCTestCase {
         }
     }
 
-    func makeIntLayer(_ rng: inout TestRandom, name: String, transposed: Bool, ci: Int, co: Int, k: Int, s: Int,
-                      activation: IntegerRequantization.IntActivation) throws -> IntConv2dLayer {
-        let weights = (0..<ci * co * k * k).map { _ in Int16(rng.int(-300, 300)) }
-        let bias = (0..<co).map { _ in Int32(rng.int(-100_000, 100_000)) }
-        // Multipliers over the full Int32 range and shifts from tiny to huge exercise the
-        // 64-bit product, the rounding and the arithmetic shift of negative values.
-        let mult = (0..<co).map { c in c == 0 ? Int32.max : c == 1 ? Int32.min + 1 : Int32(rng.int(-2_000_000_000, 2_000_000_000)) }
-        let shift = (0..<co).map { c in Int32(c == 2 ? 62 : c == 3 ? 1 : rng.int(20, 40)) }
-        let q = IntegerRequantization(multiplier: mult, shift: shift, activation: activation, outputMin: -50_000, outputMax: 60_000)
-        return try IntConv2dLayer(name: name, transposed: transposed, inChannels: ci, outChannels: co, kernelSize: k,
-                                  stride: s, weights: weights, bias: bias, inputBound: 1000, requantization: q)
-    }
-
     func testIntConv2dExact() throws {
         _ = try SharedVulkan.get()
         // The integer tiling is one fixed default on every device, plus the odd one.
@@ -206,7 +167,7 @@ final class VulkanKernelTests: XCTestCase {
         ]
         for (n, c) in cases.enumerated() {
             let (tr, ci, co, k, s, h, w) = c
-            let layer = try makeIntLayer(&rng, name: "int\(n)", transposed: tr, ci: ci, co: co, k: k, s: s,
+            let layer = try randomIntLayer(&rng, name: "int\(n)", transposed: tr, ci: ci, co: co, k: k, s: s,
                                          activation: acts[n % acts.count])
             let shape = TensorShape(channels: ci + 1, height: h, width: w)
             let x = Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) })
@@ -293,7 +254,7 @@ final class VulkanKernelTests: XCTestCase {
         let backend = try VulkanBackend(device: nil, forceStaging: true)
         XCTAssertFalse(backend.device.deviceMemoryMapped)
         var rng = TestRandom(seed: 7)
-        let layer = try makeIntLayer(&rng, name: "staged", transposed: false, ci: 3, co: 5, k: 3, s: 1, activation: .relu)
+        let layer = try randomIntLayer(&rng, name: "staged", transposed: false, ci: 3, co: 5, k: 3, s: 1, activation: .relu)
         let conv = try Conv2dLayer(name: "staged.f", inChannels: 2, outChannels: 3, kernelSize: 5, stride: 2,
                                    weights: rng.floats(150), bias: rng.floats(3))
         var g = Graph()
@@ -339,7 +300,7 @@ final class VulkanKernelTests: XCTestCase {
         let scale = ref.map { abs($0) }.max()!
         for i in got.indices { XCTAssertEqual(got[i], ref[i], accuracy: 1e-5 * scale) }
 
-        let layer = try makeIntLayer(&rng, name: "s.int", transposed: true, ci: 3, co: 5, k: 5, s: 2, activation: .none)
+        let layer = try randomIntLayer(&rng, name: "s.int", transposed: true, ci: 3, co: 5, k: 5, s: 2, activation: .none)
         var gi = Graph()
         let xi = gi.addInput("xi", shape: TensorShape(channels: 3, height: 4, width: 8), type: .int32)
         let yi = try gi.append(.intConv2d(layer), input: gi.whole(xi))
