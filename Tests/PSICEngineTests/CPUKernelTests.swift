@@ -113,6 +113,21 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testIntConvBandsLargerThanBudget() throws {
+        // Wide images split the integer layers' column matrices into several bands too.
+        var rng = TestRandom(seed: 17)
+        let conv = try randomIntLayer(&rng, name: "wide", transposed: false, ci: 64, co: 3, k: 5, s: 1, activation: .relu)
+        XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * 600), 7, "test must span several bands")
+        let deconv = try randomIntLayer(&rng, name: "wide.t", transposed: true, ci: 3, co: 64, k: 5, s: 2, activation: .none)
+        XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * 1400), 4, "test must span several bands")
+        for (layer, shape) in [(conv, TensorShape(channels: 64, height: 7, width: 600)),
+                               (deconv, TensorShape(channels: 3, height: 4, width: 1400))] {
+            let x = Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) })
+            let got = try runSingleOp(.intConv2d(layer), on: backends[1], input: x, inView: (0, shape.channels))
+            XCTAssertEqual(got.ints!, ReferenceKernels.intConv2d(layer, input: x.ints!, shape: shape), layer.name)
+        }
+    }
+
     /// The reference definition itself, on hand-computed values: rounding adds 2^(shift-1)
     /// then shifts arithmetically (floor), leaky multiplies by k/256 with a floor, then clamps.
     func testRequantizationDefinition() {
