@@ -10,3 +10,5 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/ 2>/dev/null | 
 fi
 swift build --build-tests
 swift test --skip-build
+# Bounded fuzzing of the stream parser and entropy decoder (libFuzzer + AddressSanitizer).
+Tools/fuzz/run-stream-fuzz.sh "${PSIC_FUZZ_SECONDS:-60}"
