@@ -3,7 +3,7 @@
 
     python Tools/train/train.py --out Tools/train/runs/main            # start
     python Tools/train/train.py --out Tools/train/runs/main --resume   # continue from last.pt
-    python Tools/train/train.py --init Models/psic-conv.pt ...          # start from a shipped checkpoint
+    python Tools/train/train.py --out Tools/train/runs/main --init Models/psic-conv.safetensors  # from the shipped model
     python Tools/train/train.py --out runs/gan --init runs/main/last.pt \
         --adversarial-weight 0.01 --steps 20000                        # adversarial fine-tuning stage
 
@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
 from psic_train.data import CropSampler, list_images, load_rgb  # noqa: E402
+from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
@@ -51,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--holdout", type=int, default=8, help="last N images (sorted) kept out of training for validation")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--init", type=Path, help="initialise weights from this checkpoint (fresh optimiser and step 0 unless it holds them)")
+    p.add_argument("--init", type=Path, help="initialise weights from this checkpoint (fresh optimiser and step 0 unless it holds them) or from a shipped model file (*.safetensors: its integer entropy model rebuilt as floats, z prior fresh)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"stop after this many total steps (default {DEFAULT_STEPS}; the progress ETA only when given)")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours of this process")
@@ -112,6 +113,11 @@ def main(argv=None):
         if not last.exists():
             raise SystemExit(f"--resume: {last} does not exist; start without --resume")
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    elif args.init and args.init.suffix == ".safetensors":
+        # A shipped model file: the function it stores, rebuilt as float layers (psic_train/fromfile.py).
+        shipped, meta = model_from_file(args.init)
+        ckpt = {"config": shipped.cfg.to_dict(), "model": shipped.state_dict(),
+                "step": int(meta.get("training", {}).get("steps", 0))}
     elif args.init:
         ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(

@@ -147,3 +147,33 @@ def test_export_round_trip(setup, tmp_path):
         assert torch.allclose(mf.h_a(model.g_a(x)), model.h_a(model.g_a(x)), atol=1e-5)
     t16 = Transforms(float_tensors(model, fp16=True))
     assert torch.allclose(t16.g_a(x), model.g_a(x), atol=1e-2)
+
+
+def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
+    """A session without a checkpoint resumes from the model file: the rebuilt float model must
+    compute what the file's integer entropy model computes (means within quantisation error,
+    scale indexes within one step) and the transforms exactly."""
+    from psic_train.fromfile import model_from_file
+    model, ent, y, z = setup
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False, training={"steps": 123})
+    rebuilt, meta = model_from_file(path)
+    assert meta["training"]["steps"] == 123 and rebuilt.cfg == model.cfg
+    rebuilt.eval()
+    enc = ent.encode(y.numpy(), z.numpy())
+    lc = model.cfg.level_channels
+    with torch.no_grad():
+        H = rebuilt.h_s(z)
+        prev = torch.from_numpy(enc["y_hat"]).float() / 16
+        close, total, mean_err = 0, 0, []
+        for i in range(model.cfg.L):
+            mean, _, log_scale = rebuilt.level_params(i, H, list(prev[:, :i * lc].split(lc, 1)))
+            k = torch.clamp(torch.round((log_scale - math.log(im.SCALE_MIN)) / im.SCALE_LOG_STEP), 0, 63).numpy()
+            close += int((np.abs(enc["k"][:, i * lc:(i + 1) * lc] - k) <= 1).sum())
+            total += k.size
+            mean_err.append(np.abs(enc["mu"][:, i * lc:(i + 1) * lc] / 16 - mean.numpy()).max())
+        x = torch.rand(1, 3, 64, 64)
+        assert torch.allclose(rebuilt.g_s(rebuilt.g_a(x)), model.g_s(model.g_a(x)), atol=1e-4)
+        assert torch.allclose(rebuilt.h_a(model.g_a(x)), model.h_a(model.g_a(x)), atol=1e-5)
+    assert close / total > 0.99
+    assert max(mean_err) < 0.1

@@ -1,0 +1,88 @@
+"""Rebuild a trainable PSICModel from a shipped model file (Models/psic-*.safetensors).
+
+A session that has no training checkpoint resumes from the committed model this way:
+- g_a, g_s, h_a and the GDNs are stored as floats (fp16): loaded as they are (GDN parameters
+  through compressai's reparametrisation of the effective beta/gamma).
+- h_s and the entropy-parameter nets are stored as integer layers. Each is turned back into a
+  float layer with the same function: out_int = r * (w_int . x_int + b_int), r = multiplier / 2^shift,
+  and x_float = s_in * x_int, out_float = s_out * out_int + offset. The ends of the chain have fixed
+  scales (z_hat: 1; decoded latents: 1/16; means: 1/16; log-scales: Delta with offset ln SCALE_MIN);
+  the hidden scales are free because LeakyReLU is positively homogeneous, so each hidden s_out is
+  chosen to give the layer the weight RMS of a freshly initialised one (Adam then sees the
+  conditioning it would in a normal run).
+- The entropy bottleneck of z is stored only as CDF tables; it starts fresh and relearns quickly.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .intmodel import MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN
+from .model import ModelConfig, PSICModel
+from .modelfile import FLOAT_LAYERS, GDN_LAYERS, ModelFile
+
+
+def _dequantize(layer, module: torch.nn.Module, s_in: np.ndarray, s_out: np.ndarray | None,
+                offset: np.ndarray | None = None) -> np.ndarray:
+    """Loads `layer` (an IntLayer) into `module` as floats; s_out None picks a hidden scale.
+    Returns the output scale used."""
+    r = layer.multiplier.astype(np.float64) / np.exp2(layer.shift.astype(np.float64))
+    w = layer.weight.astype(np.float64)
+    s_in = np.asarray(s_in, np.float64).reshape(-1)
+    if layer.transposed:            # [in, out, k, k]
+        unit = w * r.reshape(1, -1, 1, 1) / s_in.reshape(-1, 1, 1, 1)
+        out_axis = 1
+    else:                           # [out, in, k, k]
+        unit = w * r.reshape(-1, 1, 1, 1) / s_in.reshape(1, -1, 1, 1)
+        out_axis = 0
+    if s_out is None:
+        target = module.weight.detach().double().pow(2).mean().sqrt().item()
+        rms = math.sqrt(float((unit ** 2).mean())) or 1.0
+        s_out = np.full(layer.cout, target / rms)
+    s_out = np.asarray(s_out, np.float64).reshape(-1)
+    shape = [1, 1, 1, 1]
+    shape[out_axis] = -1
+    weight = unit * s_out.reshape(shape)
+    bias = layer.bias.astype(np.float64) * r * s_out + (0 if offset is None else offset)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(weight).to(module.weight.dtype))
+        module.bias.copy_(torch.from_numpy(bias).to(module.bias.dtype))
+    return s_out
+
+
+def model_from_file(path) -> tuple[PSICModel, dict]:
+    """(model, metadata) with the shipped model's function; see the module comment."""
+    f = ModelFile(path)
+    a = f.meta["architecture"]
+    cfg = ModelConfig(N=a["N"], C=a["C"], L=a["L"], hyper=a["hyper"], ep_width=a["ep_width"])
+    model = PSICModel(cfg)
+    t = f.tensors
+    with torch.no_grad():
+        for net, idx in FLOAT_LAYERS.items():
+            mods = getattr(model, net)
+            for i in idx:
+                mods[i].weight.copy_(torch.from_numpy(t[f"{net}.{i}.weight"].astype(np.float32)))
+                mods[i].bias.copy_(torch.from_numpy(t[f"{net}.{i}.bias"].astype(np.float32)))
+        for net, idx in GDN_LAYERS.items():
+            mods = getattr(model, net)
+            for i in idx:
+                gdn = mods[i]
+                gdn.beta.copy_(gdn.beta_reparam.init(torch.from_numpy(t[f"{net}.{i}.beta"]).float()))
+                gdn.gamma.copy_(gdn.gamma_reparam.init(torch.from_numpy(t[f"{net}.{i}.gamma"]).float()))
+    ent = f.entropy
+    s = np.ones(cfg.N)
+    for layer, j in zip(ent.h_s, (0, 2, 4)):
+        s = _dequantize(layer, model.h_s[j], s, None)
+    s_hyper = s
+    lc = cfg.level_channels
+    mean_offset = np.zeros(2 * lc)
+    mean_offset[lc:] = math.log(SCALE_MIN)
+    last_scale = np.concatenate([np.full(lc, 1.0 / MEAN_SCALE), np.full(lc, SCALE_LOG_STEP)])
+    for i, net in enumerate(ent.ep):
+        s = np.concatenate([s_hyper, np.full(i * lc, 1.0 / MEAN_SCALE)])
+        s = _dequantize(net[0], model.entropy_parameters[i][0], s, None)
+        s = _dequantize(net[1], model.entropy_parameters[i][2], s, None)
+        _dequantize(net[2], model.entropy_parameters[i][4], s, last_scale, mean_offset)
+    return model, f.meta
