@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""PSIC vs JPEG / WebP / AVIF / JPEG XL (and CompressAI for speed): rate-quality and speed.
+
+    python Tools/eval/evaluate.py --images ../shared/data/kodak --out out/eval [--limit N]
+        [--codecs psic,jpeg,webp,avif,jxl] [--workers 2] [--skip-speed] [--skip-metrics]
+
+Writes under --out: cache/ (one JSON per (codec, image, quality); reruns resume), per_image.csv,
+summary.json, bdrate.md, curves.md, plots/*.png, grid.png, speed.md / speed.json.
+Run from the repository root (the psic binary and its default model are found from there).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bdrate  # noqa: E402
+import metrics  # noqa: E402
+from codec_runners import CODECS, PSIC  # noqa: E402
+
+METRICS = ("psnr", "ms_ssim", "ssimulacra2", "butteraugli")
+LABEL = {"psnr": "PSNR (dB, RGB)", "ms_ssim": "MS-SSIM", "ssimulacra2": "SSIMULACRA2",
+         "butteraugli": "Butteraugli (max-norm, lower is better)"}
+
+
+def _single_thread():
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _pixels(path) -> int:
+    from PIL import Image
+    w, h = Image.open(path).size
+    return w * h
+
+
+def task_codec(args):
+    name, q, img, out = args
+    cache = Path(out) / "cache" / name / f"{Path(img).stem}_q{q}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    _single_thread()
+    codec = CODECS[name]
+    r = codec.run(Path(img), Path(out) / "work" / name, q)
+    m = metrics.all_metrics(img, r["decoded"])
+    Path(r["decoded"]).unlink()
+    rec = {"codec": name, "quality": q, "image": Path(img).stem, "bytes": r["bytes"],
+           "bpp": 8.0 * r["bytes"] / _pixels(img), "encode_s": r["encode_s"],
+           "decode_s": r["decode_s"], **m}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(rec))
+    return rec
+
+
+def task_psic(args):
+    binary, samples, img, out = args
+    cache = Path(out) / "cache" / "psic" / f"{Path(img).stem}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    _single_thread()
+    psic = PSIC(Path(binary), backend="cpu", samples=samples)
+    r = psic.run(Path(img), Path(out) / "work" / "psic")
+    ref = metrics.load_rgb(img)
+    npx = ref.shape[0] * ref.shape[1]
+    recs = []
+    for lv in r["levels"]:
+        m = metrics.all_metrics(img, lv["decoded"][0], ref=ref)
+        decs = [metrics.load_rgb(p) for p in lv["decoded"]]
+        rec = {"codec": "psic", "quality": lv["level"], "image": Path(img).stem,
+               "bytes": lv["bytes"], "bpp": 8.0 * lv["bytes"] / npx,
+               "encode_s": r["encode_s"], "decode_s": lv["decode_s"], **m}
+        if len(decs) > 1:
+            rec["exp_psnr"] = float(np.mean([m["psnr"]] + [metrics.psnr(ref, d) for d in decs[1:]]))
+            rec["exp_ms_ssim"] = float(np.mean([m["ms_ssim"]] + [metrics.ms_ssim(ref, d) for d in decs[1:]]))
+            rec["spread_psnr"] = metrics.sample_spread(decs)
+        else:   # all levels transmitted: nothing is sampled, every seed decodes the same image
+            rec["exp_psnr"], rec["exp_ms_ssim"] = m["psnr"], m["ms_ssim"]
+            rec["spread_psnr"] = float("inf")
+        if samples <= 1:   # not sampled: no sample statistics for this image
+            rec["exp_psnr"] = rec["exp_ms_ssim"] = rec["spread_psnr"] = None
+        recs.append(rec)
+        for p in lv["decoded"]:
+            Path(p).unlink()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(recs))
+    return recs
+
+
+def aggregate(records):
+    """codec -> list of per-quality means (only qualities every image has)."""
+    by = {}
+    for r in records:
+        by.setdefault(r["codec"], {}).setdefault(r["quality"], []).append(r)
+    images = {r["image"] for r in records}
+    out = {}
+    for codec, qs in by.items():
+        rows = []
+        for q, rs in qs.items():
+            if {r["image"] for r in rs} != images:
+                continue
+            row = {"quality": q, "n": len(rs)}
+            for k in ("bpp", "bytes", "encode_s", "decode_s", *METRICS):
+                vals = [r.get(k) for r in rs]
+                if all(v is not None for v in vals):
+                    row[k] = float(np.mean(vals))
+            # Sample statistics exist only for the images decoded with M > 1 samples; the seed-0
+            # PSNR / MS-SSIM over the same images come along so the two can be compared.
+            sub = [r for r in rs if r.get("exp_psnr") is not None]
+            if sub:
+                row["n_sampled"] = len(sub)
+                for k in ("exp_psnr", "exp_ms_ssim", "spread_psnr"):
+                    row[k] = float(np.mean([r[k] for r in sub]))
+                row["psnr_sampled_imgs"] = float(np.mean([r["psnr"] for r in sub]))
+                row["ms_ssim_sampled_imgs"] = float(np.mean([r["ms_ssim"] for r in sub]))
+            rows.append(row)
+        rows.sort(key=lambda r: r["bpp"])
+        out[codec] = rows
+    order = ["psic", "jpeg", "webp", "avif", "jxl"]
+    return {c: out[c] for c in sorted(out, key=lambda c: order.index(c) if c in order else 99)}
+
+
+def bd_tables(agg, test="psic") -> str:
+    lines = []
+    anchors = [c for c in ("jpeg", "webp", "avif", "jxl") if c in agg]
+    if test not in agg or not anchors:
+        return ""
+    for method in ("cubic", "pchip"):
+        lines += [f"BD-rate of PSIC (level 1-8, seed-0 decodes) against each codec, {method} "
+                  f"interpolation, in % (negative = PSIC needs fewer bits at equal quality; "
+                  f"`n/o` = quality ranges do not overlap).", "",
+                  "| metric | " + " | ".join(anchors) + " |",
+                  "|---|" + "---|" * len(anchors)]
+        for m in METRICS:
+            t = agg[test]
+            if any(m not in r for r in t):
+                continue
+            cells = []
+            for a in anchors:
+                ar = agg[a]
+                if any(m not in r for r in ar):
+                    cells.append("—")
+                    continue
+                v = bdrate.bd_rate([r["bpp"] for r in ar], [r[m] for r in ar],
+                                   [r["bpp"] for r in t], [r[m] for r in t], method)
+                ov = bdrate.overlap([r[m] for r in ar], [r[m] for r in t])
+                cells.append("n/o" if v != v else f"{v:+.1f} ({ov[0]:.3g}–{ov[1]:.3g})")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("In brackets: the overlapping quality interval the average is taken over.")
+    return "\n".join(lines) + "\n"
+
+
+def curves_table(agg) -> str:
+    lines = []
+    for codec, rows in agg.items():
+        extra = codec == "psic"
+        hdr = ["q/level", "bpp", "PSNR", "MS-SSIM", "SSIMULACRA2", "Butteraugli"]
+        ns = max((r.get("n_sampled", 0) for r in rows), default=0) if extra else 0
+        if extra and ns:
+            hdr += [f"PSNR s0 ({ns} img)", "E[PSNR] (M=4)", f"MS-SSIM s0 ({ns} img)", "E[MS-SSIM]",
+                    "spread: PSNR between samples"]
+        lines += [f"**{codec}** (mean over {rows[0]['n'] if rows else 0} images)", "",
+                  "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+        for r in rows:
+            cells = [str(r["quality"]), f"{r['bpp']:.3f}", f"{r.get('psnr', float('nan')):.2f}",
+                     f"{r.get('ms_ssim', float('nan')):.4f}",
+                     f"{r['ssimulacra2']:.1f}" if "ssimulacra2" in r else "—",
+                     f"{r['butteraugli']:.2f}" if "butteraugli" in r else "—"]
+            if extra and ns:
+                sp = r.get("spread_psnr", float("nan"))
+                cells += [f"{r.get('psnr_sampled_imgs', float('nan')):.2f}",
+                          f"{r.get('exp_psnr', float('nan')):.2f}",
+                          f"{r.get('ms_ssim_sampled_imgs', float('nan')):.4f}",
+                          f"{r.get('exp_ms_ssim', float('nan')):.4f}",
+                          "∞ (nothing sampled)" if sp == float("inf") else f"{sp:.2f} dB"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", default="../shared/data/kodak")
+    ap.add_argument("--out", default="out/eval")
+    ap.add_argument("--limit", type=int, default=0, help="first N images only")
+    ap.add_argument("--codecs", default="psic,jpeg,webp,avif,jxl")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=4, help="PSIC sampled decodes per level < L")
+    ap.add_argument("--sample-images", type=int, default=0,
+                    help="sampled decodes (spread, expected distortion) on the first K images only "
+                         "(0 = all); the others get seed-0 decodes only")
+    ap.add_argument("--psic", default=".build/release/psic")
+    ap.add_argument("--grid-image", default="kodim23")
+    ap.add_argument("--skip-metrics", action="store_true", help="only tables/plots from the cache")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-grid", action="store_true")
+    ap.add_argument("--speed-images", type=int, default=3)
+    ap.add_argument("--speed-vulkan", action="store_true",
+                    help="also time psic --backend vulkan (lavapipe on a CPU-only machine: slow)")
+    ap.add_argument("--docs", default="", help="copy the headline plots here (e.g. docs)")
+    a = ap.parse_args(argv)
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = sorted(Path(a.images).glob("*.png"))
+    if a.limit:
+        images = images[:a.limit]
+    codecs = [c for c in a.codecs.split(",") if c]
+    for c in codecs:
+        if c != "psic" and not CODECS[c].available():
+            sys.exit(f"{c}: tools {CODECS[c].tools} missing (apt-get install {' '.join(CODECS[c].packages)})")
+    print(f"{len(images)} images, codecs {codecs}, metrics {metrics.available()}", flush=True)
+
+    tasks = []      # image by image, so an interrupted run leaves whole images in the cache
+    for k, i in enumerate(images):
+        if "psic" in codecs:
+            m = a.samples if (a.sample_images <= 0 or k < a.sample_images) else 1
+            tasks.append((task_psic, (str(Path(a.psic).resolve()), m, str(i), str(out))))
+        for c in codecs:
+            if c != "psic":
+                tasks += [(task_codec, (c, q, str(i), str(out))) for q in CODECS[c].qualities]
+    records = []
+    t0 = time.time()
+    if not a.skip_metrics:
+        with Pool(a.workers) as pool:
+            jobs = [pool.apply_async(f, (x,)) for f, x in tasks]
+            for k, j in enumerate(jobs):
+                r = j.get()
+                records += r if isinstance(r, list) else [r]
+                if (k + 1) % 10 == 0 or k + 1 == len(jobs):
+                    print(f"  {k + 1}/{len(jobs)} tasks, {time.time() - t0:.0f} s", flush=True)
+    else:
+        for f in (out / "cache").rglob("*.json"):
+            r = json.loads(f.read_text())
+            records += r if isinstance(r, list) else [r]
+        names = {i.stem for i in images}
+        records = [r for r in records if r["image"] in names and r["codec"] in codecs]
+
+    keys = ["codec", "quality", "image", "bytes", "bpp", *METRICS, "exp_psnr", "exp_ms_ssim",
+            "spread_psnr", "encode_s", "decode_s"]
+    with open(out / "per_image.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+    agg = aggregate(records)
+    (out / "summary.json").write_text(json.dumps({"images": [i.stem for i in images],
+                                                  "metrics": metrics.available(),
+                                                  "commands": {c: CODECS[c].describe() for c in codecs if c != "psic"},
+                                                  "curves": agg}, indent=1))
+    (out / "bdrate.md").write_text(bd_tables(agg))
+    (out / "curves.md").write_text(curves_table(agg))
+    print((out / "bdrate.md").read_text())
+
+    import plots
+    plots.rate_quality(agg, out / "plots", METRICS, LABEL)
+    if a.docs:
+        plots.headline(agg, Path(a.docs) / "eval-rd.png", LABEL)
+    if "psic" in codecs and not a.skip_grid:
+        src = next((i for i in images if i.stem == a.grid_image), images[0])
+        plots.grid(Path(a.psic).resolve(), src, out / "work" / "psic" / f"{src.stem}.psic",
+                   out / "grid.png", out / "work" / "grid", docs_copy=(Path(a.docs) / "eval-grid.png") if a.docs else None)
+
+    if not a.skip_speed:
+        import speed
+        speed.run_all(images[:a.speed_images], Path(a.psic).resolve(), out, vulkan=a.speed_vulkan)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Fast tests of the pure parts of Tools/eval: BD-rate, PSNR, command construction."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bdrate  # noqa: E402
+import metrics  # noqa: E402
+from codec_runners import CODECS, PSIC  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_bdrate_constant_factor(method):
+    # Test curve needs exactly 0.8x the anchor's rate at every quality: BD-rate -20 %.
+    q = np.linspace(30, 40, 6)
+    rate = np.exp(0.15 * q) / 100
+    assert bdrate.bd_rate(rate, q, 0.8 * rate, q, method) == pytest.approx(-20.0, abs=1e-6)
+    assert bdrate.bd_rate(rate, q, 1.5 * rate, q, method) == pytest.approx(50.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_bdrate_identical_and_partial_overlap(method):
+    q = np.array([30.0, 32, 34, 36, 38])
+    rate = np.array([0.1, 0.2, 0.4, 0.8, 1.6])            # log-rate linear in q
+    assert bdrate.bd_rate(rate, q, rate, q, method) == pytest.approx(0.0, abs=1e-9)
+    # Test curve shifted by +1 dB at equal rate: rate ratio 2^(-1/2) over the overlap [31, 38].
+    assert bdrate.bd_rate(rate, q, rate, q + 1, method) == pytest.approx((2 ** -0.5 - 1) * 100, abs=1e-6)
+
+
+def test_bdrate_lower_is_better_metric_and_order():
+    # A metric where lower is better (like Butteraugli): points given in any order.
+    d = np.array([8.0, 5, 3, 2, 1.5])
+    rate = np.exp(-0.3 * d)
+    perm = [3, 0, 4, 1, 2]
+    assert bdrate.bd_rate(rate, d, 0.5 * rate[perm], d[perm]) == pytest.approx(-50.0, abs=1e-6)
+
+
+def test_bdrate_no_overlap_is_nan():
+    q = np.array([20.0, 21, 22, 23])
+    r = np.array([0.1, 0.2, 0.3, 0.4])
+    assert math.isnan(bdrate.bd_rate(r, q, r, q + 10))
+    assert math.isnan(bdrate.bd_rate(r[:3], q[:3], r, q))
+
+
+def test_psnr_known_values():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[..., 0] = 3                          # MSE = 9/3 = 3 over all channels
+    assert metrics.mse(a, b) == pytest.approx(3.0)
+    assert metrics.psnr(a, b) == pytest.approx(10 * math.log10(255 ** 2 / 3))
+    assert metrics.psnr(a, a) == math.inf
+    c = np.full((2, 2, 3), 255, np.uint8)
+    assert metrics.psnr(np.zeros_like(c), c) == pytest.approx(0.0)
+
+
+def test_sample_spread():
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = a + 1
+    assert metrics.sample_spread([a, b]) == pytest.approx(10 * math.log10(255 ** 2))
+    assert math.isnan(metrics.sample_spread([a]))
+
+
+def test_codec_commands():
+    s, d = Path("in.ppm"), Path("out.jpg")
+    assert CODECS["jpeg"].encode_cmd(s, d, 40) == ["cjpeg", "-optimize", "-quality", "40", "-outfile", "out.jpg", "in.ppm"]
+    assert CODECS["webp"].encode_cmd(Path("a.png"), Path("b.webp"), 75)[:5] == ["cwebp", "-quiet", "-m", "6", "-q"]
+    av = CODECS["avif"].encode_cmd(Path("a.png"), Path("b.avif"), 30)
+    assert av[:5] == ["avifenc", "-c", "aom", "-s", "6"] and av[av.index("--min") + 1] == "30" and av[av.index("--max") + 1] == "30"
+    jx = CODECS["jxl"].encode_cmd(Path("a.png"), Path("b.jxl"), 1.5)
+    assert jx[:3] == ["cjxl", "a.png", "b.jxl"] and "-e" in jx and jx[jx.index("-e") + 1] == "7" and jx[jx.index("-d") + 1] == "1.5"
+    assert CODECS["jpeg"].describe().startswith("cjpeg -optimize -quality Q")
+
+
+def test_psic_commands():
+    p = PSIC(Path("/bin/psic"), backend="vulkan")
+    assert p.encode_cmd(Path("a.png"), Path("a.psic")) == ["/bin/psic", "encode", "a.png", "-o", "a.psic", "--backend", "vulkan", "--jobs", "1"]
+    assert p.truncate_cmd(Path("a.psic"), Path("b.psic"), 3) == ["/bin/psic", "truncate", "a.psic", "--levels", "3", "-o", "b.psic"]
+    d = p.decode_cmd(Path("b.psic"), Path("b.png"), seed=0, samples=4)
+    assert d[:4] == ["/bin/psic", "decode", "b.psic", "-o"] and d[d.index("--samples") + 1] == "4" and d[d.index("--seed") + 1] == "0"
+    assert "--samples" not in p.decode_cmd(Path("b.psic"), Path("b.png"))
+
+
+def test_qualities_cover_range():
+    for c in CODECS.values():
+        assert len(c.qualities) >= 6
