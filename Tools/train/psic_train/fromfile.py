@@ -10,7 +10,10 @@ A session that has no training checkpoint resumes from the committed model this 
   the hidden scales are free because LeakyReLU is positively homogeneous, so each hidden s_out is
   chosen to give the layer the weight RMS of a freshly initialised one (Adam then sees the
   conditioning it would in a normal run).
-- The entropy bottleneck of z is stored only as CDF tables; it starts fresh and relearns quickly.
+- The entropy bottleneck of z is stored only as its CDF tables: a fresh one is fitted to them
+  (cross-entropy of the tables' symbol masses under the bottleneck's density, `fit_z_prior`), so
+  z costs what it cost in the shipped model from the first step instead of relearning for
+  thousands of steps.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from .intmodel import MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN
+from .intmodel import CDF_TOTAL, MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN, CDFTables
 from .model import ModelConfig, PSICModel
 from .modelfile import FLOAT_LAYERS, GDN_LAYERS, ModelFile
 
@@ -50,6 +53,33 @@ def _dequantize(layer, module: torch.nn.Module, s_in: np.ndarray, s_out: np.ndar
         module.weight.copy_(torch.from_numpy(weight).to(module.weight.dtype))
         module.bias.copy_(torch.from_numpy(bias).to(module.bias.dtype))
     return s_out
+
+
+def fit_z_prior(eb, tables: CDFTables, steps: int = 300, lr: float = 0.02) -> float:
+    """Fits a compressai EntropyBottleneck's density to per-channel integer tables: minimises
+    sum_v p_table(v) * -log2 P_eb(v) over the regular symbols of every channel (the escape's mass
+    is spread over no value). Returns the final cross-entropy in bits per symbol, averaged over
+    channels; its minimum is the tables' own entropy."""
+    C = tables.cdf.shape[0]
+    width = int(tables.length.max()) - 1
+    values = np.zeros((C, width))
+    masses = np.zeros((C, width))
+    for c in range(C):
+        n = int(tables.length[c]) - 1                        # regular symbols (escape excluded)
+        values[c, :n] = tables.offset[c] + np.arange(n)
+        masses[c, :n] = np.diff(tables.cdf[c, :n + 1].astype(np.float64)) / CDF_TOTAL
+    v = torch.from_numpy(values).float().reshape(C, 1, width)
+    p = torch.from_numpy(masses).float()
+    params = [q for n, q in eb.named_parameters() if not n.startswith("quantiles")]
+    opt = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        lik = eb._likelihood(v)
+        lik = (lik[0] if isinstance(lik, tuple) else lik).reshape(C, width).clamp_min(1e-9)
+        loss = -(p * torch.log2(lik)).sum(dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.item())
 
 
 def model_from_file(path) -> tuple[PSICModel, dict]:
@@ -85,4 +115,5 @@ def model_from_file(path) -> tuple[PSICModel, dict]:
         s = _dequantize(net[0], model.entropy_parameters[i][0], s, None)
         s = _dequantize(net[1], model.entropy_parameters[i][2], s, None)
         _dequantize(net[2], model.entropy_parameters[i][4], s, last_scale, mean_offset)
+    fit_z_prior(model.entropy_bottleneck, ent.z)
     return model, f.meta

@@ -177,3 +177,12 @@ def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
         assert torch.allclose(rebuilt.h_a(model.g_a(x)), model.h_a(model.g_a(x)), atol=1e-5)
     assert close / total > 0.99
     assert max(mean_err) < 0.1
+    # the z prior was fitted to the file's tables: its cross-entropy is the tables' entropy
+    from psic_train.fromfile import fit_z_prior
+    t = ent.z
+    entropy = []
+    for c in range(t.cdf.shape[0]):
+        p = np.diff(t.cdf[c, :int(t.length[c])].astype(np.float64)) / im.CDF_TOTAL
+        entropy.append(-(p[p > 0] * np.log2(p[p > 0])).sum())
+    cross = fit_z_prior(rebuilt.entropy_bottleneck, t, steps=1, lr=0.0)
+    assert cross < np.mean(entropy) * 1.03 + 0.01, (cross, np.mean(entropy))
