@@ -88,7 +88,8 @@ public final class EncodingServer: Sendable {
         let seed = try seedParameter(query["seed"])
         let image: RGBImage
         do {
-            image = try PNGCodec.decode(body, maxPixels: configuration.maxPixels)
+            let maxPixels = configuration.maxPixels
+            image = try await offload { try PNGCodec.decode(body, maxPixels: maxPixels) }
         } catch {
             throw ServerError.from(codecError: error, decoding: false)
         }
@@ -125,7 +126,7 @@ public final class EncodingServer: Sendable {
         }
         let png: [UInt8]
         do {
-            png = try PNGCodec.encode(image)
+            png = try await offload { try PNGCodec.encode(image) }
         } catch {
             throw ServerError.internalError("\(error)")
         }
@@ -185,6 +186,14 @@ public final class EncodingServer: Sendable {
             throw ServerError.invalidQuery("seed=\(raw) must be an unsigned 64-bit integer")
         }
         return v
+    }
+}
+
+/// Runs blocking work (PNG coding of up to `maxPixels` pixels) off Swift's cooperative thread
+/// pool, which must stay free to serve connections.
+private func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        DispatchQueue.global().async { c.resume(with: Result { try body() }) }
     }
 }
 

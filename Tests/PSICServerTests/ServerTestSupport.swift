@@ -81,12 +81,13 @@ struct Reply {
 
 extension HTTPClient {
     /// POSTs `body`, or GETs when it is nil.
-    func send(_ url: String, body: [UInt8]? = nil, headers: [(String, String)] = []) async throws -> Reply {
+    func send(_ url: String, body: [UInt8]? = nil, headers: [(String, String)] = [],
+              timeoutSeconds: Int64 = 120) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = body == nil ? .GET : .POST
         for (k, v) in headers { request.headers.add(name: k, value: v) }
         if let body { request.body = .bytes(body) }
-        let response = try await execute(request, timeout: .seconds(120))
+        let response = try await execute(request, timeout: .seconds(timeoutSeconds))
         let buffer = try await response.body.collect(upTo: 64 << 20)
         var h: [String: String] = [:]
         for f in response.headers { h[f.name.lowercased()] = f.value }
