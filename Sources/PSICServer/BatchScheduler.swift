@@ -39,6 +39,8 @@ public final class BatchScheduler: Service, @unchecked Sendable {
     public let maxBatch: Int
     public let maxWait: Duration
     public let maxQueue: Int
+    /// Seconds a refused request is told to wait (Retry-After).
+    public let retryAfterSeconds: Int
     private let codec: ImageCodec
     private let metrics: ServerMetrics
     private let logger: Logger
@@ -97,8 +99,9 @@ public final class BatchScheduler: Service, @unchecked Sendable {
         }
     }
 
-    public init(codec: ImageCodec, maxBatch: Int, maxWait: Duration, maxQueue: Int,
+    public init(codec: ImageCodec, maxBatch: Int, maxWait: Duration, maxQueue: Int, retryAfterSeconds: Int = 1,
                 metrics: ServerMetrics, logger: Logger) {
+        self.retryAfterSeconds = max(1, retryAfterSeconds)
         self.codec = codec
         self.maxBatch = max(1, maxBatch)
         self.maxWait = maxWait
@@ -133,7 +136,7 @@ public final class BatchScheduler: Service, @unchecked Sendable {
             }
             if queue.count >= maxQueue {
                 lock.unlock()
-                job.finish(.failure(ServerError.queueFull(retryAfter: 1)))
+                job.finish(.failure(ServerError.queueFull(retryAfter: retryAfterSeconds)))
                 return
             }
             queue.append(job)

@@ -33,7 +33,8 @@ public final class EncodingServer: Sendable {
         self.logger = logger
         metrics = ServerMetrics(maxBatch: configuration.maxBatch)
         scheduler = BatchScheduler(codec: codec, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
-                                   maxQueue: configuration.maxQueue, metrics: metrics, logger: logger)
+                                   maxQueue: configuration.maxQueue, retryAfterSeconds: configuration.retryAfterSeconds,
+                                   metrics: metrics, logger: logger)
     }
 
     /// Serves until graceful shutdown: one of `gracefulShutdownSignals`, or `shutdown()`.
@@ -60,7 +61,12 @@ public final class EncodingServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "psic"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("listening", metadata: ["host": "\(self.configuration.host)", "port": "\(port)"])
+                let c = self.configuration
+                logger.info("listening", metadata: [
+                    "host": "\(c.host)", "port": "\(port)", "backend": "\(self.backendName)",
+                    "max_batch": "\(c.maxBatch)", "max_wait_ms": "\(c.maxWait.milliseconds)", "max_queue": "\(c.maxQueue)",
+                    "max_body_bytes": "\(c.maxBodyBytes)", "max_pixels": "\(c.maxPixels)",
+                    "timeout_s": "\(c.timeout.milliseconds / 1000)"])
                 await onRunning(port)
             },
             logger: logger)

@@ -18,6 +18,9 @@ struct ServerOptions: ParsableArguments {
             help: "Most requests waiting for a batch; beyond it requests are answered 503 with Retry-After.")
     var maxQueue = 64
 
+    @Option(name: .customLong("retry-after"), help: "Seconds a client refused with 503 (queue full) is told to wait.")
+    var retryAfterSeconds = 1
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes (413 beyond).")
     var maxBodyBytes = 32 << 20
 
@@ -35,6 +38,7 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--max-wait-ms must be in 0...10000")
         }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+        guard retryAfterSeconds >= 1 else { throw ValidationError("--retry-after must be at least 1") }
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout must be positive") }
@@ -47,6 +51,7 @@ struct ServerOptions: ParsableArguments {
         c.maxBatch = maxBatch
         c.maxWait = .microseconds(Int64(maxWaitMilliseconds * 1000))
         c.maxQueue = maxQueue
+        c.retryAfterSeconds = retryAfterSeconds
         c.maxBodyBytes = maxBodyBytes
         c.maxPixels = maxPixels
         c.timeout = .milliseconds(Int64(timeoutSeconds * 1000))
