@@ -13,6 +13,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The HTTP server (PSICServer, `psic serve`) and its tests / load tester only.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries (Debian: libvulkan-dev, libopenblas-dev, libpng-dev).
@@ -42,10 +49,24 @@ let package = Package(
                 dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage"]),
         // Kernel benchmarks at the codec's layer shapes, on any backend.
         .target(name: "PSICBenchmarks", dependencies: ["PSICEngine"]),
-        // The command-line tool.
+        // The HTTP encoding server (`psic serve`): Hummingbird 2, request batching, metrics.
+        .target(name: "PSICServer",
+                dependencies: ["PSICCodec", "PSICImage", "PSICEntropy", "PSICModel", "PSICEngine",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Metrics", package: "swift-metrics"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "UnixSignals", package: "swift-service-lifecycle")]),
+        // The command-line tool. AsyncHTTPClient is the load tester's client (`psic bench serve`).
         .executableTarget(name: "psic",
                           dependencies: ["PSICCodec", "PSICBenchmarks", "PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                                         "PSICServer", .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .testTarget(name: "PSICServerTests",
+                    dependencies: ["PSICServer", "PSICCodec", "PSICImage", "PSICEntropy", "PSICModel",
+                                   .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
 
         // Image I/O (libpng).

@@ -1,9 +1,15 @@
 import Dispatch
 
-/// Where decode time goes, for benchmarks: pass one to `ImageCodec.decode` and read it after.
+/// Where encode/decode time goes, for benchmarks and server metrics: pass one to
+/// `ImageCodec.decode` (or the batch calls) and read it after. Not thread-safe: use one per call.
 public final class CodecProfile: @unchecked Sendable {
     /// Seconds spent in entropy decoding (z and every transmitted level).
     public var entropySeconds: Double = 0
+    /// Seconds spent waiting for the backend to run graphs (GPU time plus submission overhead on
+    /// Vulkan; compute time on the CPU backend).
+    public var computeSeconds: Double = 0
+    /// Backend batch runs issued: each is one queue submission on Vulkan, whatever the batch size.
+    public var submissions: Int = 0
 
     public init() {}
 }

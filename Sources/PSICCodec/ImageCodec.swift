@@ -33,46 +33,155 @@ public final class ImageCodec: Sendable {
 
     /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil).
     public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0) throws -> [UInt8] {
-        let L = model.levels
-        let l = levels ?? L
-        guard (1...L).contains(l) else { throw CodecError.invalidLevels(requested: l, available: 1...L) }
-        guard image.width <= Self.maxSide, image.height <= Self.maxSide else {
-            throw CodecError.imageTooLarge(width: image.width, height: image.height, limit: Self.maxSide)
-        }
-        let m = CodecModel.sizeMultiple
-        let ph = (image.height + m - 1) / m * m, pw = (image.width + m - 1) / m * m
-        let (y, z) = try transforms.analyze(image.planarFloats(paddedWidth: pw, paddedHeight: ph), height: ph, width: pw)
-        let zClamp = Float(model.info.constants.zClamp)
-        let zHat = Tensor(shape: z.shape, ints: (z.floats ?? []).map { v in
-            Int32((v.isNaN ? 0 : min(max(v, -zClamp), zClamp)).rounded())
-        })
-        let zSection = try LevelCoder.encodeByChannel(symbols: zHat.ints ?? [], shape: LatentShape(zHat.shape), tables: zTables)
-        var grid = LatentGrid(hyper: try transforms.hyperSynthesize(zHat), levelChannels: model.levelChannels, levels: L)
-        let yValues = y.floats ?? []
-        let plane = grid.plane
-        let clamp = Float(model.info.constants.latentClamp)
-        var levelSections: [[UInt8]] = []
-        for i in 0..<l {
-            let params = LevelParameters(networkOutput: try transforms.levelParameters(level: i, context: grid.context(forLevel: i)),
-                                         scaleCount: model.info.constants.scaleCount)
-            let base = i * model.levelChannels * plane
-            var symbols = [Int32](repeating: 0, count: params.means.count)
-            var latents = [Int32](repeating: 0, count: params.means.count)
-            for k in 0..<symbols.count {
-                let q = LatentQuantizer.symbol(latent: yValues[base + k], mean: params.means[k], clamp: clamp)
-                symbols[k] = q
-                latents[k] = LatentQuantizer.latent(symbol: q, mean: params.means[k])
-            }
-            grid.store(level: i, latents)
-            levelSections.append(try LevelCoder.encode(symbols: symbols, tableIndexes: params.tableIndexes,
-                                                       shape: LatentShape(channels: model.levelChannels, height: grid.height, width: grid.width),
-                                                       tables: gaussianTables))
-        }
-        let header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
-                                  latentWidth: grid.width, latentHeight: grid.height,
-                                  levelsPresent: l, levelsTotal: L, seed: seed)
-        return try PSICStream.write(header: header, zSection: zSection, levelSections: levelSections)
+        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed)])[0].get()
     }
+
+    /// Compresses several images together: every network stage runs once for the whole batch
+    /// (`Backend.runBatch`: one queue submission per stage on Vulkan), host stages (rounding,
+    /// entropy coding) run per image in between. Each stream is byte-identical to what
+    /// `encode` gives for that image alone. An image that fails (bad `levels`, too large)
+    /// fails alone; an engine failure fails every image still in flight.
+    public func encodeBatch(_ requests: [EncodeRequest], profile: CodecProfile? = nil) -> [Result<[UInt8], Error>] {
+        let L = model.levels
+        var results = [Result<[UInt8], Error>?](repeating: nil, count: requests.count)
+        let m = CodecModel.sizeMultiple
+        var active: [Int] = []
+        for (k, r) in requests.enumerated() {
+            let l = r.levels ?? L
+            if !(1...L).contains(l) {
+                results[k] = .failure(CodecError.invalidLevels(requested: l, available: 1...L))
+            } else if r.image.width > Self.maxSide || r.image.height > Self.maxSide {
+                results[k] = .failure(CodecError.imageTooLarge(width: r.image.width, height: r.image.height, limit: Self.maxSide))
+            } else {
+                active.append(k)
+            }
+        }
+        do {
+            let analysed = try transforms.analyze(active.map { k in
+                let image = requests[k].image
+                let ph = (image.height + m - 1) / m * m, pw = (image.width + m - 1) / m * m
+                return (image.planarFloats(paddedWidth: pw, paddedHeight: ph), ph, pw)
+            }, profile: profile)
+            let zClamp = Float(model.info.constants.zClamp)
+            var states: [Int: EncodeState] = [:]
+            var zHats: [Int: Tensor] = [:]
+            for (k, (y, z)) in zip(active, analysed) {
+                let zHat = Tensor(shape: z.shape, ints: (z.floats ?? []).map { v in
+                    Int32((v.isNaN ? 0 : min(max(v, -zClamp), zClamp)).rounded())
+                })
+                do {
+                    let zSection = try LevelCoder.encodeByChannel(symbols: zHat.ints ?? [], shape: LatentShape(zHat.shape), tables: zTables)
+                    states[k] = EncodeState(y: y.floats ?? [], zSection: zSection, levels: requests[k].levels ?? L)
+                    zHats[k] = zHat
+                } catch {
+                    results[k] = .failure(error)
+                }
+            }
+            active = active.filter { states[$0] != nil }
+            let hyper = try transforms.hyperSynthesize(active.map { zHats[$0]! }, profile: profile)
+            for (k, h) in zip(active, hyper) {
+                states[k]!.grid = LatentGrid(hyper: h, levelChannels: model.levelChannels, levels: L)
+            }
+            let clamp = Float(model.info.constants.latentClamp)
+            for i in 0..<L {
+                let atLevel = active.filter { states[$0]!.levels > i }
+                guard !atLevel.isEmpty else { break }
+                let outputs = try transforms.levelParameters(level: i, contexts: atLevel.map { states[$0]!.grid!.context(forLevel: i) },
+                                                             profile: profile)
+                for (k, out) in zip(atLevel, outputs) {
+                    var st = states[k]!
+                    var grid = st.grid!
+                    let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                    let base = i * model.levelChannels * grid.plane
+                    var symbols = [Int32](repeating: 0, count: params.means.count)
+                    var latents = [Int32](repeating: 0, count: params.means.count)
+                    for j in 0..<symbols.count {
+                        let q = LatentQuantizer.symbol(latent: st.y[base + j], mean: params.means[j], clamp: clamp)
+                        symbols[j] = q
+                        latents[j] = LatentQuantizer.latent(symbol: q, mean: params.means[j])
+                    }
+                    grid.store(level: i, latents)
+                    st.grid = grid
+                    do {
+                        st.levelSections.append(try LevelCoder.encode(
+                            symbols: symbols, tableIndexes: params.tableIndexes,
+                            shape: LatentShape(channels: model.levelChannels, height: grid.height, width: grid.width),
+                            tables: gaussianTables))
+                        states[k] = st
+                    } catch {
+                        results[k] = .failure(error)
+                        states[k] = nil
+                    }
+                }
+                active = active.filter { states[$0] != nil }
+            }
+            for k in active {
+                let st = states[k]!, grid = st.grid!, image = requests[k].image
+                let header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
+                                          latentWidth: grid.width, latentHeight: grid.height,
+                                          levelsPresent: st.levels, levelsTotal: L, seed: requests[k].seed)
+                results[k] = Result { try PSICStream.write(header: header, zSection: st.zSection, levelSections: st.levelSections) }
+            }
+        } catch {
+            for k in results.indices where results[k] == nil { results[k] = .failure(error) }
+        }
+        return results.map { $0! }
+    }
+}
+
+/// One image of `ImageCodec.encodeBatch`.
+public struct EncodeRequest: Sendable {
+    public var image: RGBImage
+    /// Levels to transmit (all when nil).
+    public var levels: Int?
+    /// The sampling seed the stream carries.
+    public var seed: UInt64
+
+    public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0) {
+        self.image = image
+        self.levels = levels
+        self.seed = seed
+    }
+}
+
+/// One stream of `ImageCodec.decodeBatch`.
+public struct DecodeRequest: Sendable {
+    public var stream: [UInt8]
+    /// Levels to use (at most those present; all present when nil).
+    public var levels: Int?
+    /// One decode per seed (the stream's own seed when nil).
+    public var seeds: [UInt64]?
+
+    public init(stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil) {
+        self.stream = stream
+        self.levels = levels
+        self.seeds = seeds
+    }
+}
+
+/// An image of an encode batch between stages.
+private struct EncodeState {
+    let y: [Float]
+    let zSection: [UInt8]
+    let levels: Int
+    var grid: LatentGrid?
+    var levelSections: [[UInt8]] = []
+
+    init(y: [Float], zSection: [UInt8], levels: Int) {
+        self.y = y
+        self.zSection = zSection
+        self.levels = levels
+    }
+}
+
+/// A stream of a decode batch between stages: one grid until the transmitted levels are in,
+/// then one per seed.
+private struct DecodeState {
+    let header: StreamHeader
+    let parsed: PSICStream
+    let levels: Int
+    let seeds: [UInt64]
+    var grids: [LatentGrid] = []
 }
 
 extension ImageCodec {
@@ -83,43 +192,93 @@ extension ImageCodec {
     /// every backend; this is what cross-backend tests compare.
     public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64],
                               profile: CodecProfile? = nil) throws -> [Tensor] {
-        let parsed = try PSICStream(bytes: stream, expectedFingerprint: model.fingerprint)
-        let h = parsed.header
-        guard h.levelsTotal == model.levels else {
-            throw StreamError.corrupt(reason: "stream has \(h.levelsTotal) levels, the model \(model.levels)")
-        }
-        let l = min(levels ?? h.levelsPresent, h.levelsPresent)
-        guard l >= 1 else { throw CodecError.invalidLevels(requested: levels ?? 0, available: 1...model.levels) }
-        guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
-        let lh = h.latentHeight, lw = h.latentWidth
-        let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
-        let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
-            try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
-        })
-        var grid = LatentGrid(hyper: try transforms.hyperSynthesize(zHat), levelChannels: model.levelChannels, levels: model.levels)
-        guard grid.height == lh, grid.width == lw else {
-            throw StreamError.corrupt(reason: "latent size \(lw)x\(lh) does not match z")
-        }
-        let levelShape = LatentShape(channels: model.levelChannels, height: lh, width: lw)
-        for i in 0..<l {
-            let params = try parameters(level: i, grid: grid)
-            let symbols = try profile.measure(\.entropySeconds) {
-                try LevelCoder.decode(parsed.levelSections[i], tableIndexes: params.tableIndexes,
-                                      shape: levelShape, tables: gaussianTables)
+        try decodeLatentsBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds)], profile: profile)[0].get()
+    }
+
+    /// `decodeLatents` of several streams together: each entropy-parameter level runs once for
+    /// every stream and seed of the batch (one `Backend.runBatch`). Results equal the
+    /// one-at-a-time ones; a bad stream fails alone.
+    public func decodeLatentsBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[Tensor], Error>] {
+        var results = [Result<[Tensor], Error>?](repeating: nil, count: requests.count)
+        var states: [Int: DecodeState] = [:]
+        var zHats: [Int: Tensor] = [:]
+        for (k, r) in requests.enumerated() {
+            do {
+                let parsed = try PSICStream(bytes: r.stream, expectedFingerprint: model.fingerprint)
+                let h = parsed.header
+                guard h.levelsTotal == model.levels else {
+                    throw StreamError.corrupt(reason: "stream has \(h.levelsTotal) levels, the model \(model.levels)")
+                }
+                let l = min(r.levels ?? h.levelsPresent, h.levelsPresent)
+                guard l >= 1 else { throw CodecError.invalidLevels(requested: r.levels ?? 0, available: 1...model.levels) }
+                let seeds = r.seeds ?? [h.seed]
+                guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
+                let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
+                zHats[k] = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
+                    try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
+                })
+                states[k] = DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds)
+            } catch {
+                results[k] = .failure(error)
             }
-            grid.store(level: i, zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) })
         }
-        return try seeds.map { seed in
-            var sampled = grid
-            for i in l..<model.levels {
-                let params = try parameters(level: i, grid: sampled)
-                let symbols = try SynonymSampler.sampleLevel(tableIndexes: params.tableIndexes, shape: levelShape,
-                                                             tables: gaussianTables, seed: seed, level: i)
-                let values = zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) }
-                sampled.store(level: i, values)
+        var active = requests.indices.filter { states[$0] != nil }
+        do {
+            let hyper = try transforms.hyperSynthesize(active.map { zHats[$0]! }, profile: profile)
+            for (k, hs) in zip(active, hyper) {
+                let grid = LatentGrid(hyper: hs, levelChannels: model.levelChannels, levels: model.levels)
+                let h = states[k]!.header
+                if grid.height == h.latentHeight, grid.width == h.latentWidth {
+                    states[k]!.grids = [grid]
+                } else {
+                    results[k] = .failure(StreamError.corrupt(reason: "latent size \(h.latentWidth)x\(h.latentHeight) does not match z"))
+                    states[k] = nil
+                }
             }
-            return sampled.latents
+            active = active.filter { states[$0] != nil }
+            for i in 0..<model.levels {
+                // Past the transmitted levels every seed samples its own continuation.
+                for k in active where i == states[k]!.levels && states[k]!.grids.count == 1 {
+                    states[k]!.grids = states[k]!.seeds.map { _ in states[k]!.grids[0] }
+                }
+                var lanes: [(k: Int, lane: Int)] = []
+                for k in active { for j in states[k]!.grids.indices { lanes.append((k, j)) } }
+                let outputs = try transforms.levelParameters(level: i, contexts: lanes.map { states[$0.k]!.grids[$0.lane].context(forLevel: i) },
+                                                             profile: profile)
+                for ((k, j), out) in zip(lanes, outputs) where states[k] != nil {
+                    var st = states[k]!
+                    let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                    let shape = LatentShape(channels: model.levelChannels, height: st.header.latentHeight, width: st.header.latentWidth)
+                    do {
+                        let symbols: [Int32]
+                        if i < st.levels {
+                            symbols = try profile.measure(\.entropySeconds) {
+                                try LevelCoder.decode(st.parsed.levelSections[i], tableIndexes: params.tableIndexes,
+                                                      shape: shape, tables: gaussianTables)
+                            }
+                        } else {
+                            symbols = try SynonymSampler.sampleLevel(tableIndexes: params.tableIndexes, shape: shape,
+                                                                     tables: gaussianTables, seed: st.seeds[j], level: i)
+                        }
+                        st.grids[j].store(level: i, zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) })
+                        states[k] = st
+                    } catch {
+                        results[k] = .failure(error)
+                        states[k] = nil
+                    }
+                }
+                active = active.filter { states[$0] != nil }
+            }
+            for k in active {
+                let st = states[k]!
+                // All levels transmitted: every seed decodes to the same latents.
+                let grids = st.grids.count == st.seeds.count ? st.grids : st.seeds.map { _ in st.grids[0] }
+                results[k] = .success(grids.map(\.latents))
+            }
+        } catch {
+            for k in results.indices where results[k] == nil { results[k] = .failure(error) }
         }
+        return results.map { $0! }
     }
 
     /// The sampling seed a stream carries (the encoder's choice; decoders may use any).
@@ -130,17 +289,37 @@ extension ImageCodec {
     /// Decodes a stream to one image per seed (default: the stream's own seed).
     public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil,
                        profile: CodecProfile? = nil) throws -> [RGBImage] {
-        let header = try PSICStream.peekHeader(stream)
-        let latents = try decodeLatents(stream, levels: levels, seeds: seeds ?? [header.seed], profile: profile)
-        return try latents.map { y in
-            let x = try transforms.synthesize(y)
-            return RGBImage(planar: x.floats ?? [], planeWidth: x.shape.width, planeHeight: x.shape.height,
-                            width: header.width, height: header.height)
-        }
+        try decodeBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds)], profile: profile)[0].get()
     }
 
-    private func parameters(level i: Int, grid: LatentGrid) throws -> LevelParameters {
-        LevelParameters(networkOutput: try transforms.levelParameters(level: i, context: grid.context(forLevel: i)),
-                        scaleCount: model.info.constants.scaleCount)
+    /// Decodes several streams together (see `decodeLatentsBatch`); g_s runs once for every
+    /// image of the batch. Each result equals `decode` of that stream alone.
+    public func decodeBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[RGBImage], Error>] {
+        let decoded = decodeLatentsBatch(requests, profile: profile)
+        var results = decoded.map { r in r.map { _ in [RGBImage]() } }
+        var lanes: [(k: Int, header: StreamHeader)] = []
+        var latents: [Tensor] = []
+        for (k, r) in decoded.enumerated() {
+            guard case let .success(ys) = r, let header = try? PSICStream.peekHeader(requests[k].stream) else { continue }
+            for y in ys {
+                lanes.append((k, header))
+                latents.append(y)
+            }
+        }
+        do {
+            let xs = try transforms.synthesize(latents, profile: profile)
+            for ((k, h), x) in zip(lanes, xs) {
+                let image = RGBImage(planar: x.floats ?? [], planeWidth: x.shape.width, planeHeight: x.shape.height,
+                                     width: h.width, height: h.height)
+                if case var .success(images) = results[k] {
+                    images.append(image)
+                    results[k] = .success(images)
+                }
+            }
+        } catch {
+            for k in Set(lanes.map(\.k)) { results[k] = .failure(error) }
+        }
+        return results
     }
+
 }

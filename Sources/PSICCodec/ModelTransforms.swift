@@ -3,6 +3,9 @@ import PSICModel
 
 /// The model's networks as engine graphs, run on one backend: the stages of the codec between
 /// pixels and the integer latent grid. Encoder and decoder call these; the coder never sees floats.
+///
+/// Every stage takes a batch (one item per image, sizes may differ) and runs it with one
+/// `Backend.runBatch`, i.e. one queue submission on Vulkan. A batch of one is the plain case.
 final class ModelTransforms: Sendable {
     let model: CodecModel
     let backend: Backend
@@ -14,81 +17,104 @@ final class ModelTransforms: Sendable {
         self.pool = PreparedGraphPool(backend: backend)
     }
 
-    /// g_a then h_a on a padded planar image `[3][height][width]`: returns y and z.
-    func analyze(_ pixels: [Float], height: Int, width: Int) throws -> (y: Tensor, z: Tensor) {
-        let key = PreparedGraphPool.Key(kind: "analysis", height: height, width: width)
-        return try pool.with(key, build: {
+    /// g_a then h_a on padded planar images `[3][height][width]`: returns y and z of each.
+    func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
+                 profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
+        let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
+        let results = try run(kind: "analysis", shapes: shapes, inputs: images.indices.map { i in
+            Tensor(shape: shapes[i], floats: images[i].pixels)
+        }, profile: profile) { shape in
             var g = Graph()
-            let x = g.addInput("image", shape: TensorShape(channels: 3, height: height, width: width), type: .float32)
+            let x = g.addInput("image", shape: shape, type: .float32)
             var v = g.whole(x)
             for op in model.analysis { v = try g.append(op, input: v) }
             g.markOutput(v.tensor)
             for op in model.hyperAnalysis { v = try g.append(op, input: v) }
             g.markOutput(v.tensor)
             return g
-        }) { prepared in
-            let g = prepared.graph
-            let input = g.inputs[0]
-            let outs = g.outputs
-            let r = try prepared.run(inputs: [input: Tensor(shape: g.shape(of: input), floats: pixels)])
-            guard let y = r.outputs[outs[0]], let z = r.outputs[outs[1]] else {
+        }
+        return try results.map { outs in
+            guard outs.count == 2 else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "analysis graph returned no output")
             }
-            return (y, z)
+            return (outs[0], outs[1])
         }
     }
 
     /// h_s in integers: z_hat → hyper features.
-    func hyperSynthesize(_ zHat: Tensor) throws -> Tensor {
-        try runInteger(kind: "h_s", layers: model.hyperSynthesis, input: zHat)
+    func hyperSynthesize(_ zHats: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
+        try runInteger(kind: "h_s", layers: model.hyperSynthesis, inputs: zHats, profile: profile)
     }
 
-    /// Entropy-parameter network of `level` on the context `[hyper | levels < level]`.
-    func levelParameters(level: Int, context: Tensor) throws -> Tensor {
-        try runInteger(kind: "ep\(level)", layers: model.entropyParameters[level], input: context)
+    /// Entropy-parameter network of `level` on contexts `[hyper | levels < level]`.
+    func levelParameters(level: Int, contexts: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
+        try runInteger(kind: "ep\(level)", layers: model.entropyParameters[level], inputs: contexts, profile: profile)
     }
 
-    /// g_s on the decoded latent grid (integers in units of 1/16): returns planar `[3][16h][16w]`.
-    func synthesize(_ latents: Tensor) throws -> Tensor {
-        let shape = latents.shape
-        let key = PreparedGraphPool.Key(kind: "synthesis", height: shape.height, width: shape.width)
+    /// g_s on decoded latent grids (integers in units of 1/16): returns planar `[3][16h][16w]` each.
+    func synthesize(_ latents: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
         let scale = 1 / Float(model.latentScale)
-        let floats = (latents.ints ?? []).map { Float($0) * scale }
-        return try pool.with(key, build: {
+        let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
+        return try run(kind: "synthesis", shapes: latents.map(\.shape), inputs: inputs, profile: profile) { shape in
             var g = Graph()
             let x = g.addInput("latents", shape: shape, type: .float32)
             var v = g.whole(x)
             for op in model.synthesis { v = try g.append(op, input: v) }
             g.markOutput(v.tensor)
             return g
-        }) { prepared in
-            let g = prepared.graph
-            let input = g.inputs[0]
-            let r = try prepared.run(inputs: [input: Tensor(shape: shape, floats: floats)])
-            guard let out = r.outputs[g.outputs[0]] else {
+        }.map { outs in
+            guard let out = outs.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "synthesis graph returned no output")
             }
             return out
         }
     }
 
-    private func runInteger(kind: String, layers: [IntConv2dLayer], input: Tensor) throws -> Tensor {
-        let shape = input.shape
-        let key = PreparedGraphPool.Key(kind: kind, height: shape.height, width: shape.width)
-        return try pool.with(key, build: {
+    // Single-image forms (batches of one), as tests and tools use them.
+
+    func analyze(_ pixels: [Float], height: Int, width: Int) throws -> (y: Tensor, z: Tensor) {
+        try analyze([(pixels, height, width)])[0]
+    }
+
+    func hyperSynthesize(_ zHat: Tensor) throws -> Tensor {
+        try hyperSynthesize([zHat])[0]
+    }
+
+    func levelParameters(level: Int, context: Tensor) throws -> Tensor {
+        try levelParameters(level: level, contexts: [context])[0]
+    }
+
+    func synthesize(_ latents: Tensor) throws -> Tensor {
+        try synthesize([latents])[0]
+    }
+
+    private func runInteger(kind: String, layers: [IntConv2dLayer], inputs: [Tensor], profile: CodecProfile?) throws -> [Tensor] {
+        try run(kind: kind, shapes: inputs.map(\.shape), inputs: inputs, profile: profile) { shape in
             var g = Graph()
             let x = g.addInput(kind, shape: shape, type: .int32)
             var v = g.whole(x)
             for l in layers { v = try g.append(.intConv2d(l), input: v) }
             g.markOutput(v.tensor)
             return g
-        }) { prepared in
-            let g = prepared.graph
-            let r = try prepared.run(inputs: [g.inputs[0]: input])
-            guard let out = r.outputs[g.outputs[0]] else {
+        }.map { outs in
+            guard let out = outs.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "\(kind) graph returned no output")
             }
             return out
+        }
+    }
+
+    /// Runs the graph `build` makes for each shape (one prepared instance per item) as one
+    /// backend batch; returns each item's outputs in the graph's output order.
+    private func run(kind: String, shapes: [TensorShape], inputs: [Tensor], profile: CodecProfile?,
+                     build: (TensorShape) throws -> Graph) throws -> [[Tensor]] {
+        guard !shapes.isEmpty else { return [] }
+        let keys = shapes.map { PreparedGraphPool.Key(kind: kind, height: $0.height, width: $0.width) }
+        return try pool.withBatch(keys, build: { try build(shapes[$0]) }) { graphs in
+            let runs = graphs.indices.map { i in BatchRun(graph: graphs[i], inputs: [graphs[i].graph.inputs[0]: inputs[i]]) }
+            let results = try profile.measure(\.computeSeconds) { try backend.runBatch(runs) }
+            profile?.submissions += 1
+            return zip(graphs, results).map { g, r in g.graph.outputs.compactMap { r.outputs[$0] } }
         }
     }
 }

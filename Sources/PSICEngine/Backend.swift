@@ -33,11 +33,33 @@ public protocol PreparedGraph: AnyObject {
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult
 }
 
+/// One run of a batch: a prepared graph and the inputs to run it on.
+public struct BatchRun {
+    public let graph: PreparedGraph
+    public let inputs: [TensorID: Tensor]
+
+    public init(graph: PreparedGraph, inputs: [TensorID: Tensor]) {
+        self.graph = graph
+        self.inputs = inputs
+    }
+}
+
 /// A compute backend: the CPU reference/fallback or a Vulkan device.
 public protocol Backend: AnyObject, Sendable {
     /// Human-readable name, e.g. "cpu (2 threads)" or "vulkan: llvmpipe".
     var name: String { get }
     func prepare(_ graph: Graph) throws -> PreparedGraph
+    /// Runs several prepared graphs (distinct instances; shapes may differ) as one unit of work
+    /// and returns their results in order. Each result equals what `run` alone would give.
+    /// Vulkan records them into one queue submission, so a batch pays one submit-and-wait
+    /// round trip; the default runs them one after another.
+    func runBatch(_ runs: [BatchRun]) throws -> [GraphResult]
+}
+
+extension Backend {
+    public func runBatch(_ runs: [BatchRun]) throws -> [GraphResult] {
+        try runs.map { try $0.graph.run(inputs: $0.inputs) }
+    }
 }
 
 extension PreparedGraph {

@@ -176,14 +176,19 @@ final class VulkanDevice: @unchecked Sendable {
 
     /// Submits one recorded command buffer and blocks until the device has finished it.
     func submitAndWait(_ commandBuffer: VkCommandBuffer, fence: VkFence) throws {
+        try submitAndWait([commandBuffer], fence: fence)
+    }
+
+    /// Submits `commandBuffers` in one vkQueueSubmit (executed in order) and waits for all.
+    func submitAndWait(_ commandBuffers: [VkCommandBuffer], fence: VkFence) throws {
         var fenceVar: VkFence? = fence
         try check(vk.resetFences(handle, 1, &fenceVar), "vkResetFences")
-        var cb: VkCommandBuffer? = commandBuffer
-        let result: VkResult = withUnsafePointer(to: &cb) { cbp in
+        var cbs: [VkCommandBuffer?] = commandBuffers
+        let result: VkResult = cbs.withUnsafeMutableBufferPointer { cbp in
             var submit = VkSubmitInfo()
             submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO
-            submit.commandBufferCount = 1
-            submit.pCommandBuffers = cbp
+            submit.commandBufferCount = UInt32(cbp.count)
+            submit.pCommandBuffers = UnsafePointer(cbp.baseAddress)
             queueLock.lock()
             defer { queueLock.unlock() }
             return vk.queueSubmit(queue, 1, &submit, fence)

@@ -8,7 +8,7 @@ import PSICEngine
 /// buffers); use several prepared graphs for concurrent images.
 final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     let graph: Graph
-    private let backend: VulkanBackend
+    fileprivate let backend: VulkanBackend
     private var device: VulkanDevice { backend.device }
 
     private struct NodePlan {
@@ -41,7 +41,8 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     private let nodes: [NodePlan]
     private let descriptorPool: VkDescriptorPool
     private let fence: VkFence
-    private let lock = NSLock()
+    /// Held for a whole run (or batch run): the graph owns one set of buffers.
+    fileprivate let lock = NSLock()
     private var commandBuffer: VkCommandBuffer?
     private var timedCommandBuffer: VkCommandBuffer?
     private var queryPool: VkQueryPool?
@@ -349,11 +350,43 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             if timedCommandBuffer == nil { timedCommandBuffer = try record(timed: true) }
             cb = timedCommandBuffer!
         } else {
-            if commandBuffer == nil { commandBuffer = try record(timed: false) }
-            cb = commandBuffer!
+            cb = try untimedCommandBuffer()
         }
+        writeInputs(inputs)
+        let start = DispatchTime.now().uptimeNanoseconds
+        try device.submitAndWait(cb, fence: fence)
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let outputs = readOutputs()
 
-        // Only declared inputs are written: anything else in `inputs` is not ours to overwrite.
+        var timings: [KernelTiming] = []
+        if collectTimings {
+            if timed, let qp = queryPool {
+                var stamps = [UInt64](repeating: 0, count: nodes.count + 1)
+                try check(device.vk.getQueryPoolResults(device.handle, qp, 0, UInt32(stamps.count), stamps.count * 8,
+                                                         &stamps, 8, VkQueryResultFlags(VK_QUERY_RESULT_64_BIT.rawValue | VK_QUERY_RESULT_WAIT_BIT.rawValue)),
+                          "vkGetQueryPoolResults")
+                for (i, n) in nodes.enumerated() {
+                    let ticks = (stamps[i + 1] &- stamps[i]) & device.timestampMask
+                    timings.append(KernelTiming(node: n.name, seconds: Double(ticks) * device.timestampPeriod / 1e9, flops: n.flops))
+                }
+            } else {
+                // No timestamps on this queue: report the whole submission as one entry.
+                timings.append(KernelTiming(node: "graph", seconds: wall, flops: nodes.reduce(0) { $0 + $1.flops }))
+            }
+        }
+        return GraphResult(outputs: outputs, timings: timings)
+    }
+
+    // MARK: Pieces of a run, shared with batch runs (caller holds `lock`)
+
+    fileprivate func untimedCommandBuffer() throws -> VkCommandBuffer {
+        if commandBuffer == nil { commandBuffer = try record(timed: false) }
+        return commandBuffer!
+    }
+
+    /// Copies `inputs` into the input buffers. Only declared inputs are written: anything else
+    /// in `inputs` is not ours to overwrite.
+    fileprivate func writeInputs(_ inputs: [TensorID: Tensor]) {
         for (id, tensor) in inputs where graph.tensors.indices.contains(id.index) && graph.tensors[id.index].isInput {
             let i = id.index
             let dst = stagingBuffers[i]?.mapped ?? tensorBuffers[i].mapped!
@@ -362,10 +395,10 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             case let .int32(v): v.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             }
         }
-        let start = DispatchTime.now().uptimeNanoseconds
-        try device.submitAndWait(cb, fence: fence)
-        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
 
+    /// Copies the output buffers out after a finished submission.
+    fileprivate func readOutputs() -> [TensorID: Tensor] {
         var outputs: [TensorID: Tensor] = [:]
         for id in graph.outputs {
             let decl = graph.tensors[id.index]
@@ -386,23 +419,36 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                 outputs[id] = Tensor(shape: decl.shape, ints: v)
             }
         }
+        return outputs
+    }
+}
 
-        var timings: [KernelTiming] = []
-        if collectTimings {
-            if timed, let qp = queryPool {
-                var stamps = [UInt64](repeating: 0, count: nodes.count + 1)
-                try check(device.vk.getQueryPoolResults(device.handle, qp, 0, UInt32(stamps.count), stamps.count * 8,
-                                                         &stamps, 8, VkQueryResultFlags(VK_QUERY_RESULT_64_BIT.rawValue | VK_QUERY_RESULT_WAIT_BIT.rawValue)),
-                          "vkGetQueryPoolResults")
-                for (i, n) in nodes.enumerated() {
-                    let ticks = (stamps[i + 1] &- stamps[i]) & device.timestampMask
-                    timings.append(KernelTiming(node: n.name, seconds: Double(ticks) * device.timestampPeriod / 1e9, flops: n.flops))
-                }
-            } else {
-                // No timestamps on this queue: report the whole submission as one entry.
-                timings.append(KernelTiming(node: "graph", seconds: wall, flops: nodes.reduce(0) { $0 + $1.flops }))
-            }
+extension VulkanBackend {
+    /// Runs the graphs' pre-recorded command buffers in one vkQueueSubmit with one fence: one
+    /// submit-and-wait round trip for the whole batch instead of one per graph. The command
+    /// buffers execute in order on the queue (each begins with a barrier on earlier compute
+    /// work), so the gain is the per-submission overhead, not kernels overlapping.
+    public func runBatch(_ runs: [BatchRun]) throws -> [GraphResult] {
+        let graphs = runs.compactMap { $0.graph as? VulkanPreparedGraph }
+        // Another backend's graphs, or one graph twice (it owns one set of buffers, so its
+        // runs cannot share a submission): run them one by one.
+        guard runs.count > 1, graphs.count == runs.count, graphs.allSatisfy({ $0.backend === self }),
+              Set(graphs.map { ObjectIdentifier($0) }).count == graphs.count else {
+            return try runs.map { try $0.graph.run(inputs: $0.inputs) }
         }
-        return GraphResult(outputs: outputs, timings: timings)
+        for (g, r) in zip(graphs, runs) { try g.validateInputs(r.inputs) }
+        // Lock in one global order so that two batches sharing graphs cannot deadlock.
+        let order = graphs.indices.sorted { ObjectIdentifier(graphs[$0]) < ObjectIdentifier(graphs[$1]) }
+        for i in order { graphs[i].lock.lock() }
+        defer { for i in order.reversed() { graphs[i].lock.unlock() } }
+        var commandBuffers: [VkCommandBuffer] = []
+        for (g, r) in zip(graphs, runs) {
+            commandBuffers.append(try g.untimedCommandBuffer())
+            g.writeInputs(r.inputs)
+        }
+        let fence = try device.createFence()
+        defer { device.vk.destroyFence(device.handle, fence, nil) }
+        try device.submitAndWait(commandBuffers, fence: fence)
+        return graphs.map { GraphResult(outputs: $0.readOutputs(), timings: []) }
     }
 }

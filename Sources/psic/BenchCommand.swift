@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark kernels and the codec on each backend, side by side in one run.",
-        subcommands: [BenchKernels.self, BenchCodec.self, BenchLevels.self])
+        subcommands: [BenchKernels.self, BenchCodec.self, BenchLevels.self, BenchServe.self])
 }
 
 /// Which backends a benchmark runs on.

@@ -11,5 +11,5 @@ struct PSICCommand: AsyncParsableCommand {
             image and --seed chooses which one.
             """,
         subcommands: [EncodeCommand.self, DecodeCommand.self, InfoCommand.self, TruncateCommand.self,
-                      BenchCommand.self, DevicesCommand.self])
+                      BenchCommand.self, DevicesCommand.self, ServeCommand.self])
 }

@@ -1,0 +1,62 @@
+import XCTest
+@testable import PSICEngine
+import PSICCPU
+
+/// `Backend.runBatch` must give exactly what running each prepared graph alone gives, for
+/// graphs of different shapes in one batch, and when one graph appears twice.
+final class BatchRunTests: XCTestCase {
+    private func graphs(_ rng: inout TestRandom) throws -> [(Graph, TensorID, TensorID)] {
+        var out: [(Graph, TensorID, TensorID)] = []
+        let analysis = try VulkanTransformTests.analysis(n: 8, c: 8, rng: &rng)
+        let ints = [try randomIntLayer(&rng, name: "i0", transposed: false, ci: 6, co: 8, k: 3, s: 1,
+                                       activation: .leakyReLU(slopeNumerator: 32))]
+        for (h, w) in [(32, 48), (16, 16)] {
+            var g = Graph()
+            let x = g.addInput("x", shape: TensorShape(channels: 3, height: h, width: w), type: .float32)
+            var v = g.whole(x)
+            for op in analysis { v = try g.append(op, input: v) }
+            g.markOutput(v.tensor)
+            out.append((g, x, v.tensor))
+            var gi = Graph()
+            let xi = gi.addInput("xi", shape: TensorShape(channels: 6, height: h / 4, width: w / 4), type: .int32)
+            var vi = gi.whole(xi)
+            for l in ints { vi = try gi.append(.intConv2d(l), input: vi) }
+            gi.markOutput(vi.tensor)
+            out.append((gi, xi, vi.tensor))
+        }
+        return out
+    }
+
+    private func check(_ backend: Backend) throws {
+        var rng = TestRandom(seed: 11)
+        let gs = try graphs(&rng)
+        let inputs = gs.map { g, x, _ -> Tensor in
+            let shape = g.shape(of: x)
+            return g.tensors[x.index].scalarType == .float32
+                ? Tensor(shape: shape, floats: rng.floats(shape.count))
+                : Tensor(shape: shape, ints: (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) })
+        }
+        let prepared = try gs.map { try backend.prepare($0.0) }
+        let runs = zip(prepared, zip(gs, inputs)).map { p, gi in BatchRun(graph: p, inputs: [gi.0.1: gi.1]) }
+        let batched = try backend.runBatch(runs)
+        for (i, (g, x, y)) in gs.enumerated() {
+            let alone = try backend.prepare(g).run(inputs: [x: inputs[i]]).outputs[y]!
+            XCTAssertEqual(batched[i].outputs[y]?.storage, alone.storage, "graph \(i) differs when batched")
+        }
+        // The same prepared graph twice: it owns one set of buffers, so the runs go one by one.
+        let (g0, x0, y0) = gs[1]
+        let other = Tensor(shape: g0.shape(of: x0), ints: (0..<g0.shape(of: x0).count).map { _ in Int32(rng.int(-1000, 1000)) })
+        let twice = try backend.runBatch([BatchRun(graph: prepared[1], inputs: [x0: inputs[1]]),
+                                          BatchRun(graph: prepared[1], inputs: [x0: other])])
+        XCTAssertEqual(twice[0].outputs[y0]?.storage, try backend.prepare(g0).run(inputs: [x0: inputs[1]]).outputs[y0]?.storage)
+        XCTAssertEqual(twice[1].outputs[y0]?.storage, try backend.prepare(g0).run(inputs: [x0: other]).outputs[y0]?.storage)
+    }
+
+    func testCPUBatchEqualsSingleRuns() throws {
+        try check(CPUBackend())
+    }
+
+    func testVulkanBatchEqualsSingleRuns() throws {
+        try check(try SharedVulkan.get())
+    }
+}

@@ -1,0 +1,244 @@
+import AsyncHTTPClient
+import Foundation
+import PSICCodec
+@testable import PSICEntropy
+import PSICImage
+import PSICServer
+import XCTest
+
+/// The server over real HTTP on loopback (AsyncHTTPClient), CPU backend unless stated.
+final class ServerTests: XCTestCase {
+    private var client: HTTPClient!
+
+    override func setUp() {
+        var config = HTTPClient.Configuration()
+        config.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    override func tearDown() async throws {
+        try await client.shutdown()
+    }
+
+    func testEncodeDecodeRoundTrip() async throws {
+        let codec = try ServerFixtures.cpuCodec.get()
+        let s = try await RunningServer.start()
+        let png = try ServerFixtures.png("image_64x64.png")
+        let encoded = try await client.send(s.url("/v1/encode?levels=2&seed=5"), body: png)
+        XCTAssertEqual(encoded.status, 200, encoded.text)
+        XCTAssertEqual(encoded.headers["content-type"], "application/x-psic")
+        let image = try PNGCodec.decode(png)
+        XCTAssertEqual(encoded.body, try codec.encode(image, levels: 2, seed: 5), "the server's stream differs from the library's")
+
+        let decoded = try await client.send(s.url("/v1/decode?levels=1&seed=3"), body: encoded.body)
+        XCTAssertEqual(decoded.status, 200, decoded.text)
+        XCTAssertEqual(decoded.headers["content-type"], "image/png")
+        let expected = try codec.decode(encoded.body, levels: 1, seeds: [3])[0]
+        XCTAssertEqual(try PNGCodec.decode(decoded.body), expected)
+
+        // Without query parameters: all levels, the stream's seed.
+        let full = try await client.send(s.url("/v1/encode"), body: png)
+        XCTAssertEqual(full.status, 200)
+        XCTAssertEqual(try PSICStream.peekHeader(full.body).levelsPresent, codec.model.levels)
+        try await s.stop()
+    }
+
+    func testInfoHealthAndMetrics() async throws {
+        let s = try await RunningServer.start { $0.maxBatch = 3 }
+        let health = try await client.send(s.url("/healthz"))
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(health.text, "ok\n")
+
+        let info = try await client.send(s.url("/v1/info"))
+        XCTAssertEqual(info.status, 200)
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(info.body)) as? [String: Any])
+        XCTAssertEqual(o["maxBatch"] as? Int, 3)
+        XCTAssertEqual(o["levels"] as? Int, try ServerFixtures.model.get().levels)
+        XCTAssertEqual(o["backend"] as? String, "cpu")
+
+        _ = try await client.send(s.url("/v1/encode"), body: try ServerFixtures.png("image_64x64.png"))
+        _ = try await client.send(s.url("/v1/encode"), body: [1, 2, 3])
+        let metrics = try await client.send(s.url("/metrics"))
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.headers["content-type"]?.hasPrefix("text/plain") ?? false)
+        for name in ["psic_requests_total{endpoint=\"/v1/encode\",status=\"200\"} 1",
+                     "psic_errors_total{endpoint=\"/v1/encode\",code=\"invalid_png\"} 1",
+                     "psic_request_duration_seconds_bucket", "psic_batch_size_count{kind=\"encode\"} 1",
+                     "psic_batch_size_bucket{kind=\"encode\",le=\"3.0\"}", "psic_batch_compute_seconds_bucket",
+                     "psic_compute_seconds_total", "psic_engine_submissions_total", "psic_queue_depth 0"] {
+            XCTAssertTrue(metrics.text.contains(name), "metrics lack \(name):\n\(metrics.text)")
+        }
+        try await s.stop()
+    }
+
+    /// Every bad input gets its 4xx and a JSON error body; the server keeps serving.
+    func testBadInputsGetJSONErrors() async throws {
+        let codec = try ServerFixtures.cpuCodec.get()
+        let s = try await RunningServer.start { $0.maxBodyBytes = 1 << 20 }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let stream = try codec.encode(try PNGCodec.decode(png), levels: 2)
+        var other = try PSICStream.peekHeader(stream)
+        other.modelFingerprint = [0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]
+        let otherModel = other.serialized() + stream[StreamHeader.byteCount...]
+
+        let cases: [(String, String, [UInt8]?, Int, String)] = [
+            ("not a PNG", "/v1/encode", Array("hello".utf8), 400, "invalid_png"),
+            ("empty body", "/v1/encode", [], 400, "empty_body"),
+            ("levels 0", "/v1/encode?levels=0", png, 400, "invalid_query"),
+            ("levels too high", "/v1/encode?levels=\(codec.model.levels + 1)", png, 400, "invalid_query"),
+            ("levels not a number", "/v1/encode?levels=two", png, 400, "invalid_query"),
+            ("negative seed", "/v1/encode?seed=-1", png, 400, "invalid_query"),
+            ("not a stream", "/v1/decode", Array("PSIC but not really".utf8), 400, "invalid_stream"),
+            ("truncated stream", "/v1/decode", Array(stream.prefix(stream.count - 7)), 400, "invalid_stream"),
+            ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },
+             400, "invalid_stream"),
+            ("decode levels 0", "/v1/decode?levels=0", stream, 400, "invalid_query"),
+            ("another model's stream", "/v1/decode", otherModel, 422, "model_mismatch"),
+            ("body too large", "/v1/encode", [UInt8](repeating: 7, count: (1 << 20) + 1), 413, "body_too_large"),
+            ("unknown endpoint", "/v1/transcode", png, 404, "not_found"),
+            ("GET on a POST endpoint", "/v1/encode", nil, 404, "not_found"),
+        ]
+        for (what, path, body, status, code) in cases {
+            let r = try await client.send(s.url(path), body: body)
+            XCTAssertEqual(r.status, status, "\(what): \(r.text)")
+            XCTAssertEqual(r.errorCode, code, "\(what): \(r.text)")
+            XCTAssertEqual(r.headers["content-type"], "application/json", what)
+        }
+        // Still serving.
+        let ok = try await client.send(s.url("/v1/encode?levels=1"), body: png)
+        XCTAssertEqual(ok.status, 200)
+        try await s.stop()
+    }
+
+    func testPixelLimitOnEncodeAndDecode() async throws {
+        let codec = try ServerFixtures.cpuCodec.get()
+        let s = try await RunningServer.start { $0.maxPixels = 64 * 63 }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let r = try await client.send(s.url("/v1/encode"), body: png)
+        XCTAssertEqual(r.status, 413, r.text)
+        XCTAssertEqual(r.errorCode, "too_many_pixels")
+        let stream = try codec.encode(try PNGCodec.decode(png), levels: 1)
+        let d = try await client.send(s.url("/v1/decode"), body: stream)
+        XCTAssertEqual(d.status, 413, d.text)
+        XCTAssertEqual(d.errorCode, "too_many_pixels")
+        try await s.stop()
+    }
+
+    /// Requests that arrive together share a batch, and each still gets exactly its own stream.
+    func testConcurrentRequestsAreBatched() async throws {
+        let codec = try ServerFixtures.cpuCodec.get()
+        let s = try await RunningServer.start {
+            $0.maxBatch = 4
+            $0.maxWait = .milliseconds(500)
+        }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let image = try PNGCodec.decode(png)
+        let client = self.client!
+        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
+            for i in 0..<4 {
+                g.addTask { (i, try await client.send(s.url("/v1/encode?levels=\(i + 1)&seed=\(i)"), body: png)) }
+            }
+            var out: [Int: Reply] = [:]
+            for try await (i, r) in g { out[i] = r }
+            return out
+        }
+        for i in 0..<4 {
+            XCTAssertEqual(replies[i]?.status, 200)
+            XCTAssertEqual(replies[i]?.body, try codec.encode(image, levels: i + 1, seed: UInt64(i)), "request \(i)")
+        }
+        let metrics = try await client.send(s.url("/metrics")).text
+        let batches = metrics.split(separator: "\n").first { $0.hasPrefix("psic_batch_size_count{kind=\"encode\"}") }
+        let count = Double(batches?.split(separator: " ").last ?? "") ?? 0
+        XCTAssertGreaterThan(count, 0)
+        XCTAssertLessThan(count, 4, "four requests sent together ran in \(count) batches:\n\(metrics)")
+        try await s.stop()
+    }
+
+    /// More requests than one running plus a queue of one: the rest get 503 with Retry-After.
+    func testOverloadGets503WithRetryAfter() async throws {
+        let s = try await RunningServer.start {
+            $0.maxBatch = 1
+            $0.maxQueue = 1
+        }
+        let png = try ServerFixtures.png("image_128x96.png")
+        let client = self.client!
+        let replies = try await withThrowingTaskGroup(of: Reply.self) { g in
+            for _ in 0..<8 { g.addTask { try await client.send(s.url("/v1/encode"), body: png) } }
+            var out: [Reply] = []
+            for try await r in g { out.append(r) }
+            return out
+        }
+        let rejected = replies.filter { $0.status == 503 }
+        XCTAssertFalse(rejected.isEmpty, "no request was refused: \(replies.map(\.status))")
+        XCTAssertTrue(replies.contains { $0.status == 200 })
+        XCTAssertTrue(replies.allSatisfy { $0.status == 200 || $0.status == 503 }, "\(replies.map(\.status))")
+        for r in rejected {
+            XCTAssertEqual(r.errorCode, "queue_full")
+            XCTAssertEqual(r.headers["retry-after"], "1")
+        }
+        try await s.stop()
+    }
+
+    func testTimeoutGets504() async throws {
+        let s = try await RunningServer.start { $0.timeout = .milliseconds(1) }
+        let r = try await client.send(s.url("/v1/encode"), body: try ServerFixtures.png("image_128x96.png"))
+        XCTAssertEqual(r.status, 504, r.text)
+        XCTAssertEqual(r.errorCode, "timeout")
+        try await s.stop()
+    }
+
+    /// Graceful shutdown answers every request already accepted, then stops listening.
+    func testShutdownDrainsInFlightRequests() async throws {
+        let s = try await RunningServer.start { $0.maxBatch = 1 }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let client = self.client!
+        let pending = (0..<4).map { _ in Task { try await client.send(s.url("/v1/encode?levels=1"), body: png) } }
+        // Wait until the server holds the requests (one running, the others queued).
+        let start = ContinuousClock.now
+        while s.server.scheduler.queueDepth < 2, ContinuousClock.now - start < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        XCTAssertGreaterThanOrEqual(s.server.scheduler.queueDepth, 2)
+        try await s.stop()
+        for t in pending {
+            let r = try await t.value
+            XCTAssertEqual(r.status, 200, r.text)
+        }
+        do {
+            // Bounded: the client retries refused connections until its deadline.
+            _ = try await client.send(s.url("/healthz"), timeoutSeconds: 1)
+            XCTFail("the server still answers after shutdown")
+        } catch {
+            // Connection refused: expected.
+        }
+    }
+
+    /// The same through the Vulkan backend (lavapipe in CI), when there is a device.
+    func testVulkanRoundTrip() async throws {
+        let handle: BackendHandle
+        do { handle = try BackendHandle(choice: .vulkan) } catch { throw XCTSkip("no Vulkan device: \(error)") }
+        let codec = try ImageCodec(model: try ServerFixtures.model.get(), backend: handle.backend)
+        let s = try await RunningServer.start(codec: codec, backendName: handle.name, isGPU: handle.isGPU) {
+            $0.maxBatch = 4
+            $0.maxWait = .milliseconds(200)
+        }
+        let pngs = [try ServerFixtures.png("image_64x64.png"), try ServerFixtures.png("image_128x96.png")]
+        let client = self.client!
+        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
+            for (i, png) in pngs.enumerated() {
+                g.addTask { (i, try await client.send(s.url("/v1/encode?levels=2"), body: png)) }
+            }
+            var out: [Int: Reply] = [:]
+            for try await (i, r) in g { out[i] = r }
+            return out
+        }
+        for (i, png) in pngs.enumerated() {
+            XCTAssertEqual(replies[i]?.status, 200)
+            XCTAssertEqual(replies[i]?.body, try codec.encode(try PNGCodec.decode(png), levels: 2))
+        }
+        let d = try await client.send(s.url("/v1/decode?seed=4"), body: replies[0]?.body ?? [])
+        XCTAssertEqual(d.status, 200, d.text)
+        XCTAssertEqual(try PNGCodec.decode(d.body), try codec.decode(replies[0]!.body, seeds: [4])[0])
+        try await s.stop()
+    }
+}
