@@ -28,9 +28,9 @@ import bdrate  # noqa: E402
 import metrics  # noqa: E402
 from codec_runners import CODECS, PSIC  # noqa: E402
 
-METRICS = ("psnr", "ms_ssim", "ssimulacra2", "butteraugli")
+METRICS = ("psnr", "ms_ssim", "ssimulacra2", "butteraugli", "lpips")
 LABEL = {"psnr": "PSNR (dB, RGB)", "ms_ssim": "MS-SSIM", "ssimulacra2": "SSIMULACRA2",
-         "butteraugli": "Butteraugli (max-norm, lower is better)"}
+         "butteraugli": "Butteraugli (max-norm, lower is better)", "lpips": "LPIPS (lower is better)"}
 
 
 def _single_thread():
@@ -168,7 +168,8 @@ def curves_table(agg) -> str:
     lines = []
     for codec, rows in agg.items():
         extra = codec == "psic"
-        hdr = ["q/level", "bpp", "PSNR", "MS-SSIM", "SSIMULACRA2", "Butteraugli"]
+        has_lpips = bool(rows) and all("lpips" in r for r in rows)
+        hdr = ["q/level", "bpp", "PSNR", "MS-SSIM", "SSIMULACRA2", "Butteraugli"] + (["LPIPS"] if has_lpips else [])
         ns = max((r.get("n_sampled", 0) for r in rows), default=0) if extra else 0
         if extra and ns:
             hdr += [f"PSNR s0 ({ns} img)", "E[PSNR] (M=4)", f"MS-SSIM s0 ({ns} img)", "E[MS-SSIM]",
@@ -180,6 +181,8 @@ def curves_table(agg) -> str:
                      f"{r.get('ms_ssim', float('nan')):.4f}",
                      f"{r['ssimulacra2']:.1f}" if "ssimulacra2" in r else "—",
                      f"{r['butteraugli']:.2f}" if "butteraugli" in r else "—"]
+            if has_lpips:
+                cells.append(f"{r['lpips']:.4f}")
             if extra and ns:
                 sp = r.get("spread_psnr", float("nan"))
                 cells += [f"{r.get('psnr_sampled_imgs', float('nan')):.2f}",
@@ -211,11 +214,17 @@ def main(argv=None):
     ap.add_argument("--speed-images", type=int, default=3)
     ap.add_argument("--speed-vulkan", action="store_true",
                     help="also time psic --backend vulkan (lavapipe on a CPU-only machine: slow)")
+    ap.add_argument("--lpips-weights", nargs="+", default=None,
+                    help="local LPIPS weight files (backbone + linear heads, see "
+                         "Tools/train/psic_train/perceptual.py); use a fresh --out, cached results "
+                         "without LPIPS are not recomputed")
+    ap.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
     ap.add_argument("--docs", default="", help="copy the headline plots here (e.g. docs)")
     a = ap.parse_args(argv)
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    metrics.configure_lpips(a.lpips_weights, a.lpips_net)
     images = sorted(Path(a.images).glob("*.png"))
     if a.limit:
         images = images[:a.limit]

@@ -5,8 +5,10 @@
 - SSIMULACRA2: the `ssimulacra2` PyPI package (a NumPy/SciPy re-implementation; Debian 12's
   libjxl-tools 0.7 ships no ssimulacra2 binary). Higher is better (100 = identical).
 - Butteraugli: Debian's `butteraugli` tool (Google's butteraugli, max-norm distance). Lower is better.
-- LPIPS: only with local weight files (Tools/train/psic_train/perceptual.py builds it from them);
-  none ship here, so it is skipped unless --lpips-weights is given.
+- LPIPS: only with local weight files (`evaluate.py --lpips-weights FILE...`; the network is
+  Tools/train/psic_train/perceptual.py's, built from torchvision's architecture with the given
+  weights, nothing downloaded). None ship here, so by default it is skipped. DISTS: not implemented
+  (it too needs pretrained weights).
 """
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ def available() -> dict[str, str]:
     except ImportError:
         out["ssimulacra2"] = ""
     out["butteraugli"] = shutil.which("butteraugli") and "butteraugli (Debian)" or ""
+    out["lpips"] = f"LPIPS-{_LPIPS['net']} from local weights" if lpips_enabled() else ""
+    out["dists"] = ""
     return out
 
 
@@ -84,6 +88,8 @@ def all_metrics(ref_path, dist_path, ref: np.ndarray | None = None, full: bool =
     if full:
         out["ssimulacra2"] = ssimulacra2(ref_path, dist_path)
         out["butteraugli"] = butteraugli(ref_path, dist_path)
+        if lpips_enabled():
+            out["lpips"] = lpips(ref, dist)
     return out
 
 
@@ -91,3 +97,31 @@ def sample_spread(images: list[np.ndarray]) -> float:
     """Mean pairwise PSNR between sampled decodes (higher = members more alike)."""
     vals = [psnr(images[i], images[j]) for i in range(len(images)) for j in range(i + 1, len(images))]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+# --- LPIPS (optional, local weights only) ------------------------------------------------------
+_LPIPS = {"paths": None, "net": "alex", "model": None}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def configure_lpips(paths, net: str = "alex"):
+    """Enables LPIPS with local weight files (call before forking workers)."""
+    _LPIPS.update(paths=[str(p) for p in paths] if paths else None, net=net, model=None)
+
+
+def lpips_enabled() -> bool:
+    return bool(_LPIPS["paths"])
+
+
+def lpips(a: np.ndarray, b: np.ndarray) -> float | None:
+    if not _LPIPS["paths"]:
+        return None
+    import sys
+    import torch
+    if _LPIPS["model"] is None:
+        sys.path.insert(0, str(REPO / "Tools" / "train"))
+        from psic_train.perceptual import LPIPS
+        _LPIPS["model"] = LPIPS(_LPIPS["net"]).load_weights(_LPIPS["paths"])
+    t = lambda x: torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    with torch.no_grad():
+        return float(_LPIPS["model"](t(b), t(a)))

@@ -31,6 +31,8 @@ def _axes(ax, agg, metric, label):
 def rate_quality(agg, outdir: Path, metrics, labels):
     outdir.mkdir(parents=True, exist_ok=True)
     for m in metrics:
+        if not any(m in r for rows in agg.values() for r in rows):
+            continue
         fig, ax = plt.subplots(figsize=(5.5, 4), dpi=90)
         _axes(ax, agg, m, labels[m])
         ax.legend(fontsize=7)

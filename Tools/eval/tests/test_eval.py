@@ -87,3 +87,23 @@ def test_psic_commands():
 def test_qualities_cover_range():
     for c in CODECS.values():
         assert len(c.qualities) >= 6
+
+
+def test_lpips_from_local_weights(tmp_path):
+    # Random weights in the loader's format: checks the wiring only (no pretrained weights here).
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "train"))
+    from psic_train.perceptual import LPIPS
+    torch.manual_seed(0)
+    f = tmp_path / "lpips.pt"
+    torch.save(LPIPS("alex").lpips_state_dict(), f)
+    metrics.configure_lpips([f])
+    try:
+        a = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        b = np.clip(a.astype(int) + 40, 0, 255).astype(np.uint8)
+        assert metrics.lpips(a, a) == pytest.approx(0.0, abs=1e-6)
+        assert metrics.lpips(a, b) != 0.0
+    finally:
+        metrics.configure_lpips(None)
+    assert metrics.lpips(a, b) is None
