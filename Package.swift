@@ -5,6 +5,7 @@ let package = Package(
     name: "PSIC",
     products: [
         .executable(name: "psic", targets: ["psic"]),
+        .executable(name: "psic-loadtest", targets: ["psic-loadtest"]),
         .library(name: "PSICCodec", targets: ["PSICCodec"]),
         .library(name: "PSICEngine", targets: ["PSICEngine"]),
         .library(name: "PSICCPU", targets: ["PSICCPU"]),
@@ -58,10 +59,20 @@ let package = Package(
                                .product(name: "Prometheus", package: "swift-prometheus"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                .product(name: "UnixSignals", package: "swift-service-lifecycle")]),
-        // The command-line tool. AsyncHTTPClient is the load tester's client (`psic bench serve`).
+        // Options and helpers the command-line tools share.
+        .target(name: "PSICCommandLine",
+                dependencies: ["PSICCodec", "PSICModel", "PSICServer", "PSICImage",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // The command-line tool.
         .executableTarget(name: "psic",
                           dependencies: ["PSICCodec", "PSICBenchmarks", "PSICEngine", "PSICCPU", "PSICVulkan", "PSICModel", "PSICEntropy", "PSICImage",
-                                         "PSICServer", .product(name: "Logging", package: "swift-log"),
+                                         "PSICServer", "PSICCommandLine", .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // The server's loopback load tester. A tool of its own so that `psic` does not link
+        // AsyncHTTPClient (and its TLS stack, the longest part of a release build).
+        .executableTarget(name: "psic-loadtest",
+                          dependencies: ["PSICCodec", "PSICImage", "PSICServer", "PSICCommandLine",
+                                         .product(name: "Logging", package: "swift-log"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICServerTests",

@@ -4,6 +4,7 @@ import PSICBenchmarks
 import PSICModel
 import PSICCPU
 import PSICCodec
+import PSICCommandLine
 import PSICEngine
 import PSICImage
 import PSICVulkan
@@ -12,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark kernels and the codec on each backend, side by side in one run.",
-        subcommands: [BenchKernels.self, BenchCodec.self, BenchLevels.self, BenchServe.self])
+        subcommands: [BenchKernels.self, BenchCodec.self, BenchLevels.self])
 }
 
 /// Which backends a benchmark runs on.
@@ -127,25 +128,5 @@ struct BenchCodec: ParsableCommand {
 enum CodecModelLoader {
     static func load(_ path: String?) throws -> CodecModel {
         try CodecModel(contentsOf: try ModelLocator.locate(explicit: path))
-    }
-}
-
-/// A deterministic test image with gradients, edges and texture, for benchmarks without a file.
-enum SyntheticImage {
-    static func make(width: Int, height: Int) -> RGBImage {
-        var px = [UInt8](repeating: 0, count: width * height * 3)
-        var state: UInt32 = 1
-        for y in 0..<height {
-            for x in 0..<width {
-                state = state &* 1_664_525 &+ 1_013_904_223
-                let noise = Int(state >> 28) - 8
-                let o = (y * width + x) * 3
-                let checker = ((x / 32) + (y / 32)) % 2 == 0 ? 40 : 0
-                px[o] = UInt8(clamping: x * 255 / width + noise)
-                px[o + 1] = UInt8(clamping: y * 255 / height + checker + noise)
-                px[o + 2] = UInt8(clamping: 128 + Int(60 * sin(Double(x * y) / 2000)) + noise)
-            }
-        }
-        return RGBImage(width: width, height: height, pixels: px)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PSICCodec
+import PSICCommandLine
 import PSICEntropy
 import PSICImage
 

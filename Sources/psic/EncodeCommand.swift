@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PSICCodec
+import PSICCommandLine
 import PSICImage
 
 struct EncodeCommand: AsyncParsableCommand {
@@ -48,11 +49,6 @@ struct EncodeCommand: AsyncParsableCommand {
     }
 }
 
-func readBytes(_ url: URL) throws -> [UInt8] {
-    do { return [UInt8](try Data(contentsOf: url)) } catch {
-        throw ValidationError("cannot read \(url.path): \(error.localizedDescription)")
-    }
-}
 
 /// Where each input's result goes: `output` itself for one input (with `suffix` inserted before
 /// its extension), else `output` as a directory, else next to each input.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PSICCommandLine
 import PSICEntropy
 
 struct InfoCommand: ParsableCommand {

@@ -4,24 +4,26 @@ import PSICCodec
 import PSICModel
 
 /// Options every command that runs the model shares.
-struct ModelOptions: ParsableArguments {
+public struct ModelOptions: ParsableArguments, Sendable {
+    public init() {}
+
     @Option(name: .long, help: ArgumentHelp("Model file (.safetensors).",
                                             discussion: "Default: $PSIC_MODEL, else Models/psic-conv.safetensors next to the executable's package or in the current directory."))
-    var model: String?
+    public var model: String?
 
     @Option(name: .long, help: "Compute backend: auto (Vulkan when a device exists, else CPU), vulkan or cpu.")
-    var backend: BackendChoice = .auto
+    public var backend: BackendChoice = .auto
 
     @Option(name: .long, help: ArgumentHelp("Vulkan device: index or name substring (see `psic devices`).",
                                             discussion: "Also read from $PSIC_VULKAN_DEVICE."))
-    var device: String?
+    public var device: String?
 
-    func loadModel() throws -> CodecModel {
+    public func loadModel() throws -> CodecModel {
         let url = try ModelLocator.locate(explicit: model)
         return try CodecModel(contentsOf: url)
     }
 
-    func makeBackend() throws -> BackendHandle {
+    public func makeBackend() throws -> BackendHandle {
         try BackendHandle(choice: backend, device: device)
     }
 }
@@ -29,19 +31,19 @@ struct ModelOptions: ParsableArguments {
 extension BackendChoice: ExpressibleByArgument {}
 
 /// Terminal progress for batch work: one line rewritten in place on a TTY, nothing otherwise.
-final class ProgressLine: @unchecked Sendable {
+public final class ProgressLine: @unchecked Sendable {
     private let total: Int
     private var done = 0
     private let lock = NSLock()
     private let enabled: Bool
     private let start = Date()
 
-    init(total: Int, enabled: Bool = isatty(STDERR_FILENO) != 0) {
+    public init(total: Int, enabled: Bool = isatty(STDERR_FILENO) != 0) {
         self.total = total
         self.enabled = enabled && total > 1
     }
 
-    func advance(_ label: String) {
+    public func advance(_ label: String) {
         lock.lock()
         defer { lock.unlock() }
         done += 1
@@ -58,12 +60,12 @@ final class ProgressLine: @unchecked Sendable {
     }
 }
 
-func printError(_ message: String) {
+public func printError(_ message: String) {
     FileHandle.standardError.write(Data("psic: \(message)\n".utf8))
 }
 
 /// Expands files and directories into the list of input files with the given extensions.
-func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [URL] {
+public func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [URL] {
     var out: [URL] = []
     let fm = FileManager.default
     for p in paths {
@@ -80,4 +82,11 @@ func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [URL] {
         }
     }
     return out
+}
+
+/// The bytes of `url`, or an error naming the file.
+public func readBytes(_ url: URL) throws -> [UInt8] {
+    do { return [UInt8](try Data(contentsOf: url)) } catch {
+        throw ValidationError("cannot read \(url.path): \(error.localizedDescription)")
+    }
 }

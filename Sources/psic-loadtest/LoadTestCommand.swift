@@ -3,14 +3,16 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import PSICCodec
+import PSICCommandLine
 import PSICImage
 import PSICServer
 
 /// Load test of the encoding server on loopback: the same bounded load with batching off
 /// (max batch 1) and on, side by side in one run, one model and one backend shared by both.
-struct BenchServe: AsyncParsableCommand {
+@main
+struct LoadTestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve",
+        commandName: "psic-loadtest",
         abstract: "Load-test psic serve on 127.0.0.1: throughput and p50/p99 latency without and with batching.",
         discussion: """
             Starts the server in this process on a free loopback port (never another interface), \
@@ -67,7 +69,7 @@ struct BenchServe: AsyncParsableCommand {
         case .encode: body = try PNGCodec.encode(img)
         case .decode: body = try codec.encode(img, levels: levels)
         }
-        FileHandle.standardError.write(Data("psic bench serve: \(endpoint.rawValue) of \(img.width)x\(img.height), \(requests) requests, \(concurrency) in flight, backend \(backend.name)\n".utf8))
+        FileHandle.standardError.write(Data("psic-loadtest: \(endpoint.rawValue) of \(img.width)x\(img.height), \(requests) requests, \(concurrency) in flight, backend \(backend.name)\n".utf8))
 
         var config = HTTPClient.Configuration()
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)

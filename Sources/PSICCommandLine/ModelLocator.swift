@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 
 /// Finds the model file: an explicit path, `$PSIC_MODEL`, or the shipped model.
-enum ModelLocator {
-    static let shippedName = "Models/psic-conv.safetensors"
+public enum ModelLocator {
+    public static let shippedName = "Models/psic-conv.safetensors"
 
-    static func locate(explicit: String?) throws -> URL {
+    public static func locate(explicit: String?) throws -> URL {
         if let explicit { return try existing(explicit, origin: "--model") }
         if let env = ProcessInfo.processInfo.environment["PSIC_MODEL"], !env.isEmpty {
             return try existing(env, origin: "PSIC_MODEL")
