@@ -9,6 +9,7 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/ 2>/dev/null | 
   export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 fi
 swift build --build-tests
-swift test --skip-build
-# Bounded fuzzing of the stream parser and entropy decoder (libFuzzer + AddressSanitizer).
+# Bounded fuzzing of the stream parser and entropy decoder (libFuzzer + AddressSanitizer),
+# before the tests so that the test runner's summary closes the log.
 Tools/fuzz/run-stream-fuzz.sh "${PSIC_FUZZ_SECONDS:-60}"
+swift test --skip-build
