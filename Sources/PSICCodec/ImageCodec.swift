@@ -89,10 +89,11 @@ public final class ImageCodec: Sendable {
                 let outputs = try transforms.levelParameters(level: i, contexts: atLevel.map { states[$0]!.grid!.context(forLevel: i) },
                                                              profile: profile)
                 for (k, out) in zip(atLevel, outputs) {
-                    var st = states[k]!
-                    var grid = st.grid!
+                    // Taken out of `states` while it changes: a copy left behind would make the
+                    // grid's store copy the whole latent buffer (copy-on-write) at every level.
+                    var st = states.removeValue(forKey: k)!
                     let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
-                    let base = i * model.levelChannels * grid.plane
+                    let base = i * model.levelChannels * st.grid!.plane
                     var symbols = [Int32](repeating: 0, count: params.means.count)
                     var latents = [Int32](repeating: 0, count: params.means.count)
                     for j in 0..<symbols.count {
@@ -100,17 +101,15 @@ public final class ImageCodec: Sendable {
                         symbols[j] = q
                         latents[j] = LatentQuantizer.latent(symbol: q, mean: params.means[j])
                     }
-                    grid.store(level: i, latents)
-                    st.grid = grid
+                    st.grid!.store(level: i, latents)
                     do {
                         st.levelSections.append(try LevelCoder.encode(
                             symbols: symbols, tableIndexes: params.tableIndexes,
-                            shape: LatentShape(channels: model.levelChannels, height: grid.height, width: grid.width),
+                            shape: LatentShape(channels: model.levelChannels, height: st.grid!.height, width: st.grid!.width),
                             tables: gaussianTables))
                         states[k] = st
                     } catch {
                         results[k] = .failure(error)
-                        states[k] = nil
                     }
                 }
                 active = active.filter { states[$0] != nil }
@@ -246,7 +245,8 @@ extension ImageCodec {
                 let outputs = try transforms.levelParameters(level: i, contexts: lanes.map { states[$0.k]!.grids[$0.lane].context(forLevel: i) },
                                                              profile: profile)
                 for ((k, j), out) in zip(lanes, outputs) where states[k] != nil {
-                    var st = states[k]!
+                    // Out of `states` while it changes (no copy-on-write copy of the grid).
+                    var st = states.removeValue(forKey: k)!
                     let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
                     let shape = LatentShape(channels: model.levelChannels, height: st.header.latentHeight, width: st.header.latentWidth)
                     do {
@@ -264,7 +264,6 @@ extension ImageCodec {
                         states[k] = st
                     } catch {
                         results[k] = .failure(error)
-                        states[k] = nil
                     }
                 }
                 active = active.filter { states[$0] != nil }
