@@ -1,3 +1,5 @@
+import Foundation
+
 /// The compute kernels, compiled from Shaders/*.comp at build time by ShaderPlugin, which
 /// adds one `<name>_hex` string per shader to this namespace.
 enum ShaderLibrary {
@@ -19,8 +21,27 @@ enum ShaderLibrary {
             }
         }
 
-        /// SPIR-V words of the kernel.
-        var spirv: [UInt32] { ShaderLibrary.decode(hex) }
+        /// SPIR-V words of the kernel: the embedded ones, or `<dir>/<kernel>.spv` when the
+        /// environment variable `PSIC_VULKAN_SHADER_DIR` names a folder holding that file.
+        /// The override is for kernel tuning (recompile one shader with glslangValidator and
+        /// re-run `psic bench kernels` without rebuilding the package); a file that cannot be
+        /// read or is not SPIR-V falls back to the embedded kernel.
+        var spirv: [UInt32] {
+            if let dir = ProcessInfo.processInfo.environment["PSIC_VULKAN_SHADER_DIR"],
+               let words = ShaderLibrary.loadSPIRV(path: dir + "/" + rawValue + ".spv") {
+                return words
+            }
+            return ShaderLibrary.decode(hex)
+        }
+    }
+
+    /// The words of a SPIR-V file, or nil when it cannot be read or lacks the SPIR-V magic number.
+    static func loadSPIRV(path: String) -> [UInt32]? {
+        guard let data = FileManager.default.contents(atPath: path), data.count >= 20, data.count % 4 == 0 else {
+            return nil
+        }
+        let words = data.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
+        return words.first == 0x0723_0203 ? words : nil
     }
 
     /// Decodes the little-endian hex bytes written by ShaderEmbedder.

@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    p.add_argument("--weights", choices=["ema", "raw"], default="ema",
+                   help="the checkpoint's moving average of the weights (when it has one) or its raw weights")
     p.add_argument("--fp16", action="store_true", help="store g_a/g_s/h_a in F16 if that costs < 0.05 dB")
     p.add_argument("--golden", type=Path, help="folder of golden test images (*.png): regenerate their vectors")
     p.add_argument("--kodak", type=Path, help="folder of evaluation images: per-level bpp/PSNR/MS-SSIM")
@@ -199,10 +201,12 @@ def main(argv=None):
         ckpt = torch.load(tmp, map_location="cpu", weights_only=False)
     cfg = ModelConfig(**ckpt["config"])
     model = PSICModel(cfg)
-    model.load_state_dict(ckpt["model"])
+    use_ema = args.weights == "ema" and "ema" in ckpt
+    # The average holds parameters only; buffers come from the trained model.
+    model.load_state_dict({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"])
     model.eval()
     step = int(ckpt.get("step", 0))
-    log(f"checkpoint {args.checkpoint}: step {step}, {cfg}")
+    log(f"checkpoint {args.checkpoint}: step {step}, {cfg}, {'EMA' if use_ema else 'raw'} weights")
 
     files = list_images(args.data)
     train_files = files[:-args.holdout] if args.holdout else files
@@ -252,7 +256,7 @@ def main(argv=None):
         log(f"fp16 transforms: PSNR {p32:.3f} dB (fp32) vs {p16:.3f} dB (fp16): "
             + ("stored as F16" if use_fp16 else "difference >= 0.05 dB, kept F32"))
 
-    training = {"steps": step, "checkpoint": args.checkpoint.name,
+    training = {"steps": step, "checkpoint": args.checkpoint.name, "weights": "ema" if use_ema else "raw",
                 "device": str(ckpt.get("args", {}).get("device", "cpu"))}
     meta = write_model(args.out, model, ent, use_fp16, training)
     size = args.out.stat().st_size

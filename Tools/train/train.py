@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
@@ -66,6 +67,9 @@ def parse_args(argv=None):
                    help="bfloat16 autocast in g_a/g_s (entropy model stays fp32); default: on when the CPU "
                         "has native bf16 (AVX512-BF16 or AMX), where it is 2-3x faster; without it bf16 is "
                         "emulated and ~10x slower")
+    p.add_argument("--ema", type=float, default=0.999,
+                   help="decay of the exponential moving average of the weights kept beside the trained ones "
+                        "(evaluated and exported by default; 0 = none)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
@@ -90,8 +94,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def ema_parameters(ema) -> dict:
+    """The averaged parameters (not buffers) of an AveragedModel, keyed as in PSICModel.state_dict()."""
+    return {name: p.detach().clone() for name, p in ema.module.named_parameters()}
+
+
 def save(path: Path, model, opt, step: int, args, extra=None):
-    """Writes the checkpoint atomically. `extra` adds top-level keys (the discriminator's)."""
+    """Writes the checkpoint atomically. `extra` adds top-level keys (the discriminator's, the EMA's)."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                 "config": model.cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()},
@@ -136,6 +145,16 @@ def main(argv=None):
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt.get("step", 0)
+    # Moving average of the weights: at a constant learning rate the raw weights wander by
+    # 0.2-0.3 dB between checkpoints (Tools/train/RESULTS.md, session 2); the average does not.
+    ema = None
+    if args.ema > 0:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
+        if ckpt and "ema" in ckpt:
+            ema.module.load_state_dict({**model.state_dict(), **ckpt["ema"]})
+            # An AveragedModel's first update copies the weights instead of averaging; this
+            # one already holds an average.
+            ema.n_averaged.fill_(1)
     perceptual = make_perceptual(args.perceptual, lpips_weights=args.lpips_weights, lpips_net=args.lpips_net,
                                  device=args.device)
     objective = SVIObjective(cfg.L, ObjectiveConfig(**{f: getattr(args, f) for f in vars(ObjectiveConfig())}),
@@ -156,7 +175,7 @@ def main(argv=None):
         carried = {k: ckpt[k] for k in DISCRIMINATOR_KEYS if k in ckpt}
 
     def extra():
-        return adv.state() if adv else carried
+        return {**(adv.state() if adv else carried), **({"ema": ema_parameters(ema)} if ema else {})}
 
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
@@ -201,6 +220,8 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if adversarial_on:
             stats.update(adv.discriminator_step(x, out["x_full"], out["x_sampled"]))
         step += 1
@@ -214,7 +235,7 @@ def main(argv=None):
             progress.log(step, line)
             window = []
         if val and step % args.eval_every == 0:
-            res = [evaluate_levels(model, v) for v in val]
+            res = [evaluate_levels(ema.module if ema else model, v) for v in val]
             summary = [{"level": r[0]["level"] if False else i + 1,
                         "bpp": sum(rr[i]["bpp"] for rr in res) / len(res),
                         "psnr": sum(rr[i]["psnr"] for rr in res) / len(res)} for i, r in enumerate(res[0])]

@@ -203,6 +203,24 @@ def test_two_steps_end_to_end_adversarial_and_lpips(data, lpips_file, tmp_path, 
     assert c["step"] == 2 and "discriminator" in c and c["args"]["perceptual"] == "lpips"
 
 
+def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2, "--ema", 0.5])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    params = {n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()}
+    assert set(c["ema"]) == params
+    # after two updates at decay 0.5 the average lies strictly between the start and the raw weights
+    assert any(not torch.equal(c["ema"][n], c["model"][n]) for n in params)
+    first = {n: v.clone() for n, v in c["ema"].items()}
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 3, "--ema", 0.5])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    # resumed from the stored average, not restarted from the raw weights: one more update
+    # moves each parameter halfway from the old average towards the new raw weights
+    n = next(n for n in params if not torch.equal(first[n], c["model"][n]))
+    torch.testing.assert_close(c["ema"][n], 0.5 * first[n] + 0.5 * c["model"][n])
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 4, "--ema", 0])
+    assert "ema" not in torch.load(tmp_path / "last.pt", weights_only=False)
+
+
 # -- progress display -------------------------------------------------------------------------
 def _stats(i):
     return {"loss": 1.0 + i, "bpp": 0.5, "mse_full": 0.01, "mse_sampled": 0.02, "bpp_levels": [0.1, 0.2],
