@@ -4,17 +4,35 @@ import PSICEngine
 
 /// Register blocking of the convolution kernels: each invocation computes `outputChannels`
 /// x `rows` x `pixels` outputs; a workgroup is `groupX` x `groupY` invocations.
+/// `subgroupWeights`: run a float conv2d as conv2d_subgroup (weights fetched once per
+/// subgroup and shuffled to its lanes) where the device allows, else as conv2d.
 struct ConvTiling: Hashable, Sendable {
     var outputChannels: Int
     var pixels: Int
     var groupX: Int
     var groupY: Int
     var rows: Int = 1
+    var subgroupWeights = false
 
-    /// `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly[,py]` overrides the defaults, for tuning.
+    /// `PSIC_VULKAN_CONV_TILE=ocb,px,lx,ly[,py[,s]]` overrides the defaults, for tuning
+    /// (`s` 1: conv2d_subgroup).
     static func forConv(outChannels: Int, device: VulkanDeviceType) -> ConvTiling {
         if let o = override { return o }
         // A multiple of 4: weights are fetched four output channels at a time.
+        let ocb = max(4, nextPowerOfTwo(outChannels))
+        if device == .cpu {
+            // lavapipe, float conv2d: conv2d_subgroup (see the shader for why); 16 channels x
+            // 2 rows x 4 pixels measured best on the analysis transform's 5x5/2 layers.
+            // Transposed layers take the tiling below.
+            return ConvTiling(outputChannels: min(16, ocb), pixels: 4, groupX: 8, groupY: 2, rows: 2, subgroupWeights: true)
+        }
+        return texelConv(outChannels: outChannels, device: device)
+    }
+
+    /// The tiling of the conv2d / conv_transpose2d kernels (weights through texel fetches).
+    static func texelConv(outChannels: Int, device: VulkanDeviceType) -> ConvTiling {
+        if let o = override { return ConvTiling(outputChannels: o.outputChannels, pixels: o.pixels, groupX: o.groupX,
+                                                groupY: o.groupY, rows: o.rows) }
         let ocb = max(4, nextPowerOfTwo(outChannels))
         if device == .cpu {
             // lavapipe: every fetch costs tens of cycles (the sampler path per lane) while
@@ -54,8 +72,9 @@ struct ConvTiling: Hashable, Sendable {
     nonisolated(unsafe) private static var overrideValue: ConvTiling? = {
         guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_CONV_TILE"] else { return nil }
         let v = s.split(separator: ",").compactMap { Int($0) }
-        guard v.count == 4 || v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
-        return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3], rows: v.count == 5 ? v[4] : 1)
+        guard (4...6).contains(v.count), v.prefix(5).allSatisfy({ $0 > 0 }), v[0] % 4 == 0 else { return nil }
+        return ConvTiling(outputChannels: v[0], pixels: v[1], groupX: v[2], groupY: v[3], rows: v.count >= 5 ? v[4] : 1,
+                          subgroupWeights: v.count == 6 && v[5] == 1)
     }()
 }
 
@@ -66,7 +85,7 @@ struct GDNTiling: Hashable, Sendable {
     var groupX: Int
 
     /// Channels a multiple of 4 (gamma is fetched four channels per texel). lavapipe wants
-    /// big blocks for the reason given in `ConvTiling.forConv`.
+    /// big blocks for the reason given in `ConvTiling.texelConv`.
     /// `PSIC_VULKAN_GDN_TILE=cb,px,lx` overrides the defaults, for tuning.
     static func forGDN(channels: Int, device: VulkanDeviceType) -> GDNTiling {
         if let o = override { return o }
@@ -155,6 +174,24 @@ enum ParameterPacking {
         let w = convWeights(l.weights, inC: l.inChannels, outC: l.outChannels, k: l.kernelSize,
                             ocb: tiling.outputChannels, transposed: false)
         let bias = padded(l.bias, to: ceilDiv(l.outChannels, tiling.outputChannels) * tiling.outputChannels)
+        return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
+    }
+
+    /// Weights `[block][ci][o][ky][kx]` for conv2d_subgroup, then bias; output channels past
+    /// `outC` are zero.
+    static func convSubgroup(_ l: Conv2dLayer, tiling: ConvTiling) -> PackedParameters {
+        let ocb = tiling.outputChannels, kk = l.kernelSize * l.kernelSize, inC = l.inChannels
+        let blocks = ceilDiv(l.outChannels, ocb)
+        var w = [Float](repeating: 0, count: blocks * inC * ocb * kk)
+        for co in 0..<l.outChannels {
+            let b = co / ocb, o = co % ocb
+            for ci in 0..<inC {
+                let src = (co * inC + ci) * kk
+                let dst = ((b * inC + ci) * ocb + o) * kk
+                for t in 0..<kk { w[dst + t] = l.weights[src + t] }
+            }
+        }
+        let bias = padded(l.bias, to: blocks * ocb)
         return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
     }
 

@@ -6,6 +6,7 @@ enum ShaderLibrary {
     /// Every kernel the backend dispatches.
     enum Kernel: String, CaseIterable, Sendable {
         case conv2d
+        case conv2d_subgroup
         case conv_transpose2d
         case gdn
         case int_conv2d
@@ -14,6 +15,7 @@ enum ShaderLibrary {
         var hex: String {
             switch self {
             case .conv2d: return ShaderLibrary.conv2d_hex
+            case .conv2d_subgroup: return ShaderLibrary.conv2d_subgroup_hex
             case .conv_transpose2d: return ShaderLibrary.conv_transpose2d_hex
             case .gdn: return ShaderLibrary.gdn_hex
             case .int_conv2d: return ShaderLibrary.int_conv2d_hex

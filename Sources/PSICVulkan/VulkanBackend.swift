@@ -198,12 +198,29 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
         switch node.op {
         case let .conv2d(l):
-            let t = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            // conv2d_subgroup hard-codes 8-lane subgroups and needs whole subgroups.
+            if u.subgroupWeights, deviceInfo.subgroupSize == 8, deviceInfo.supportsSubgroupShuffle,
+               (u.groupX * u.groupY) % 8 == 0, u.outputChannels % 4 == 0 {
+                // Variant key apart from conv2d's packing of the same block size.
+                let params = try parameters(for: l, variant: -u.outputChannels) { ParameterPacking.convSubgroup(l, tiling: u) }
+                push.biasOffset = Int32(params.packed.biasOffset)
+                let vec: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && inOffset % 4 == 0
+                    && (l.stride * u.pixels) % 4 == 0 ? 1 : 0
+                let constants: [Int32] = [u.groupX, u.groupY].map(Int32.init) + [activationCode(l.activation)]
+                    + [l.kernelSize, l.stride, l.padding, u.outputChannels, u.pixels, 0, 0].map(Int32.init)
+                    + [texel, vec, Int32(u.rows)]
+                let pipe = try pipelines.pipeline(.conv2d_subgroup, constants: constants)
+                return ([KernelDispatch(pipeline: pipe, push: push,
+                                        groups: (ceilDiv(out.width, u.pixels * u.groupX), ceilDiv(out.height, u.groupY * u.rows),
+                                                 ceilDiv(out.channels, u.outputChannels)))], params)
+            }
+            let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.conv(l, tiling: t) }
             return (try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
                                        s: l.stride, p: l.padding, tiling: t, transposed: false, params: params), params)
         case let .convTranspose2d(l):
-            let t = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.convTranspose(l, tiling: t) }
             return (try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation), k: l.kernelSize,
                                        s: l.stride, p: l.padding, tiling: t, transposed: true, params: params), params)

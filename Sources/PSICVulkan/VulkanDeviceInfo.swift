@@ -41,6 +41,8 @@ public struct VulkanDeviceInfo: Sendable, CustomStringConvertible {
     /// Total size of the device-local memory heaps.
     public let deviceLocalBytes: UInt64
     public let subgroupSize: Int
+    /// Subgroup shuffles in compute shaders (conv2d_subgroup needs them).
+    public let supportsSubgroupShuffle: Bool
     public let maxSharedMemoryBytes: Int
     /// 64-bit integers in shaders; the integer kernels need them.
     public let supportsInt64: Bool

@@ -118,6 +118,8 @@ final class VulkanInstance: @unchecked Sendable {
             apiVersion: "\(v >> 22).\((v >> 12) & 0x3ff).\(v & 0xfff)",
             vendorID: props.vendorID, deviceID: props.deviceID, deviceLocalBytes: localBytes,
             subgroupSize: Int(subgroup.subgroupSize),
+            supportsSubgroupShuffle: subgroup.supportedOperations & UInt32(VK_SUBGROUP_FEATURE_SHUFFLE_BIT.rawValue) != 0
+                && subgroup.supportedStages & UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0,
             maxSharedMemoryBytes: Int(props.limits.maxComputeSharedMemorySize),
             supportsInt64: features.shaderInt64 != 0,
             supportsTimestamps: (queue?.timestampBits ?? 0) > 0 && props.limits.timestampPeriod > 0,

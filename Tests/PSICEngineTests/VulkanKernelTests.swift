@@ -49,13 +49,15 @@ func assertFloatClose(_ got: [Float], _ ref: ReferenceKernels.FloatResult, slope
 }
 
 final class VulkanKernelTests: XCTestCase {
-    /// Register blockings the conv kernels are run under besides the device default: the GPU
-    /// default (when testing on lavapipe) and an odd one whose tiles never divide the test
-    /// shapes. Kept few: every (tiling, layer geometry) is a pipeline to compile.
+    /// Register blockings the conv kernels are run under besides the device default (on
+    /// lavapipe: conv2d_subgroup for conv2d): the GPU default, an odd one whose tiles never
+    /// divide the test shapes, and an odd conv2d_subgroup one (one 8-lane subgroup per
+    /// workgroup). Kept few: every (tiling, layer geometry) is a pipeline to compile.
     static let tilings: [ConvTiling?] = [
         nil,
         ConvTiling(outputChannels: 8, pixels: 4, groupX: 16, groupY: 4, rows: 1),
         ConvTiling(outputChannels: 4, pixels: 3, groupX: 4, groupY: 3, rows: 3),
+        ConvTiling(outputChannels: 4, pixels: 3, groupX: 4, groupY: 2, rows: 3, subgroupWeights: true),
     ]
 
     func forEachTiling(tilings: [ConvTiling?] = tilings, _ body: () throws -> Void) rethrows {
@@ -73,7 +75,12 @@ final class VulkanKernelTests: XCTestCase {
     }
 
     func testConv2dShapes() throws {
-        _ = try SharedVulkan.get()
+        let info = try SharedVulkan.get().deviceInfo
+        if info.type == .cpu {
+            // Otherwise the default and the subgroup tilings below silently test conv2d.comp.
+            XCTAssertTrue(info.subgroupSize == 8 && info.supportsSubgroupShuffle,
+                          "lavapipe should run conv2d as conv2d_subgroup (8-lane subgroups with shuffles)")
+        }
         try forEachTiling(conv2dShapes)
     }
 
