@@ -27,6 +27,19 @@ public struct TransformMeasurement: Codable, Sendable {
     public let kernelSeconds: Double
 }
 
+/// The analysis transform's 5x5 stride-2 convolutions taken together on one backend: the
+/// layers that dominate encoding, and the engine's headline figure.
+public struct AnalysisConvSummary: Codable, Sendable {
+    public let backend: String
+    public let layers: [String]
+    public let gflop: Double
+    /// Sum of the layers' median kernel times.
+    public let kernelSeconds: Double
+    public let kernelGFLOPS: Double
+    /// kernelGFLOPS over the first backend's (the CPU's under `--backend all`), measured in the same run.
+    public let relativeToFirst: Double
+}
+
 /// Results of `KernelBenchmark.run`.
 public struct BenchmarkReport: Codable, Sendable {
     public let width: Int
@@ -36,6 +49,24 @@ public struct BenchmarkReport: Codable, Sendable {
     public let repeats: Int
     public var kernels: [KernelMeasurement] = []
     public var transforms: [TransformMeasurement] = []
+    public var analysisConvs: [AnalysisConvSummary] = []
+
+    /// Fills `analysisConvs` from `kernels`.
+    mutating func summarizeAnalysisConvs() {
+        var backends: [String] = []
+        for k in kernels where !backends.contains(k.backend) { backends.append(k.backend) }
+        var first: Double?
+        analysisConvs = backends.compactMap { b in
+            let convs = kernels.filter { $0.backend == b && $0.layer.hasPrefix("g_a.") && $0.kind == "conv5x5/2" }
+            guard !convs.isEmpty else { return nil }
+            let gflop = convs.reduce(0) { $0 + $1.gflop }
+            let seconds = convs.reduce(0) { $0 + $1.kernelSeconds }
+            let rate = seconds > 0 ? gflop / seconds : 0
+            if first == nil { first = rate }
+            return AnalysisConvSummary(backend: b, layers: convs.map(\.layer), gflop: gflop, kernelSeconds: seconds,
+                                       kernelGFLOPS: rate, relativeToFirst: first! > 0 ? rate / first! : 0)
+        }
+    }
 
     /// Aligned text table for people.
     public func table() -> String {
@@ -56,6 +87,16 @@ public struct BenchmarkReport: Codable, Sendable {
             for t in transforms {
                 lines.append(pad(t.backend, bw) + pad(t.transform, 30) + lpad(String(format: "%.2f", t.gflop), 8)
                              + lpad(String(format: "%.1f", t.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", t.wallSeconds * 1e3), 10))
+            }
+        }
+        if !analysisConvs.isEmpty {
+            lines.append("")
+            lines.append(pad("backend", bw) + pad("g_a 5x5/2 convs together", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11)
+                         + lpad("GFLOP/s", 9) + lpad("vs first", 10))
+            for a in analysisConvs {
+                lines.append(pad(a.backend, bw) + pad(a.layers.joined(separator: " "), 30) + lpad(String(format: "%.2f", a.gflop), 8)
+                             + lpad(String(format: "%.1f", a.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", a.kernelGFLOPS), 9)
+                             + lpad(String(format: "%.0f %%", a.relativeToFirst * 100), 10))
             }
         }
         return lines.joined(separator: "\n")
@@ -96,6 +137,7 @@ public enum KernelBenchmark {
             report.transforms.append(try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats))
             progress("\(backend.name) done")
         }
+        report.summarizeAnalysisConvs()
         return report
     }
 
