@@ -1,0 +1,77 @@
+"""Compare models on the held-out training photos before exporting one.
+
+    python Tools/train/compare.py Models/psic-conv.safetensors Tools/train/runs/s3/last.pt
+
+Each model is a shipped model file (*.safetensors, rebuilt as floats by psic_train.fromfile) or a
+training checkpoint (*.pt; its moving average of the weights when it has one, unless --raw).
+Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation (the last
+--holdout photos of --data, top-left crops of at most 256x256), and each model's mean PSNR
+difference to the first one across levels.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(path: Path, raw: bool) -> tuple[PSICModel, str]:
+    if path.suffix == ".safetensors":
+        model, meta = model_from_file(path)
+        return model, f"{path.name} (step {meta.get('training', {}).get('steps', '?')})"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    use_ema = "ema" in ckpt and not raw
+    model.load_state_dict({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"])
+    return model, f"{path.name} (step {ckpt.get('step', '?')}, {'EMA' if use_ema else 'raw'})"
+
+
+def held_out_crops(data: Path, holdout: int) -> list[torch.Tensor]:
+    files = list_images(data)[-holdout:]
+    return [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
+            .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, files)
+            if im.shape[0] >= 64 and im.shape[1] >= 64]
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", type=Path, nargs="+", help="model files (*.safetensors) or checkpoints (*.pt)")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
+    p.add_argument("--holdout", type=int, default=8, help="last N photos of --data (sorted), as in train.py")
+    p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the moving average")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for m in args.models:
+        if not m.exists():
+            raise SystemExit(f"compare.py: {m} does not exist")
+    crops = held_out_crops(args.data, args.holdout)
+    if not crops:
+        raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
+    first = None
+    for path in args.models:
+        model, name = load(path, args.raw)
+        with torch.no_grad():
+            res = [evaluate_levels(model, x) for x in crops]
+        levels = [(sum(r[i]["bpp"] for r in res) / len(res), sum(r[i]["psnr"] for r in res) / len(res))
+                  for i in range(len(res[0]))]
+        print(name + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))
+        if first is None:
+            first = levels
+        else:
+            dq = sum(q - q0 for (_, q), (_, q0) in zip(levels, first)) / len(levels)
+            rb = sum(b / b0 - 1 for (b, _), (b0, _) in zip(levels, first)) / len(levels)
+            print(f"  vs first: mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %")
+
+
+if __name__ == "__main__":
+    main()
