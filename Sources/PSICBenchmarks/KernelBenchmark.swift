@@ -116,23 +116,37 @@ public struct BenchmarkReport: Codable, Sendable {
 /// Benchmarks the codec's layers at the shapes they have for one image size, with random weights.
 public enum KernelBenchmark {
     /// Runs every layer of g_a, h_a, g_s, h_s and one entropy-parameter net as single-layer
-    /// graphs, then g_a and g_s whole, on each backend. `progress` gets a line per measurement.
+    /// graphs, then g_a and g_s whole, on each backend. Each layer is measured on every backend
+    /// before the next layer, so a change in machine load between layers affects all backends
+    /// alike and the ratios between backends stay side by side. `progress` gets a line per
+    /// measurement.
     public static func run(backends: [Backend], width: Int = 768, height: Int = 512, N: Int = 96, C: Int = 160,
                            hyper: Int = 128, levelChannels: Int = 20, repeats: Int = 5,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var report = BenchmarkReport(width: width, height: height, N: N, C: C, repeats: repeats)
         let layers = try BenchmarkLayers(N: N, C: C, hyper: hyper, levelChannels: levelChannels)
         let image = TensorShape(channels: 3, height: height, width: width)
+        // (layer, input shape) in the order the codec runs them.
+        var plan: [(LayerOp, TensorShape)] = []
+        var shape = image
+        for op in layers.analysis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
+        let latent = shape
+        for op in layers.hyperAnalysis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
+        for op in layers.hyperSynthesis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
+        var ep = TensorShape(channels: hyper + (layers.levels - 1) * levelChannels, height: latent.height, width: latent.width)
+        for op in layers.entropyParameters { plan.append((op, ep)); ep = op.outputShape(for: ep)! }
+        shape = latent
+        for op in layers.synthesis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
+
+        var perBackend = [[KernelMeasurement]](repeating: [], count: backends.count)
+        for (op, input) in plan {
+            for (i, backend) in backends.enumerated() {
+                perBackend[i].append(try measure(op, input: input, on: backend, repeats: repeats))
+                progress("\(backend.name) \(op.name)")
+            }
+        }
+        report.kernels = perBackend.flatMap { $0 }
         for backend in backends {
-            var shape = image
-            for op in layers.analysis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
-            let latent = shape
-            for op in layers.hyperAnalysis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
-            for op in layers.hyperSynthesis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
-            var ep = TensorShape(channels: hyper + (layers.levels - 1) * levelChannels, height: latent.height, width: latent.width)
-            for op in layers.entropyParameters { report.kernels.append(try measure(op, input: ep, on: backend, repeats: repeats)); ep = op.outputShape(for: ep)!; progress(report.kernels.last!.layer) }
-            shape = latent
-            for op in layers.synthesis { report.kernels.append(try measure(op, input: shape, on: backend, repeats: repeats)); shape = op.outputShape(for: shape)!; progress(report.kernels.last!.layer) }
             report.transforms.append(try measureWhole("g_a (analysis)", layers.analysis, input: image, on: backend, repeats: repeats))
             report.transforms.append(try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats))
             progress("\(backend.name) done")
