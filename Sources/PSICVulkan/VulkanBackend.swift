@@ -204,16 +204,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                (u.groupX * u.groupY) % 8 == 0, u.outputChannels % 4 == 0 {
                 // Variant key apart from conv2d's packing of the same block size.
                 let params = try parameters(for: l, variant: -u.outputChannels) { ParameterPacking.convSubgroup(l, tiling: u) }
-                push.biasOffset = Int32(params.packed.biasOffset)
-                let vec: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && inOffset % 4 == 0
-                    && (l.stride * u.pixels) % 4 == 0 ? 1 : 0
-                let constants: [Int32] = [u.groupX, u.groupY].map(Int32.init) + [activationCode(l.activation)]
-                    + [l.kernelSize, l.stride, l.padding, u.outputChannels, u.pixels, 0, 0].map(Int32.init)
-                    + [texel, vec, Int32(u.rows)]
-                let pipe = try pipelines.pipeline(.conv2d_subgroup, constants: constants)
-                return ([KernelDispatch(pipeline: pipe, push: push,
-                                        groups: (ceilDiv(out.width, u.pixels * u.groupX), ceilDiv(out.height, u.groupY * u.rows),
-                                                 ceilDiv(out.channels, u.outputChannels)))], params)
+                // Same specialization constants and grid as conv2d; only the kernel and packing differ.
+                return (try convDispatches(kernel: .conv2d_subgroup, act: activationCode(l.activation), k: l.kernelSize,
+                                           s: l.stride, p: l.padding, tiling: u, transposed: false, params: params), params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.conv(l, tiling: t) }

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, evaluate_levels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,16 +30,9 @@ def load(path: Path, raw: bool) -> tuple[PSICModel, str]:
         return model, f"{path.name} (step {meta.get('training', {}).get('steps', '?')})"
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model = PSICModel(ModelConfig(**ckpt["config"]))
-    use_ema = "ema" in ckpt and not raw
-    model.load_state_dict({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"])
+    state, use_ema = checkpoint_weights(ckpt, ema=not raw)
+    model.load_state_dict(state)
     return model, f"{path.name} (step {ckpt.get('step', '?')}, {'EMA' if use_ema else 'raw'})"
-
-
-def held_out_crops(data: Path, holdout: int) -> list[torch.Tensor]:
-    files = list_images(data)[-holdout:]
-    return [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
-            .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, files)
-            if im.shape[0] >= 64 and im.shape[1] >= 64]
 
 
 def main(argv=None) -> None:
@@ -54,7 +47,7 @@ def main(argv=None) -> None:
     for m in args.models:
         if not m.exists():
             raise SystemExit(f"compare.py: {m} does not exist")
-    crops = held_out_crops(args.data, args.holdout)
+    crops = evaluation_crops(list_images(args.data)[-args.holdout:])
     if not crops:
         raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
     first = None

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.data import list_images, load_rgb  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
 from psic_train.quantize import all_layers, analyse, calibrate, quantize_entropy_model  # noqa: E402
 from psic_train.rates import float_bits, int_bits, z_bits_int  # noqa: E402
@@ -201,9 +201,8 @@ def main(argv=None):
         ckpt = torch.load(tmp, map_location="cpu", weights_only=False)
     cfg = ModelConfig(**ckpt["config"])
     model = PSICModel(cfg)
-    use_ema = args.weights == "ema" and "ema" in ckpt
-    # The average holds parameters only; buffers come from the trained model.
-    model.load_state_dict({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"])
+    state, use_ema = checkpoint_weights(ckpt, ema=args.weights == "ema")
+    model.load_state_dict(state)
     model.eval()
     step = int(ckpt.get("step", 0))
     log(f"checkpoint {args.checkpoint}: step {step}, {cfg}, {'EMA' if use_ema else 'raw'} weights")

@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
-from psic_train.data import CropSampler, list_images, load_rgb  # noqa: E402
+from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
@@ -182,10 +182,7 @@ def main(argv=None):
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
           f"bf16 autocast {'on' if args.autocast else 'off'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
-    # held-out crops of at most 256x256, cut to multiples of 64 (the transforms' total stride)
-    val = [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
-           .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, val_files)
-           if im.shape[0] >= 64 and im.shape[1] >= 64]
+    val = evaluation_crops(val_files)
 
     stop = {"now": False}
 

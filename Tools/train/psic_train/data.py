@@ -23,6 +23,15 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+def evaluation_crops(files: list[Path]) -> list[torch.Tensor]:
+    """The held-out evaluation set of train.py and compare.py: each photo's top-left crop of at most
+    256x256, cut to multiples of 64 (the transforms' total stride), as 1x3xHxW floats in [0, 1];
+    photos under 64x64 are skipped."""
+    return [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
+            .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, files)
+            if im.shape[0] >= 64 and im.shape[1] >= 64]
+
+
 class CropSampler:
     """Random crops with random horizontal/vertical flips, from images held as uint8 in RAM."""
 

@@ -162,6 +162,14 @@ def z_likelihood(eb: EntropyBottleneck, z_hat: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def checkpoint_weights(ckpt: dict, ema: bool = True) -> tuple[dict, bool]:
+    """A train.py checkpoint's state dict: its moving average of the weights (`ema`, parameters
+    only, buffers from the trained model) when asked for and present, else the raw weights.
+    Returns the state dict and whether it is the average."""
+    use_ema = ema and "ema" in ckpt
+    return ({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"]), use_ema
+
+
 def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
     decode at every level l = 1..L (levels > l sampled with a seeded generator)."""
