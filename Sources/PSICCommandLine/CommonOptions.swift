@@ -60,6 +60,13 @@ public final class ProgressLine: @unchecked Sendable {
     }
 }
 
+/// Prints `value` as pretty, key-sorted JSON on standard output (the `--json` of every command).
+public func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
 public func printError(_ message: String) {
     FileHandle.standardError.write(Data("psic: \(message)\n".utf8))
 }

@@ -93,9 +93,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         }
         try await client.shutdown()
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(rows), as: UTF8.self))
+            try printJSON(rows)
             return
         }
         print("max batch  requests  failed  seconds  req/s   p50 ms   p99 ms  mean batch  compute s")

@@ -112,9 +112,7 @@ struct BenchCodec: ParsableCommand {
                             encodeSeconds: med(enc), decodeSeconds: med(dec), entropyDecodeSeconds: med(ent)))
         }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(rows), as: UTF8.self))
+            try printJSON(rows)
             return
         }
         for r in rows {

@@ -50,9 +50,7 @@ struct BenchLevels: ParsableCommand {
         // bpp: total bits over total pixels; PSNR: mean over images (as Kodak results are reported).
         let rows = (0..<L).map { Level(level: $0 + 1, bpp: bits[$0] / pixels, psnr: psnrSum[$0] / Double(files.count)) }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(rows), as: UTF8.self))
+            try printJSON(rows)
             return
         }
         print("\(files.count) images, backend \(handle.name), model \(model.info.fingerprint), seed \(seed)")

@@ -46,9 +46,7 @@ struct InfoCommand: ParsableCommand {
                                   substreamsPerLevel: s.levelSections.map(\.substreamCount)))
         }
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try enc.encode(reports), as: UTF8.self))
+            try printJSON(reports)
             return
         }
         for r in reports {
