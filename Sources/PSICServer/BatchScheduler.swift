@@ -117,6 +117,14 @@ public final class BatchScheduler: Service, @unchecked Sendable {
         return queue.count
     }
 
+    /// Requests accepted into the queue since the scheduler started.
+    public var acceptedCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return accepted
+    }
+    private var accepted = 0
+
     /// Queues `work` and waits for its result, at most until `timeout` has passed since the call.
     func submit(_ work: CodecJob, timeout: Duration) async throws -> CodecOutput {
         let job = Job(work: work)
@@ -140,6 +148,7 @@ public final class BatchScheduler: Service, @unchecked Sendable {
                 return
             }
             queue.append(job)
+            accepted += 1
             let depth = queue.count
             let w = wakeup
             wakeup = nil
