@@ -36,15 +36,19 @@ final class CPUKernelTests: XCTestCase {
     }
 
     func testConv2dBandsLargerThanBudget() throws {
-        // K * width large enough that the im2col matrix is split into several row bands.
+        // K * width large enough that the im2col matrix is split into several row bands; stride 2
+        // also exercises the column-phase split, whose input rows overlap between bands.
         var rng = TestRandom(seed: 12)
-        let layer = try Conv2dLayer(name: "wide", inChannels: 64, outChannels: 4, kernelSize: 5, stride: 1,
-                                    weights: rng.floats(4 * 64 * 25, -0.1, 0.1), bias: rng.floats(4))
-        let shape = TensorShape(channels: 64, height: 9, width: 600)
-        XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * 600), 9, "test must span several bands")
-        let x = Tensor(shape: shape, floats: rng.floats(shape.count))
-        let got = try runSingleOp(.conv2d(layer), on: backends[1], input: x, inView: (0, 64))
-        assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: x.floats!, shape: shape))
+        for (stride, height, width) in [(1, 9, 600), (2, 41, 601)] {
+            let layer = try Conv2dLayer(name: "wide", inChannels: 64, outChannels: 4, kernelSize: 5, stride: stride,
+                                        weights: rng.floats(4 * 64 * 25, -0.1, 0.1), bias: rng.floats(4))
+            let shape = TensorShape(channels: 64, height: height, width: width)
+            let outWidth = (width - 1) / stride + 1, outHeight = (height - 1) / stride + 1
+            XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * outWidth), outHeight, "test must span several bands")
+            let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+            let got = try runSingleOp(.conv2d(layer), on: backends[1], input: x, inView: (0, 64))
+            assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: x.floats!, shape: shape))
+        }
     }
 
     func testConvTranspose2dShapes() throws {
