@@ -21,12 +21,21 @@ struct ConvTiling: Hashable, Sendable {
         // A multiple of 4: weights are fetched four output channels at a time.
         let ocb = max(4, nextPowerOfTwo(outChannels))
         if device == .cpu {
-            // lavapipe, float conv2d: conv2d_subgroup (see the shader for why). On the analysis
-            // transform's 5x5/2 layers 32 channels x 1 row x 4 pixels measured 1.3x faster than
-            // 16 x 2 x 4 and 8 x 2 x 4; 32 x 2 x 4, 32 x 1 x 8 and 64 x 1 x 4 took minutes to
-            // compile. Transposed layers take the tiling below.
+            // lavapipe, float conv2d and transposed conv: the subgroup kernels (see
+            // conv2d_subgroup.comp for why). On the analysis transform's 5x5/2 layers 32 channels
+            // x 1 row x 4 pixels measured 1.3x faster than 16 x 2 x 4 and 8 x 2 x 4; 32 x 2 x 4,
+            // 32 x 1 x 8 and 64 x 1 x 4 took minutes to compile. On g_s's last layer (3
+            // channels) 4 x 4 x 8 measured no faster than 4 x 1 x 4.
             return ConvTiling(outputChannels: min(32, ocb), pixels: 4, groupX: 8, groupY: 2, rows: 1, subgroupWeights: true)
         }
+        return texelConv(outChannels: outChannels, device: device)
+    }
+
+    /// The tiling of a float transposed conv: on CPU devices conv_transpose2d_subgroup with the
+    /// conv2d_subgroup blocking, elsewhere conv_transpose2d.
+    static func forConvTranspose(outChannels: Int, device: VulkanDeviceType) -> ConvTiling {
+        if let o = override { return o }
+        if device == .cpu { return forConv(outChannels: outChannels, device: device) }
         return texelConv(outChannels: outChannels, device: device)
     }
 
@@ -190,6 +199,39 @@ enum ParameterPacking {
                 let src = (co * inC + ci) * kk
                 let dst = ((b * inC + ci) * ocb + o) * kk
                 for t in 0..<kk { w[dst + t] = l.weights[src + t] }
+            }
+        }
+        let bias = padded(l.bias, to: blocks * ocb)
+        return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
+    }
+
+    /// Weights for conv_transpose2d_subgroup: for each output phase (ry, rx) in row-major
+    /// order, only the taps that hit it, `[phase][block][ci][o][a][b]` with `ky = ky0 + a*stride`,
+    /// `kx = kx0 + b*stride`, `k0 = (r + padding) % stride`; then bias. Output channels past
+    /// `outC` are zero.
+    static func convTransposeSubgroup(_ l: ConvTranspose2dLayer, tiling: ConvTiling) -> PackedParameters {
+        let ocb = tiling.outputChannels, k = l.kernelSize, s = l.stride, inC = l.inChannels, outC = l.outChannels
+        let blocks = ceilDiv(outC, ocb)
+        func taps(_ r: Int) -> [Int] { Array(stride(from: (r + l.padding) % s, to: k, by: s)) }
+        var w: [Float] = []
+        for ry in 0..<s {
+            for rx in 0..<s {
+                let ys = taps(ry), xs = taps(rx)
+                var phase = [Float](repeating: 0, count: blocks * inC * ocb * ys.count * xs.count)
+                for co in 0..<outC {
+                    let b = co / ocb, o = co % ocb
+                    for ci in 0..<inC {
+                        let src = (ci * outC + co) * k * k
+                        var dst = ((b * inC + ci) * ocb + o) * ys.count * xs.count
+                        for ky in ys {
+                            for kx in xs {
+                                phase[dst] = l.weights[src + ky * k + kx]
+                                dst += 1
+                            }
+                        }
+                    }
+                }
+                w += phase
             }
         }
         let bias = padded(l.bias, to: blocks * ocb)

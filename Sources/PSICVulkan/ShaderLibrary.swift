@@ -8,6 +8,7 @@ enum ShaderLibrary {
         case conv2d
         case conv2d_subgroup
         case conv_transpose2d
+        case conv_transpose2d_subgroup
         case gdn
         case int_conv2d
         case int_conv_transpose2d
@@ -17,6 +18,7 @@ enum ShaderLibrary {
             case .conv2d: return ShaderLibrary.conv2d_hex
             case .conv2d_subgroup: return ShaderLibrary.conv2d_subgroup_hex
             case .conv_transpose2d: return ShaderLibrary.conv_transpose2d_hex
+            case .conv_transpose2d_subgroup: return ShaderLibrary.conv_transpose2d_subgroup_hex
             case .gdn: return ShaderLibrary.gdn_hex
             case .int_conv2d: return ShaderLibrary.int_conv2d_hex
             case .int_conv_transpose2d: return ShaderLibrary.int_conv_transpose2d_hex

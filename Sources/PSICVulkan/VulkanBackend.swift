@@ -196,12 +196,16 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             return list
         }
 
+        // The subgroup kernels hard-code 8-lane subgroups and need whole subgroups.
+        func runsSubgroupKernel(_ u: ConvTiling) -> Bool {
+            u.subgroupWeights && deviceInfo.subgroupSize == 8 && deviceInfo.supportsSubgroupShuffle
+                && (u.groupX * u.groupY) % 8 == 0 && u.outputChannels % 4 == 0
+        }
+
         switch node.op {
         case let .conv2d(l):
             let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
-            // conv2d_subgroup hard-codes 8-lane subgroups and needs whole subgroups.
-            if u.subgroupWeights, deviceInfo.subgroupSize == 8, deviceInfo.supportsSubgroupShuffle,
-               (u.groupX * u.groupY) % 8 == 0, u.outputChannels % 4 == 0 {
+            if runsSubgroupKernel(u) {
                 // Variant key apart from conv2d's packing of the same block size.
                 let params = try parameters(for: l, variant: -u.outputChannels) { ParameterPacking.convSubgroup(l, tiling: u) }
                 // Same specialization constants and grid as conv2d; only the kernel and packing differ.
@@ -213,6 +217,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             return (try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
                                        s: l.stride, p: l.padding, tiling: t, transposed: false, params: params), params)
         case let .convTranspose2d(l):
+            let u = ConvTiling.forConvTranspose(outChannels: l.outChannels, device: deviceInfo.type)
+            if runsSubgroupKernel(u) {
+                let params = try parameters(for: l, variant: -u.outputChannels) {
+                    ParameterPacking.convTransposeSubgroup(l, tiling: u)
+                }
+                return (try convDispatches(kernel: .conv_transpose2d_subgroup, act: activationCode(l.activation),
+                                           k: l.kernelSize, s: l.stride, p: l.padding, tiling: u, transposed: true,
+                                           params: params), params)
+            }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.convTranspose(l, tiling: t) }
             return (try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation), k: l.kernelSize,

@@ -50,9 +50,9 @@ func assertFloatClose(_ got: [Float], _ ref: ReferenceKernels.FloatResult, slope
 
 final class VulkanKernelTests: XCTestCase {
     /// Register blockings the conv kernels are run under besides the device default (on
-    /// lavapipe: conv2d_subgroup for conv2d): the GPU default, an odd one whose tiles never
-    /// divide the test shapes, and an odd conv2d_subgroup one (one 8-lane subgroup per
-    /// workgroup). Kept few: every (tiling, layer geometry) is a pipeline to compile.
+    /// lavapipe: the subgroup kernels for float conv2d and transposed conv): the GPU default,
+    /// an odd one whose tiles never divide the test shapes, and an odd subgroup one (one 8-lane
+    /// subgroup per workgroup). Kept few: every (tiling, layer geometry) is a pipeline to compile.
     static let tilings: [ConvTiling?] = [
         nil,
         ConvTiling(outputChannels: 8, pixels: 4, groupX: 16, groupY: 4, rows: 1),
@@ -112,7 +112,11 @@ final class VulkanKernelTests: XCTestCase {
     }
 
     func testConvTranspose2dShapes() throws {
-        _ = try SharedVulkan.get()
+        let info = try SharedVulkan.get().deviceInfo
+        if info.type == .cpu {
+            XCTAssertTrue(info.subgroupSize == 8 && info.supportsSubgroupShuffle,
+                          "lavapipe should run transposed convs as conv_transpose2d_subgroup")
+        }
         try forEachTiling(convTranspose2dShapes)
     }
 
