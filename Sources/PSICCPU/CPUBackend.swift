@@ -7,10 +7,11 @@ import PSICEngine
 /// Float convolutions run as im2col + SGEMM (OpenBLAS), integer layers as exact Int32 loops.
 public final class CPUBackend: Backend {
     public let name: String
-    /// Threads used for the backend's own loops (OpenBLAS manages its own pool).
+    /// Threads the backend runs on; OpenBLAS runs single-threaded inside them.
     public let threads: Int
 
     public init(threads: Int? = nil) {
+        BLASThreading.singleThreaded
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
         self.name = "cpu (\(n) thread\(n == 1 ? "" : "s"))"

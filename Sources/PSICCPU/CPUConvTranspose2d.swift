@@ -19,8 +19,8 @@ enum CPUConvTranspose2d {
                 let rows = min(bandRows, hi - row0)
                 let n = rows * wi
                 // Weights are [in][out][k][k]: as a matrix [in][out*k*k], so op(A) = Aᵀ.
-                sgemm(transposeA: true, m: rowsOfA, n: n, k: l.inChannels, a: w.baseAddress!, lda: rowsOfA,
-                      b: input + row0 * wi, ldb: inputShape.planeSize, c: cols, ldc: n)
+                parallelSGEMM(transposeA: true, m: rowsOfA, n: n, k: l.inChannels, a: w.baseAddress!, lda: rowsOfA,
+                              b: input + row0 * wi, ldb: inputShape.planeSize, c: cols, ldc: n, threads: threads)
                 parallelFor(l.outChannels, threads: threads) { co in
                     let dst = output + co * ho * wo
                     for ky in 0..<k {

@@ -13,7 +13,8 @@ enum CPUGDN {
             for i in 0..<hw { q[i] = x[i] * x[i] }
         }
         l.gamma.withUnsafeBufferPointer { g in
-            sgemm(m: c, n: hw, k: c, a: g.baseAddress!, lda: c, b: squares, ldb: hw, c: norms, ldc: hw)
+            parallelSGEMM(m: c, n: hw, k: c, a: g.baseAddress!, lda: c, b: squares, ldb: hw, c: norms, ldc: hw,
+                          threads: threads)
         }
         let inverse = l.inverse
         l.beta.withUnsafeBufferPointer { beta in

@@ -26,7 +26,7 @@ enum CPUIntConv {
             let kdim = cin * k * k
             let n = ho * wo
             if k == 1 && s == 1 && p == 0 {
-                dgemm(transposeA: false, m: cout, n: n, k: cin, a: w, lda: cin, b: x, ldb: n, c: acc, ldc: n)
+                dgemm(transposeA: false, m: cout, n: n, k: cin, a: w, lda: cin, b: x, ldb: n, c: acc, ldc: n, threads: threads)
             } else {
                 // Row bands bound the column matrix (huge images would need gigabytes at once).
                 let bandRows = max(1, min(ho, CPUConv2d.bandBudget / max(1, kdim * wo)))
@@ -48,7 +48,7 @@ enum CPUIntConv {
                         }
                     }
                     dgemm(transposeA: false, m: cout, n: bn, k: kdim, a: w, lda: kdim, b: cols, ldb: bn,
-                          c: acc + row0 * wo, ldc: n)
+                          c: acc + row0 * wo, ldc: n, threads: threads)
                     row0 += rows
                 }
             }
@@ -63,7 +63,7 @@ enum CPUIntConv {
             while row0 < hi {
                 let rows = min(bandRows, hi - row0), bn = rows * wi
                 dgemm(transposeA: true, m: rowsOfA, n: bn, k: cin, a: w, lda: rowsOfA, b: x + row0 * wi, ldb: hi * wi,
-                      c: cols, ldc: bn)
+                      c: cols, ldc: bn, threads: threads)
                 parallelFor(cout, threads: threads) { co in
                     let dst = acc + co * ho * wo
                     for ky in 0..<k {
@@ -94,9 +94,14 @@ enum CPUIntConv {
         }
     }
 
+    /// DGEMM with the columns split across `threads` threads (OpenBLAS runs single-threaded).
     private static func dgemm(transposeA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
-                              b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
-        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), 1, a, blasint(lda), b, blasint(ldb), 0, c, blasint(ldc))
+                              b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>, ldc: Int,
+                              threads: Int) {
+        forEachColumnChunk(n: n, threads: threads) { j0, count in
+            cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                        blasint(m), blasint(count), blasint(k), 1, a, blasint(lda), b + j0, blasint(ldb), 0,
+                        c + j0, blasint(ldc))
+        }
     }
 }
