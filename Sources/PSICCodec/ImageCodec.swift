@@ -43,88 +43,77 @@ public final class ImageCodec: Sendable {
     /// fails alone; an engine failure fails every image still in flight.
     public func encodeBatch(_ requests: [EncodeRequest], profile: CodecProfile? = nil) -> [Result<[UInt8], Error>] {
         let L = model.levels
-        var results = [Result<[UInt8], Error>?](repeating: nil, count: requests.count)
         let m = CodecModel.sizeMultiple
-        var active: [Int] = []
+        var lanes = BatchLanes<EncodeState, [UInt8]>(count: requests.count)
+        var valid: [Int] = []
         for (k, r) in requests.enumerated() {
             let l = r.levels ?? L
             if !(1...L).contains(l) {
-                results[k] = .failure(CodecError.invalidLevels(requested: l, available: 1...L))
+                lanes.fail(k, CodecError.invalidLevels(requested: l, available: 1...L))
             } else if r.image.width > Self.maxSide || r.image.height > Self.maxSide {
-                results[k] = .failure(CodecError.imageTooLarge(width: r.image.width, height: r.image.height, limit: Self.maxSide))
+                lanes.fail(k, CodecError.imageTooLarge(width: r.image.width, height: r.image.height, limit: Self.maxSide))
             } else {
-                active.append(k)
+                valid.append(k)
             }
         }
         do {
-            let analysed = try transforms.analyze(active.map { k in
+            let analysed = try transforms.analyze(valid.map { k in
                 let image = requests[k].image
                 let ph = (image.height + m - 1) / m * m, pw = (image.width + m - 1) / m * m
                 return (image.planarFloats(paddedWidth: pw, paddedHeight: ph), ph, pw)
             }, profile: profile)
             let zClamp = Float(model.info.constants.zClamp)
-            var states: [Int: EncodeState] = [:]
-            var zHats: [Int: Tensor] = [:]
-            for (k, (y, z)) in zip(active, analysed) {
-                let zHat = Tensor(shape: z.shape, ints: (z.floats ?? []).map { v in
-                    Int32((v.isNaN ? 0 : min(max(v, -zClamp), zClamp)).rounded())
-                })
-                do {
-                    let zSection = try LevelCoder.encodeByChannel(symbols: zHat.ints ?? [], shape: LatentShape(zHat.shape), tables: zTables)
-                    states[k] = EncodeState(y: y.floats ?? [], zSection: zSection, levels: requests[k].levels ?? L)
-                    zHats[k] = zHat
-                } catch {
-                    results[k] = .failure(error)
+            for (k, (y, z)) in zip(valid, analysed) {
+                lanes.start(k) {
+                    let zHat = Tensor(shape: z.shape, ints: (z.floats ?? []).map { v in
+                        Int32((v.isNaN ? 0 : min(max(v, -zClamp), zClamp)).rounded())
+                    })
+                    let zSection = try LevelCoder.encodeByChannel(symbols: zHat.ints ?? [], shape: LatentShape(zHat.shape),
+                                                                  tables: zTables)
+                    return EncodeState(y: y.floats ?? [], zHat: zHat, zSection: zSection, levels: requests[k].levels ?? L)
                 }
             }
-            active = active.filter { states[$0] != nil }
-            let hyper = try transforms.hyperSynthesize(active.map { zHats[$0]! }, profile: profile)
-            for (k, h) in zip(active, hyper) {
-                states[k]!.grid = LatentGrid(hyper: h, levelChannels: model.levelChannels, levels: L)
+            let coded = lanes.active
+            let hyper = try transforms.hyperSynthesize(coded.map { lanes[$0].zHat }, profile: profile)
+            for (k, h) in zip(coded, hyper) {
+                lanes.update(k) { $0.grid = LatentGrid(hyper: h, levelChannels: model.levelChannels, levels: L) }
             }
             let clamp = Float(model.info.constants.latentClamp)
             for i in 0..<L {
-                let atLevel = active.filter { states[$0]!.levels > i }
+                let atLevel = lanes.active.filter { lanes[$0].levels > i }
                 guard !atLevel.isEmpty else { break }
-                let outputs = try transforms.levelParameters(level: i, contexts: atLevel.map { states[$0]!.grid!.context(forLevel: i) },
+                let outputs = try transforms.levelParameters(level: i, contexts: atLevel.map { lanes[$0].grid!.context(forLevel: i) },
                                                              profile: profile)
                 for (k, out) in zip(atLevel, outputs) {
-                    // Taken out of `states` while it changes: a copy left behind would make the
-                    // grid's store copy the whole latent buffer (copy-on-write) at every level.
-                    var st = states.removeValue(forKey: k)!
-                    let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
-                    let base = i * model.levelChannels * st.grid!.plane
-                    var symbols = [Int32](repeating: 0, count: params.means.count)
-                    var latents = [Int32](repeating: 0, count: params.means.count)
-                    for j in 0..<symbols.count {
-                        let q = LatentQuantizer.symbol(latent: st.y[base + j], mean: params.means[j], clamp: clamp)
-                        symbols[j] = q
-                        latents[j] = LatentQuantizer.latent(symbol: q, mean: params.means[j])
-                    }
-                    st.grid!.store(level: i, latents)
-                    do {
+                    lanes.update(k) { st in
+                        let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                        let base = i * model.levelChannels * st.grid!.plane
+                        var symbols = [Int32](repeating: 0, count: params.means.count)
+                        var latents = [Int32](repeating: 0, count: params.means.count)
+                        for j in 0..<symbols.count {
+                            let q = LatentQuantizer.symbol(latent: st.y[base + j], mean: params.means[j], clamp: clamp)
+                            symbols[j] = q
+                            latents[j] = LatentQuantizer.latent(symbol: q, mean: params.means[j])
+                        }
+                        st.grid!.store(level: i, latents)
                         st.levelSections.append(try LevelCoder.encode(
                             symbols: symbols, tableIndexes: params.tableIndexes,
                             shape: LatentShape(channels: model.levelChannels, height: st.grid!.height, width: st.grid!.width),
                             tables: gaussianTables))
-                        states[k] = st
-                    } catch {
-                        results[k] = .failure(error)
                     }
                 }
-                active = active.filter { states[$0] != nil }
             }
-            for k in active {
-                let st = states[k]!, grid = st.grid!, image = requests[k].image
+            lanes.finishAll { k, st in
+                let grid = st.grid!, image = requests[k].image
                 let header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
                                           latentWidth: grid.width, latentHeight: grid.height,
                                           levelsPresent: st.levels, levelsTotal: L, seed: requests[k].seed)
-                results[k] = Result { try PSICStream.write(header: header, zSection: st.zSection, levelSections: st.levelSections) }
+                return try PSICStream.write(header: header, zSection: st.zSection, levelSections: st.levelSections)
             }
         } catch {
-            for k in results.indices where results[k] == nil { results[k] = .failure(error) }
+            lanes.failRemaining(error)
         }
-        return results.map { $0! }
+        return lanes.outcome
     }
 }
 
@@ -161,13 +150,15 @@ public struct DecodeRequest: Sendable {
 /// An image of an encode batch between stages.
 private struct EncodeState {
     let y: [Float]
+    let zHat: Tensor
     let zSection: [UInt8]
     let levels: Int
     var grid: LatentGrid?
     var levelSections: [[UInt8]] = []
 
-    init(y: [Float], zSection: [UInt8], levels: Int) {
+    init(y: [Float], zHat: Tensor, zSection: [UInt8], levels: Int) {
         self.y = y
+        self.zHat = zHat
         self.zSection = zSection
         self.levels = levels
     }
@@ -180,6 +171,7 @@ private struct DecodeState {
     let parsed: PSICStream
     let levels: Int
     let seeds: [UInt64]
+    let zHat: Tensor
     var grids: [LatentGrid] = []
 }
 
@@ -198,11 +190,9 @@ extension ImageCodec {
     /// every stream and seed of the batch (one `Backend.runBatch`). Results equal the
     /// one-at-a-time ones; a bad stream fails alone.
     public func decodeLatentsBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[Tensor], Error>] {
-        var results = [Result<[Tensor], Error>?](repeating: nil, count: requests.count)
-        var states: [Int: DecodeState] = [:]
-        var zHats: [Int: Tensor] = [:]
+        var lanes = BatchLanes<DecodeState, [Tensor]>(count: requests.count)
         for (k, r) in requests.enumerated() {
-            do {
+            lanes.start(k) {
                 let parsed = try PSICStream(bytes: r.stream, expectedFingerprint: model.fingerprint)
                 let h = parsed.header
                 guard h.levelsTotal == model.levels else {
@@ -213,43 +203,39 @@ extension ImageCodec {
                 let seeds = r.seeds ?? [h.seed]
                 guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
                 let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
-                zHats[k] = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
+                let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
                     try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
                 })
-                states[k] = DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds)
-            } catch {
-                results[k] = .failure(error)
+                return DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds, zHat: zHat)
             }
         }
-        var active = requests.indices.filter { states[$0] != nil }
         do {
-            let hyper = try transforms.hyperSynthesize(active.map { zHats[$0]! }, profile: profile)
-            for (k, hs) in zip(active, hyper) {
-                let grid = LatentGrid(hyper: hs, levelChannels: model.levelChannels, levels: model.levels)
-                let h = states[k]!.header
-                if grid.height == h.latentHeight, grid.width == h.latentWidth {
-                    states[k]!.grids = [grid]
-                } else {
-                    results[k] = .failure(StreamError.corrupt(reason: "latent size \(h.latentWidth)x\(h.latentHeight) does not match z"))
-                    states[k] = nil
+            let parsed = lanes.active
+            let hyper = try transforms.hyperSynthesize(parsed.map { lanes[$0].zHat }, profile: profile)
+            for (k, hs) in zip(parsed, hyper) {
+                lanes.update(k) { st in
+                    let grid = LatentGrid(hyper: hs, levelChannels: model.levelChannels, levels: model.levels)
+                    let h = st.header
+                    guard grid.height == h.latentHeight, grid.width == h.latentWidth else {
+                        throw StreamError.corrupt(reason: "latent size \(h.latentWidth)x\(h.latentHeight) does not match z")
+                    }
+                    st.grids = [grid]
                 }
             }
-            active = active.filter { states[$0] != nil }
             for i in 0..<model.levels {
                 // Past the transmitted levels every seed samples its own continuation.
-                for k in active where i == states[k]!.levels && states[k]!.grids.count == 1 {
-                    states[k]!.grids = states[k]!.seeds.map { _ in states[k]!.grids[0] }
+                for k in lanes.active where i == lanes[k].levels && lanes[k].grids.count == 1 {
+                    lanes.update(k) { st in st.grids = st.seeds.map { _ in st.grids[0] } }
                 }
-                var lanes: [(k: Int, lane: Int)] = []
-                for k in active { for j in states[k]!.grids.indices { lanes.append((k, j)) } }
-                let outputs = try transforms.levelParameters(level: i, contexts: lanes.map { states[$0.k]!.grids[$0.lane].context(forLevel: i) },
+                var grids: [(k: Int, seed: Int)] = []
+                for k in lanes.active { for j in lanes[k].grids.indices { grids.append((k, j)) } }
+                let outputs = try transforms.levelParameters(level: i, contexts: grids.map { lanes[$0.k].grids[$0.seed].context(forLevel: i) },
                                                              profile: profile)
-                for ((k, j), out) in zip(lanes, outputs) where states[k] != nil {
-                    // Out of `states` while it changes (no copy-on-write copy of the grid).
-                    var st = states.removeValue(forKey: k)!
-                    let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
-                    let shape = LatentShape(channels: model.levelChannels, height: st.header.latentHeight, width: st.header.latentWidth)
-                    do {
+                for ((k, j), out) in zip(grids, outputs) {
+                    // A stream that failed at an earlier seed of this level is skipped (no state).
+                    lanes.update(k) { st in
+                        let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                        let shape = LatentShape(channels: model.levelChannels, height: st.header.latentHeight, width: st.header.latentWidth)
                         let symbols: [Int32]
                         if i < st.levels {
                             symbols = try profile.measure(\.entropySeconds) {
@@ -261,23 +247,18 @@ extension ImageCodec {
                                                                      tables: gaussianTables, seed: st.seeds[j], level: i)
                         }
                         st.grids[j].store(level: i, zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) })
-                        states[k] = st
-                    } catch {
-                        results[k] = .failure(error)
                     }
                 }
-                active = active.filter { states[$0] != nil }
             }
-            for k in active {
-                let st = states[k]!
+            lanes.finishAll { _, st in
                 // All levels transmitted: every seed decodes to the same latents.
                 let grids = st.grids.count == st.seeds.count ? st.grids : st.seeds.map { _ in st.grids[0] }
-                results[k] = .success(grids.map(\.latents))
+                return grids.map(\.latents)
             }
         } catch {
-            for k in results.indices where results[k] == nil { results[k] = .failure(error) }
+            lanes.failRemaining(error)
         }
-        return results.map { $0! }
+        return lanes.outcome
     }
 
     /// The sampling seed a stream carries (the encoder's choice; decoders may use any).
