@@ -87,11 +87,16 @@ public final class EncodingServer: Sendable {
 
     // MARK: Handlers
 
-    private func encode(_ request: Request) async throws -> Response {
+    /// The body and the query fields both coding endpoints take (`levels`, `seed`), validated.
+    private func codingRequest(_ request: Request) async throws -> (body: [UInt8], levels: Int?, seed: UInt64?) {
         let body = try await collectBody(request)
         let query = request.uri.queryParameters
         let levels = try intParameter(query["levels"], "levels", range: 1...codec.model.levels)
-        let seed = try seedParameter(query["seed"])
+        return (body, levels, try seedParameter(query["seed"]))
+    }
+
+    private func encode(_ request: Request) async throws -> Response {
+        let (body, levels, seed) = try await codingRequest(request)
         let image: RGBImage
         do {
             let maxPixels = configuration.maxPixels
@@ -107,10 +112,7 @@ public final class EncodingServer: Sendable {
     }
 
     private func decode(_ request: Request) async throws -> Response {
-        let body = try await collectBody(request)
-        let query = request.uri.queryParameters
-        let levels = try intParameter(query["levels"], "levels", range: 1...codec.model.levels)
-        let seed = try seedParameter(query["seed"])
+        let (body, levels, seed) = try await codingRequest(request)
         // Refuse before queueing what can be judged from the header alone.
         let header: StreamHeader
         do {
