@@ -5,6 +5,7 @@
 // [block][ci][ky][kx][OCB] so that the OCB weights of one tap are OCB/4 four-component
 // texels; the last block is zero-padded, so the loop needs no channel bounds checks.
 #include "common.glsl"
+#include "window.glsl"
 
 layout(constant_id = 3) const int K = 5;     // kernel size
 layout(constant_id = 4) const int S = 2;     // stride
@@ -19,7 +20,6 @@ layout(constant_id = 12) const int PY = 1;   // output rows per invocation
 
 const int WIN = (PX - 1) * S + K;            // input columns one output row segment needs
 const int SHIFT = (4 - P % 4) % 4;           // (ox0 * S - P) mod 4 under VEC_INPUT
-const int NQ = (SHIFT + WIN + 3) / 4;        // quads covering the window
 
 void main() {
     int ox0 = int(gl_GlobalInvocationID.x) * PX;
@@ -37,37 +37,13 @@ void main() {
     }
 
     int ix0 = ox0 * S - P;
-    int plane = pc.inH * pc.inW;
     int wBase = block * pc.inC * K * K * OCB;
     for (int ci = 0; ci < pc.inC; ci++) {
         for (int ky = 0; ky < K; ky++) {
             SCALAR win[PY][WIN];
             [[unroll]] for (int r = 0; r < PY; r++) {
                 int iy = min(oy0 + r, pc.outH - 1) * S - P + ky;
-                bool rowValid = iy >= 0 && iy < pc.inH;
-                int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-                if (VEC_INPUT) {
-                    int q0 = (rowBase + ix0 - SHIFT) >> 2;
-                    int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
-                    [[unroll]] for (int q = 0; q < NQ; q++) {
-                        PARAM4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
-                        [[unroll]] for (int c = 0; c < 4; c++) {
-                            const int j = q * 4 + c - SHIFT;
-                            if (j >= 0 && j < WIN) {
-                                int ix = ix0 + j;
-                                win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : ZERO;
-                            }
-                        }
-                    }
-                } else {
-                    [[unroll]] for (int j = 0; j < WIN; j++) {
-                        int ix = ix0 + j;
-                        // Fetch from a clamped address and select, rather than branch: zero
-                        // padding must not make lanes diverge.
-                        SCALAR v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
-                        win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
-                    }
-                }
+                LOAD_WINDOW(win[r], ci, iy, ix0, WIN, SHIFT);
             }
             int wRow = wBase + (ci * K + ky) * K * OCB;
             [[unroll]] for (int kx = 0; kx < K; kx++) {

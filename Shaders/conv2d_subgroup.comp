@@ -15,6 +15,7 @@
 // Needs a subgroup of exactly SG lanes, all active: the workgroup is a multiple of SG
 // invocations and no invocation returns early. Weights are packed [block][ci][o][ky][kx].
 #include "common.glsl"
+#include "window.glsl"
 layout(constant_id = 3) const int K = 5;     // kernel size
 layout(constant_id = 4) const int S = 2;     // stride
 layout(constant_id = 5) const int P = 2;     // padding
@@ -31,7 +32,6 @@ const int NF = (NW4 + SG - 1) / SG;          // quads each lane fetches per inpu
 const int WIN = (PX - 1) * S + K;            // input columns one output row segment needs
 const int ROWS = (PY - 1) * S + K;           // input rows the PY output rows need
 const int SHIFT = (4 - P % 4) % 4;           // (ox0 * S - P) mod 4 under VEC_INPUT
-const int NQ = (SHIFT + WIN + 3) / 4;        // quads covering the window
 
 void main() {
     int ox0 = int(gl_GlobalInvocationID.x) * PX;
@@ -41,7 +41,6 @@ void main() {
     // Invocations past the edge compute clamped rows and skip only the stores.
     int iyTop = min(oy0, pc.outH - 1) * S - P;
     int ix0 = ox0 * S - P;
-    int plane = pc.inH * pc.inW;
 
     float acc[OCB][PY][PX];
     [[unroll]] for (int o = 0; o < OCB; o++) {
@@ -55,28 +54,7 @@ void main() {
         float win[ROWS][WIN];
         [[unroll]] for (int rr = 0; rr < ROWS; rr++) {
             int iy = iyTop + rr;
-            bool rowValid = iy >= 0 && iy < pc.inH;
-            int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-            if (VEC_INPUT) {
-                int q0 = (rowBase + ix0 - SHIFT) >> 2;
-                int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
-                [[unroll]] for (int q = 0; q < NQ; q++) {
-                    vec4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
-                    [[unroll]] for (int c = 0; c < 4; c++) {
-                        const int j = q * 4 + c - SHIFT;
-                        if (j >= 0 && j < WIN) {
-                            int ix = ix0 + j;
-                            win[rr][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : 0.0;
-                        }
-                    }
-                }
-            } else {
-                [[unroll]] for (int j = 0; j < WIN; j++) {
-                    int ix = ix0 + j;
-                    float v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
-                    win[rr][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : 0.0;
-                }
-            }
+            LOAD_WINDOW(win[rr], ci, iy, ix0, WIN, SHIFT);
         }
         int wq = (block * pc.inC + ci) * NW4;
         vec4 wl[NF];

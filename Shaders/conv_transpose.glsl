@@ -8,6 +8,7 @@
 // input row segment for all of them. Weights are packed [block][ci][ky][kx][OCB], zero-padded,
 // and read as four-component texels.
 #include "common.glsl"
+#include "window.glsl"
 
 layout(constant_id = 3) const int K = 5;
 layout(constant_id = 4) const int S = 2;
@@ -26,7 +27,6 @@ const int DXLO = (RX + P - (K - 1) + S * K) / S - K;
 const int DXHI = (RX + P + S * K) / S - K;
 const int WIN = PX + DXHI - DXLO;
 const int SHIFT = ((DXLO % 4) + 4) % 4;      // (qx0 + DXLO) mod 4 under VEC_INPUT
-const int NQ = (SHIFT + WIN + 3) / 4;
 
 void main() {
     int qx0 = int(gl_GlobalInvocationID.x) * PX;
@@ -42,7 +42,6 @@ void main() {
         }
     }
 
-    int plane = pc.inH * pc.inW;
     int wBase = block * pc.inC * K * K * OCB;
     int ix0 = qx0 + DXLO;
     for (int ci = 0; ci < pc.inC; ci++) {
@@ -51,28 +50,7 @@ void main() {
             SCALAR win[PY][WIN];
             [[unroll]] for (int r = 0; r < PY; r++) {
                 int iy = min(qy0 + r, pc.qH - 1) + (RY + P - ky + S * K) / S - K;
-                bool rowValid = iy >= 0 && iy < pc.inH;
-                int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-                if (VEC_INPUT) {
-                    int q0 = (rowBase + ix0 - SHIFT) >> 2;
-                    int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
-                    [[unroll]] for (int q = 0; q < NQ; q++) {
-                        PARAM4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
-                        [[unroll]] for (int c = 0; c < 4; c++) {
-                            const int j = q * 4 + c - SHIFT;
-                            if (j >= 0 && j < WIN) {
-                                int ix = ix0 + j;
-                                win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : ZERO;
-                            }
-                        }
-                    }
-                } else {
-                    [[unroll]] for (int j = 0; j < WIN; j++) {
-                        int ix = ix0 + j;
-                        SCALAR v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
-                        win[r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : ZERO;
-                    }
-                }
+                LOAD_WINDOW(win[r], ci, iy, ix0, WIN, SHIFT);
             }
             int wRow = wBase + (ci * K + ky) * K * OCB;
             [[unroll]] for (int kx = 0; kx < K; kx++) {

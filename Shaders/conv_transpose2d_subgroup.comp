@@ -15,6 +15,7 @@
 // Needs a subgroup of exactly SG lanes, all active: the workgroup is a multiple of SG
 // invocations and no invocation returns early.
 #include "common.glsl"
+#include "window.glsl"
 layout(constant_id = 3) const int K = 5;
 layout(constant_id = 4) const int S = 2;
 layout(constant_id = 5) const int P = 2;
@@ -46,7 +47,6 @@ const int SPAN = TX > 0 ? TX - 1 : 0;         // columns between the first and l
 const int DXLO = DX0 - SPAN;
 const int WIN = PX + SPAN;
 const int SHIFT = ((DXLO % 4) + 4) % 4;      // (qx0 + DXLO) mod 4 under VEC_INPUT
-const int NQ = (SHIFT + WIN + 3) / 4;
 const int DY0 = (RY + P - KY0) / S;          // row offset of tap ky = KY0; tap a reads DY0 - a
 
 void main() {
@@ -73,7 +73,6 @@ void main() {
     }
     int phaseQuads = blocks * pc.inC * OCB * earlierTaps / 4;
 
-    int plane = pc.inH * pc.inW;
     int ix0 = qx0 + DXLO;
     int ciEnd = T > 0 ? pc.inC : 0;
     for (int ci = 0; ci < ciEnd; ci++) {
@@ -82,28 +81,7 @@ void main() {
             [[unroll]] for (int r = 0; r < PY; r++) {
                 // Invocations past the edge read clamped rows and skip only the stores.
                 int iy = min(qy0 + r, pc.qH - 1) + DY0 - a;
-                bool rowValid = iy >= 0 && iy < pc.inH;
-                int rowBase = pc.inOffset + ci * plane + clamp(iy, 0, pc.inH - 1) * pc.inW;
-                if (VEC_INPUT) {
-                    int q0 = (rowBase + ix0 - SHIFT) >> 2;
-                    int qLo = rowBase >> 2, qHi = ((rowBase + pc.inW) >> 2) - 1;
-                    [[unroll]] for (int q = 0; q < NQ; q++) {
-                        vec4 t = texelFetch(srcQuads, clamp(q0 + q, qLo, qHi));
-                        [[unroll]] for (int c = 0; c < 4; c++) {
-                            const int j = q * 4 + c - SHIFT;
-                            if (j >= 0 && j < WIN) {
-                                int ix = ix0 + j;
-                                win[a][r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? t[c] : 0.0;
-                            }
-                        }
-                    }
-                } else {
-                    [[unroll]] for (int j = 0; j < WIN; j++) {
-                        int ix = ix0 + j;
-                        float v = loadInput(rowBase + clamp(ix, 0, pc.inW - 1));
-                        win[a][r][j] = (rowValid && ix >= 0 && ix < pc.inW) ? v : 0.0;
-                    }
-                }
+                LOAD_WINDOW(win[a][r], ci, iy, ix0, WIN, SHIFT);
             }
         }
         int wq = phaseQuads + (block * pc.inC + ci) * NW4;
