@@ -5,8 +5,9 @@
 Each model is a shipped model file (*.safetensors, rebuilt as floats by psic_train.fromfile) or a
 training checkpoint (*.pt; its moving average of the weights when it has one, unless --raw).
 Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation (the last
---holdout photos of --data, top-left crops of at most 256x256), and each model's mean PSNR
-difference to the first one across levels.
+--holdout photos of --data, top-left crops of at most 256x256; --crop 0: whole photos, slower but
+closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
+across levels, and the PSNR BD-rate (Tools/eval/bdrate.py), the rate change at equal quality.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, evaluate_levels  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+from bdrate import bd_rate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,13 +45,17 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
     p.add_argument("--holdout", type=int, default=8, help="last N photos of --data (sorted), as in train.py")
     p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the moving average")
+    p.add_argument("--crop", type=int, default=256,
+                   help="top-left crop side in pixels (0: whole photos); 256 is train.py's evaluation")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    if args.crop != 0 and args.crop < 64:
+        raise SystemExit("compare.py: --crop must be 0 (whole photos) or at least 64")
     torch.set_num_threads(args.threads)
     for m in args.models:
         if not m.exists():
             raise SystemExit(f"compare.py: {m} does not exist")
-    crops = evaluation_crops(list_images(args.data)[-args.holdout:])
+    crops = evaluation_crops(list_images(args.data)[-args.holdout:], args.crop)
     if not crops:
         raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
     first = None
@@ -63,7 +71,10 @@ def main(argv=None) -> None:
         else:
             dq = sum(q - q0 for (_, q), (_, q0) in zip(levels, first)) / len(levels)
             rb = sum(b / b0 - 1 for (b, _), (b0, _) in zip(levels, first)) / len(levels)
-            print(f"  vs first: mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %")
+            bd = bd_rate([b for b, _ in first], [q for _, q in first], [b for b, _ in levels], [q for _, q in levels],
+                         "pchip")
+            print(f"  vs first: mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, "
+                  f"PSNR BD-rate {bd:+.1f} % (negative: fewer bits at equal PSNR)")
 
 
 if __name__ == "__main__":

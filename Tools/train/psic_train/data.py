@@ -23,11 +23,13 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def evaluation_crops(files: list[Path]) -> list[torch.Tensor]:
+def evaluation_crops(files: list[Path], size: int = 256) -> list[torch.Tensor]:
     """The held-out evaluation set of train.py and compare.py: each photo's top-left crop of at most
-    256x256, cut to multiples of 64 (the transforms' total stride), as 1x3xHxW floats in [0, 1];
-    photos under 64x64 are skipped."""
-    return [torch.from_numpy(im[:min(256, im.shape[0] // 64 * 64), :min(256, im.shape[1] // 64 * 64)].copy())
+    size x size (the whole photo when size is 0), cut to multiples of 64 (the transforms' total
+    stride), as 1x3xHxW floats in [0, 1]; photos under 64x64 are skipped."""
+    def side(n: int) -> int:
+        return n // 64 * 64 if size == 0 else min(size, n // 64 * 64)
+    return [torch.from_numpy(im[:side(im.shape[0]), :side(im.shape[1])].copy())
             .permute(2, 0, 1).float().div(255)[None] for im in map(load_rgb, files)
             if im.shape[0] >= 64 and im.shape[1] >= 64]
 

@@ -221,6 +221,35 @@ def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
     assert "ema" not in torch.load(tmp_path / "last.pt", weights_only=False)
 
 
+def test_evaluation_crops_sizes(tmp_path):
+    from psic_train.data import evaluation_crops
+    Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((50, 300, 3), np.uint8)).save(tmp_path / "small.png")  # under 64 rows: skipped
+    files = [tmp_path / "a.png", tmp_path / "small.png"]
+    assert [c.shape for c in evaluation_crops(files)] == [(1, 3, 192, 128)]
+    assert [c.shape for c in evaluation_crops(files, 128)] == [(1, 3, 128, 128)]
+    assert [c.shape for c in evaluation_crops(files, 0)] == [(1, 3, 192, 128)]
+    Image.fromarray(np.zeros((700, 330, 3), np.uint8)).save(tmp_path / "a.png")
+    assert [c.shape for c in evaluation_crops(files)] == [(1, 3, 256, 256)]
+    assert [c.shape for c in evaluation_crops(files, 0)] == [(1, 3, 640, 320)]
+
+
+def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
+    import compare
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2])
+    (tmp_path / "last.pt").rename(tmp_path / "early.pt")
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 3])
+    capsys.readouterr()
+    compare.main([str(tmp_path / "early.pt"), str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1",
+                  "--crop", "0", "--threads", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("early.pt (step 2") and out[1].startswith("last.pt (step 3")
+    assert all(f"L{i} " in out[0] for i in range(1, 5))
+    assert "PSNR BD-rate" in out[2]
+    with pytest.raises(SystemExit):
+        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--crop", "32"])
+
+
 # -- progress display -------------------------------------------------------------------------
 def _stats(i):
     return {"loss": 1.0 + i, "bpp": 0.5, "mse_full": 0.01, "mse_sampled": 0.02, "bpp_levels": [0.1, 0.2],
