@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import struct
 import sys
 import time
 from multiprocessing import Pool
@@ -66,9 +67,23 @@ def task_codec(args):
     return rec
 
 
+def psic_model_fingerprint() -> str:
+    """The fingerprint of the model the psic runs use: $PSIC_MODEL, else the repository's shipped
+    model (psic's default when run from the repository root). PSIC's cache entries are kept per
+    fingerprint, so a new model is never measured from an old model's cache."""
+    path = Path(os.environ.get("PSIC_MODEL") or HERE.parents[1] / "Models" / "psic-conv.safetensors")
+    try:
+        with open(path, "rb") as f:
+            size = struct.unpack("<Q", f.read(8))[0]
+            meta = json.loads(f.read(size))["__metadata__"]["psic"]
+        return json.loads(meta)["fingerprint"]
+    except (OSError, KeyError, ValueError, struct.error) as e:
+        sys.exit(f"evaluate.py: cannot read the model fingerprint of {path}: {e}")
+
+
 def task_psic(args):
-    binary, samples, img, out = args
-    cache = Path(out) / "cache" / "psic" / f"{Path(img).stem}.json"
+    binary, samples, img, out, model = args
+    cache = Path(out) / "cache" / "psic" / model / f"{Path(img).stem}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     _single_thread()
@@ -80,7 +95,7 @@ def task_psic(args):
     for lv in r["levels"]:
         m = metrics.all_metrics(img, lv["decoded"][0], ref=ref)
         decs = [metrics.load_rgb(p) for p in lv["decoded"]]
-        rec = {"codec": "psic", "quality": lv["level"], "image": Path(img).stem,
+        rec = {"codec": "psic", "model": model, "quality": lv["level"], "image": Path(img).stem,
                "bytes": lv["bytes"], "bpp": 8.0 * lv["bytes"] / npx,
                "encode_s": r["encode_s"], "decode_s": lv["decode_s"], **m}
         if len(decs) > 1:
@@ -234,11 +249,14 @@ def main(argv=None):
             sys.exit(f"{c}: tools {CODECS[c].tools} missing (apt-get install {' '.join(CODECS[c].packages)})")
     print(f"{len(images)} images, codecs {codecs}, metrics {metrics.available()}", flush=True)
 
+    model = psic_model_fingerprint() if "psic" in codecs else ""
+    if model:
+        print(f"psic model {model}", flush=True)
     tasks = []      # image by image, so an interrupted run leaves whole images in the cache
     for k, i in enumerate(images):
         if "psic" in codecs:
             m = a.samples if (a.sample_images <= 0 or k < a.sample_images) else 1
-            tasks.append((task_psic, (str(Path(a.psic).resolve()), m, str(i), str(out))))
+            tasks.append((task_psic, (str(Path(a.psic).resolve()), m, str(i), str(out), model)))
         for c in codecs:
             if c != "psic":
                 tasks += [(task_codec, (c, q, str(i), str(out))) for q in CODECS[c].qualities]
@@ -257,7 +275,12 @@ def main(argv=None):
             r = json.loads(f.read_text())
             records += r if isinstance(r, list) else [r]
         names = {i.stem for i in images}
-        records = [r for r in records if r["image"] in names and r["codec"] in codecs]
+        # PSIC entries of other models (and of the cache layout before per-model folders) are skipped.
+        records = [r for r in records if r["image"] in names and r["codec"] in codecs
+                   and (r["codec"] != "psic" or r.get("model") == model)]
+        if "psic" in codecs and not any(r["codec"] == "psic" for r in records):
+            sys.exit(f"evaluate.py: no cached PSIC results for model {model} in {out / 'cache' / 'psic' / model}; "
+                     "run without --skip-metrics to measure it")
 
     keys = ["codec", "quality", "image", "bytes", "bpp", *METRICS, "exp_psnr", "exp_ms_ssim",
             "spread_psnr", "encode_s", "decode_s"]

@@ -107,3 +107,16 @@ def test_lpips_from_local_weights(tmp_path):
     finally:
         metrics.configure_lpips(None)
     assert metrics.lpips(a, b) is None
+
+
+def test_psic_model_fingerprint_from_file(tmp_path, monkeypatch):
+    import json
+    import struct
+    import evaluate
+    header = json.dumps({"__metadata__": {"psic": json.dumps({"fingerprint": "00ff00ff00ff00ff"})}}).encode()
+    (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    monkeypatch.setenv("PSIC_MODEL", str(tmp_path / "m.safetensors"))
+    assert evaluate.psic_model_fingerprint() == "00ff00ff00ff00ff"
+    monkeypatch.setenv("PSIC_MODEL", str(tmp_path / "missing.safetensors"))
+    with pytest.raises(SystemExit):
+        evaluate.psic_model_fingerprint()
