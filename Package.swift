@@ -23,10 +23,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        // System libraries (Debian: libvulkan-dev, libopenblas-dev, libpng-dev).
+        // System libraries (Debian: libvulkan-dev, libopenblas-dev, libdnnl-dev, libpng-dev).
         .systemLibrary(name: "CVulkan", pkgConfig: "vulkan",
                        providers: [.apt(["libvulkan-dev"])]),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COneDNN", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
@@ -37,7 +38,7 @@ let package = Package(
 
         // Engine: tensor/graph description shared by every backend.
         .target(name: "PSICEngine"),
-        .target(name: "PSICCPU", dependencies: ["PSICEngine", "COpenBLAS"],
+        .target(name: "PSICCPU", dependencies: ["PSICEngine", "COpenBLAS", "COneDNN"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "PSICVulkan", dependencies: ["PSICEngine", "CVulkan"],
                 plugins: ["ShaderPlugin"]),

@@ -1,23 +1,43 @@
 import Foundation
 import PSICEngine
 
-/// The CPU backend: every layer in Swift and OpenBLAS, multi-threaded.
+/// How the CPU backend runs float convolutions and transposed convolutions.
+public enum CPUConvolutionMethod: String, CaseIterable, Sendable {
+    /// oneDNN's JIT kernels on channel-blocked copies of the tensors (the default: the fastest
+    /// measured here, docs/design.md).
+    case oneDNN = "onednn"
+    /// im2col (or col2im) around OpenBLAS SGEMM, in PSIC's own threads.
+    case im2col
+}
+
+/// The CPU backend: every layer in Swift, OpenBLAS and oneDNN, multi-threaded.
 ///
 /// It is the fallback where no Vulkan device exists and the reference the GPU is tested against.
-/// Float convolutions run as im2col + SGEMM (OpenBLAS), integer layers as exact Int32 loops.
+/// Float convolutions run in oneDNN (or as im2col + SGEMM, see `CPUConvolutionMethod`), GDN as
+/// SGEMM plus a vector loop, integer layers as exact Int32 loops.
 public final class CPUBackend: Backend {
     public let name: String
     /// Threads the backend runs on; OpenBLAS runs single-threaded inside them.
     public let threads: Int
+    /// How float convolutions run.
+    public let convolutions: CPUConvolutionMethod
 
-    public init(threads: Int? = nil) {
+    /// - Parameters:
+    ///   - threads: threads to run on (default: every active core).
+    ///   - convolutions: how float convolutions run (default: `$PSIC_CPU_CONVOLUTIONS` when it
+    ///     names a method, else oneDNN).
+    public init(threads: Int? = nil, convolutions: CPUConvolutionMethod? = nil) {
         BLASThreading.singleThreaded
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
-        self.name = "cpu (\(n) thread\(n == 1 ? "" : "s"))"
+        let method = convolutions
+            ?? ProcessInfo.processInfo.environment["PSIC_CPU_CONVOLUTIONS"].flatMap(CPUConvolutionMethod.init(rawValue:))
+            ?? .oneDNN
+        self.convolutions = method
+        self.name = "cpu (\(n) thread\(n == 1 ? "" : "s")\(method == .oneDNN ? "" : ", \(method.rawValue)"))"
     }
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
-        CPUPreparedGraph(graph: graph, threads: threads)
+        try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions)
     }
 }

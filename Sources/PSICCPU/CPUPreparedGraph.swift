@@ -7,12 +7,52 @@ final class CPUPreparedGraph: PreparedGraph {
     private let storage: [CPUTensorStorage]
     private let threads: Int
     private let scratch = CPUScratch()
+    /// oneDNN's prepared layers, by node index (empty with `CPUConvolutionMethod.im2col`).
+    private var oneDNNLayers: [Int: OneDNNConvolution] = [:]
+    /// Kept alive for `oneDNNLayers`.
+    private let oneDNNContext: OneDNNContext?
 
-    init(graph: Graph, threads: Int) {
+    init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod) throws {
         self.graph = graph
         self.threads = threads
-        storage = graph.tensors.map { CPUTensorStorage(shape: $0.shape, scalarType: $0.scalarType) }
+        let storage = graph.tensors.map { CPUTensorStorage(shape: $0.shape, scalarType: $0.scalarType) }
+        self.storage = storage
+        guard convolutions == .oneDNN else {
+            oneDNNContext = nil
+            return
+        }
+        let context = try OneDNNContext()
+        oneDNNContext = context
+        for (index, node) in graph.nodes.enumerated() {
+            let input = storage[node.input.tensor.index].floats(channel: node.input.channelOffset)
+            let output = storage[node.output.tensor.index].floats(channel: node.output.channelOffset)
+            switch node.op {
+            case let .conv2d(l) where OneDNNConvolution.runs(.convolution, outChannels: l.outChannels,
+                                                             kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
+                                                             inputShape: node.inputShape, outputShape: node.outputShape):
+                oneDNNLayers[index] = try OneDNNConvolution(
+                    kind: .convolution, inChannels: l.inChannels, outChannels: l.outChannels,
+                    kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
+                    weights: l.weights, bias: l.bias, activation: l.activation,
+                    input: input, inputShape: node.inputShape, output: output, outputShape: node.outputShape,
+                    context: context)
+            case let .convTranspose2d(l) where OneDNNConvolution.runs(.transposed, outChannels: l.outChannels,
+                                                                      kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
+                                                                      inputShape: node.inputShape, outputShape: node.outputShape):
+                oneDNNLayers[index] = try OneDNNConvolution(
+                    kind: .transposed, inChannels: l.inChannels, outChannels: l.outChannels,
+                    kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
+                    weights: l.weights, bias: l.bias, activation: l.activation,
+                    input: input, inputShape: node.inputShape, output: output, outputShape: node.outputShape,
+                    context: context)
+            case .conv2d, .convTranspose2d, .gdn, .intConv2d:
+                break
+            }
+        }
     }
+
+    /// oneDNN's implementation name per node index (tests and diagnostics).
+    var oneDNNImplementations: [Int: String] { oneDNNLayers.mapValues(\.implementation) }
 
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
         try validateInputs(inputs)
@@ -24,9 +64,13 @@ final class CPUPreparedGraph: PreparedGraph {
             }
         }
         var timings: [KernelTiming] = []
-        for node in graph.nodes {
+        for (index, node) in graph.nodes.enumerated() {
             let start = collectTimings ? DispatchTime.now().uptimeNanoseconds : 0
-            try execute(node)
+            if let layer = oneDNNLayers[index] {
+                try layer.run(threads: threads)
+            } else {
+                try execute(node)
+            }
             if collectTimings {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 timings.append(KernelTiming(node: node.op.name, seconds: seconds,

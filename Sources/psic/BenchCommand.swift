@@ -20,9 +20,9 @@ struct BenchCommand: ParsableCommand {
 enum BenchBackends: String, ExpressibleByArgument, CaseIterable {
     case all, cpu, vulkan
 
-    func open(device: String?) throws -> [Backend] {
+    func open(device: String?, cpuConvolutions: CPUConvolutionChoice = .default) throws -> [Backend] {
         var out: [Backend] = []
-        if self != .vulkan { out.append(CPUBackend()) }
+        if self != .vulkan { out += cpuConvolutions.methods.map { CPUBackend(convolutions: $0) } }
         if self != .cpu {
             do { out.append(try VulkanBackend(device: device)) } catch {
                 if self == .vulkan { throw error }
@@ -30,6 +30,24 @@ enum BenchBackends: String, ExpressibleByArgument, CaseIterable {
             }
         }
         return out
+    }
+}
+
+/// Which float convolution methods the CPU backend is measured with.
+enum CPUConvolutionChoice: String, ExpressibleByArgument, CaseIterable {
+    /// `$PSIC_CPU_CONVOLUTIONS`, else oneDNN (what the codec uses).
+    case `default`
+    case onednn, im2col
+    /// Both methods, side by side in one run.
+    case both
+
+    var methods: [CPUConvolutionMethod?] {
+        switch self {
+        case .default: [nil]
+        case .onednn: [.oneDNN]
+        case .im2col: [.im2col]
+        case .both: [.oneDNN, .im2col]
+        }
     }
 }
 
@@ -45,6 +63,8 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Transform width N.") var N = 96
     @Option(help: "Latent channels C.") var C = 160
     @Option(help: "Timed runs per layer (median reported).") var repeats = 5
+    @Option(help: "CPU float convolutions to measure: default (as the codec runs them), onednn, im2col, or both side by side.")
+    var cpuConvolutions: CPUConvolutionChoice = .default
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
@@ -55,7 +75,7 @@ struct BenchKernels: ParsableCommand {
     }
 
     func run() throws {
-        let backends = try backend.open(device: device)
+        let backends = try backend.open(device: device, cpuConvolutions: cpuConvolutions)
         let report = try KernelBenchmark.run(backends: backends, width: width, height: height, N: N, C: C,
                                              repeats: repeats, progress: { line in
             FileHandle.standardError.write(Data("  measured \(line)\n".utf8))
@@ -74,6 +94,8 @@ struct BenchCodec: ParsableCommand {
     @Option(help: "Vulkan device (index or name substring).") var device: String?
     @Option(help: "Model file.") var model: String?
     @Option(help: "Timed runs (median reported).") var repeats = 3
+    @Option(help: "CPU float convolutions to measure: default (as the codec runs them), onednn, im2col, or both side by side.")
+    var cpuConvolutions: CPUConvolutionChoice = .default
     @Flag(help: "Print JSON instead of text.") var json = false
 
     struct Row: Codable {
@@ -92,7 +114,7 @@ struct BenchCodec: ParsableCommand {
         let img: RGBImage
         if let image { img = try PNGCodec.decode(try readBytes(URL(fileURLWithPath: image))) } else { img = SyntheticImage.make(width: 768, height: 512) }
         var rows: [Row] = []
-        for b in try backend.open(device: device) {
+        for b in try backend.open(device: device, cpuConvolutions: cpuConvolutions) {
             let codec = try ImageCodec(model: m, backend: b)
             var stream = try codec.encode(img)   // warm-up: pipelines, weights
             _ = try codec.decode(stream)

@@ -6,8 +6,11 @@ import XCTest
 /// channel views. Float kernels use the summation error bound of `assertFloatClose`; integer
 /// kernels must be equal.
 final class CPUKernelTests: XCTestCase {
-    // One thread and two: the banded and threaded paths must give the same results.
-    let backends: [CPUBackend] = [CPUBackend(threads: 1), CPUBackend(threads: 2)]
+    // One thread and two, each convolution method: the banded, threaded and oneDNN paths must
+    // all give the reference results.
+    let backends: [CPUBackend] = CPUConvolutionMethod.allCases.flatMap { method in
+        [CPUBackend(threads: 1, convolutions: method), CPUBackend(threads: 2, convolutions: method)]
+    }
 
     func testConv2dShapes() throws {
         var rng = TestRandom(seed: 11)
@@ -46,7 +49,8 @@ final class CPUKernelTests: XCTestCase {
             let outWidth = (width - 1) / stride + 1, outHeight = (height - 1) / stride + 1
             XCTAssertLessThan(CPUConv2d.bandBudget / (64 * 25 * outWidth), outHeight, "test must span several bands")
             let x = Tensor(shape: shape, floats: rng.floats(shape.count))
-            let got = try runSingleOp(.conv2d(layer), on: backends[1], input: x, inView: (0, 64))
+            let got = try runSingleOp(.conv2d(layer), on: CPUBackend(threads: 2, convolutions: .im2col),
+                                      input: x, inView: (0, 64))
             assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: x.floats!, shape: shape))
         }
     }
@@ -57,6 +61,8 @@ final class CPUKernelTests: XCTestCase {
             (4, 8, 5, 2, nil, nil, 5, 7), (3, 3, 3, 1, nil, nil, 9, 11), (6, 5, 5, 2, 2, 0, 4, 9),
             (8, 12, 3, 2, nil, nil, 3, 17), (5, 9, 5, 1, nil, nil, 6, 5), (2, 4, 1, 2, 0, 1, 5, 3),
             (3, 7, 5, 2, 1, 1, 1, 1), (4, 3, 3, 2, 0, 0, 6, 4), (3, 5, 5, 2, nil, nil, 1, 1), (2, 3, 5, 2, nil, nil, 1, 2),
+            // At least 8 outputs: oneDNN takes these (the rest run col2im on both methods).
+            (5, 9, 5, 2, nil, nil, 4, 6), (3, 16, 3, 1, nil, nil, 5, 7), (7, 8, 5, 2, 2, 0, 3, 5),
         ]
         for backend in backends {
             for (n, c) in cases.enumerated() {
@@ -173,12 +179,18 @@ final class CPUKernelTests: XCTestCase {
             g.markOutput(v.tensor)
             let input = Tensor(shape: inShape, floats: rng.floats(inShape.count))
             let ref = ReferenceKernels.run(g, inputs: [x: input])[v.tensor]!.floats!
-            let got = try backends[1].prepare(g).run(inputs: [x: input]).outputs[v.tensor]!.floats!
-            // Seven layers of fp32 rounding: each layer's error bound is relative to its term
-            // magnitudes; values here are O(1) with O(100)-term sums, so 1e-4 absolute is ~100x
-            // the accumulated bound yet far below the O(0.1) error of any wrong tap.
-            let worst = zip(got, ref).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThan(worst, 1e-4, "whole transform differs from the reference by \(worst)")
+            for method in CPUConvolutionMethod.allCases {
+                let prepared = try CPUBackend(threads: 2, convolutions: method).prepare(g)
+                let got = try prepared.run(inputs: [x: input]).outputs[v.tensor]!.floats!
+                // Seven layers of fp32 rounding: each layer's error bound is relative to its term
+                // magnitudes; values here are O(1) with O(100)-term sums, so 1e-4 absolute is ~100x
+                // the accumulated bound yet far below the O(0.1) error of any wrong tap.
+                let worst = zip(got, ref).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-4, "\(method): whole transform differs from the reference by \(worst)")
+                // oneDNN runs every conv and the transposed convs with >= 8 outputs; im2col none.
+                let taken = (prepared as! CPUPreparedGraph).oneDNNImplementations.count
+                XCTAssertEqual(taken, method == .oneDNN ? (inShape.channels == 3 ? 4 : 3) : 0, "\(method)")
+            }
         }
     }
 }

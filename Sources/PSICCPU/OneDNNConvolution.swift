@@ -1,0 +1,261 @@
+import COneDNN
+import PSICEngine
+
+/// A oneDNN call that did not succeed.
+public struct OneDNNError: Error, CustomStringConvertible, Sendable {
+    /// The oneDNN function that failed.
+    public let call: String
+    /// Its `dnnl_status_t` (e.g. 2 = invalid arguments, 3 = unimplemented).
+    public let status: UInt32
+
+    public var description: String {
+        "oneDNN \(call) failed (dnnl_status_t \(status)); run with --backend vulkan, or with the im2col CPU convolutions, to avoid oneDNN"
+    }
+}
+
+@inline(__always)
+private func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws {
+    guard status == dnnl_success else { throw OneDNNError(call: call(), status: status.rawValue) }
+}
+
+/// The oneDNN engine and stream of one prepared graph. Executions on a CPU stream are
+/// synchronous, run on oneDNN's OpenMP threads.
+final class OneDNNContext {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+
+    init() throws {
+        var engine: dnnl_engine_t?
+        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
+        var stream: dnnl_stream_t?
+        do {
+            try check(dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)), "dnnl_stream_create")
+        } catch {
+            dnnl_engine_destroy(engine)
+            throw error
+        }
+        self.engine = engine!
+        self.stream = stream!
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+}
+
+/// One float convolution or transposed convolution run by oneDNN, set up once per graph node.
+///
+/// oneDNN's JIT kernels want channel-blocked tensors (8 channels innermost on AVX2). The graph
+/// keeps planar NCHW tensors, so the input is reordered into a blocked buffer, the convolution
+/// (with bias and activation fused) writes a blocked output, and that is reordered back. For the
+/// analysis transform's 5×5/2 convolutions the two reorders cost a few percent of the
+/// convolution; the blocked kernel is ~1.3× faster than im2col + SGEMM (docs/design.md).
+final class OneDNNConvolution {
+    enum Kind {
+        case convolution
+        /// Transposed convolution (oneDNN's "deconvolution"), weights `[in][out][k][k]`.
+        case transposed
+    }
+
+    /// Whether oneDNN runs this layer. Not when a right/bottom padding would be negative (a
+    /// transposed conv whose output padding exceeds its padding), and not for transposed convs
+    /// to fewer than 8 channels: the blocked kernels cannot block those outputs, and the
+    /// synthesis transform's 96 → 3 layer measured ~2× slower than col2im + SGEMM.
+    static func runs(_ kind: Kind, outChannels: Int, kernelSize k: Int, stride s: Int, padding p: Int,
+                     inputShape: TensorShape, outputShape: TensorShape) -> Bool {
+        let pads = rightPadding(kind, kernelSize: k, stride: s, padding: p, inputShape: inputShape, outputShape: outputShape)
+        guard pads.allSatisfy({ $0 >= 0 }) else { return false }
+        return kind == .convolution || outChannels >= 8
+    }
+
+    /// oneDNN wants both paddings explicitly; the right/bottom one follows from the shapes.
+    private static func rightPadding(_ kind: Kind, kernelSize k: Int, stride s: Int, padding p: Int,
+                                     inputShape: TensorShape, outputShape: TensorShape) -> [Int64] {
+        let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
+        switch kind {
+        case .convolution: return [Int64((ho - 1) * s + k - hi - p), Int64((wo - 1) * s + k - wi - p)]
+        case .transposed: return [Int64((hi - 1) * s + k - ho - p), Int64((wi - 1) * s + k - wo - p)]
+        }
+    }
+
+    /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
+    let implementation: String
+    private let context: OneDNNContext
+    private var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
+    private var primitives: [dnnl_primitive_t] = []
+    private var memories: [dnnl_memory_t] = []
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    /// Prepares the layer for fixed planar input and output buffers (`input`, `output`: NCHW
+    /// tensors of `inputShape` and `outputShape`, which must outlive this object).
+    init(kind: Kind, inChannels: Int, outChannels: Int, kernelSize k: Int, stride s: Int, padding p: Int,
+         weights: [Float], bias: [Float], activation: Activation,
+         input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
+         output: UnsafeMutablePointer<Float>, outputShape: TensorShape, context: OneDNNContext) throws {
+        self.context = context
+        let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
+        let padRight = Self.rightPadding(kind, kernelSize: k, stride: s, padding: p,
+                                         inputShape: inputShape, outputShape: outputShape)
+        let srcDims: [Int64] = [1, Int64(inChannels), Int64(hi), Int64(wi)]
+        let dstDims: [Int64] = [1, Int64(outChannels), Int64(ho), Int64(wo)]
+        let weightDims: [Int64] = [Int64(outChannels), Int64(inChannels), Int64(k), Int64(k)]
+
+        var userSrc = dnnl_memory_desc_t(), userDst = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
+        var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
+        var biasDesc = dnnl_memory_desc_t()
+        try check(dnnl_memory_desc_init_by_tag(&userSrc, 4, srcDims, dnnl_f32, dnnl_nchw), "memory_desc_init(src)")
+        try check(dnnl_memory_desc_init_by_tag(&userDst, 4, dstDims, dnnl_f32, dnnl_nchw), "memory_desc_init(dst)")
+        try check(dnnl_memory_desc_init_by_tag(&userWeights, 4, weightDims, dnnl_f32,
+                                               kind == .convolution ? dnnl_oihw : dnnl_iohw), "memory_desc_init(weights)")
+        try check(dnnl_memory_desc_init_by_tag(&anySrc, 4, srcDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(src any)")
+        try check(dnnl_memory_desc_init_by_tag(&anyDst, 4, dstDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(dst any)")
+        try check(dnnl_memory_desc_init_by_tag(&anyWeights, 4, weightDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(weights any)")
+        try check(dnnl_memory_desc_init_by_tag(&biasDesc, 1, [Int64(outChannels)], dnnl_f32, dnnl_x), "memory_desc_init(bias)")
+
+        var desc = dnnl_convolution_desc_t()
+        let strides: [Int64] = [Int64(s), Int64(s)], padLeft: [Int64] = [Int64(p), Int64(p)]
+        switch kind {
+        case .convolution:
+            try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                         &anySrc, &anyWeights, &biasDesc, &anyDst,
+                                                         strides, padLeft, padRight), "convolution_forward_desc_init")
+        case .transposed:
+            try check(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                           &anySrc, &anyWeights, &biasDesc, &anyDst,
+                                                           strides, padLeft, padRight), "deconvolution_forward_desc_init")
+        }
+
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if let slope = activation.negativeSlope {
+            var postOps: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&postOps), "post_ops_create")
+            defer { dnnl_post_ops_destroy(postOps) }
+            try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, slope, 0), "post_ops_append_eltwise")
+            try check(dnnl_primitive_attr_set_post_ops(attr, postOps), "primitive_attr_set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
+                  "primitive_desc_create")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var impl: UnsafePointer<CChar>?
+        try check(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl), "primitive_desc_query")
+        implementation = impl.map { String(cString: $0) } ?? "?"
+
+        let srcDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)!
+        let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
+        let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
+
+        // Weights and bias: copied into the layouts the kernel wants, once.
+        let userWeightMemory = try makeMemory(&userWeights, handle: nil, copying: weights)
+        let weightMemory = try makeMemory(weightDesc, handle: nil)
+        try reorderNow(from: userWeightMemory, to: weightMemory)
+        let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: bias)
+
+        // Input: planar buffer, reordered into a blocked one when the kernel wants that.
+        let userSrcMemory = try makeMemory(&userSrc, handle: UnsafeMutableRawPointer(input))
+        var srcMemory = userSrcMemory
+        if dnnl_memory_desc_equal(srcDesc, &userSrc) == 0 {
+            srcMemory = try makeMemory(srcDesc, handle: nil)
+            try addReorder(from: userSrcMemory, to: srcMemory)
+        }
+        let userDstMemory = try makeMemory(&userDst, handle: UnsafeMutableRawPointer(output))
+        var dstMemory = userDstMemory
+        if dnnl_memory_desc_equal(dstDesc, &userDst) == 0 {
+            dstMemory = try makeMemory(dstDesc, handle: nil)
+        }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
+        primitives.append(primitive!)
+        steps.append((primitive!, [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: biasMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
+        ]))
+        if dstMemory != userDstMemory {
+            try addReorder(from: dstMemory, to: userDstMemory)
+        }
+    }
+
+    deinit {
+        for p in primitives { dnnl_primitive_destroy(p) }
+        for m in memories { dnnl_memory_destroy(m) }
+        for b in buffers { b.deallocate() }
+    }
+
+    /// Runs the layer on up to `threads` OpenMP threads.
+    func run(threads: Int) throws {
+        // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
+        omp_set_num_threads(Int32(threads))
+        for step in steps {
+            try check(step.args.withUnsafeBufferPointer {
+                dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
+            }, "primitive_execute")
+        }
+        try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+
+    /// A memory object over `handle`, or over a new buffer this object owns (filled from
+    /// `copying` when given).
+    private func makeMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, handle: UnsafeMutableRawPointer?,
+                            copying values: [Float]? = nil) throws -> dnnl_memory_t {
+        var pointer = handle
+        if pointer == nil {
+            let bytes = max(64, dnnl_memory_desc_get_size(desc))
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            buffers.append(buffer)
+            if let values {
+                values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            pointer = buffer
+        }
+        var memory: dnnl_memory_t?
+        try check(dnnl_memory_create(&memory, desc, context.engine, pointer), "memory_create")
+        memories.append(memory!)
+        return memory!
+    }
+
+    private func reorderPrimitive(from: dnnl_memory_t, to: dnnl_memory_t) throws -> dnnl_primitive_t {
+        var fromDesc: UnsafePointer<dnnl_memory_desc_t>?, toDesc: UnsafePointer<dnnl_memory_desc_t>?
+        try check(dnnl_memory_get_memory_desc(from, &fromDesc), "memory_get_memory_desc")
+        try check(dnnl_memory_get_memory_desc(to, &toDesc), "memory_get_memory_desc")
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&pd, fromDesc, context.engine, toDesc, context.engine, nil),
+                  "reorder_primitive_desc_create")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
+        primitives.append(primitive!)
+        return primitive!
+    }
+
+    private func addReorder(from: dnnl_memory_t, to: dnnl_memory_t) throws {
+        let primitive = try reorderPrimitive(from: from, to: to)
+        steps.append((primitive, [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
+                                  dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]))
+    }
+
+    private func reorderNow(from: dnnl_memory_t, to: dnnl_memory_t) throws {
+        let primitive = try reorderPrimitive(from: from, to: to)
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try check(args.withUnsafeBufferPointer {
+            dnnl_primitive_execute(primitive, context.stream, Int32($0.count), $0.baseAddress)
+        }, "primitive_execute(reorder)")
+        try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+}
+
+private extension Activation {
+    /// The slope of oneDNN's `eltwise_relu` post-op that computes this activation (nil: none).
+    var negativeSlope: Float? {
+        switch self {
+        case .none: nil
+        case .relu: 0
+        case let .leakyReLU(slope): slope
+        }
+    }
+}
