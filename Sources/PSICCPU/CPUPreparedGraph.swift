@@ -67,7 +67,9 @@ final class CPUPreparedGraph: PreparedGraph {
         for (index, node) in graph.nodes.enumerated() {
             let start = collectTimings ? DispatchTime.now().uptimeNanoseconds : 0
             if let layer = oneDNNLayers[index] {
-                try layer.run(threads: threads)
+                // Every oneDNN layer's blocked tensors share the one grow-only scratch area.
+                let bytes = layer.scratchBytes
+                try layer.run(threads: threads, scratch: UnsafeMutableRawPointer(scratch.floats((bytes + 3) / 4)))
             } else {
                 try execute(node)
             }
@@ -112,18 +114,19 @@ final class CPUPreparedGraph: PreparedGraph {
     }
 }
 
-/// Grow-only scratch memory (im2col columns, GDN norms) reused across nodes and runs.
+/// Grow-only scratch memory (im2col columns, GDN norms, oneDNN's blocked tensors) reused across
+/// nodes and runs; 64-byte aligned for the vector kernels.
 final class CPUScratch {
-    private var buffer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var capacity = 1
+    private var buffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+    private var capacity = 16
 
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity {
             buffer.deallocate()
-            buffer = .allocate(capacity: count)
+            buffer = .allocate(byteCount: count * 4, alignment: 64)
             capacity = count
         }
-        return buffer
+        return buffer.bindMemory(to: Float.self, capacity: capacity)
     }
 
     deinit { buffer.deallocate() }

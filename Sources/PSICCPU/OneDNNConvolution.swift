@@ -50,7 +50,9 @@ final class OneDNNContext {
 /// keeps planar NCHW tensors, so the input is reordered into a blocked buffer, the convolution
 /// (with bias and activation fused) writes a blocked output, and that is reordered back. For the
 /// analysis transform's 5×5/2 convolutions the two reorders cost a few percent of the
-/// convolution; the blocked kernel is ~1.3× faster than im2col + SGEMM (docs/design.md).
+/// convolution; the blocked kernel is ~1.5× faster than im2col + SGEMM (docs/design.md).
+/// The blocked buffers are not owned: the layers of a graph run one at a time, so they share one
+/// scratch area (`scratchBytes`) that the caller passes to `run`.
 final class OneDNNConvolution {
     enum Kind {
         case convolution
@@ -81,7 +83,11 @@ final class OneDNNConvolution {
 
     /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
     let implementation: String
+    /// Bytes of scratch `run` needs for the blocked input and output (64-byte aligned).
+    private(set) var scratchBytes = 0
     private let context: OneDNNContext
+    /// Blocked tensors placed in the caller's scratch at `run`: memory and byte offset.
+    private var scratchMemories: [(memory: dnnl_memory_t, offset: Int)] = []
     private var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
     private var primitives: [dnnl_primitive_t] = []
     private var memories: [dnnl_memory_t] = []
@@ -149,22 +155,27 @@ final class OneDNNConvolution {
         let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
 
         // Weights and bias: copied into the layouts the kernel wants, once.
-        let userWeightMemory = try makeMemory(&userWeights, handle: nil, copying: weights)
         let weightMemory = try makeMemory(weightDesc, handle: nil)
-        try reorderNow(from: userWeightMemory, to: weightMemory)
+        try weights.withUnsafeBufferPointer { w in
+            var userWeightMemory: dnnl_memory_t?
+            try check(dnnl_memory_create(&userWeightMemory, &userWeights, context.engine,
+                                         UnsafeMutableRawPointer(mutating: w.baseAddress!)), "memory_create(weights)")
+            defer { dnnl_memory_destroy(userWeightMemory) }
+            try reorderNow(from: userWeightMemory!, to: weightMemory)
+        }
         let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: bias)
 
         // Input: planar buffer, reordered into a blocked one when the kernel wants that.
         let userSrcMemory = try makeMemory(&userSrc, handle: UnsafeMutableRawPointer(input))
         var srcMemory = userSrcMemory
         if dnnl_memory_desc_equal(srcDesc, &userSrc) == 0 {
-            srcMemory = try makeMemory(srcDesc, handle: nil)
+            srcMemory = try makeScratchMemory(srcDesc)
             try addReorder(from: userSrcMemory, to: srcMemory)
         }
         let userDstMemory = try makeMemory(&userDst, handle: UnsafeMutableRawPointer(output))
         var dstMemory = userDstMemory
         if dnnl_memory_desc_equal(dstDesc, &userDst) == 0 {
-            dstMemory = try makeMemory(dstDesc, handle: nil)
+            dstMemory = try makeScratchMemory(dstDesc)
         }
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
@@ -186,8 +197,12 @@ final class OneDNNConvolution {
         for b in buffers { b.deallocate() }
     }
 
-    /// Runs the layer on up to `threads` OpenMP threads.
-    func run(threads: Int) throws {
+    /// Runs the layer on up to `threads` OpenMP threads, with its blocked tensors in `scratch`
+    /// (at least `scratchBytes`, 64-byte aligned).
+    func run(threads: Int, scratch: UnsafeMutableRawPointer) throws {
+        for (memory, offset) in scratchMemories {
+            try check(dnnl_memory_set_data_handle(memory, scratch + offset), "memory_set_data_handle")
+        }
         // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
         omp_set_num_threads(Int32(threads))
         for step in steps {
@@ -216,6 +231,16 @@ final class OneDNNConvolution {
         var memory: dnnl_memory_t?
         try check(dnnl_memory_create(&memory, desc, context.engine, pointer), "memory_create")
         memories.append(memory!)
+        return memory!
+    }
+
+    /// A memory object whose buffer is the caller's scratch at `run`; none until then.
+    private func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>) throws -> dnnl_memory_t {
+        var memory: dnnl_memory_t?
+        try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
+        memories.append(memory!)
+        scratchMemories.append((memory!, scratchBytes))
+        scratchBytes += (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64
         return memory!
     }
 
