@@ -82,7 +82,7 @@ final class OneDNNConvolution {
     }
 
     /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
-    let implementation: String
+    private(set) var implementation = ""
     /// Bytes of scratch `run` needs for the blocked input and output (64-byte aligned).
     private(set) var scratchBytes = 0
     private let context: OneDNNContext
@@ -101,40 +101,112 @@ final class OneDNNConvolution {
          output: UnsafeMutablePointer<Float>, outputShape: TensorShape, context: OneDNNContext) throws {
         self.context = context
         let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
-        let padRight = Self.rightPadding(kind, kernelSize: k, stride: s, padding: p,
-                                         inputShape: inputShape, outputShape: outputShape)
         let srcDims: [Int64] = [1, Int64(inChannels), Int64(hi), Int64(wi)]
-        let dstDims: [Int64] = [1, Int64(outChannels), Int64(ho), Int64(wo)]
-        let weightDims: [Int64] = [Int64(outChannels), Int64(inChannels), Int64(k), Int64(k)]
-
-        var userSrc = dnnl_memory_desc_t(), userDst = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
-        var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
-        var biasDesc = dnnl_memory_desc_t()
+        var userSrc = dnnl_memory_desc_t(), userDst = dnnl_memory_desc_t(), biasDesc = dnnl_memory_desc_t()
         try check(dnnl_memory_desc_init_by_tag(&userSrc, 4, srcDims, dnnl_f32, dnnl_nchw), "memory_desc_init(src)")
-        try check(dnnl_memory_desc_init_by_tag(&userDst, 4, dstDims, dnnl_f32, dnnl_nchw), "memory_desc_init(dst)")
-        try check(dnnl_memory_desc_init_by_tag(&userWeights, 4, weightDims, dnnl_f32,
-                                               kind == .convolution ? dnnl_oihw : dnnl_iohw), "memory_desc_init(weights)")
-        try check(dnnl_memory_desc_init_by_tag(&anySrc, 4, srcDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(src any)")
-        try check(dnnl_memory_desc_init_by_tag(&anyDst, 4, dstDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(dst any)")
-        try check(dnnl_memory_desc_init_by_tag(&anyWeights, 4, weightDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(weights any)")
+        try check(dnnl_memory_desc_init_by_tag(&userDst, 4, [1, Int64(outChannels), Int64(ho), Int64(wo)], dnnl_f32, dnnl_nchw),
+                  "memory_desc_init(dst)")
         try check(dnnl_memory_desc_init_by_tag(&biasDesc, 1, [Int64(outChannels)], dnnl_f32, dnnl_x), "memory_desc_init(bias)")
+        let userSrcMemory = try makeMemory(&userSrc, handle: UnsafeMutableRawPointer(input))
+        let userDstMemory = try makeMemory(&userDst, handle: UnsafeMutableRawPointer(output))
+        let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: bias)
+        let attr = try Self.attributes(activation)
+        defer { dnnl_primitive_attr_destroy(attr) }
 
+        // oneDNN accepts a strided view only if each dimension's extent fits within the next
+        // outer stride, so a phase's rows × s must not pass the output height: ho % s == 0.
+        let phases = kind == .transposed && outputShape.height % s == 0
+            ? TransposedConvPhases(kernelSize: k, stride: s, padding: p, inputShape: inputShape, outputShape: outputShape)
+            : nil
+        if kind == .convolution || phases == nil {
+            // One primitive: a convolution, or oneDNN's own transposed convolution where the
+            // phase split below does not apply.
+            let padRight = Self.rightPadding(kind, kernelSize: k, stride: s, padding: p,
+                                             inputShape: inputShape, outputShape: outputShape)
+            let weightDims: [Int64] = [Int64(outChannels), Int64(inChannels), Int64(k), Int64(k)]
+            let pd = try makePrimitiveDesc(kind == .convolution ? .convolution : .transposed, srcDims: srcDims,
+                                           src: nil, weightDims: weightDims, dstDims: [1, Int64(outChannels), Int64(ho), Int64(wo)],
+                                           strides: [Int64(s), Int64(s)], padLeft: [Int64(p), Int64(p)],
+                                           padRight: padRight, bias: &biasDesc, attr: attr)
+            defer { dnnl_primitive_desc_destroy(pd) }
+            implementation = Self.implementation(pd)
+            let srcMemory = try inputMemory(pd, user: userSrcMemory, userDesc: &userSrc)
+            try addConvolution(pd, src: srcMemory, weights: weights, weightTag: kind == .convolution ? dnnl_oihw : dnnl_iohw,
+                               weightDims: weightDims, bias: biasMemory, output: userDstMemory, outputDesc: &userDst,
+                               dstOffset: nil)
+            return
+        }
+        // A strided transposed convolution as one stride-1 convolution per output phase (see
+        // `TransposedConvPhases`), each written into its phase of the output by a strided reorder.
+        // oneDNN's own transposed kernel ran the synthesis transform's 5×5/2 layers at ~80–90
+        // GFLOP/s, its forward convolutions at ~100–150.
+        var srcMemory: dnnl_memory_t?
+        var phaseDstOffset = 0
+        var names: [String] = []
+        for phase in phases!.phases {
+            let dstDims: [Int64] = [1, Int64(outChannels), Int64(phase.rows), Int64(phase.columns)]
+            let weightDims: [Int64] = [Int64(outChannels), Int64(inChannels), Int64(phase.taps.y.count), Int64(phase.taps.x.count)]
+            var chosenSrc: UnsafePointer<dnnl_memory_desc_t>?
+            if let srcMemory { try check(dnnl_memory_get_memory_desc(srcMemory, &chosenSrc), "memory_get_memory_desc") }
+            let pd = try makePrimitiveDesc(.convolution, srcDims: srcDims, src: chosenSrc, weightDims: weightDims,
+                                           dstDims: dstDims, strides: [1, 1],
+                                           padLeft: [Int64(phase.padLeft.y), Int64(phase.padLeft.x)],
+                                           padRight: [Int64(phase.padRight.y), Int64(phase.padRight.x)],
+                                           bias: &biasDesc, attr: attr)
+            defer { dnnl_primitive_desc_destroy(pd) }
+            names.append(Self.implementation(pd))
+            if srcMemory == nil {
+                srcMemory = try inputMemory(pd, user: userSrcMemory, userDesc: &userSrc)
+                phaseDstOffset = scratchBytes
+            }
+            // This phase's output pixels in the planar output: every s-th row and column.
+            var phaseView = dnnl_memory_desc_t()
+            let plane = Int64(ho * wo)
+            try check(dnnl_memory_desc_init_by_strides(&phaseView, 4, dstDims, dnnl_f32,
+                                                       [Int64(outChannels) * plane, plane, Int64(s * wo), Int64(s)]),
+                      "memory_desc_init_by_strides")
+            let viewMemory = try makeMemory(&phaseView, handle: UnsafeMutableRawPointer(output + phase.row * wo + phase.column))
+            let phaseWeights = phases!.weights(weights, phase: phase, inChannels: inChannels, outChannels: outChannels)
+            try addConvolution(pd, src: srcMemory!, weights: phaseWeights, weightTag: dnnl_oihw, weightDims: weightDims,
+                               bias: biasMemory, output: viewMemory, outputDesc: &phaseView, dstOffset: phaseDstOffset)
+        }
+        implementation = Set(names).sorted().joined(separator: ",") + " (\(names.count) phases)"
+    }
+
+    private enum PrimitiveKind { case convolution, transposed }
+
+    private func makePrimitiveDesc(_ kind: PrimitiveKind, srcDims: [Int64], src: UnsafePointer<dnnl_memory_desc_t>?,
+                                   weightDims: [Int64], dstDims: [Int64], strides: [Int64], padLeft: [Int64],
+                                   padRight: [Int64], bias: UnsafePointer<dnnl_memory_desc_t>,
+                                   attr: dnnl_primitive_attr_t?) throws -> dnnl_primitive_desc_t {
+        var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
+        if let src { anySrc = src.pointee } else {
+            try check(dnnl_memory_desc_init_by_tag(&anySrc, 4, srcDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(src any)")
+        }
+        try check(dnnl_memory_desc_init_by_tag(&anyDst, 4, dstDims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(dst any)")
+        try check(dnnl_memory_desc_init_by_tag(&anyWeights, 4, weightDims, dnnl_f32, dnnl_format_tag_any),
+                  "memory_desc_init(weights any)")
         var desc = dnnl_convolution_desc_t()
-        let strides: [Int64] = [Int64(s), Int64(s)], padLeft: [Int64] = [Int64(p), Int64(p)]
         switch kind {
         case .convolution:
             try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
-                                                         &anySrc, &anyWeights, &biasDesc, &anyDst,
+                                                         &anySrc, &anyWeights, bias, &anyDst,
                                                          strides, padLeft, padRight), "convolution_forward_desc_init")
         case .transposed:
             try check(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
-                                                           &anySrc, &anyWeights, &biasDesc, &anyDst,
+                                                           &anySrc, &anyWeights, bias, &anyDst,
                                                            strides, padLeft, padRight), "deconvolution_forward_desc_init")
         }
+        var pd: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
+                  "primitive_desc_create")
+        return pd!
+    }
 
+    /// Bias and activation fused into the convolution as post-ops.
+    private static func attributes(_ activation: Activation) throws -> dnnl_primitive_attr_t? {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
-        defer { dnnl_primitive_attr_destroy(attr) }
         if let slope = activation.negativeSlope {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "post_ops_create")
@@ -142,20 +214,37 @@ final class OneDNNConvolution {
             try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, slope, 0), "post_ops_append_eltwise")
             try check(dnnl_primitive_attr_set_post_ops(attr, postOps), "primitive_attr_set_post_ops")
         }
-        var pd: dnnl_primitive_desc_t?
-        try check(withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
-                  "primitive_desc_create")
-        defer { dnnl_primitive_desc_destroy(pd) }
+        return attr
+    }
+
+    private static func implementation(_ pd: dnnl_primitive_desc_t) -> String {
         var impl: UnsafePointer<CChar>?
-        try check(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl), "primitive_desc_query")
-        implementation = impl.map { String(cString: $0) } ?? "?"
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success, let impl else { return "?" }
+        return String(cString: impl)
+    }
 
+    /// The input as the primitive wants it: the planar buffer itself, or a blocked copy in scratch
+    /// made by a reorder step.
+    private func inputMemory(_ pd: dnnl_primitive_desc_t, user: dnnl_memory_t,
+                             userDesc: UnsafePointer<dnnl_memory_desc_t>) throws -> dnnl_memory_t {
         let srcDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)!
-        let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
-        let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
+        guard dnnl_memory_desc_equal(srcDesc, userDesc) == 0 else { return user }
+        let blocked = try makeScratchMemory(srcDesc)
+        try addReorder(from: user, to: blocked)
+        return blocked
+    }
 
-        // Weights and bias: copied into the layouts the kernel wants, once.
+    /// Adds the primitive's step (weights reordered into its layout now) and, when its output is
+    /// blocked, the reorder into `output`. The blocked output goes to scratch at `dstOffset`
+    /// (nil: a new slot).
+    private func addConvolution(_ pd: dnnl_primitive_desc_t, src: dnnl_memory_t, weights: [Float],
+                                weightTag: dnnl_format_tag_t, weightDims: [Int64], bias: dnnl_memory_t,
+                                output: dnnl_memory_t, outputDesc: UnsafePointer<dnnl_memory_desc_t>,
+                                dstOffset: Int?) throws {
+        let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
         let weightMemory = try makeMemory(weightDesc, handle: nil)
+        var userWeights = dnnl_memory_desc_t()
+        try check(dnnl_memory_desc_init_by_tag(&userWeights, 4, weightDims, dnnl_f32, weightTag), "memory_desc_init(weights)")
         try weights.withUnsafeBufferPointer { w in
             var userWeightMemory: dnnl_memory_t?
             try check(dnnl_memory_create(&userWeightMemory, &userWeights, context.engine,
@@ -163,32 +252,19 @@ final class OneDNNConvolution {
             defer { dnnl_memory_destroy(userWeightMemory) }
             try reorderNow(from: userWeightMemory!, to: weightMemory)
         }
-        let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: bias)
-
-        // Input: planar buffer, reordered into a blocked one when the kernel wants that.
-        let userSrcMemory = try makeMemory(&userSrc, handle: UnsafeMutableRawPointer(input))
-        var srcMemory = userSrcMemory
-        if dnnl_memory_desc_equal(srcDesc, &userSrc) == 0 {
-            srcMemory = try makeScratchMemory(srcDesc)
-            try addReorder(from: userSrcMemory, to: srcMemory)
-        }
-        let userDstMemory = try makeMemory(&userDst, handle: UnsafeMutableRawPointer(output))
-        var dstMemory = userDstMemory
-        if dnnl_memory_desc_equal(dstDesc, &userDst) == 0 {
-            dstMemory = try makeScratchMemory(dstDesc)
-        }
+        let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
+        let direct = dnnl_memory_desc_equal(dstDesc, outputDesc) != 0
+        let dstMemory = direct ? output : try makeScratchMemory(dstDesc, at: dstOffset)
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
         primitives.append(primitive!)
         steps.append((primitive!, [
-            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src),
             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
-            dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: biasMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bias),
             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
         ]))
-        if dstMemory != userDstMemory {
-            try addReorder(from: dstMemory, to: userDstMemory)
-        }
+        if !direct { try addReorder(from: dstMemory, to: output) }
     }
 
     deinit {
@@ -234,13 +310,15 @@ final class OneDNNConvolution {
         return memory!
     }
 
-    /// A memory object whose buffer is the caller's scratch at `run`; none until then.
-    private func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>) throws -> dnnl_memory_t {
+    /// A memory object whose buffer is the caller's scratch at `run` (at byte `offset`, or in a new
+    /// slot after the others); none until then.
+    private func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, at offset: Int? = nil) throws -> dnnl_memory_t {
         var memory: dnnl_memory_t?
         try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
         memories.append(memory!)
-        scratchMemories.append((memory!, scratchBytes))
-        scratchBytes += (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64
+        let start = offset ?? scratchBytes
+        scratchMemories.append((memory!, start))
+        scratchBytes = max(scratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
         return memory!
     }
 
