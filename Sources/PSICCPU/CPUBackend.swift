@@ -1,20 +1,20 @@
 import Foundation
 import PSICEngine
 
-/// How the CPU backend runs float convolutions and transposed convolutions.
+/// How the CPU backend runs float convolutions, transposed convolutions and GDN.
 public enum CPUConvolutionMethod: String, CaseIterable, Sendable {
     /// oneDNN's JIT kernels on channel-blocked copies of the tensors (the default: the fastest
-    /// measured here, docs/design.md).
+    /// measured here, docs/design.md). GDN runs as a 1×1 convolution with fused post-ops.
     case oneDNN = "onednn"
-    /// im2col (or col2im) around OpenBLAS SGEMM, in PSIC's own threads.
+    /// im2col (or col2im) around OpenBLAS SGEMM, and GDN as SGEMM plus a loop, in PSIC's own threads.
     case im2col
 }
 
 /// The CPU backend: every layer in Swift, OpenBLAS and oneDNN, multi-threaded.
 ///
 /// It is the fallback where no Vulkan device exists and the reference the GPU is tested against.
-/// Float convolutions run in oneDNN (or as im2col + SGEMM, see `CPUConvolutionMethod`), GDN as
-/// SGEMM plus a vector loop, integer layers as exact Int32 loops.
+/// Float convolutions and GDN run in oneDNN (or on SGEMM, see `CPUConvolutionMethod`), integer
+/// layers as exact Double GEMMs.
 public final class CPUBackend: Backend {
     public let name: String
     /// Threads the backend runs on; OpenBLAS runs single-threaded inside them.

@@ -8,7 +8,7 @@ final class CPUPreparedGraph: PreparedGraph {
     private let threads: Int
     private let scratch = CPUScratch()
     /// oneDNN's prepared layers, by node index (empty with `CPUConvolutionMethod.im2col`).
-    private var oneDNNLayers: [Int: OneDNNConvolution] = [:]
+    private var oneDNNLayers: [Int: OneDNNLayer] = [:]
     /// Kept alive for `oneDNNLayers`.
     private let oneDNNContext: OneDNNContext?
 
@@ -45,7 +45,9 @@ final class CPUPreparedGraph: PreparedGraph {
                     weights: l.weights, bias: l.bias, activation: l.activation,
                     input: input, inputShape: node.inputShape, output: output, outputShape: node.outputShape,
                     context: context)
-            case .conv2d, .convTranspose2d, .gdn, .intConv2d:
+            case let .gdn(l):
+                oneDNNLayers[index] = try OneDNNGDN(l, input: input, output: output, shape: node.inputShape, context: context)
+            case .conv2d, .convTranspose2d, .intConv2d:
                 break
             }
         }

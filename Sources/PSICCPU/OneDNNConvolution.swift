@@ -1,59 +1,13 @@
 import COneDNN
 import PSICEngine
 
-/// A oneDNN call that did not succeed.
-public struct OneDNNError: Error, CustomStringConvertible, Sendable {
-    /// The oneDNN function that failed.
-    public let call: String
-    /// Its `dnnl_status_t` (e.g. 2 = invalid arguments, 3 = unimplemented).
-    public let status: UInt32
-
-    public var description: String {
-        "oneDNN \(call) failed (dnnl_status_t \(status)); run with --backend vulkan, or with the im2col CPU convolutions, to avoid oneDNN"
-    }
-}
-
-@inline(__always)
-private func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws {
-    guard status == dnnl_success else { throw OneDNNError(call: call(), status: status.rawValue) }
-}
-
-/// The oneDNN engine and stream of one prepared graph. Executions on a CPU stream are
-/// synchronous, run on oneDNN's OpenMP threads.
-final class OneDNNContext {
-    let engine: dnnl_engine_t
-    let stream: dnnl_stream_t
-
-    init() throws {
-        var engine: dnnl_engine_t?
-        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
-        var stream: dnnl_stream_t?
-        do {
-            try check(dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)), "dnnl_stream_create")
-        } catch {
-            dnnl_engine_destroy(engine)
-            throw error
-        }
-        self.engine = engine!
-        self.stream = stream!
-    }
-
-    deinit {
-        dnnl_stream_destroy(stream)
-        dnnl_engine_destroy(engine)
-    }
-}
-
 /// One float convolution or transposed convolution run by oneDNN, set up once per graph node.
 ///
-/// oneDNN's JIT kernels want channel-blocked tensors (8 channels innermost on AVX2). The graph
-/// keeps planar NCHW tensors, so the input is reordered into a blocked buffer, the convolution
-/// (with bias and activation fused) writes a blocked output, and that is reordered back. For the
+/// The input is reordered into a blocked buffer, the convolution (with bias and activation fused)
+/// writes a blocked output, and that is reordered back. For the
 /// analysis transform's 5×5/2 convolutions the two reorders cost a few percent of the
 /// convolution; the blocked kernel is ~1.5× faster than im2col + SGEMM (docs/design.md).
-/// The blocked buffers are not owned: the layers of a graph run one at a time, so they share one
-/// scratch area (`scratchBytes`) that the caller passes to `run`.
-final class OneDNNConvolution {
+final class OneDNNConvolution: OneDNNLayer {
     enum Kind {
         case convolution
         /// Transposed convolution (oneDNN's "deconvolution"), weights `[in][out][k][k]`.
@@ -81,25 +35,13 @@ final class OneDNNConvolution {
         }
     }
 
-    /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
-    private(set) var implementation = ""
-    /// Bytes of scratch `run` needs for the blocked input and output (64-byte aligned).
-    private(set) var scratchBytes = 0
-    private let context: OneDNNContext
-    /// Blocked tensors placed in the caller's scratch at `run`: memory and byte offset.
-    private var scratchMemories: [(memory: dnnl_memory_t, offset: Int)] = []
-    private var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
-    private var primitives: [dnnl_primitive_t] = []
-    private var memories: [dnnl_memory_t] = []
-    private var buffers: [UnsafeMutableRawPointer] = []
-
     /// Prepares the layer for fixed planar input and output buffers (`input`, `output`: NCHW
     /// tensors of `inputShape` and `outputShape`, which must outlive this object).
     init(kind: Kind, inChannels: Int, outChannels: Int, kernelSize k: Int, stride s: Int, padding p: Int,
          weights: [Float], bias: [Float], activation: Activation,
          input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
          output: UnsafeMutablePointer<Float>, outputShape: TensorShape, context: OneDNNContext) throws {
-        self.context = context
+        super.init(context: context)
         let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
         let srcDims: [Int64] = [1, Int64(inChannels), Int64(hi), Int64(wi)]
         var userSrc = dnnl_memory_desc_t(), userDst = dnnl_memory_desc_t(), biasDesc = dnnl_memory_desc_t()
@@ -267,89 +209,6 @@ final class OneDNNConvolution {
         if !direct { try addReorder(from: dstMemory, to: output) }
     }
 
-    deinit {
-        for p in primitives { dnnl_primitive_destroy(p) }
-        for m in memories { dnnl_memory_destroy(m) }
-        for b in buffers { b.deallocate() }
-    }
-
-    /// Runs the layer on up to `threads` OpenMP threads, with its blocked tensors in `scratch`
-    /// (at least `scratchBytes`, 64-byte aligned).
-    func run(threads: Int, scratch: UnsafeMutableRawPointer) throws {
-        for (memory, offset) in scratchMemories {
-            try check(dnnl_memory_set_data_handle(memory, scratch + offset), "memory_set_data_handle")
-        }
-        // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
-        omp_set_num_threads(Int32(threads))
-        for step in steps {
-            try check(step.args.withUnsafeBufferPointer {
-                dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
-            }, "primitive_execute")
-        }
-        try check(dnnl_stream_wait(context.stream), "stream_wait")
-    }
-
-    /// A memory object over `handle`, or over a new buffer this object owns (filled from
-    /// `copying` when given).
-    private func makeMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, handle: UnsafeMutableRawPointer?,
-                            copying values: [Float]? = nil) throws -> dnnl_memory_t {
-        var pointer = handle
-        if pointer == nil {
-            let bytes = max(64, dnnl_memory_desc_get_size(desc))
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-            buffers.append(buffer)
-            if let values {
-                values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            }
-            pointer = buffer
-        }
-        var memory: dnnl_memory_t?
-        try check(dnnl_memory_create(&memory, desc, context.engine, pointer), "memory_create")
-        memories.append(memory!)
-        return memory!
-    }
-
-    /// A memory object whose buffer is the caller's scratch at `run` (at byte `offset`, or in a new
-    /// slot after the others); none until then.
-    private func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, at offset: Int? = nil) throws -> dnnl_memory_t {
-        var memory: dnnl_memory_t?
-        try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
-        memories.append(memory!)
-        let start = offset ?? scratchBytes
-        scratchMemories.append((memory!, start))
-        scratchBytes = max(scratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
-        return memory!
-    }
-
-    private func reorderPrimitive(from: dnnl_memory_t, to: dnnl_memory_t) throws -> dnnl_primitive_t {
-        var fromDesc: UnsafePointer<dnnl_memory_desc_t>?, toDesc: UnsafePointer<dnnl_memory_desc_t>?
-        try check(dnnl_memory_get_memory_desc(from, &fromDesc), "memory_get_memory_desc")
-        try check(dnnl_memory_get_memory_desc(to, &toDesc), "memory_get_memory_desc")
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_reorder_primitive_desc_create(&pd, fromDesc, context.engine, toDesc, context.engine, nil),
-                  "reorder_primitive_desc_create")
-        defer { dnnl_primitive_desc_destroy(pd) }
-        var primitive: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
-        primitives.append(primitive!)
-        return primitive!
-    }
-
-    private func addReorder(from: dnnl_memory_t, to: dnnl_memory_t) throws {
-        let primitive = try reorderPrimitive(from: from, to: to)
-        steps.append((primitive, [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
-                                  dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]))
-    }
-
-    private func reorderNow(from: dnnl_memory_t, to: dnnl_memory_t) throws {
-        let primitive = try reorderPrimitive(from: from, to: to)
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
-        try check(args.withUnsafeBufferPointer {
-            dnnl_primitive_execute(primitive, context.stream, Int32($0.count), $0.baseAddress)
-        }, "primitive_execute(reorder)")
-        try check(dnnl_stream_wait(context.stream), "stream_wait")
-    }
 }
 
 private extension Activation {

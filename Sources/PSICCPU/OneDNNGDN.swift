@@ -1,0 +1,122 @@
+import COneDNN
+import PSICEngine
+
+/// GDN / IGDN in oneDNN: `y = x · (β + γ·x²)^(∓½)`. The input is reordered into the kernel's
+/// blocked layout and squared into a second buffer; a 1×1 convolution with weights γ and bias β
+/// runs on the squares with two fused post-ops, the power (GDN) or square root (IGDN), then the
+/// product with the blocked input; the result is reordered back.
+final class OneDNNGDN: OneDNNLayer {
+    init(_ l: GDNLayer, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+         shape: TensorShape, context: OneDNNContext) throws {
+        super.init(context: context)
+        let c = Int64(l.channels)
+        let dims: [Int64] = [1, c, Int64(shape.height), Int64(shape.width)]
+        let weightDims: [Int64] = [c, c, 1, 1]
+        var planar = dnnl_memory_desc_t(), biasDesc = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
+        var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
+        try check(dnnl_memory_desc_init_by_tag(&planar, 4, dims, dnnl_f32, dnnl_nchw), "memory_desc_init(planar)")
+        try check(dnnl_memory_desc_init_by_tag(&biasDesc, 1, [c], dnnl_f32, dnnl_x), "memory_desc_init(beta)")
+        try check(dnnl_memory_desc_init_by_tag(&userWeights, 4, weightDims, dnnl_f32, dnnl_oihw), "memory_desc_init(gamma)")
+        try check(dnnl_memory_desc_init_by_tag(&anySrc, 4, dims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(src any)")
+        try check(dnnl_memory_desc_init_by_tag(&anyDst, 4, dims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(dst any)")
+        try check(dnnl_memory_desc_init_by_tag(&anyWeights, 4, weightDims, dnnl_f32, dnnl_format_tag_any),
+                  "memory_desc_init(gamma any)")
+
+        // The product's operand must be in the kernel's own layout: given the planar input,
+        // oneDNN fell back to its GEMM convolution at ~3 GFLOP/s. So a first descriptor without
+        // that post-op finds the layout, and the second uses it for the operand.
+        let probe = try Self.primitiveDesc(&anySrc, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
+                                           operand: nil, context: context)
+        var blocked = dnnl_primitive_desc_query_md(probe, dnnl_query_dst_md, 0)!.pointee
+        dnnl_primitive_desc_destroy(probe)
+        let pd = try Self.primitiveDesc(&anySrc, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
+                                        operand: &blocked, context: context)
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var impl: UnsafePointer<CChar>?
+        if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success, let impl {
+            implementation = String(cString: impl)
+        }
+
+        let inputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(input))
+        let outputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(output))
+        let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
+        let weightMemory = try makeMemory(weightDesc, handle: nil)
+        try l.gamma.withUnsafeBufferPointer { g in
+            var userWeightMemory: dnnl_memory_t?
+            try check(dnnl_memory_create(&userWeightMemory, &userWeights, context.engine,
+                                         UnsafeMutableRawPointer(mutating: g.baseAddress!)), "memory_create(gamma)")
+            defer { dnnl_memory_destroy(userWeightMemory) }
+            try reorderNow(from: userWeightMemory!, to: weightMemory)
+        }
+        let betaMemory = try makeMemory(&biasDesc, handle: nil, copying: l.beta)
+
+        // The input in the kernel's layout (the product's operand), and its squares.
+        let blockedInput = try makeScratchMemory(&blocked)
+        try addReorder(from: inputMemory, to: blockedInput)
+        let srcDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)!
+        let squares = try makeScratchMemory(srcDesc)
+        var squareDesc = dnnl_eltwise_desc_t()
+        try check(dnnl_eltwise_forward_desc_init(&squareDesc, dnnl_forward_inference, dnnl_eltwise_square, &blocked, 0, 0),
+                  "eltwise_forward_desc_init(square)")
+        var squarePD: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &squareDesc) { dnnl_primitive_desc_create(&squarePD, $0, nil, context.engine, nil) },
+                  "primitive_desc_create(square)")
+        defer { dnnl_primitive_desc_destroy(squarePD) }
+        var square: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&square, squarePD), "primitive_create(square)")
+        primitives.append(square!)
+        steps.append((square!, [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: blockedInput),
+                                dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: squares)]))
+
+        let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
+        let direct = dnnl_memory_desc_equal(dstDesc, &planar) != 0
+        let dstMemory = direct ? outputMemory : try makeScratchMemory(dstDesc)
+        var conv: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&conv, pd), "primitive_create(gdn)")
+        primitives.append(conv!)
+        // The product is the last post-op (index 1 for IGDN, 2 for GDN): its operand is that
+        // index's SRC_1 argument.
+        let productIndex: Int32 = l.inverse ? 1 : 2
+        let productOperand = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * (productIndex + 1) | Int32(DNNL_ARG_SRC_1)
+        steps.append((conv!, [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: squares),
+            dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: betaMemory),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
+            dnnl_exec_arg_t(arg: productOperand, memory: blockedInput),
+        ]))
+        if !direct { try addReorder(from: dstMemory, to: outputMemory) }
+    }
+
+    /// The 1×1 convolution γ·x² + β with the power (or square root) fused and, when `operand` is
+    /// given, the product with that tensor.
+    private static func primitiveDesc(_ src: UnsafePointer<dnnl_memory_desc_t>, _ weights: UnsafePointer<dnnl_memory_desc_t>,
+                                      _ bias: UnsafePointer<dnnl_memory_desc_t>, _ dst: UnsafePointer<dnnl_memory_desc_t>,
+                                      inverse: Bool, operand: UnsafePointer<dnnl_memory_desc_t>?,
+                                      context: OneDNNContext) throws -> dnnl_primitive_desc_t {
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var postOps: dnnl_post_ops_t?
+        try check(dnnl_post_ops_create(&postOps), "post_ops_create")
+        defer { dnnl_post_ops_destroy(postOps) }
+        try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_sqrt, 0, 0), "post_ops_append_eltwise(sqrt)")
+        if !inverse {
+            // 1/sqrt as sqrt then pow(-1): the JIT computes exponent -1 as a division, while
+            // pow(-0.5) went through exp and log and made GDN ~2.5x slower than PSIC's own loop.
+            try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_pow, 1, -1), "post_ops_append_eltwise(pow)")
+        }
+        if let operand {
+            try check(dnnl_post_ops_append_binary(postOps, dnnl_binary_mul, operand), "post_ops_append_binary(mul)")
+        }
+        try check(dnnl_primitive_attr_set_post_ops(attr, postOps), "primitive_attr_set_post_ops")
+        var desc = dnnl_convolution_desc_t()
+        try check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                     src, weights, bias, dst, [1, 1], [0, 0], [0, 0]),
+                  "convolution_forward_desc_init(gdn)")
+        var pd: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
+                  "primitive_desc_create(gdn)")
+        return pd!
+    }
+}

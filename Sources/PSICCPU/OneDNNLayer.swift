@@ -1,0 +1,111 @@
+import COneDNN
+import PSICEngine
+
+/// A layer run by oneDNN primitives, set up once per graph node: the steps (reorders and the
+/// layer's primitives) it runs in order, and what it owns.
+///
+/// oneDNN's JIT kernels want channel-blocked tensors (8 channels innermost on AVX2) while the
+/// graph keeps planar NCHW tensors, so layers reorder in and out. The blocked buffers are not
+/// owned: the layers of a graph run one at a time, so they share one scratch area
+/// (`scratchBytes`) that the caller passes to `run`.
+class OneDNNLayer {
+    /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
+    var implementation = ""
+    /// Bytes of scratch `run` needs for the blocked input and output (64-byte aligned).
+    private(set) var scratchBytes = 0
+    let context: OneDNNContext
+    /// Blocked tensors placed in the caller's scratch at `run`: memory and byte offset.
+    private var scratchMemories: [(memory: dnnl_memory_t, offset: Int)] = []
+    var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
+    var primitives: [dnnl_primitive_t] = []
+    private var memories: [dnnl_memory_t] = []
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    init(context: OneDNNContext) {
+        self.context = context
+    }
+
+    deinit {
+        for p in primitives { dnnl_primitive_destroy(p) }
+        for m in memories { dnnl_memory_destroy(m) }
+        for b in buffers { b.deallocate() }
+    }
+
+    /// Runs the layer on up to `threads` OpenMP threads, with its blocked tensors in `scratch`
+    /// (at least `scratchBytes`, 64-byte aligned).
+    func run(threads: Int, scratch: UnsafeMutableRawPointer) throws {
+        for (memory, offset) in scratchMemories {
+            try check(dnnl_memory_set_data_handle(memory, scratch + offset), "memory_set_data_handle")
+        }
+        // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
+        omp_set_num_threads(Int32(threads))
+        for step in steps {
+            try check(step.args.withUnsafeBufferPointer {
+                dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
+            }, "primitive_execute")
+        }
+        try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+
+    /// A memory object over `handle`, or over a new buffer this object owns (filled from
+    /// `copying` when given).
+    func makeMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, handle: UnsafeMutableRawPointer?,
+                            copying values: [Float]? = nil) throws -> dnnl_memory_t {
+        var pointer = handle
+        if pointer == nil {
+            let bytes = max(64, dnnl_memory_desc_get_size(desc))
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            buffers.append(buffer)
+            if let values {
+                values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            pointer = buffer
+        }
+        var memory: dnnl_memory_t?
+        try check(dnnl_memory_create(&memory, desc, context.engine, pointer), "memory_create")
+        memories.append(memory!)
+        return memory!
+    }
+
+    /// A memory object whose buffer is the caller's scratch at `run` (at byte `offset`, or in a new
+    /// slot after the others); none until then.
+    func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, at offset: Int? = nil) throws -> dnnl_memory_t {
+        var memory: dnnl_memory_t?
+        try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
+        memories.append(memory!)
+        let start = offset ?? scratchBytes
+        scratchMemories.append((memory!, start))
+        scratchBytes = max(scratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
+        return memory!
+    }
+
+    func reorderPrimitive(from: dnnl_memory_t, to: dnnl_memory_t) throws -> dnnl_primitive_t {
+        var fromDesc: UnsafePointer<dnnl_memory_desc_t>?, toDesc: UnsafePointer<dnnl_memory_desc_t>?
+        try check(dnnl_memory_get_memory_desc(from, &fromDesc), "memory_get_memory_desc")
+        try check(dnnl_memory_get_memory_desc(to, &toDesc), "memory_get_memory_desc")
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&pd, fromDesc, context.engine, toDesc, context.engine, nil),
+                  "reorder_primitive_desc_create")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
+        primitives.append(primitive!)
+        return primitive!
+    }
+
+    func addReorder(from: dnnl_memory_t, to: dnnl_memory_t) throws {
+        let primitive = try reorderPrimitive(from: from, to: to)
+        steps.append((primitive, [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
+                                  dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]))
+    }
+
+    func reorderNow(from: dnnl_memory_t, to: dnnl_memory_t) throws {
+        let primitive = try reorderPrimitive(from: from, to: to)
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try check(args.withUnsafeBufferPointer {
+            dnnl_primitive_execute(primitive, context.stream, Int32($0.count), $0.baseAddress)
+        }, "primitive_execute(reorder)")
+        try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+}
