@@ -71,21 +71,31 @@ public enum PNGCodec {
         image.width = UInt32(img.width)
         image.height = UInt32(img.height)
         image.format = UInt32(PNG_FORMAT_RGB)
-        var size: png_alloc_size_t = 0
         let stride = Int32(img.width * 3)
-        let probe = img.pixels.withUnsafeBytes { src in
-            png_image_write_to_memory(&image, nil, &size, 0, src.baseAddress, stride, nil)
-        }
-        guard probe != 0, size > 0 else { throw ImageError.encodeFailed(reason: message(of: &image)) }
-        var out = [UInt8](repeating: 0, count: Int(size))
-        let ok = out.withUnsafeMutableBytes { dst in
-            img.pixels.withUnsafeBytes { src in
-                png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, stride, nil)
+        // One compression pass into a buffer that cannot be too small (libpng's own bound:
+        // PNG_IMAGE_PNG_SIZE_MAX, a macro Swift does not import). Asking libpng for the size first
+        // (a nil buffer) compresses the whole image once more: that was a quarter of `psic decode`.
+        let raw = img.height * (img.width * 3 + 1)
+        let deflateBound = raw + (raw + 7) >> 3 + (raw + 63) >> 6 + 11
+        var capacity = deflateBound + 12 * (deflateBound >> 31 + 1) + 4096
+        for _ in 0..<2 {
+            var out = [UInt8](repeating: 0, count: capacity)
+            var size = png_alloc_size_t(capacity)
+            let ok = out.withUnsafeMutableBytes { dst in
+                img.pixels.withUnsafeBytes { src in
+                    png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, stride, nil)
+                }
             }
+            if ok != 0 {
+                out.removeLast(out.count - Int(size))
+                return out
+            }
+            // A failed write that changed the size means the buffer was too small: retry once.
+            guard Int(size) > capacity else { break }
+            capacity = Int(size)
+            png_image_free(&image)
         }
-        guard ok != 0 else { throw ImageError.encodeFailed(reason: message(of: &image)) }
-        out.removeLast(out.count - Int(size))
-        return out
+        throw ImageError.encodeFailed(reason: message(of: &image))
     }
 
     private static func message(of image: inout png_image) -> String {
