@@ -19,9 +19,13 @@ public final class ImageCodec: Sendable {
     /// Largest accepted image side; streams store sizes in 16 bits.
     public static let maxSide = 1 << 16
 
-    public init(model: CodecModel, backend: Backend) throws {
+    /// - Parameters:
+    ///   - idleGraphBytesLimit: tensor memory kept in prepared graphs between calls, for reuse
+    ///     by images of the same size (least recently used dropped first; default 4 GiB).
+    public init(model: CodecModel, backend: Backend,
+                idleGraphBytesLimit: Int = 4 << 30) throws {
         self.model = model
-        self.transforms = ModelTransforms(model: model, backend: backend)
+        self.transforms = ModelTransforms(model: model, backend: backend, idleGraphBytesLimit: idleGraphBytesLimit)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)
         guard zTables.count == model.zChannels, gaussianTables.count == model.info.constants.scaleCount else {

@@ -11,10 +11,10 @@ final class ModelTransforms: Sendable {
     let backend: Backend
     private let pool: PreparedGraphPool
 
-    init(model: CodecModel, backend: Backend) {
+    init(model: CodecModel, backend: Backend, idleGraphBytesLimit: Int) {
         self.model = model
         self.backend = backend
-        self.pool = PreparedGraphPool(backend: backend)
+        self.pool = PreparedGraphPool(backend: backend, idleBytesLimit: idleGraphBytesLimit)
     }
 
     /// g_a then h_a on padded planar images `[3][height][width]`: returns y and z of each.

@@ -29,6 +29,9 @@ public struct GraphResult: Sendable {
 /// Running it again with new inputs reuses all of that.
 public protocol PreparedGraph: AnyObject {
     var graph: Graph { get }
+    /// Bytes of tensor memory the prepared graph holds (host or device): what keeping it
+    /// around for reuse costs.
+    var memoryBytes: Int { get }
     /// Runs every node. `inputs` must hold a tensor for each graph input, of its declared shape and type.
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult
 }
@@ -63,6 +66,9 @@ extension Backend {
 }
 
 extension PreparedGraph {
+    /// Default: every tensor of the graph, 4 bytes an element (what both backends allocate).
+    public var memoryBytes: Int { graph.tensors.reduce(0) { $0 + $1.shape.count * 4 } }
+
     public func run(inputs: [TensorID: Tensor]) throws -> GraphResult {
         try run(inputs: inputs, collectTimings: false)
     }

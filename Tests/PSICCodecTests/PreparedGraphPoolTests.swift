@@ -1,0 +1,82 @@
+@testable import PSICCodec
+import PSICEngine
+import XCTest
+
+/// A backend whose prepared graphs only count their preparations: the pool's seam.
+private final class CountingBackend: Backend, @unchecked Sendable {
+    let name = "counting"
+    var prepared = 0
+
+    final class Prepared: PreparedGraph {
+        let graph: Graph
+        init(graph: Graph) { self.graph = graph }
+        func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+            GraphResult(outputs: [:], timings: [])
+        }
+    }
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph {
+        prepared += 1
+        return Prepared(graph: graph)
+    }
+}
+
+/// A graph of one float input of `side`×`side`×1: `side² · 4` bytes of tensor memory.
+private func graph(side: Int) -> Graph {
+    var g = Graph()
+    let x = g.addInput("x", shape: TensorShape(channels: 1, height: side, width: side), type: .float32)
+    g.markOutput(x)
+    return g
+}
+
+final class PreparedGraphPoolTests: XCTestCase {
+    private func key(_ side: Int) -> PreparedGraphPool.Key { .init(kind: "test", height: side, width: side) }
+
+
+    func testReusesGraphsOfTheSameSize() throws {
+        let backend = CountingBackend()
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 1 << 20)
+        for _ in 0..<3 { try pool.with(key(8), build: { graph(side: 8) }) { _ in } }
+        XCTAssertEqual(backend.prepared, 1)
+        XCTAssertEqual(pool.idleCount, 1)
+        XCTAssertEqual(pool.idleMemoryBytes, 8 * 8 * 4)
+    }
+
+    func testIdleMemoryStaysWithinTheLimitLeastRecentlyUsedFirst() throws {
+        let backend = CountingBackend()
+        // Room for two 16×16 graphs (1 KiB each), not three.
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 2048)
+        func use(_ kind: String) throws {
+            try pool.with(.init(kind: kind, height: 16, width: 16), build: { graph(side: 16) }) { _ in }
+        }
+        try use("a"); try use("b"); try use("a")
+        XCTAssertEqual(backend.prepared, 2)
+        try use("c")  // three idle: "b", the least recently used, is dropped
+        XCTAssertEqual(pool.idleCount, 2)
+        XCTAssertEqual(pool.idleMemoryBytes, 2048)
+        try use("a"); try use("c")
+        XCTAssertEqual(backend.prepared, 3)
+        try use("b")
+        XCTAssertEqual(backend.prepared, 4)
+    }
+
+    func testGraphLargerThanTheLimitIsNotKept() throws {
+        let backend = CountingBackend()
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 100)
+        for _ in 0..<2 { try pool.with(key(64), build: { graph(side: 64) }) { _ in } }
+        XCTAssertEqual(backend.prepared, 2)
+        XCTAssertEqual(pool.idleCount, 0)
+        XCTAssertEqual(pool.idleMemoryBytes, 0)
+    }
+
+    func testBatchTakesDistinctInstancesAndKeepsThem() throws {
+        let backend = CountingBackend()
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 1 << 20)
+        try pool.withBatch([key(8), key(8), key(9)], build: { i in graph(side: i == 2 ? 9 : 8) }) { graphs in
+            XCTAssertFalse(graphs[0] === graphs[1])
+        }
+        try pool.withBatch([key(8), key(8)], build: { _ in graph(side: 8) }) { _ in }
+        XCTAssertEqual(backend.prepared, 3)
+        XCTAssertEqual(pool.idleCount, 3)
+    }
+}
