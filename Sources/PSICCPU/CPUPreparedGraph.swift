@@ -7,6 +7,9 @@ final class CPUPreparedGraph: PreparedGraph {
     private let storage: [CPUTensorStorage]
     private let threads: Int
     private let scratch = CPUScratch()
+    /// The memory every tensor lives in (`CPUMemoryPlan`).
+    private let slabs: [UnsafeMutableRawPointer]
+    private let slabBytes: Int
     /// oneDNN's prepared layers, by node index (empty with `CPUConvolutionMethod.im2col`).
     private var oneDNNLayers: [Int: OneDNNLayer] = [:]
     /// Kept alive for `oneDNNLayers`.
@@ -15,8 +18,19 @@ final class CPUPreparedGraph: PreparedGraph {
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod) throws {
         self.graph = graph
         self.threads = threads
-        let storage = graph.tensors.map { CPUTensorStorage(shape: $0.shape, scalarType: $0.scalarType) }
+        let plan = CPUMemoryPlan(graph)
+        // Zeroed once: concatenation targets rely on it (see CPUMemoryPlan).
+        let slabs = plan.slabBytes.map { bytes in
+            let slab = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            slab.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            return slab
+        }
+        self.slabs = slabs
+        let storage = graph.tensors.enumerated().map { t, decl in
+            CPUTensorStorage(shape: decl.shape, scalarType: decl.scalarType, raw: slabs[plan.slabOfTensor[t]])
+        }
         self.storage = storage
+        slabBytes = plan.slabBytes.reduce(0, +)
         guard convolutions == .oneDNN else {
             oneDNNContext = nil
             return
@@ -52,6 +66,14 @@ final class CPUPreparedGraph: PreparedGraph {
             }
         }
     }
+
+    deinit {
+        oneDNNLayers.removeAll()  // their memory objects point into the slabs
+        for slab in slabs { slab.deallocate() }
+    }
+
+    /// Tensor slabs plus the scratch grown so far.
+    var memoryBytes: Int { slabBytes + scratch.capacityBytes }
 
     /// oneDNN's implementation name per node index (tests and diagnostics).
     var oneDNNImplementations: [Int: String] { oneDNNLayers.mapValues(\.implementation) }
@@ -130,6 +152,9 @@ final class CPUScratch {
         }
         return buffer.bindMemory(to: Float.self, capacity: capacity)
     }
+
+    /// Bytes allocated now.
+    var capacityBytes: Int { capacity * 4 }
 
     deinit { buffer.deallocate() }
 }

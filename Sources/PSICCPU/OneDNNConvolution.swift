@@ -147,8 +147,7 @@ final class OneDNNConvolution: OneDNNLayer {
 
     /// Bias and activation fused into the convolution as post-ops.
     private static func attributes(_ activation: Activation) throws -> dnnl_primitive_attr_t? {
-        var attr: dnnl_primitive_attr_t?
-        try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        let attr = try attributes()
         if let slope = activation.negativeSlope {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "post_ops_create")
@@ -197,15 +196,12 @@ final class OneDNNConvolution: OneDNNLayer {
         let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
         let direct = dnnl_memory_desc_equal(dstDesc, outputDesc) != 0
         let dstMemory = direct ? output : try makeScratchMemory(dstDesc, at: dstOffset)
-        var primitive: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
-        primitives.append(primitive!)
-        steps.append((primitive!, [
+        try addStep(pd, args: [
             dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src),
             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
             dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bias),
             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
-        ]))
+        ])
         if !direct { try addReorder(from: dstMemory, to: output) }
     }
 

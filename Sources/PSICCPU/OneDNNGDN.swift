@@ -58,33 +58,29 @@ final class OneDNNGDN: OneDNNLayer {
         var squareDesc = dnnl_eltwise_desc_t()
         try check(dnnl_eltwise_forward_desc_init(&squareDesc, dnnl_forward_inference, dnnl_eltwise_square, &blocked, 0, 0),
                   "eltwise_forward_desc_init(square)")
+        let squareAttr = try Self.attributes()
+        defer { dnnl_primitive_attr_destroy(squareAttr) }
         var squarePD: dnnl_primitive_desc_t?
-        try check(withUnsafePointer(to: &squareDesc) { dnnl_primitive_desc_create(&squarePD, $0, nil, context.engine, nil) },
+        try check(withUnsafePointer(to: &squareDesc) { dnnl_primitive_desc_create(&squarePD, $0, squareAttr, context.engine, nil) },
                   "primitive_desc_create(square)")
         defer { dnnl_primitive_desc_destroy(squarePD) }
-        var square: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&square, squarePD), "primitive_create(square)")
-        primitives.append(square!)
-        steps.append((square!, [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: blockedInput),
-                                dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: squares)]))
+        try addStep(squarePD!, args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: blockedInput),
+                                      dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: squares)])
 
         let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
         let direct = dnnl_memory_desc_equal(dstDesc, &planar) != 0
         let dstMemory = direct ? outputMemory : try makeScratchMemory(dstDesc)
-        var conv: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&conv, pd), "primitive_create(gdn)")
-        primitives.append(conv!)
         // The product is the last post-op (index 1 for IGDN, 2 for GDN): its operand is that
         // index's SRC_1 argument.
         let productIndex: Int32 = l.inverse ? 1 : 2
         let productOperand = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * (productIndex + 1) | Int32(DNNL_ARG_SRC_1)
-        steps.append((conv!, [
+        try addStep(pd, args: [
             dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: squares),
             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
             dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: betaMemory),
             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
             dnnl_exec_arg_t(arg: productOperand, memory: blockedInput),
-        ]))
+        ])
         if !direct { try addReorder(from: dstMemory, to: outputMemory) }
     }
 
@@ -94,8 +90,7 @@ final class OneDNNGDN: OneDNNLayer {
                                       _ bias: UnsafePointer<dnnl_memory_desc_t>, _ dst: UnsafePointer<dnnl_memory_desc_t>,
                                       inverse: Bool, operand: UnsafePointer<dnnl_memory_desc_t>?,
                                       context: OneDNNContext) throws -> dnnl_primitive_desc_t {
-        var attr: dnnl_primitive_attr_t?
-        try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        let attr = try attributes()
         defer { dnnl_primitive_attr_destroy(attr) }
         var postOps: dnnl_post_ops_t?
         try check(dnnl_post_ops_create(&postOps), "post_ops_create")

@@ -11,13 +11,19 @@ import PSICEngine
 class OneDNNLayer {
     /// oneDNN's name for the implementation it chose (e.g. `jit:avx2`).
     var implementation = ""
-    /// Bytes of scratch `run` needs for the blocked input and output (64-byte aligned).
-    private(set) var scratchBytes = 0
+    /// Bytes of scratch `run` needs: the blocked tensors, then the primitives' scratchpad.
+    var scratchBytes: Int { tensorScratchBytes + scratchpadBytes }
+    /// Scratch taken by blocked tensors (64-byte aligned slots).
+    private var tensorScratchBytes = 0
+    /// The largest scratchpad of the layer's primitives (one runs at a time, so they share it).
+    private var scratchpadBytes = 0
+    /// Memory objects of the primitives' scratchpads, placed after the tensors at `run`.
+    private var scratchpads: [dnnl_memory_t] = []
     let context: OneDNNContext
     /// Blocked tensors placed in the caller's scratch at `run`: memory and byte offset.
     private var scratchMemories: [(memory: dnnl_memory_t, offset: Int)] = []
-    var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
-    var primitives: [dnnl_primitive_t] = []
+    private var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
+    private var primitives: [dnnl_primitive_t] = []
     private var memories: [dnnl_memory_t] = []
     private var buffers: [UnsafeMutableRawPointer] = []
 
@@ -36,6 +42,9 @@ class OneDNNLayer {
     func run(threads: Int, scratch: UnsafeMutableRawPointer) throws {
         for (memory, offset) in scratchMemories {
             try check(dnnl_memory_set_data_handle(memory, scratch + offset), "memory_set_data_handle")
+        }
+        for memory in scratchpads {
+            try check(dnnl_memory_set_data_handle(memory, scratch + tensorScratchBytes), "memory_set_data_handle")
         }
         // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
         omp_set_num_threads(Int32(threads))
@@ -74,35 +83,82 @@ class OneDNNLayer {
         var memory: dnnl_memory_t?
         try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
         memories.append(memory!)
-        let start = offset ?? scratchBytes
+        let start = offset ?? tensorScratchBytes
         scratchMemories.append((memory!, start))
-        scratchBytes = max(scratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
+        tensorScratchBytes = max(tensorScratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
         return memory!
     }
 
-    func reorderPrimitive(from: dnnl_memory_t, to: dnnl_memory_t) throws -> dnnl_primitive_t {
+    /// Attributes every primitive of the layer is created with: the scratchpad is ours
+    /// (`dnnl_scratchpad_mode_user`). In oneDNN's default mode the scratchpad is a per-thread
+    /// buffer sized when a primitive is created, so a primitive created on one thread and run on
+    /// another (the server's engine thread, any Swift concurrency thread) wrote through a null
+    /// pointer.
+    static func attributes() throws -> dnnl_primitive_attr_t {
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        do {
+            try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "primitive_attr_set_scratchpad_mode")
+        } catch {
+            dnnl_primitive_attr_destroy(attr)
+            throw error
+        }
+        return attr!
+    }
+
+    /// Creates the primitive of `pd` and adds its step with `args`, plus its scratchpad.
+    func addStep(_ pd: dnnl_primitive_desc_t, args: [dnnl_exec_arg_t]) throws {
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
+        primitives.append(primitive!)
+        var args = args
+        if let padDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0),
+           case let bytes = dnnl_memory_desc_get_size(padDesc), bytes > 0 {
+            var memory: dnnl_memory_t?
+            try check(dnnl_memory_create(&memory, padDesc, context.engine, nil), "memory_create(scratchpad)")
+            memories.append(memory!)
+            scratchpads.append(memory!)
+            scratchpadBytes = max(scratchpadBytes, (bytes + 63) / 64 * 64)
+            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: memory!))
+        }
+        steps.append((primitive!, args))
+    }
+
+    private func reorderDesc(from: dnnl_memory_t, to: dnnl_memory_t) throws -> dnnl_primitive_desc_t {
         var fromDesc: UnsafePointer<dnnl_memory_desc_t>?, toDesc: UnsafePointer<dnnl_memory_desc_t>?
         try check(dnnl_memory_get_memory_desc(from, &fromDesc), "memory_get_memory_desc")
         try check(dnnl_memory_get_memory_desc(to, &toDesc), "memory_get_memory_desc")
+        let attr = try Self.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_reorder_primitive_desc_create(&pd, fromDesc, context.engine, toDesc, context.engine, nil),
+        try check(dnnl_reorder_primitive_desc_create(&pd, fromDesc, context.engine, toDesc, context.engine, attr),
                   "reorder_primitive_desc_create")
-        defer { dnnl_primitive_desc_destroy(pd) }
-        var primitive: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
-        primitives.append(primitive!)
-        return primitive!
+        return pd!
     }
 
     func addReorder(from: dnnl_memory_t, to: dnnl_memory_t) throws {
-        let primitive = try reorderPrimitive(from: from, to: to)
-        steps.append((primitive, [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
-                                  dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]))
+        let pd = try reorderDesc(from: from, to: to)
+        defer { dnnl_primitive_desc_destroy(pd) }
+        try addStep(pd, args: [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)])
     }
 
+    /// Reorders once, now (weights into the kernel's layout).
     func reorderNow(from: dnnl_memory_t, to: dnnl_memory_t) throws {
-        let primitive = try reorderPrimitive(from: from, to: to)
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        let pd = try reorderDesc(from: from, to: to)
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
+        defer { dnnl_primitive_destroy(primitive) }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        var pad: UnsafeMutableRawPointer?
+        var padMemory: dnnl_memory_t?
+        defer { if let padMemory { dnnl_memory_destroy(padMemory) }; pad?.deallocate() }
+        if let padDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0),
+           case let bytes = dnnl_memory_desc_get_size(padDesc), bytes > 0 {
+            pad = .allocate(byteCount: bytes, alignment: 64)
+            try check(dnnl_memory_create(&padMemory, padDesc, context.engine, pad), "memory_create(scratchpad)")
+            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: padMemory))
+        }
         try check(args.withUnsafeBufferPointer {
             dnnl_primitive_execute(primitive, context.stream, Int32($0.count), $0.baseAddress)
         }, "primitive_execute(reorder)")

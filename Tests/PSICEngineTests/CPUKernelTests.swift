@@ -152,6 +152,32 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(rq.apply(Int32.min, channel: 2), -1000) // 64-bit product, then clamp
     }
 
+    func testGraphPreparedOnOneThreadRunsOnAnother() throws {
+        // oneDNN's default scratchpad is per thread, sized where a primitive is created: a
+        // server prepares on one thread and runs on another. 96 channels on a 2x2 input make
+        // oneDNN pick its GEMM convolution, which needs a scratchpad.
+        var rng = TestRandom(seed: 17)
+        let layer = try Conv2dLayer(name: "tiny", inChannels: 96, outChannels: 96, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(96 * 96 * 25, -0.1, 0.1), bias: rng.floats(96))
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 96, height: 2, width: 2), type: .float32)
+        let v = try g.append(.conv2d(layer), input: g.whole(x))
+        g.markOutput(v.tensor)
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(96 * 4))
+        nonisolated(unsafe) let prepared = try CPUBackend(threads: 2, convolutions: .oneDNN).prepare(g)
+        nonisolated(unsafe) var got: [Float]?
+        nonisolated(unsafe) var failure: Error?
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do { got = try prepared.run(inputs: [x: input]).outputs[v.tensor]?.floats } catch { failure = error }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        XCTAssertNil(failure)
+        assertFloatClose(got ?? [], ReferenceKernels.conv2d(layer, input: input.floats!, shape: input.shape))
+    }
+
     func testWholeTransformsMatchReference() throws {
         var rng = TestRandom(seed: 16)
         let n = 8
