@@ -40,29 +40,18 @@ final class CPUPreparedGraph: PreparedGraph {
         for (index, node) in graph.nodes.enumerated() {
             let input = storage[node.input.tensor.index].floats(channel: node.input.channelOffset)
             let output = storage[node.output.tensor.index].floats(channel: node.output.channelOffset)
+            let spec: OneDNNConvolution.Spec
             switch node.op {
-            case let .conv2d(l) where OneDNNConvolution.runs(.convolution, outChannels: l.outChannels,
-                                                             kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
-                                                             inputShape: node.inputShape, outputShape: node.outputShape):
-                oneDNNLayers[index] = try OneDNNConvolution(
-                    kind: .convolution, inChannels: l.inChannels, outChannels: l.outChannels,
-                    kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
-                    weights: l.weights, bias: l.bias, activation: l.activation,
-                    input: input, inputShape: node.inputShape, output: output, outputShape: node.outputShape,
-                    context: context)
-            case let .convTranspose2d(l) where OneDNNConvolution.runs(.transposed, outChannels: l.outChannels,
-                                                                      kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
-                                                                      inputShape: node.inputShape, outputShape: node.outputShape):
-                oneDNNLayers[index] = try OneDNNConvolution(
-                    kind: .transposed, inChannels: l.inChannels, outChannels: l.outChannels,
-                    kernelSize: l.kernelSize, stride: l.stride, padding: l.padding,
-                    weights: l.weights, bias: l.bias, activation: l.activation,
-                    input: input, inputShape: node.inputShape, output: output, outputShape: node.outputShape,
-                    context: context)
+            case let .conv2d(l): spec = .init(l)
+            case let .convTranspose2d(l): spec = .init(l)
             case let .gdn(l):
                 oneDNNLayers[index] = try OneDNNGDN(l, input: input, output: output, shape: node.inputShape, context: context)
-            case .conv2d, .convTranspose2d, .intConv2d:
-                break
+                continue
+            case .intConv2d: continue
+            }
+            if spec.runsInOneDNN(inputShape: node.inputShape, outputShape: node.outputShape) {
+                oneDNNLayers[index] = try OneDNNConvolution(spec, input: input, inputShape: node.inputShape,
+                                                            output: output, outputShape: node.outputShape, context: context)
             }
         }
     }

@@ -14,6 +14,34 @@ final class OneDNNConvolution: OneDNNLayer {
         case transposed
     }
 
+    /// What the layer computes: either kind of convolution, with its parameters.
+    struct Spec {
+        let kind: Kind
+        let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int
+        let weights: [Float], bias: [Float]
+        let activation: Activation
+
+        init(_ l: Conv2dLayer) {
+            kind = .convolution
+            inChannels = l.inChannels; outChannels = l.outChannels
+            kernelSize = l.kernelSize; stride = l.stride; padding = l.padding
+            weights = l.weights; bias = l.bias; activation = l.activation
+        }
+
+        init(_ l: ConvTranspose2dLayer) {
+            kind = .transposed
+            inChannels = l.inChannels; outChannels = l.outChannels
+            kernelSize = l.kernelSize; stride = l.stride; padding = l.padding
+            weights = l.weights; bias = l.bias; activation = l.activation
+        }
+
+        /// Whether oneDNN runs this layer at these shapes (see `OneDNNConvolution.runs`).
+        func runsInOneDNN(inputShape: TensorShape, outputShape: TensorShape) -> Bool {
+            OneDNNConvolution.runs(kind, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                                   padding: padding, inputShape: inputShape, outputShape: outputShape)
+        }
+    }
+
     /// Whether oneDNN runs this layer. Not when a right/bottom padding would be negative (a
     /// transposed conv whose output padding exceeds its padding), and not for transposed convs
     /// to fewer than 8 channels: the blocked kernels cannot block those outputs, and the
@@ -37,11 +65,11 @@ final class OneDNNConvolution: OneDNNLayer {
 
     /// Prepares the layer for fixed planar input and output buffers (`input`, `output`: NCHW
     /// tensors of `inputShape` and `outputShape`, which must outlive this object).
-    init(kind: Kind, inChannels: Int, outChannels: Int, kernelSize k: Int, stride s: Int, padding p: Int,
-         weights: [Float], bias: [Float], activation: Activation,
-         input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
+    init(_ spec: Spec, input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
          output: UnsafeMutablePointer<Float>, outputShape: TensorShape, context: OneDNNContext) throws {
         super.init(context: context)
+        let kind = spec.kind, inChannels = spec.inChannels, outChannels = spec.outChannels
+        let k = spec.kernelSize, s = spec.stride, p = spec.padding, weights = spec.weights
         let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
         let srcDims: [Int64] = [1, Int64(inChannels), Int64(hi), Int64(wi)]
         var userSrc = dnnl_memory_desc_t(), userDst = dnnl_memory_desc_t(), biasDesc = dnnl_memory_desc_t()
@@ -51,8 +79,8 @@ final class OneDNNConvolution: OneDNNLayer {
         try check(dnnl_memory_desc_init_by_tag(&biasDesc, 1, [Int64(outChannels)], dnnl_f32, dnnl_x), "memory_desc_init(bias)")
         let userSrcMemory = try makeMemory(&userSrc, handle: UnsafeMutableRawPointer(input))
         let userDstMemory = try makeMemory(&userDst, handle: UnsafeMutableRawPointer(output))
-        let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: bias)
-        let attr = try Self.attributes(activation)
+        let biasMemory = try makeMemory(&biasDesc, handle: nil, copying: spec.bias)
+        let attr = try Self.attributes(spec.activation)
         defer { dnnl_primitive_attr_destroy(attr) }
 
         // oneDNN accepts a strided view only if each dimension's extent fits within the next
