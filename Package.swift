@@ -77,7 +77,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICServerTests",
-                    dependencies: ["PSICServer", "PSICCodec", "PSICImage", "PSICEntropy", "PSICModel",
+                    dependencies: ["PSICServer", "PSICCodec", "PSICImage", "PSICEntropy", "PSICModel", "PSICCommandLine",
                                    .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
 

@@ -32,6 +32,13 @@ public struct ServerOptions: ParsableArguments, Sendable {
             help: "Seconds a request may wait in the queue and run before it is answered 504.")
     public var timeoutSeconds = 60.0
 
+    @Option(name: .customLong("graph-cache-mb"),
+            help: "Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (least recently used dropped first).")
+    public var graphCacheMegabytes = 4096
+
+    /// `graphCacheMegabytes` in bytes, for `ImageCodec(idleGraphBytesLimit:)`.
+    public var graphCacheBytes: Int { graphCacheMegabytes << 20 }
+
     public func validate() throws {
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard maxWaitMilliseconds >= 0, maxWaitMilliseconds <= 10_000 else {
@@ -42,6 +49,9 @@ public struct ServerOptions: ParsableArguments, Sendable {
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout must be positive") }
+        guard graphCacheMegabytes >= 0, graphCacheMegabytes <= 1 << 24 else {
+            throw ValidationError("--graph-cache-mb must be in 0...16777216 (0 keeps no graph between requests)")
+        }
     }
 
     public func configuration(host: String, port: Int) -> ServerConfiguration {

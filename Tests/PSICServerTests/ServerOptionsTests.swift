@@ -1,0 +1,25 @@
+import PSICCommandLine
+import XCTest
+
+/// The options `psic serve` and `psic-loadtest` share: parsing, limits, the configuration built.
+final class ServerOptionsTests: XCTestCase {
+    func testGraphCacheIsInMebibytes() throws {
+        XCTAssertEqual(try ServerOptions.parse([]).graphCacheBytes, 4096 << 20)
+        XCTAssertEqual(try ServerOptions.parse(["--graph-cache-mb", "3"]).graphCacheBytes, 3 << 20)
+        XCTAssertEqual(try ServerOptions.parse(["--graph-cache-mb", "0"]).graphCacheBytes, 0)
+    }
+
+    func testOutOfRangeValuesAreRefused() {
+        for args in [["--graph-cache-mb=-1"], ["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"]] {
+            XCTAssertThrowsError(try ServerOptions.parse(args), "\(args)")
+        }
+    }
+
+    func testConfigurationCarriesTheLimits() throws {
+        let c = try ServerOptions.parse(["--max-batch", "3", "--max-queue", "5", "--max-pixels", "100"])
+            .configuration(host: "127.0.0.1", port: 0)
+        XCTAssertEqual(c.maxBatch, 3)
+        XCTAssertEqual(c.maxQueue, 5)
+        XCTAssertEqual(c.maxPixels, 100)
+    }
+}
