@@ -4,9 +4,10 @@ import PSICEngine
 /// One float convolution or transposed convolution run by oneDNN, set up once per graph node.
 ///
 /// The input is reordered into a blocked buffer, the convolution (with bias and activation fused)
-/// writes a blocked output, and that is reordered back. For the
-/// analysis transform's 5×5/2 convolutions the two reorders cost a few percent of the
-/// convolution; the blocked kernel is ~1.5× faster than im2col + SGEMM (docs/design.md).
+/// writes a blocked output, and that is reordered back. For the analysis transform's 5×5/2
+/// convolutions the two reorders cost a few percent of the convolution, and the blocked kernel is
+/// ~1.5× faster than im2col + SGEMM. A strided transposed convolution runs as one stride-1
+/// convolution per output phase (`TransposedConvPhases`). Measurements: docs/design.md.
 final class OneDNNConvolution: OneDNNLayer {
     enum Kind {
         case convolution
