@@ -19,20 +19,20 @@ struct CPUMemoryPlan {
         var firstWrite = [Int](repeating: Int.max, count: graph.tensors.count)
         var lastUse = [Int](repeating: -1, count: graph.tensors.count)
         var writers = [Int](repeating: 0, count: graph.tensors.count)
+        var writtenInPart = [Bool](repeating: false, count: graph.tensors.count)
         for (i, node) in graph.nodes.enumerated() {
             let out = node.output.tensor.index, inp = node.input.tensor.index
             firstWrite[out] = min(firstWrite[out], i)
             lastUse[out] = max(lastUse[out], i)
             writers[out] += 1
+            if node.output.channels != graph.tensors[out].shape.channels { writtenInPart[out] = true }
             lastUse[inp] = max(lastUse[inp], i)
         }
         for (t, decl) in graph.tensors.enumerated() {
             // Inputs are copied in before the first node. A concatenation target (written by
             // several nodes, or not in full) may be read where no node wrote, which reads zeros
             // (memory is zeroed once): it keeps memory of its own for the whole run.
-            let assembled = !decl.isInput && (writers[t] != 1 || graph.nodes.contains {
-                $0.output.tensor.index == t && $0.output.channels != decl.shape.channels
-            })
+            let assembled = !decl.isInput && (writers[t] != 1 || writtenInPart[t])
             if decl.isInput || assembled || firstWrite[t] == Int.max { firstWrite[t] = -1 }
             if assembled { lastUse[t] = n }
         }

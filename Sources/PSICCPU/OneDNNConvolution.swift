@@ -36,31 +36,23 @@ final class OneDNNConvolution: OneDNNLayer {
             weights = l.weights; bias = l.bias; activation = l.activation
         }
 
-        /// Whether oneDNN runs this layer at these shapes (see `OneDNNConvolution.runs`).
+        /// Whether oneDNN runs this layer at these shapes. Not when a right/bottom padding would
+        /// be negative (a transposed conv whose output padding exceeds its padding), and not for
+        /// transposed convs to fewer than 8 channels: the blocked kernels cannot block those
+        /// outputs, and the synthesis transform's 96 → 3 layer measured ~2× slower than col2im + SGEMM.
         func runsInOneDNN(inputShape: TensorShape, outputShape: TensorShape) -> Bool {
-            OneDNNConvolution.runs(kind, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
-                                   padding: padding, inputShape: inputShape, outputShape: outputShape)
+            guard rightPadding(inputShape: inputShape, outputShape: outputShape).allSatisfy({ $0 >= 0 }) else { return false }
+            return kind == .convolution || outChannels >= 8
         }
-    }
 
-    /// Whether oneDNN runs this layer. Not when a right/bottom padding would be negative (a
-    /// transposed conv whose output padding exceeds its padding), and not for transposed convs
-    /// to fewer than 8 channels: the blocked kernels cannot block those outputs, and the
-    /// synthesis transform's 96 → 3 layer measured ~2× slower than col2im + SGEMM.
-    static func runs(_ kind: Kind, outChannels: Int, kernelSize k: Int, stride s: Int, padding p: Int,
-                     inputShape: TensorShape, outputShape: TensorShape) -> Bool {
-        let pads = rightPadding(kind, kernelSize: k, stride: s, padding: p, inputShape: inputShape, outputShape: outputShape)
-        guard pads.allSatisfy({ $0 >= 0 }) else { return false }
-        return kind == .convolution || outChannels >= 8
-    }
-
-    /// oneDNN wants both paddings explicitly; the right/bottom one follows from the shapes.
-    private static func rightPadding(_ kind: Kind, kernelSize k: Int, stride s: Int, padding p: Int,
-                                     inputShape: TensorShape, outputShape: TensorShape) -> [Int64] {
-        let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
-        switch kind {
-        case .convolution: return [Int64((ho - 1) * s + k - hi - p), Int64((wo - 1) * s + k - wi - p)]
-        case .transposed: return [Int64((hi - 1) * s + k - ho - p), Int64((wi - 1) * s + k - wo - p)]
+        /// oneDNN wants both paddings explicitly; the right/bottom one follows from the shapes.
+        func rightPadding(inputShape: TensorShape, outputShape: TensorShape) -> [Int64] {
+            let k = kernelSize, s = stride, p = padding
+            let hi = inputShape.height, wi = inputShape.width, ho = outputShape.height, wo = outputShape.width
+            switch kind {
+            case .convolution: return [Int64((ho - 1) * s + k - hi - p), Int64((wo - 1) * s + k - wi - p)]
+            case .transposed: return [Int64((hi - 1) * s + k - ho - p), Int64((wi - 1) * s + k - wo - p)]
+            }
         }
     }
 
@@ -92,8 +84,7 @@ final class OneDNNConvolution: OneDNNLayer {
         if kind == .convolution || phases == nil {
             // One primitive: a convolution, or oneDNN's own transposed convolution where the
             // phase split below does not apply.
-            let padRight = Self.rightPadding(kind, kernelSize: k, stride: s, padding: p,
-                                             inputShape: inputShape, outputShape: outputShape)
+            let padRight = spec.rightPadding(inputShape: inputShape, outputShape: outputShape)
             let weightDims: [Int64] = [Int64(outChannels), Int64(inChannels), Int64(k), Int64(k)]
             let pd = try makePrimitiveDesc(kind == .convolution ? .convolution : .transposed, srcDims: srcDims,
                                            src: nil, weightDims: weightDims, dstDims: [1, Int64(outChannels), Int64(ho), Int64(wo)],
