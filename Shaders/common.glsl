@@ -32,6 +32,11 @@ layout(push_constant) uniform PushConstants {
     int leakyNumerator;         // integer layers: leaky slope * 256
     float leakySlope;           // float layers
     int qH, qW;                 // transposed layers: rows/columns of this phase's output grid
+    // Winograd convolutions (conv2d_winograd_*.comp), which run a layer in bands of tile rows:
+    int tileRow0;               // first tile row of this band
+    int tilesX;                 // tiles per row
+    int bandTiles;              // tiles in this band
+    int bandStride;             // elements per (transform point, channel) row of the scratch
 } pc;
 
 layout(std430, binding = 0) readonly buffer InputBuffer { SCALAR src[]; };

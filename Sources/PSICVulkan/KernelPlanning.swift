@@ -270,9 +270,31 @@ enum ParameterPacking {
     }
 }
 
+/// A buffer a dispatch binds as its input (bindings 0, 3, 5) or output (binding 1).
+enum DispatchBuffer: Hashable {
+    /// The node's input or output tensor.
+    case nodeInput, nodeOutput
+    /// Scratch slot `n` of the prepared graph (see `NodeKernels.scratchElements`).
+    case scratch(Int)
+}
+
 /// One vkCmdDispatch of a node.
 struct KernelDispatch {
     let pipeline: ComputePipeline
     var push: KernelPushConstants
     let groups: (x: Int, y: Int, z: Int)
+    var source: DispatchBuffer = .nodeInput
+    var destination: DispatchBuffer = .nodeOutput
+    /// Record a compute-to-compute memory barrier before this dispatch: it reads what an
+    /// earlier dispatch of the node wrote, or overwrites what one still reads.
+    var barrierBefore = false
+}
+
+/// What a node needs recorded: its dispatches, its uploaded parameters and the scratch it
+/// uses between dispatches (elements per scratch slot; slots are shared by all nodes of a
+/// graph, so a node using scratch puts a barrier before each of its dispatches).
+struct NodeKernels {
+    var dispatches: [KernelDispatch]
+    var parameters: VulkanBackend.UploadedParameters
+    var scratchElements: [Int] = []
 }

@@ -13,8 +13,9 @@ struct KernelPushConstants {
     var leakyNumerator: Int32 = 0
     var leakySlope: Float = 0
     var qH: Int32 = 0, qW: Int32 = 0
+    var tileRow0: Int32 = 0, tilesX: Int32 = 0, bandTiles: Int32 = 0, bandStride: Int32 = 0
 
-    static let size = 17 * 4
+    static let size = 21 * 4
 }
 
 /// A compute pipeline and the layout it was built with.

@@ -7,6 +7,9 @@ enum ShaderLibrary {
     enum Kernel: String, CaseIterable, Sendable {
         case conv2d
         case conv2d_subgroup
+        case conv2d_winograd_input
+        case conv2d_winograd_gemm
+        case conv2d_winograd_output
         case conv_transpose2d
         case conv_transpose2d_subgroup
         case gdn
@@ -17,6 +20,9 @@ enum ShaderLibrary {
             switch self {
             case .conv2d: return ShaderLibrary.conv2d_hex
             case .conv2d_subgroup: return ShaderLibrary.conv2d_subgroup_hex
+            case .conv2d_winograd_input: return ShaderLibrary.conv2d_winograd_input_hex
+            case .conv2d_winograd_gemm: return ShaderLibrary.conv2d_winograd_gemm_hex
+            case .conv2d_winograd_output: return ShaderLibrary.conv2d_winograd_output_hex
             case .conv_transpose2d: return ShaderLibrary.conv_transpose2d_hex
             case .conv_transpose2d_subgroup: return ShaderLibrary.conv_transpose2d_subgroup_hex
             case .gdn: return ShaderLibrary.gdn_hex

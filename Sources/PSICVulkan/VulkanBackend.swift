@@ -50,18 +50,30 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         try self.init(device: selector, forceStaging: false)
     }
 
+    /// A backend on `device` (index or name substring, as in `PSIC_VULKAN_DEVICE`) that runs
+    /// 5x5 stride-2 convolutions by `convolutions`; nil: `PSIC_VULKAN_WINOGRAD`, else automatic.
+    /// The method is named in `name` when given, so benchmarks can tell two backends apart.
+    public convenience init(device: String?, convolutions: VulkanConvolutionMethod?) throws {
+        try self.init(device: device.map { VulkanDeviceSelector($0) }, forceStaging: false, convolutions: convolutions)
+    }
+
+    /// How 5x5 stride-2 convolutions run (nil: the process-wide choice, see `WinogradConvolution.Mode`).
+    let convolutions: VulkanConvolutionMethod?
+
     /// Kernels read inputs as storage buffers instead of texel views, as they do for tensors
     /// beyond maxTexelBufferElements (for tests; set before preparing graphs).
     let storageInputs: Bool
 
     /// `forceStaging`: route all transfers through staging buffers even where tensor memory
     /// could be mapped (the discrete-GPU path). `storageInputs`: see the property. For tests.
-    init(device selector: VulkanDeviceSelector?, forceStaging: Bool, storageInputs: Bool = false) throws {
+    init(device selector: VulkanDeviceSelector?, forceStaging: Bool, storageInputs: Bool = false,
+         convolutions: VulkanConvolutionMethod? = nil) throws {
         self.storageInputs = storageInputs
+        self.convolutions = convolutions
         let dev = try VulkanDevice(selector: selector ?? .fromEnvironment, forceStaging: forceStaging)
         device = dev
         deviceInfo = dev.info
-        name = "vulkan: \(dev.info.name)"
+        name = "vulkan: \(dev.info.name)" + (convolutions.map { " (\($0.rawValue))" } ?? "")
         bufferPool = BufferPool(device: dev)
         pipelines = try PipelineCache(device: dev)
     }
@@ -127,7 +139,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// The dispatches computing `node`, with views given as element offsets into their buffers.
-    func plan(_ node: GraphNode, inOffset: Int, outOffset: Int, inputElements: Int) throws -> (dispatches: [KernelDispatch], parameters: UploadedParameters) {
+    func plan(_ node: GraphNode, inOffset: Int, outOffset: Int, inputElements: Int) throws -> NodeKernels {
         var push = KernelPushConstants()
         push.inC = Int32(node.inputShape.channels)
         push.inH = Int32(node.inputShape.height)
@@ -205,31 +217,39 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         switch node.op {
         case let .conv2d(l):
             let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
+            if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
+                let act = activationCode(l.activation)  // sets the leaky slope in `push`: before the copy
+                if let kernels = try winogradKernels(l, node: node, push: push, act: act) { return kernels }
+            }
             if runsSubgroupKernel(u) {
                 // Variant key apart from conv2d's packing of the same block size.
                 let params = try parameters(for: l, variant: -u.outputChannels) { ParameterPacking.convSubgroup(l, tiling: u) }
                 // Same specialization constants and grid as conv2d; only the kernel and packing differ.
-                return (try convDispatches(kernel: .conv2d_subgroup, act: activationCode(l.activation), k: l.kernelSize,
-                                           s: l.stride, p: l.padding, tiling: u, transposed: false, params: params), params)
+                return NodeKernels(dispatches: try convDispatches(kernel: .conv2d_subgroup, act: activationCode(l.activation),
+                                                                  k: l.kernelSize, s: l.stride, p: l.padding, tiling: u,
+                                                                  transposed: false, params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.conv(l, tiling: t) }
-            return (try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
-                                       s: l.stride, p: l.padding, tiling: t, transposed: false, params: params), params)
+            return NodeKernels(dispatches: try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
+                                                              s: l.stride, p: l.padding, tiling: t, transposed: false,
+                                                              params: params), parameters: params)
         case let .convTranspose2d(l):
             let u = ConvTiling.forConvTranspose(outChannels: l.outChannels, device: deviceInfo.type)
             if runsSubgroupKernel(u) {
                 let params = try parameters(for: l, variant: -u.outputChannels) {
                     ParameterPacking.convTransposeSubgroup(l, tiling: u)
                 }
-                return (try convDispatches(kernel: .conv_transpose2d_subgroup, act: activationCode(l.activation),
-                                           k: l.kernelSize, s: l.stride, p: l.padding, tiling: u, transposed: true,
-                                           params: params), params)
+                return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d_subgroup,
+                                                                  act: activationCode(l.activation), k: l.kernelSize,
+                                                                  s: l.stride, p: l.padding, tiling: u, transposed: true,
+                                                                  params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.convTranspose(l, tiling: t) }
-            return (try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation), k: l.kernelSize,
-                                       s: l.stride, p: l.padding, tiling: t, transposed: true, params: params), params)
+            return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation),
+                                                              k: l.kernelSize, s: l.stride, p: l.padding, tiling: t,
+                                                              transposed: true, params: params), parameters: params)
         case let .intConv2d(l):
             guard deviceInfo.supportsInt64 else {
                 throw VulkanError.unsupportedFeature(feature: "shaderInt64 (needed by the integer requantisation)",
@@ -237,9 +257,10 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             }
             let t = ConvTiling.forIntConv(outChannels: l.outChannels)
             let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.intConv(l, tiling: t) }
-            return (try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
-                                       act: intActivationCode(l.requantization), k: l.kernelSize, s: l.stride,
-                                       p: l.padding, tiling: t, transposed: l.transposed, params: params), params)
+            return NodeKernels(dispatches: try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
+                                                              act: intActivationCode(l.requantization), k: l.kernelSize,
+                                                              s: l.stride, p: l.padding, tiling: t,
+                                                              transposed: l.transposed, params: params), parameters: params)
         case let .gdn(l):
             let t = GDNTiling.forGDN(channels: l.channels, device: deviceInfo.type)
             let vec: Int32 = texel == 1 && out.planeSize % 4 == 0 && inOffset % 4 == 0 && t.pixels % 4 == 0 ? 1 : 0
@@ -248,8 +269,67 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
                                                                  Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel, vec])
             let plane = out.planeSize
-            return ([KernelDispatch(pipeline: pipe, push: push,
-                                    groups: (ceilDiv(plane, t.pixels * t.groupX), 1, ceilDiv(l.channels, t.channels)))], params)
+            return NodeKernels(dispatches: [KernelDispatch(pipeline: pipe, push: push,
+                                                           groups: (ceilDiv(plane, t.pixels * t.groupX), 1,
+                                                                    ceilDiv(l.channels, t.channels)))],
+                               parameters: params)
         }
+    }
+
+    /// The bands of a Winograd convolution (see `WinogradConvolution`): per band the input
+    /// transform (node input to scratch 0), the products (scratch 0 to 1) and the output
+    /// transform (scratch 1 to node output), each after a barrier. Nil when one band's
+    /// scratch would exceed the device's texel-view or storage limits (then the direct
+    /// kernel runs the layer).
+    private func winogradKernels(_ l: Conv2dLayer, node: GraphNode, push base: KernelPushConstants,
+                                 act: Int32) throws -> NodeKernels? {
+        let t = WinogradConvolution.Tiling.forLayer(outChannels: l.outChannels)
+        let out = node.outputShape
+        let bands = WinogradConvolution.Bands(out: out, inChannels: l.inChannels, tiling: t)
+        let zC = 4 * l.inChannels
+        let vElements = 36 * zC * bands.stride, mElements = 36 * l.outChannels * bands.stride
+        guard vElements / 4 <= device.maxTexelBufferElements, mElements <= device.maxTexelBufferElements,
+              max(vElements, mElements) * 4 <= device.maxStorageBufferRange else { return nil }
+        let params = try parameters(for: l, variant: -1000 - t.outputChannels) {
+            WinogradConvolution.pack(l, outputChannels: t.outputChannels)
+        }
+        let texel: Int32 = node.inputShape.count <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
+        let lx = 16  // transforms: one invocation per tile quad and channel, no subgroup operations
+        // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.
+        let vecIn: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && base.inOffset % 4 == 0 ? 1 : 0
+        let vecOut: Int32 = out.width % 4 == 0 && base.outOffset % 4 == 0 ? 1 : 0
+        let input = try pipelines.pipeline(.conv2d_winograd_input, constants: [Int32(lx), 1, 0, 5, 2, Int32(l.padding),
+                                                                              0, 0, 0, 0, texel, vecIn])
+        let gemm = try pipelines.pipeline(.conv2d_winograd_gemm, constants: [Int32(t.groupX), 1, 0, 0, 0, 0,
+                                                                            Int32(t.outputChannels), Int32(t.tileQuads),
+                                                                            4, 0, 1])
+        let output = try pipelines.pipeline(.conv2d_winograd_output, constants: [Int32(lx), 1, act, 0, 0, 0, 0, 0, 0, 0, 1,
+                                                                                vecOut])
+        var dispatches: [KernelDispatch] = []
+        for band in 0..<bands.count {
+            var p = base
+            p.biasOffset = Int32(params.packed.biasOffset)
+            p.tileRow0 = Int32(band * bands.rows)
+            p.tilesX = Int32(bands.tilesX)
+            let tiles = min(bands.rows, bands.tilesY - band * bands.rows) * bands.tilesX
+            p.bandTiles = Int32(tiles)
+            p.bandStride = Int32(bands.stride)
+            var toScratch = p
+            toScratch.outOffset = 0
+            dispatches.append(KernelDispatch(pipeline: input, push: toScratch, groups: (ceilDiv(tiles / 4, lx), l.inChannels, 1),
+                                             source: .nodeInput, destination: .scratch(0), barrierBefore: true))
+            var product = toScratch
+            product.inOffset = 0
+            product.inC = Int32(zC)
+            dispatches.append(KernelDispatch(pipeline: gemm, push: product,
+                                             groups: (ceilDiv(tiles, 4 * t.tileQuads * t.groupX), 36,
+                                                      ceilDiv(l.outChannels, t.outputChannels)),
+                                             source: .scratch(0), destination: .scratch(1), barrierBefore: true))
+            var fromScratch = p
+            fromScratch.inOffset = 0
+            dispatches.append(KernelDispatch(pipeline: output, push: fromScratch, groups: (ceilDiv(tiles / 4, lx), l.outChannels, 1),
+                                             source: .scratch(1), destination: .nodeOutput, barrierBefore: true))
+        }
+        return NodeKernels(dispatches: dispatches, parameters: params, scratchElements: [vElements, mElements])
     }
 }

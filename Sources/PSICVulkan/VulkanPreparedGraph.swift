@@ -14,8 +14,8 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     private struct NodePlan {
         let name: String
         let flops: Double
-        let dispatches: [KernelDispatch]
-        let descriptorSet: VkDescriptorSet
+        /// Each dispatch with the descriptor set binding its source and destination.
+        let dispatches: [(dispatch: KernelDispatch, set: VkDescriptorSet)]
         let reads: BufferRange
         let writes: BufferRange
         /// Keeps the parameter buffer alive as long as the command buffer references it.
@@ -38,6 +38,10 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     private let tensorQuadViews: [VkBufferView]
     /// Host-visible copies of inputs/outputs when tensor memory is not mappable (discrete GPUs).
     private let stagingBuffers: [Int: VulkanBuffer]
+    /// Scratch slots shared by the nodes that need memory between their dispatches
+    /// (Winograd convolutions), with one- and four-component texel views.
+    private let scratchBuffers: [VulkanBuffer]
+    private let scratchViews: [VkBufferView]
     private let nodes: [NodePlan]
     private let descriptorPool: VkDescriptorPool
     private let fence: VkFence
@@ -46,6 +50,11 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     private var commandBuffer: VkCommandBuffer?
     private var timedCommandBuffer: VkCommandBuffer?
     private var queryPool: VkQueryPool?
+
+    /// Tensors plus the scratch slots.
+    var memoryBytes: Int {
+        graph.tensors.reduce(0) { $0 + $1.shape.count * $1.scalarType.byteSize } + scratchBuffers.reduce(0) { $0 + $1.size }
+    }
 
     init(backend: VulkanBackend, graph: Graph) throws {
         self.backend = backend
@@ -57,14 +66,16 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         var views: [VkBufferView] = []
         var quadViews: [VkBufferView] = []
         var staging: [Int: VulkanBuffer] = [:]
+        var scratch: [VulkanBuffer] = []
+        var scratchViews: [VkBufferView] = []
         var pool: VkDescriptorPool?
         var fence: VkFence?
         // Hand back whatever was acquired if a later step fails.
         var success = false
         defer {
             if !success {
-                for v in views + quadViews { device.destroyView(v) }
-                for b in buffers { backend.bufferPool.release(b) }
+                for v in views + quadViews + scratchViews { device.destroyView(v) }
+                for b in buffers + scratch { backend.bufferPool.release(b) }
                 for b in staging.values { backend.bufferPool.release(b) }
                 if let pool { vk.destroyDescriptorPool(device.handle, pool, nil) }
                 if let fence { vk.destroyFence(device.handle, fence, nil) }
@@ -106,13 +117,43 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             }
         }
 
-        var poolSizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 3)),
-                         VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-                                              descriptorCount: UInt32(max(graph.nodes.count, 1) * 3))]
+        // Plan every node first: the scratch slots and descriptor sets depend on all of them.
+        var kernels: [NodeKernels] = []
+        for node in graph.nodes {
+            kernels.append(try backend.plan(node, inOffset: node.input.channelOffset * node.inputShape.planeSize,
+                                            outOffset: node.output.channelOffset * node.outputShape.planeSize,
+                                            inputElements: graph.tensors[node.input.tensor.index].shape.count))
+        }
+        var scratchElements: [Int] = []
+        for k in kernels {
+            for (slot, n) in k.scratchElements.enumerated() {
+                if slot == scratchElements.count { scratchElements.append(0) }
+                scratchElements[slot] = max(scratchElements[slot], n)
+            }
+        }
+        for n in scratchElements {
+            let b = try backend.bufferPool.acquire(bytes: n * 4, kind: .device)
+            scratch.append(b)
+            // Rows are padded past the tiles a band writes; zeros there keep the product
+            // kernel's spare lanes off NaNs and denormals left by earlier users of the buffer.
+            if let m = b.mapped { memset(m, 0, n * 4) } else {
+                try device.runOnce { cb in vk.cmdFillBuffer(cb, b.handle, 0, VkDeviceSize(n * 4), 0) }
+            }
+            scratchViews.append(try device.makeView(b, format: VK_FORMAT_R32_SFLOAT, elements: n, elementSize: 4))
+            scratchViews.append(try device.makeView(b, format: VK_FORMAT_R32G32B32A32_SFLOAT, elements: n / 4, elementSize: 16))
+        }
+        // One descriptor set per node and (source, destination) pair its dispatches use.
+        let pairsPerNode = kernels.map { k -> [[DispatchBuffer]] in
+            var pairs: [[DispatchBuffer]] = []
+            for d in k.dispatches where !pairs.contains([d.source, d.destination]) { pairs.append([d.source, d.destination]) }
+            return pairs
+        }
+        let setCount = max(pairsPerNode.reduce(0) { $0 + $1.count }, 1)
+        var poolSizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(setCount * 3)),
+                         VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(setCount * 3))]
         var poolInfo = VkDescriptorPoolCreateInfo()
         poolInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
-        poolInfo.maxSets = UInt32(max(graph.nodes.count, 1))
+        poolInfo.maxSets = UInt32(setCount)
         poolInfo.poolSizeCount = UInt32(poolSizes.count)
         try poolSizes.withUnsafeMutableBufferPointer { ps in
             poolInfo.pPoolSizes = UnsafePointer(ps.baseAddress)
@@ -121,31 +162,41 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         fence = try device.createFence()
 
         var plans: [NodePlan] = []
-        for node in graph.nodes {
+        for (node, k) in zip(graph.nodes, kernels) {
             let inPlane = node.inputShape.planeSize
             let outPlane = node.outputShape.planeSize
-            let (dispatches, params) = try backend.plan(node, inOffset: node.input.channelOffset * inPlane,
-                                                        outOffset: node.output.channelOffset * outPlane,
-                                                        inputElements: graph.tensors[node.input.tensor.index].shape.count)
-            let set = try Self.allocateSet(device: device, pool: pool!, layout: backend.pipelines.setLayout)
-            Self.writeSet(device: device, set: set, buffers: [buffers[node.input.tensor.index].handle,
-                                                              buffers[node.output.tensor.index].handle,
-                                                              params.buffer.handle],
-                          texelViews: [views[node.input.tensor.index], params.texelView, quadViews[node.input.tensor.index]])
+            // Buffer, one-component view and four-component view of a dispatch's source or destination.
+            func resource(_ b: DispatchBuffer) -> (VkBuffer, VkBufferView, VkBufferView) {
+                switch b {
+                case .nodeInput: let t = node.input.tensor.index; return (buffers[t].handle, views[t], quadViews[t])
+                case .nodeOutput: let t = node.output.tensor.index; return (buffers[t].handle, views[t], quadViews[t])
+                case let .scratch(i): return (scratch[i].handle, scratchViews[2 * i], scratchViews[2 * i + 1])
+                }
+            }
+            var sets: [[DispatchBuffer]: VkDescriptorSet] = [:]
+            for pair in pairsPerNode[plans.count] {
+                let set = try Self.allocateSet(device: device, pool: pool!, layout: backend.pipelines.setLayout)
+                let src = resource(pair[0]), dst = resource(pair[1])
+                Self.writeSet(device: device, set: set, buffers: [src.0, dst.0, k.parameters.buffer.handle],
+                              texelViews: [src.1, k.parameters.texelView, src.2])
+                sets[pair] = set
+            }
             plans.append(NodePlan(
                 name: node.op.name,
                 flops: node.op.flops(input: node.inputShape, output: node.outputShape),
-                dispatches: dispatches, descriptorSet: set,
+                dispatches: k.dispatches.map { ($0, sets[[$0.source, $0.destination]]!) },
                 reads: BufferRange(tensor: node.input.tensor.index, offset: node.input.channelOffset * inPlane * 4,
                                    size: node.input.channels * inPlane * 4),
                 writes: BufferRange(tensor: node.output.tensor.index, offset: node.output.channelOffset * outPlane * 4,
                                     size: node.output.channels * outPlane * 4),
-                parameters: params))
+                parameters: k.parameters))
         }
         tensorBuffers = buffers
         tensorViews = views
         tensorQuadViews = quadViews
         stagingBuffers = staging
+        scratchBuffers = scratch
+        self.scratchViews = scratchViews
         nodes = plans
         descriptorPool = pool!
         self.fence = fence!
@@ -162,8 +213,8 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         vk.destroyDescriptorPool(device.handle, descriptorPool, nil)
         vk.destroyFence(device.handle, fence, nil)
         // Every submission was waited for, so the device no longer uses these buffers.
-        for v in tensorViews + tensorQuadViews { device.destroyView(v) }
-        for b in tensorBuffers { backend.bufferPool.release(b) }
+        for v in tensorViews + tensorQuadViews + scratchViews { device.destroyView(v) }
+        for b in tensorBuffers + scratchBuffers { backend.bufferPool.release(b) }
         for b in stagingBuffers.values { backend.bufferPool.release(b) }
     }
 
@@ -292,9 +343,13 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                     pendingReads.removeAll()
                 }
             }
-            for d in node.dispatches {
+            for (d, descriptorSet) in node.dispatches {
+                if d.barrierBefore {
+                    globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
+                                  dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
+                }
                 vk.cmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.handle)
-                var set: VkDescriptorSet? = node.descriptorSet
+                var set: VkDescriptorSet? = descriptorSet
                 vk.cmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.layout, 0, 1, &set, 0, nil)
                 var push = d.push
                 vk.cmdPushConstants(cb, d.pipeline.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0,

@@ -20,16 +20,37 @@ struct BenchCommand: ParsableCommand {
 enum BenchBackends: String, ExpressibleByArgument, CaseIterable {
     case all, cpu, vulkan
 
-    func open(device: String?, cpuConvolutions: CPUConvolutionChoice = .default) throws -> [Backend] {
+    func open(device: String?, cpuConvolutions: CPUConvolutionChoice = .default,
+              vulkanConvolutions: VulkanConvolutionChoice = .default) throws -> [Backend] {
         var out: [Backend] = []
         if self != .vulkan { out += cpuConvolutions.methods.map { CPUBackend(convolutions: $0) } }
         if self != .cpu {
-            do { out.append(try VulkanBackend(device: device)) } catch {
+            do {
+                for m in vulkanConvolutions.methods { out.append(try VulkanBackend(device: device, convolutions: m)) }
+            } catch {
                 if self == .vulkan { throw error }
                 printError("Vulkan skipped: \(error)")
             }
         }
         return out
+    }
+}
+
+/// How the Vulkan backend is measured to run 5x5 stride-2 convolutions.
+enum VulkanConvolutionChoice: String, ExpressibleByArgument, CaseIterable {
+    /// `$PSIC_VULKAN_WINOGRAD`, else automatic (what the codec uses).
+    case `default`
+    case winograd, direct
+    /// Both, side by side in one run.
+    case both
+
+    var methods: [VulkanConvolutionMethod?] {
+        switch self {
+        case .default: [nil]
+        case .winograd: [.winograd]
+        case .direct: [.direct]
+        case .both: [.winograd, .direct]
+        }
     }
 }
 
@@ -65,6 +86,8 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Timed runs per layer (median reported).") var repeats = 5
     @Option(help: "CPU float convolutions to measure: default (as the codec runs them), onednn, im2col, or both side by side.")
     var cpuConvolutions: CPUConvolutionChoice = .default
+    @Option(help: "Vulkan 5x5/2 convolutions to measure: default (as the codec runs them), winograd, direct, or both side by side.")
+    var vulkanConvolutions: VulkanConvolutionChoice = .default
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
@@ -75,7 +98,7 @@ struct BenchKernels: ParsableCommand {
     }
 
     func run() throws {
-        let backends = try backend.open(device: device, cpuConvolutions: cpuConvolutions)
+        let backends = try backend.open(device: device, cpuConvolutions: cpuConvolutions, vulkanConvolutions: vulkanConvolutions)
         let report = try KernelBenchmark.run(backends: backends, width: width, height: height, N: N, C: C,
                                              repeats: repeats, progress: { line in
             FileHandle.standardError.write(Data("  measured \(line)\n".utf8))

@@ -1,0 +1,191 @@
+import Foundation
+import PSICEngine
+
+/// How a Vulkan backend runs 5x5 stride-2 float convolutions (the analysis transform's).
+public enum VulkanConvolutionMethod: String, CaseIterable, Sendable {
+    /// Winograd F(4x4, 3x3) on CPU devices (lavapipe), where it measured faster for layers of
+    /// 8 or more input channels; the direct kernels elsewhere.
+    case automatic = "auto"
+    /// Winograd wherever the device has the 8-lane subgroups it needs.
+    case winograd
+    /// Always the direct kernels (conv2d / conv2d_subgroup).
+    case direct
+}
+
+/// 5 x 5 stride-2 convolutions as Winograd F(4x4, 3x3) on CPU Vulkan devices
+/// (Shaders/winograd.glsl and conv2d_winograd_{input,gemm,output}.comp).
+///
+/// Why: on lavapipe the multiply-adds of the direct kernel (conv2d_subgroup) are the limit,
+/// at ~30 GFLOP/s with fetches and ~54 without any (docs/design.md), so the only way to a
+/// faster 5 x 5/2 layer there is fewer multiplications. Split into its four input phases
+/// (x[2i + a][2j + b]) the layer is a 3 x 3 stride-1 convolution over 4 x the input channels,
+/// and F(4x4, 3x3) computes each 4 x 4 output tile of that with 36 multiplies per channel
+/// where the direct 5 x 5/2 form needs 16 x 25 = 400 per input channel: 144 / 400, 2.8x fewer.
+///
+/// A layer runs in bands of tile rows, each band three dispatches: the input transform writes
+/// V (36 x 4 inC x tiles) to scratch slot 0, a matrix product per transform point writes
+/// M (36 x outC x tiles) to slot 1, and the output transform adds bias and activation. Bands
+/// bound the scratch (and keep it near the caches) whatever the image size.
+enum WinogradConvolution {
+    /// When layers take this route: `auto` where it is measured faster (CPU devices, see
+    /// `runs`), `always` wherever the geometry and device allow it, `never`. A backend's
+    /// `VulkanConvolutionMethod` decides; without one `PSIC_VULKAN_WINOGRAD=auto|on|off`,
+    /// which tests replace with `setMode`.
+    enum Mode: Sendable { case auto, always, never }
+
+    /// Register blocking of the product kernel and the band size.
+    struct Tiling: Hashable, Sendable {
+        /// Output channels per invocation (a multiple of 4).
+        var outputChannels = 32
+        /// Quads of consecutive tiles per invocation.
+        var tileQuads = 1
+        /// Invocations per workgroup (a multiple of the 8-lane subgroup).
+        var groupX = 8
+        /// Scratch elements a band's input transform may fill (slot 0).
+        var bandElements = 4 << 20
+
+        /// `PSIC_VULKAN_WINOGRAD_TILE=ocb,tq,lx[,band]` overrides the defaults, for tuning.
+        static func forLayer(outChannels: Int) -> Tiling {
+            overrideLock.lock()
+            defer { overrideLock.unlock() }
+            if let o = overrideValue { return o }
+            return Tiling(outputChannels: min(32, max(4, nextPowerOfTwo(outChannels))))
+        }
+
+        /// Replaces the environment's override (tests run small bands and other blockings).
+        static func setOverride(_ t: Tiling?) {
+            overrideLock.lock()
+            overrideValue = t
+            overrideLock.unlock()
+        }
+
+        private static let overrideLock = NSLock()
+        nonisolated(unsafe) private static var overrideValue: Tiling? = {
+            guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_WINOGRAD_TILE"] else { return nil }
+            let v = s.split(separator: ",").compactMap { Int($0) }
+            guard (3...4).contains(v.count), v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0, v[2] % 8 == 0 else { return nil }
+            return Tiling(outputChannels: v[0], tileQuads: v[1], groupX: v[2], bandElements: v.count == 4 ? v[3] : 4 << 20)
+        }()
+    }
+
+    /// The layers the route can compute: 5 x 5, stride 2 (any padding).
+    static func fits(_ l: Conv2dLayer) -> Bool { l.kernelSize == 5 && l.stride == 2 }
+
+    /// Whether `l` runs as a Winograd convolution on a device like `info`. Needs 8-lane
+    /// subgroups with shuffles (the product kernel broadcasts weights as conv2d_subgroup
+    /// does). `auto` takes it on CPU devices for layers of at least 8 input channels; the
+    /// 3-channel first layer is left to the direct kernel, where the transforms would cost
+    /// more than the 12-deep products save.
+    static func runs(_ l: Conv2dLayer, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod? = nil) -> Bool {
+        guard fits(l), info.subgroupSize == 8, info.supportsSubgroupShuffle else { return false }
+        let m: Mode
+        switch method {
+        case .automatic: m = .auto
+        case .winograd: m = .always
+        case .direct: m = .never
+        case nil: m = mode
+        }
+        switch m {
+        case .never: return false
+        case .always: return true
+        case .auto: return info.type == .cpu && l.inChannels >= 8
+        }
+    }
+
+    /// The weights transformed to U = G g G^T per input phase, `[point][block][c][o]` with
+    /// c = 4 ci + 2 a + b and g[u][v] = w[2u + a][2v + b] (zero past the 5 x 5 kernel), in
+    /// double precision and rounded once; then the bias. Output channels past outC are zero.
+    static func pack(_ l: Conv2dLayer, outputChannels ocb: Int) -> PackedParameters {
+        let k = l.kernelSize, inC = l.inChannels, outC = l.outChannels, zC = 4 * inC
+        let blocks = ceilDiv(outC, ocb)
+        var u = [Float](repeating: 0, count: 36 * blocks * zC * ocb)
+        for co in 0..<outC {
+            for ci in 0..<inC {
+                for a in 0..<2 {
+                    for b in 0..<2 {
+                        var g = [[Double]](repeating: [0, 0, 0], count: 3)
+                        for y in 0..<3 {
+                            for x in 0..<3 where 2 * y + a < k && 2 * x + b < k {
+                                g[y][x] = Double(l.weights[((co * inC + ci) * k + 2 * y + a) * k + 2 * x + b])
+                            }
+                        }
+                        let t = transformKernel(g)
+                        let c = 4 * ci + 2 * a + b
+                        for point in 0..<36 {
+                            u[((point * blocks + co / ocb) * zC + c) * ocb + co % ocb] = Float(t[point / 6][point % 6])
+                        }
+                    }
+                }
+            }
+        }
+        let bias = ParameterPacking.padded(l.bias, to: blocks * ocb)
+        return PackedParameters(storage: .floats(u + bias), biasOffset: u.count)
+    }
+
+    /// G of F(4x4, 3x3) (points 0, 1, -1, 2, -2 and infinity).
+    static let g: [[Double]] = [
+        [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+        [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1],
+    ]
+    /// B^T and A^T of F(4x4, 3x3), as Shaders/winograd.glsl applies them.
+    static let bt: [[Double]] = [
+        [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1],
+    ]
+    static let at: [[Double]] = [
+        [1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1],
+    ]
+
+    /// G g G^T (6 x 6) of a 3 x 3 kernel.
+    static func transformKernel(_ w: [[Double]]) -> [[Double]] {
+        let gw = (0..<6).map { i in (0..<3).map { j in (0..<3).reduce(0.0) { $0 + g[i][$1] * w[$1][j] } } }
+        return (0..<6).map { i in (0..<6).map { j in (0..<3).reduce(0.0) { $0 + gw[i][$1] * g[j][$1] } } }
+    }
+
+    /// The bands of a layer producing `out`: `rows` tile rows each (the last may have fewer).
+    struct Bands {
+        /// Tiles per row, rounded up to a multiple of 4.
+        let tilesX: Int
+        let tilesY: Int
+        let rows: Int
+        /// Elements per (point, channel) row of the scratch: a band's tiles rounded up to
+        /// whole product workgroups, so the product kernel never reads past its row.
+        let stride: Int
+
+        init(out: TensorShape, inChannels: Int, tiling: Tiling) {
+            // Whole quads of tiles per row: the kernels take 4 tiles of one row at a time.
+            tilesX = ceilDiv(ceilDiv(out.width, 4), 4) * 4
+            tilesY = ceilDiv(out.height, 4)
+            let perRow = 36 * 4 * inChannels * tilesX
+            rows = max(1, min(tilesY, tiling.bandElements / perRow))
+            let quantum = 4 * tiling.tileQuads * tiling.groupX
+            stride = ceilDiv(rows * tilesX, quantum) * quantum
+        }
+
+        var count: Int { ceilDiv(tilesY, rows) }
+    }
+}
+
+extension WinogradConvolution {
+    private static let modeLock = NSLock()
+    nonisolated(unsafe) private static var modeValue: Mode = {
+        switch ProcessInfo.processInfo.environment["PSIC_VULKAN_WINOGRAD"] {
+        case "on", "1": return .always
+        case "off", "0": return .never
+        default: return .auto
+        }
+    }()
+
+    static var mode: Mode {
+        modeLock.lock()
+        defer { modeLock.unlock() }
+        return modeValue
+    }
+
+    /// Replaces the environment's choice (tests run layers both ways; set before preparing graphs).
+    static func setMode(_ m: Mode) {
+        modeLock.lock()
+        modeValue = m
+        modeLock.unlock()
+    }
+}

@@ -1,0 +1,78 @@
+import XCTest
+@testable import PSICEngine
+@testable import PSICVulkan
+
+/// The Winograd route of 5x5 stride-2 convolutions (WinogradConvolution) against the exact
+/// reference, under the error bound of `ReferenceKernels.conv2dWinograd`.
+final class VulkanWinogradTests: XCTestCase {
+    override func tearDown() {
+        WinogradConvolution.setMode(.auto)
+        WinogradConvolution.Tiling.setOverride(nil)
+    }
+
+    /// Blockings besides the default: tiles and channels that never divide the shapes, two
+    /// quads of tiles per invocation, and bands of one tile row (several bands per layer,
+    /// the last one partial) so band offsets and the shared scratch are exercised.
+    static let tilings: [WinogradConvolution.Tiling?] = [
+        nil,
+        WinogradConvolution.Tiling(outputChannels: 8, tileQuads: 2, groupX: 16, bandElements: 1),
+        WinogradConvolution.Tiling(outputChannels: 4, tileQuads: 1, groupX: 8, bandElements: 20_000),
+    ]
+
+    func testWinogradConvShapes() throws {
+        let backend = try SharedVulkan.get()
+        guard backend.deviceInfo.subgroupSize == 8, backend.deviceInfo.supportsSubgroupShuffle else {
+            throw XCTSkip("the Winograd route needs 8-lane subgroups with shuffles")
+        }
+        WinogradConvolution.setMode(.always)
+        var rng = TestRandom(seed: 7)
+        // (in, out, h, w, padding, activation): odd sizes, partial edge tiles and tile quads,
+        // channel counts off the blocks, a 1x1 image, padding other than 2.
+        let cases: [(Int, Int, Int, Int, Int, Activation)] = [
+            (8, 16, 17, 23, 2, .none), (9, 13, 40, 3, 2, .leakyReLU(slope: 0.2)), (3, 4, 1, 1, 2, .none),
+            (16, 40, 33, 29, 2, .relu), (5, 7, 12, 16, 1, .none), (4, 36, 9, 70, 2, .none),
+            (8, 12, 20, 64, 2, .relu),  // 4-aligned rows and views: quad input fetches and output stores
+        ]
+        for tiling in Self.tilings {
+            WinogradConvolution.Tiling.setOverride(tiling)
+            for (n, c) in cases.enumerated() {
+                let (ci, co, h, w, pad, act) = c
+                let layer = try Conv2dLayer(name: "wino\(n)", inChannels: ci, outChannels: co, kernelSize: 5, stride: 2,
+                                            padding: pad, weights: rng.floats(co * ci * 25), bias: rng.floats(co),
+                                            activation: act)
+                let extra = n % 2
+                let shape = TensorShape(channels: ci + extra, height: h, width: w)
+                let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+                let got = try runSingleOp(.conv2d(layer), on: backend, input: x, inView: (extra, ci), outOffset: n % 2, outExtra: 1)
+                let view = Array(x.floats![extra * h * w..<(extra + ci) * h * w])
+                var slope = 1.0
+                if case let .leakyReLU(s) = act { slope = Double(s) }
+                assertFloatClose(got.floats!, ReferenceKernels.conv2dWinograd(layer, input: view,
+                                                                              shape: TensorShape(channels: ci, height: h, width: w)),
+                                 slope: slope)
+            }
+        }
+    }
+
+    /// `auto` takes the route for 5x5/2 layers of 8 or more input channels on CPU devices only;
+    /// `never` keeps every layer on the direct kernels.
+    func testModeSelection() throws {
+        let info = try SharedVulkan.get().deviceInfo
+        let wide = try Conv2dLayer(name: "wide", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
+                                   weights: [Float](repeating: 0, count: 8 * 8 * 25), bias: [Float](repeating: 0, count: 8))
+        let rgb = try Conv2dLayer(name: "rgb", inChannels: 3, outChannels: 8, kernelSize: 5, stride: 2,
+                                  weights: [Float](repeating: 0, count: 3 * 8 * 25), bias: [Float](repeating: 0, count: 8))
+        let threeByThree = try Conv2dLayer(name: "k3", inChannels: 8, outChannels: 8, kernelSize: 3, stride: 2,
+                                           weights: [Float](repeating: 0, count: 8 * 8 * 9), bias: [Float](repeating: 0, count: 8))
+        let capable = info.subgroupSize == 8 && info.supportsSubgroupShuffle
+        WinogradConvolution.setMode(.auto)
+        XCTAssertEqual(WinogradConvolution.runs(wide, on: info), capable && info.type == .cpu)
+        XCTAssertFalse(WinogradConvolution.runs(rgb, on: info))
+        XCTAssertFalse(WinogradConvolution.runs(threeByThree, on: info))
+        WinogradConvolution.setMode(.always)
+        XCTAssertEqual(WinogradConvolution.runs(rgb, on: info), capable)
+        XCTAssertFalse(WinogradConvolution.runs(threeByThree, on: info))
+        WinogradConvolution.setMode(.never)
+        XCTAssertFalse(WinogradConvolution.runs(wide, on: info))
+    }
+}
