@@ -3,8 +3,8 @@ import PSICEngine
 /// A strided transposed convolution as one stride-1 convolution per output phase.
 ///
 /// Along one axis, input position `i` reaches output `o` through tap `t` when `o + p = i·s + t`.
-/// The output's phase `r = o mod s` fixes which taps reach it: `t = φ + s·j` with
-/// `φ = (r + p) mod s`, and with `o = s·q + r` the input is `i = q + c − j`, `c = (r + p − φ) / s`.
+/// The output's phase `r = o mod s` fixes which taps reach it (`ConvTranspose2dLayer.phaseTaps`):
+/// `t = φ + s·j` with `φ = (r + p) mod s`, and with `o = s·q + r` the input is `i = q + c − j`, `c = (r + p − φ) / s`.
 /// Read with the taps reversed (`u = T − 1 − j`), that is a plain correlation over `q` with a
 /// `T`-tap kernel and left padding `T − 1 − c`. So each of the `s²` output phases is an ordinary
 /// convolution of the whole input with a smaller kernel (for 5×5/2: 3×3, 3×2, 2×3 and 2×2), no
@@ -39,12 +39,13 @@ struct TransposedConvPhases {
                 let count = r < output ? (output - r + s - 1) / s : 0
                 guard count > 0 else { continue }
                 let phi = (r + p) % s
-                let tapCount = phi < k ? (k - phi + s - 1) / s : 0
+                let ascending = ConvTranspose2dLayer.phaseTaps(r, kernelSize: k, stride: s, padding: p)
+                let tapCount = ascending.count
                 let c = (r + p - phi) / s
                 let padLeft = tapCount - 1 - c
                 let padRight = (count - 1) + tapCount - input - padLeft
                 guard tapCount > 0, padLeft >= 0, padRight >= 0 else { return nil }
-                out.append(Axis(offset: r, count: count, taps: (0..<tapCount).map { u in phi + s * (tapCount - 1 - u) },
+                out.append(Axis(offset: r, count: count, taps: ascending.reversed(),
                                 padLeft: padLeft, padRight: padRight))
             }
             return out

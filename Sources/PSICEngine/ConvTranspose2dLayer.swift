@@ -40,6 +40,20 @@ public final class ConvTranspose2dLayer: Sendable {
         try LayerValidation.checkCount(name: name, what: "bias", bias.count, outChannels)
     }
 
+    /// The kernel taps (ascending, along one axis) that reach the output pixels of phase `r`
+    /// (those at `r + stride * q`): output `o` takes input `i` through tap `t` when
+    /// `o + padding = i * stride + t`, so phase `r` reads the taps `t = (r + padding) mod stride
+    /// + stride * j`. Every backend that splits a strided transposed convolution into its
+    /// output phases takes the split from here.
+    public func phaseTaps(_ r: Int) -> [Int] {
+        Self.phaseTaps(r, kernelSize: kernelSize, stride: stride, padding: padding)
+    }
+
+    /// `phaseTaps(_:)` for a layer of this geometry.
+    public static func phaseTaps(_ r: Int, kernelSize: Int, stride: Int, padding: Int) -> [Int] {
+        Array(Swift.stride(from: (r + padding) % stride, to: kernelSize, by: stride))
+    }
+
     public func outputShape(for shape: TensorShape) -> TensorShape? {
         guard shape.channels == inChannels else { return nil }
         let h = (shape.height - 1) * stride - 2 * padding + kernelSize + outputPadding

@@ -206,17 +206,15 @@ enum ParameterPacking {
     }
 
     /// Weights for conv_transpose2d_subgroup: for each output phase (ry, rx) in row-major
-    /// order, only the taps that hit it, `[phase][block][ci][o][a][b]` with `ky = ky0 + a*stride`,
-    /// `kx = kx0 + b*stride`, `k0 = (r + padding) % stride`; then bias. Output channels past
-    /// `outC` are zero.
+    /// order, only the taps that hit it (`ConvTranspose2dLayer.phaseTaps`, ascending),
+    /// `[phase][block][ci][o][a][b]`; then bias. Output channels past `outC` are zero.
     static func convTransposeSubgroup(_ l: ConvTranspose2dLayer, tiling: ConvTiling) -> PackedParameters {
         let ocb = tiling.outputChannels, k = l.kernelSize, s = l.stride, inC = l.inChannels, outC = l.outChannels
         let blocks = ceilDiv(outC, ocb)
-        func taps(_ r: Int) -> [Int] { Array(stride(from: (r + l.padding) % s, to: k, by: s)) }
         var w: [Float] = []
         for ry in 0..<s {
             for rx in 0..<s {
-                let ys = taps(ry), xs = taps(rx)
+                let ys = l.phaseTaps(ry), xs = l.phaseTaps(rx)
                 var phase = [Float](repeating: 0, count: blocks * inC * ocb * ys.count * xs.count)
                 for co in 0..<outC {
                     let b = co / ocb, o = co % ocb
