@@ -21,11 +21,8 @@ layout(constant_id = 9) const int RX = 0;
 layout(constant_id = 11) const bool VEC_INPUT = false;
 layout(constant_id = 12) const int PY = 1;
 
-// Input offsets d = (R + P - k) / S of the taps k that hit phase R; the (+ S*K) keeps the
-// numerator non-negative so integer division floors.
-const int DXLO = (RX + P - (K - 1) + S * K) / S - K;
-const int DXHI = (RX + P + S * K) / S - K;
-const int WIN = PX + DXHI - DXLO;
+#include "transposed_phase.glsl"
+const int WIN = PX + SPAN;
 const int SHIFT = ((DXLO % 4) + 4) % 4;      // (qx0 + DXLO) mod 4 under VEC_INPUT
 
 void main() {

@@ -29,25 +29,12 @@ layout(constant_id = 12) const int PY = 1;
 
 const int SG = 8;                            // subgroup size (checked by the host)
 
-// Taps of phase r along one axis: k = k0 + a*S for a < hits, where k0 = (r + P) mod S.
-int firstTap(int r) { return (r + P) % S; }
-int hits(int r) { return firstTap(r) < K ? (K - 1 - firstTap(r)) / S + 1 : 0; }
-
-const int KY0 = (RY + P) % S;
-const int KX0 = (RX + P) % S;
-const int TY = KY0 < K ? (K - 1 - KY0) / S + 1 : 0;
-const int TX = KX0 < K ? (K - 1 - KX0) / S + 1 : 0;
+#include "transposed_phase.glsl"
 const int T = TY * TX;                       // taps of this phase
 const int NW4 = OCB * T / 4;                 // weight quads of one input channel
 const int NF = NW4 > 0 ? (NW4 + SG - 1) / SG : 1;  // quads each lane fetches per input channel
-// Input columns: tap kx reads column qx + (RX + P - kx) / S; over this phase's taps the
-// offsets run from DX0 - (TX - 1) up to DX0.
-const int DX0 = (RX + P - KX0) / S;
-const int SPAN = TX > 0 ? TX - 1 : 0;         // columns between the first and last tap
-const int DXLO = DX0 - SPAN;
 const int WIN = PX + SPAN;
 const int SHIFT = ((DXLO % 4) + 4) % 4;      // (qx0 + DXLO) mod 4 under VEC_INPUT
-const int DY0 = (RY + P - KY0) / S;          // row offset of tap ky = KY0; tap a reads DY0 - a
 
 void main() {
     int qx0 = int(gl_GlobalInvocationID.x) * PX;
