@@ -219,7 +219,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
             if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
                 let act = activationCode(l.activation)  // sets the leaky slope in `push`: before the copy
-                if let kernels = try winogradKernels(l, node: node, push: push, act: act) { return kernels }
+                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
+                    WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
+                }) { return kernels }
             }
             if runsSubgroupKernel(u) {
                 // Variant key apart from conv2d's packing of the same block size.
@@ -235,6 +237,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                                               s: l.stride, p: l.padding, tiling: t, transposed: false,
                                                               params: params), parameters: params)
         case let .convTranspose2d(l):
+            if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
+                let act = activationCode(l.activation)
+                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
+                    WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
+                }) { return kernels }
+            }
             let u = ConvTiling.forConvTranspose(outChannels: l.outChannels, device: deviceInfo.type)
             if runsSubgroupKernel(u) {
                 let params = try parameters(for: l, variant: -u.outputChannels) {
@@ -281,30 +289,32 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// transform (scratch 1 to node output), each after a barrier. Nil when one band's
     /// scratch would exceed the device's texel-view or storage limits (then the direct
     /// kernel runs the layer).
-    private func winogradKernels(_ l: Conv2dLayer, node: GraphNode, push base: KernelPushConstants,
-                                 act: Int32) throws -> NodeKernels? {
-        let t = WinogradConvolution.Tiling.forLayer(outChannels: l.outChannels)
+    private func winogradKernels(_ layer: AnyObject, _ g: WinogradConvolution.Geometry, node: GraphNode,
+                                 push base: KernelPushConstants, act: Int32,
+                                 pack: (WinogradConvolution.Tiling) -> PackedParameters) throws -> NodeKernels? {
+        let t = WinogradConvolution.Tiling.forLayer(outChannels: g.productChannels)
         let out = node.outputShape
-        let bands = WinogradConvolution.Bands(out: out, inChannels: l.inChannels, tiling: t)
-        let zC = 4 * l.inChannels
-        let vElements = 36 * zC * bands.stride, mElements = 36 * l.outChannels * bands.stride
+        let bands = WinogradConvolution.Bands(gridHeight: g.gridHeight, gridWidth: g.gridWidth,
+                                              scratchChannels: g.scratchChannels, tiling: t)
+        let zC = g.scratchChannels
+        let vElements = 36 * zC * bands.stride, mElements = 36 * g.productChannels * bands.stride
         guard vElements / 4 <= device.maxTexelBufferElements, mElements <= device.maxTexelBufferElements,
               max(vElements, mElements) * 4 <= device.maxStorageBufferRange else { return nil }
-        let params = try parameters(for: l, variant: -1000 - t.outputChannels) {
-            WinogradConvolution.pack(l, outputChannels: t.outputChannels)
-        }
+        let params = try parameters(for: layer, variant: -1000 - t.outputChannels) { pack(t) }
         let texel: Int32 = node.inputShape.count <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
         let lx = 16  // transforms: one invocation per tile quad and channel, no subgroup operations
         // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.
         let vecIn: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && base.inOffset % 4 == 0 ? 1 : 0
         let vecOut: Int32 = out.width % 4 == 0 && base.outOffset % 4 == 0 ? 1 : 0
-        let input = try pipelines.pipeline(.conv2d_winograd_input, constants: [Int32(lx), 1, 0, 5, 2, Int32(l.padding),
-                                                                              0, 0, 0, 0, texel, vecIn])
+        let input = try pipelines.pipeline(.conv2d_winograd_input, constants: [Int32(lx), 1, 0, 5, g.inputPhases ? 2 : 1,
+                                                                              Int32(g.padding), 0, 0, 0, 0, texel, vecIn])
+        // Channels per product-loop step: a divisor of the scratch channels.
+        let cu: Int32 = zC % 4 == 0 ? 4 : zC % 2 == 0 ? 2 : 1
         let gemm = try pipelines.pipeline(.conv2d_winograd_gemm, constants: [Int32(t.groupX), 1, 0, 0, 0, 0,
                                                                             Int32(t.outputChannels), Int32(t.tileQuads),
-                                                                            4, 0, 1])
+                                                                            cu, 0, 1])
         let output = try pipelines.pipeline(.conv2d_winograd_output, constants: [Int32(lx), 1, act, 0, 0, 0, 0, 0, 0, 0, 1,
-                                                                                vecOut])
+                                                                                vecOut, g.depthToSpace ? 1 : 0])
         var dispatches: [KernelDispatch] = []
         for band in 0..<bands.count {
             var p = base
@@ -316,18 +326,21 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             p.bandStride = Int32(bands.stride)
             var toScratch = p
             toScratch.outOffset = 0
-            dispatches.append(KernelDispatch(pipeline: input, push: toScratch, groups: (ceilDiv(tiles / 4, lx), l.inChannels, 1),
+            dispatches.append(KernelDispatch(pipeline: input, push: toScratch,
+                                             groups: (ceilDiv(tiles / 4, lx), node.inputShape.channels, 1),
                                              source: .nodeInput, destination: .scratch(0), barrierBefore: true))
             var product = toScratch
             product.inOffset = 0
             product.inC = Int32(zC)
+            product.outC = Int32(g.productChannels)
             dispatches.append(KernelDispatch(pipeline: gemm, push: product,
                                              groups: (ceilDiv(tiles, 4 * t.tileQuads * t.groupX), 36,
-                                                      ceilDiv(l.outChannels, t.outputChannels)),
+                                                      ceilDiv(g.productChannels, t.outputChannels)),
                                              source: .scratch(0), destination: .scratch(1), barrierBefore: true))
             var fromScratch = p
             fromScratch.inOffset = 0
-            dispatches.append(KernelDispatch(pipeline: output, push: fromScratch, groups: (ceilDiv(tiles / 4, lx), l.outChannels, 1),
+            dispatches.append(KernelDispatch(pipeline: output, push: fromScratch,
+                                             groups: (ceilDiv(tiles / 4, lx), g.productChannels, 1),
                                              source: .scratch(1), destination: .nodeOutput, barrierBefore: true))
         }
         return NodeKernels(dispatches: dispatches, parameters: params, scratchElements: [vElements, mElements])

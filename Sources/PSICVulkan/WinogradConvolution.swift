@@ -71,13 +71,45 @@ enum WinogradConvolution {
     /// The layers the route can compute: 5 x 5, stride 2 (any padding).
     static func fits(_ l: Conv2dLayer) -> Bool { l.kernelSize == 5 && l.stride == 2 }
 
+    /// Transposed 5 x 5 stride-2 layers whose every output phase reads the input pixels
+    /// q - 1 ... q + 1 only (the codec's, padding 2): then the layer is a 3 x 3 stride-1
+    /// correlation with padding 1 to 4 x the output channels, one per output phase, whose
+    /// results interleave into the output (depth to space).
+    static func fits(_ l: ConvTranspose2dLayer) -> Bool {
+        guard l.kernelSize == 5, l.stride == 2 else { return false }
+        return (0..<2).allSatisfy { r in phaseKernel(l, phase: r) != nil }
+    }
+
+    /// Tap of the layer's kernel (or nil: none) at position u = 0, 1, 2 of the 3-tap
+    /// correlation computing output phase r along one axis, which reads input q - 1 + u;
+    /// nil when the phase reads inputs outside q - 1 ... q + 1.
+    static func phaseKernel(_ l: ConvTranspose2dLayer, phase r: Int) -> [Int?]? {
+        // Output 2 q + r reads input q + c - j through tap taps[j] (ConvTranspose2dLayer.phaseTaps).
+        let taps = l.phaseTaps(r)
+        let c = (r + l.padding - (r + l.padding) % l.stride) / l.stride
+        guard !taps.isEmpty, c <= 1, c - (taps.count - 1) >= -1 else { return nil }
+        return (0..<3).map { u in
+            let j = c + 1 - u
+            return j >= 0 && j < taps.count ? taps[j] : nil
+        }
+    }
+
     /// Whether `l` runs as a Winograd convolution on a device like `info`. Needs 8-lane
     /// subgroups with shuffles (the product kernel broadcasts weights as conv2d_subgroup
     /// does). `auto` takes it on CPU devices for layers of at least 8 input channels; the
     /// 3-channel first layer is left to the direct kernel, where the transforms would cost
     /// more than the 12-deep products save.
     static func runs(_ l: Conv2dLayer, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod? = nil) -> Bool {
-        guard fits(l), info.subgroupSize == 8, info.supportsSubgroupShuffle else { return false }
+        fits(l) && chosen(inChannels: l.inChannels, on: info, method: method)
+    }
+
+    /// As for convolutions: transposed layers of 8 or more input channels on CPU devices.
+    static func runs(_ l: ConvTranspose2dLayer, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod? = nil) -> Bool {
+        fits(l) && chosen(inChannels: l.inChannels, on: info, method: method)
+    }
+
+    private static func chosen(inChannels: Int, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod?) -> Bool {
+        guard info.subgroupSize == 8, info.supportsSubgroupShuffle else { return false }
         let m: Mode
         switch method {
         case .automatic: m = .auto
@@ -88,7 +120,7 @@ enum WinogradConvolution {
         switch m {
         case .never: return false
         case .always: return true
-        case .auto: return info.type == .cpu && l.inChannels >= 8
+        case .auto: return info.type == .cpu && inChannels >= 8
         }
     }
 
@@ -122,6 +154,40 @@ enum WinogradConvolution {
         return PackedParameters(storage: .floats(u + bias), biasOffset: u.count)
     }
 
+    /// A transposed layer's weights as the products read them: per output phase (ry, rx) the
+    /// 3 x 3 kernel of `phaseKernel`, transformed, `[point][block][ci][o]` with product channel
+    /// z = 4 co + 2 ry + rx; then the bias of each product channel (its output channel's).
+    static func pack(_ l: ConvTranspose2dLayer, outputChannels ocb: Int) -> PackedParameters {
+        let k = l.kernelSize, inC = l.inChannels, outC = l.outChannels, zC = 4 * outC
+        let blocks = ceilDiv(zC, ocb)
+        let kernels = (0..<2).map { phaseKernel(l, phase: $0)! }
+        var u = [Float](repeating: 0, count: 36 * blocks * inC * ocb)
+        var bias = [Float](repeating: 0, count: blocks * ocb)
+        for co in 0..<outC {
+            for ry in 0..<2 {
+                for rx in 0..<2 {
+                    let z = 4 * co + 2 * ry + rx
+                    bias[z] = l.bias[co]
+                    for ci in 0..<inC {
+                        var g = [[Double]](repeating: [0, 0, 0], count: 3)
+                        for y in 0..<3 {
+                            for x in 0..<3 {
+                                if let ky = kernels[ry][y], let kx = kernels[rx][x] {
+                                    g[y][x] = Double(l.weights[((ci * outC + co) * k + ky) * k + kx])
+                                }
+                            }
+                        }
+                        let t = transformKernel(g)
+                        for point in 0..<36 {
+                            u[((point * blocks + z / ocb) * inC + ci) * ocb + z % ocb] = Float(t[point / 6][point % 6])
+                        }
+                    }
+                }
+            }
+        }
+        return PackedParameters(storage: .floats(u + bias), biasOffset: u.count)
+    }
+
     /// G of F(4x4, 3x3) (points 0, 1, -1, 2, -2 and infinity).
     static let g: [[Double]] = [
         [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
@@ -142,7 +208,46 @@ enum WinogradConvolution {
         return (0..<6).map { i in (0..<6).map { j in (0..<3).reduce(0.0) { $0 + gw[i][$1] * g[j][$1] } } }
     }
 
-    /// The bands of a layer producing `out`: `rows` tile rows each (the last may have fewer).
+    /// What the three kernels compute for one layer.
+    struct Geometry {
+        /// The input transform reads the four input phases (5x5/2 convolutions) or the input
+        /// itself (transposed convolutions).
+        let inputPhases: Bool
+        /// The convolution's padding (input-phase layers; the others read one pixel of padding).
+        let padding: Int
+        /// Channels of the input transform's output (the products' depth).
+        let scratchChannels: Int
+        /// Channels of the products: the output channels, or 4 per output channel (one per
+        /// output phase) under `depthToSpace`.
+        let productChannels: Int
+        let depthToSpace: Bool
+        /// The grid the 4x4 tiles cover: the output, or one output phase.
+        let gridHeight: Int
+        let gridWidth: Int
+
+        init(_ l: Conv2dLayer, output: TensorShape) {
+            inputPhases = true
+            padding = l.padding
+            scratchChannels = 4 * l.inChannels
+            productChannels = l.outChannels
+            depthToSpace = false
+            gridHeight = output.height
+            gridWidth = output.width
+        }
+
+        init(_ l: ConvTranspose2dLayer, output: TensorShape) {
+            inputPhases = false
+            padding = 1
+            scratchChannels = l.inChannels
+            productChannels = 4 * l.outChannels
+            depthToSpace = true
+            gridHeight = ceilDiv(output.height, 2)
+            gridWidth = ceilDiv(output.width, 2)
+        }
+    }
+
+    /// The bands of a layer whose tiles cover `gridHeight` x `gridWidth`: `rows` tile rows
+    /// each (the last may have fewer).
     struct Bands {
         /// Tiles per row, rounded up to a multiple of 4.
         let tilesX: Int
@@ -152,11 +257,11 @@ enum WinogradConvolution {
         /// whole product workgroups, so the product kernel never reads past its row.
         let stride: Int
 
-        init(out: TensorShape, inChannels: Int, tiling: Tiling) {
+        init(gridHeight: Int, gridWidth: Int, scratchChannels: Int, tiling: Tiling) {
             // Whole quads of tiles per row: the kernels take 4 tiles of one row at a time.
-            tilesX = ceilDiv(ceilDiv(out.width, 4), 4) * 4
-            tilesY = ceilDiv(out.height, 4)
-            let perRow = 36 * 4 * inChannels * tilesX
+            tilesX = ceilDiv(ceilDiv(gridWidth, 4), 4) * 4
+            tilesY = ceilDiv(gridHeight, 4)
+            let perRow = 36 * scratchChannels * tilesX
             rows = max(1, min(tilesY, tiling.bandElements / perRow))
             let quantum = 4 * tiling.tileQuads * tiling.groupX
             stride = ceilDiv(rows * tilesX, quantum) * quantum

@@ -54,8 +54,44 @@ final class VulkanWinogradTests: XCTestCase {
         }
     }
 
-    /// `auto` takes the route for 5x5/2 layers of 8 or more input channels on CPU devices only;
-    /// `never` keeps every layer on the direct kernels.
+    func testWinogradConvTransposeShapes() throws {
+        let backend = try SharedVulkan.get()
+        guard backend.deviceInfo.subgroupSize == 8, backend.deviceInfo.supportsSubgroupShuffle else {
+            throw XCTSkip("the Winograd route needs 8-lane subgroups with shuffles")
+        }
+        WinogradConvolution.setMode(.always)
+        var rng = TestRandom(seed: 11)
+        // (in, out, h, w, output padding, activation): odd sizes, outputs of odd size (output
+        // padding 0), partial tiles and quads, channel counts off the blocks and off 4 (the
+        // product loop's step), a 1x1 input, 4-aligned rows.
+        let cases: [(Int, Int, Int, Int, Int, Activation)] = [
+            (8, 16, 9, 11, 1, .none), (9, 13, 20, 3, 0, .leakyReLU(slope: 0.2)), (3, 4, 1, 1, 1, .none),
+            (16, 40, 17, 15, 1, .relu), (6, 3, 8, 32, 1, .none), (5, 9, 7, 5, 0, .none),
+        ]
+        for tiling in Self.tilings {
+            WinogradConvolution.Tiling.setOverride(tiling)
+            for (n, c) in cases.enumerated() {
+                let (ci, co, h, w, op, act) = c
+                let layer = try ConvTranspose2dLayer(name: "winoT\(n)", inChannels: ci, outChannels: co, kernelSize: 5,
+                                                     stride: 2, outputPadding: op, weights: rng.floats(ci * co * 25),
+                                                     bias: rng.floats(co), activation: act)
+                XCTAssertTrue(WinogradConvolution.runs(layer, on: backend.deviceInfo), "case \(n) should take the Winograd route")
+                let extra = n % 2
+                let shape = TensorShape(channels: ci + extra, height: h, width: w)
+                let x = Tensor(shape: shape, floats: rng.floats(shape.count))
+                let got = try runSingleOp(.convTranspose2d(layer), on: backend, input: x, inView: (extra, ci),
+                                          outOffset: n % 2, outExtra: 1)
+                let view = Array(x.floats![extra * h * w..<(extra + ci) * h * w])
+                var slope = 1.0
+                if case let .leakyReLU(s) = act { slope = Double(s) }
+                assertFloatClose(got.floats!, ReferenceKernels.convTranspose2dWinograd(
+                    layer, input: view, shape: TensorShape(channels: ci, height: h, width: w)), slope: slope)
+            }
+        }
+    }
+
+    /// `auto` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
+    /// channels on CPU devices only; `never` keeps every layer on the direct kernels.
     func testModeSelection() throws {
         let info = try SharedVulkan.get().deviceInfo
         let wide = try Conv2dLayer(name: "wide", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
@@ -64,9 +100,17 @@ final class VulkanWinogradTests: XCTestCase {
                                   weights: [Float](repeating: 0, count: 3 * 8 * 25), bias: [Float](repeating: 0, count: 8))
         let threeByThree = try Conv2dLayer(name: "k3", inChannels: 8, outChannels: 8, kernelSize: 3, stride: 2,
                                            weights: [Float](repeating: 0, count: 8 * 8 * 9), bias: [Float](repeating: 0, count: 8))
+        let wideT = try ConvTranspose2dLayer(name: "wideT", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
+                                             weights: [Float](repeating: 0, count: 8 * 8 * 25), bias: [Float](repeating: 0, count: 8))
+        // Padding 0: output phases read inputs beyond q - 1 ... q + 1.
+        let unpadded = try ConvTranspose2dLayer(name: "p0", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2, padding: 0,
+                                                outputPadding: 1, weights: [Float](repeating: 0, count: 8 * 8 * 25),
+                                                bias: [Float](repeating: 0, count: 8))
         let capable = info.subgroupSize == 8 && info.supportsSubgroupShuffle
         WinogradConvolution.setMode(.auto)
         XCTAssertEqual(WinogradConvolution.runs(wide, on: info), capable && info.type == .cpu)
+        XCTAssertEqual(WinogradConvolution.runs(wideT, on: info), capable && info.type == .cpu)
+        XCTAssertFalse(WinogradConvolution.fits(unpadded))
         XCTAssertFalse(WinogradConvolution.runs(rgb, on: info))
         XCTAssertFalse(WinogradConvolution.runs(threeByThree, on: info))
         WinogradConvolution.setMode(.always)

@@ -73,6 +73,65 @@ extension ReferenceKernels {
         return r
     }
 
+    /// `convTranspose2d` with the error magnitude of the Winograd route for transposed 5x5
+    /// stride-2 layers: per output phase a 3x3 correlation of the input (padding 1) through
+    /// F(4x4, 3x3), bounded as in `conv2dWinograd` (`terms`: inC + 24).
+    static func convTranspose2dWinograd(_ l: ConvTranspose2dLayer, input x: [Float], shape: TensorShape) -> FloatResult {
+        var r = convTranspose2d(l, input: x, shape: shape)
+        let out = l.outputShape(for: shape)!
+        let bt = WinogradConvolution.bt.map { $0.map(abs) }, at = WinogradConvolution.at.map { $0.map(abs) }
+        let kernels = (0..<2).map { WinogradConvolution.phaseKernel(l, phase: $0)! }
+        func input(_ ci: Int, _ iy: Int, _ ix: Int) -> Double {
+            guard iy >= 0, iy < shape.height, ix >= 0, ix < shape.width else { return 0 }
+            return abs(Double(x[(ci * shape.height + iy) * shape.width + ix]))
+        }
+        // |U| per product channel z = 4 co + 2 ry + rx and input channel.
+        var u: [[[[Double]]]] = []
+        for co in 0..<l.outChannels {
+            for ry in 0..<2 {
+                for rx in 0..<2 {
+                    u.append((0..<l.inChannels).map { ci in
+                        let g = (0..<3).map { y in
+                            (0..<3).map { xx -> Double in
+                                guard let ky = kernels[ry][y], let kx = kernels[rx][xx] else { return 0 }
+                                return Double(l.weights[((ci * l.outChannels + co) * 5 + ky) * 5 + kx])
+                            }
+                        }
+                        return WinogradConvolution.transformKernel(g).map { $0.map(abs) }
+                    })
+                }
+            }
+        }
+        let gridH = (out.height + 1) / 2, gridW = (out.width + 1) / 2
+        for ty in 0..<(gridH + 3) / 4 {
+            for tx in 0..<(gridW + 3) / 4 {
+                let v = (0..<l.inChannels).map { ci in
+                    let d = (0..<6).map { rr in (0..<6).map { c in input(ci, 4 * ty - 1 + rr, 4 * tx - 1 + c) } }
+                    return multiply(multiply(bt, d), transpose(bt))
+                }
+                for z in u.indices {
+                    var s = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
+                    for ci in v.indices {
+                        for p in 0..<6 { for q in 0..<6 { s[p][q] += u[z][ci][p][q] * v[ci][p][q] } }
+                    }
+                    let m = multiply(multiply(at, s), transpose(at))
+                    let co = z / 4, ry = (z / 2) % 2, rx = z % 2
+                    for i in 0..<4 {
+                        let oy = 2 * (4 * ty + i) + ry
+                        guard oy < out.height else { continue }
+                        for j in 0..<4 {
+                            let ox = 2 * (4 * tx + j) + rx
+                            guard ox < out.width else { continue }
+                            r.magnitude[(co * out.height + oy) * out.width + ox] = m[i][j] + abs(Double(l.bias[co]))
+                        }
+                    }
+                }
+            }
+        }
+        r.terms = l.inChannels + 24
+        return r
+    }
+
     private static func multiply(_ a: [[Double]], _ b: [[Double]]) -> [[Double]] {
         a.map { row in (0..<b[0].count).map { j in row.indices.reduce(0.0) { $0 + row[$1] * b[$1][j] } } }
     }
