@@ -306,15 +306,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.
         let vecIn: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && base.inOffset % 4 == 0 ? 1 : 0
         let vecOut: Int32 = out.width % 4 == 0 && base.outOffset % 4 == 0 ? 1 : 0
+        let cpi = t.transformChannels
         let input = try pipelines.pipeline(.conv2d_winograd_input, constants: [Int32(lx), 1, 0, 5, g.inputPhases ? 2 : 1,
-                                                                              Int32(g.padding), 0, 0, 0, 0, texel, vecIn])
+                                                                              Int32(g.padding), Int32(cpi), 0, 0, 0, texel,
+                                                                              vecIn])
         // Channels per product-loop step: a divisor of the scratch channels.
         let cu: Int32 = zC % 4 == 0 ? 4 : zC % 2 == 0 ? 2 : 1
         let gemm = try pipelines.pipeline(.conv2d_winograd_gemm, constants: [Int32(t.groupX), 1, 0, 0, 0, 0,
                                                                             Int32(t.outputChannels), Int32(t.tileQuads),
                                                                             cu, 0, 1])
-        let output = try pipelines.pipeline(.conv2d_winograd_output, constants: [Int32(lx), 1, act, 0, 0, 0, 0, 0, 0, 0, 1,
-                                                                                vecOut, g.depthToSpace ? 1 : 0])
+        let output = try pipelines.pipeline(.conv2d_winograd_output, constants: [Int32(lx), 1, act, 0, 0, 0, Int32(cpi), 0, 0,
+                                                                                0, 1, vecOut, g.depthToSpace ? 1 : 0])
         var dispatches: [KernelDispatch] = []
         for band in 0..<bands.count {
             var p = base
@@ -327,7 +329,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             var toScratch = p
             toScratch.outOffset = 0
             dispatches.append(KernelDispatch(pipeline: input, push: toScratch,
-                                             groups: (ceilDiv(tiles / 4, lx), node.inputShape.channels, 1),
+                                             groups: (ceilDiv(tiles / 4, lx), ceilDiv(node.inputShape.channels, cpi), 1),
                                              source: .nodeInput, destination: .scratch(0), barrierBefore: true))
             var product = toScratch
             product.inOffset = 0
@@ -340,7 +342,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             var fromScratch = p
             fromScratch.inOffset = 0
             dispatches.append(KernelDispatch(pipeline: output, push: fromScratch,
-                                             groups: (ceilDiv(tiles / 4, lx), g.productChannels, 1),
+                                             groups: (ceilDiv(tiles / 4, lx), ceilDiv(g.productChannels, cpi), 1),
                                              source: .scratch(1), destination: .nodeOutput, barrierBefore: true))
         }
         return NodeKernels(dispatches: dispatches, parameters: params, scratchElements: [vElements, mElements])

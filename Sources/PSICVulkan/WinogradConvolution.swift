@@ -43,8 +43,11 @@ enum WinogradConvolution {
         var groupX = 8
         /// Scratch elements a band's input transform may fill (slot 0).
         var bandElements = 4 << 20
+        /// Channels each invocation of the input and output transforms handles: on lavapipe
+        /// every run of a subgroup costs microseconds, more than one channel's transform.
+        var transformChannels = 8
 
-        /// `PSIC_VULKAN_WINOGRAD_TILE=ocb,tq,lx[,band]` overrides the defaults, for tuning.
+        /// `PSIC_VULKAN_WINOGRAD_TILE=ocb,tq,lx[,band[,cpi]]` overrides the defaults, for tuning.
         static func forLayer(outChannels: Int) -> Tiling {
             overrideLock.lock()
             defer { overrideLock.unlock() }
@@ -63,8 +66,9 @@ enum WinogradConvolution {
         nonisolated(unsafe) private static var overrideValue: Tiling? = {
             guard let s = ProcessInfo.processInfo.environment["PSIC_VULKAN_WINOGRAD_TILE"] else { return nil }
             let v = s.split(separator: ",").compactMap { Int($0) }
-            guard (3...4).contains(v.count), v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0, v[2] % 8 == 0 else { return nil }
-            return Tiling(outputChannels: v[0], tileQuads: v[1], groupX: v[2], bandElements: v.count == 4 ? v[3] : 4 << 20)
+            guard (3...5).contains(v.count), v.allSatisfy({ $0 > 0 }), v[0] % 4 == 0, v[2] % 8 == 0 else { return nil }
+            return Tiling(outputChannels: v[0], tileQuads: v[1], groupX: v[2], bandElements: v.count >= 4 ? v[3] : 4 << 20,
+                          transformChannels: v.count == 5 ? v[4] : 8)
         }()
     }
 
