@@ -119,6 +119,8 @@ struct BenchCodec: ParsableCommand {
     @Option(help: "Timed runs (median reported).") var repeats = 3
     @Option(help: "CPU float convolutions to measure: default (as the codec runs them), onednn, im2col, or both side by side.")
     var cpuConvolutions: CPUConvolutionChoice = .default
+    @Option(help: "Vulkan 5x5/2 convolutions to measure: default (as the codec runs them), winograd, direct, or both side by side.")
+    var vulkanConvolutions: VulkanConvolutionChoice = .default
     @Flag(help: "Print JSON instead of text.") var json = false
 
     struct Row: Codable {
@@ -137,7 +139,7 @@ struct BenchCodec: ParsableCommand {
         let img: RGBImage
         if let image { img = try PNGCodec.decode(try readBytes(URL(fileURLWithPath: image))) } else { img = SyntheticImage.make(width: 768, height: 512) }
         var rows: [Row] = []
-        for b in try backend.open(device: device, cpuConvolutions: cpuConvolutions) {
+        for b in try backend.open(device: device, cpuConvolutions: cpuConvolutions, vulkanConvolutions: vulkanConvolutions) {
             let codec = try ImageCodec(model: m, backend: b)
             var stream = try codec.encode(img)   // warm-up: pipelines, weights
             _ = try codec.decode(stream)
