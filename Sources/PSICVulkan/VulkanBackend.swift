@@ -36,10 +36,20 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         deinit { buffer.device.destroyView(texelView) }
     }
     private let parameterLock = NSLock()
-    /// Keyed by layer and packing variant (the output-channel block the weights are packed for).
+    /// How a layer's parameters are laid out for its kernel, with the output-channel block
+    /// they are packed for: one layer can be packed several ways (tests run it under
+    /// several tilings and routes).
+    enum Packing: Hashable {
+        /// conv2d / conv_transpose2d / the integer and GDN kernels: `[block][ci][taps][block channels]`.
+        case texel(block: Int)
+        /// The subgroup kernels: `[block][ci][o][taps]` (per phase for transposed convs).
+        case subgroup(block: Int)
+        /// Winograd-transformed weights, `[point][block][c][o]`.
+        case winograd(block: Int)
+    }
     private struct ParameterKey: Hashable {
         let layer: ObjectIdentifier
-        let variant: Int
+        let packing: Packing
     }
     private var parameters: [ParameterKey: UploadedParameters] = [:]
 
@@ -103,8 +113,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// Uploaded parameters of `layer`, packing and uploading them on first use.
-    func parameters(for layer: AnyObject, variant: Int, pack: () -> PackedParameters) throws -> UploadedParameters {
-        let id = ParameterKey(layer: ObjectIdentifier(layer), variant: variant)
+    func parameters(for layer: AnyObject, packing: Packing, pack: () -> PackedParameters) throws -> UploadedParameters {
+        let id = ParameterKey(layer: ObjectIdentifier(layer), packing: packing)
         parameterLock.lock()
         defer { parameterLock.unlock() }
         if let p = parameters[id] { return p }
@@ -224,15 +234,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                 }) { return kernels }
             }
             if runsSubgroupKernel(u) {
-                // Variant key apart from conv2d's packing of the same block size.
-                let params = try parameters(for: l, variant: -u.outputChannels) { ParameterPacking.convSubgroup(l, tiling: u) }
+                let params = try parameters(for: l, packing: .subgroup(block: u.outputChannels)) { ParameterPacking.convSubgroup(l, tiling: u) }
                 // Same specialization constants and grid as conv2d; only the kernel and packing differ.
                 return NodeKernels(dispatches: try convDispatches(kernel: .conv2d_subgroup, act: activationCode(l.activation),
                                                                   k: l.kernelSize, s: l.stride, p: l.padding, tiling: u,
                                                                   transposed: false, params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
-            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.conv(l, tiling: t) }
+            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.conv(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t, transposed: false,
                                                               params: params), parameters: params)
@@ -245,7 +254,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             }
             let u = ConvTiling.forConvTranspose(outChannels: l.outChannels, device: deviceInfo.type)
             if runsSubgroupKernel(u) {
-                let params = try parameters(for: l, variant: -u.outputChannels) {
+                let params = try parameters(for: l, packing: .subgroup(block: u.outputChannels)) {
                     ParameterPacking.convTransposeSubgroup(l, tiling: u)
                 }
                 return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d_subgroup,
@@ -254,7 +263,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                                                   params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
-            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.convTranspose(l, tiling: t) }
+            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.convTranspose(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation),
                                                               k: l.kernelSize, s: l.stride, p: l.padding, tiling: t,
                                                               transposed: true, params: params), parameters: params)
@@ -264,7 +273,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                                      device: deviceInfo.name)
             }
             let t = ConvTiling.forIntConv(outChannels: l.outChannels)
-            let params = try parameters(for: l, variant: t.outputChannels) { ParameterPacking.intConv(l, tiling: t) }
+            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.intConv(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
                                                               act: intActivationCode(l.requantization), k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t,
@@ -272,7 +281,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         case let .gdn(l):
             let t = GDNTiling.forGDN(channels: l.channels, device: deviceInfo.type)
             let vec: Int32 = texel == 1 && out.planeSize % 4 == 0 && inOffset % 4 == 0 && t.pixels % 4 == 0 ? 1 : 0
-            let params = try parameters(for: l, variant: t.channels) { ParameterPacking.gdn(l, tiling: t) }
+            let params = try parameters(for: l, packing: .texel(block: t.channels)) { ParameterPacking.gdn(l, tiling: t) }
             push.biasOffset = Int32(params.packed.biasOffset)
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
                                                                  Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel, vec])
@@ -300,7 +309,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let vElements = 36 * zC * bands.stride, mElements = 36 * g.productChannels * bands.stride
         guard vElements / 4 <= device.maxTexelBufferElements, mElements <= device.maxTexelBufferElements,
               max(vElements, mElements) * 4 <= device.maxStorageBufferRange else { return nil }
-        let params = try parameters(for: layer, variant: -1000 - t.outputChannels) { pack(t) }
+        let params = try parameters(for: layer, packing: .winograd(block: t.outputChannels)) { pack(t) }
         let texel: Int32 = node.inputShape.count <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
         let lx = 16  // transforms: one invocation per tile quad and channel, no subgroup operations
         // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.
