@@ -17,11 +17,13 @@ struct LoadTestCommand: AsyncParsableCommand {
         discussion: """
             Starts the server in this process on a free loopback port (never another interface), \
             sends --requests requests with at most --concurrency in flight, first with --max-batch 1, \
-            then with the given --max-batch, and prints both. The run is bounded by --requests and \
+            then with the given --max-batch, and prints both. The server takes the options of \
+            `psic serve` (batching, queue, limits, timeout). The run is bounded by --requests and \
             --deadline.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var serverOptions: ServerOptions
 
     @Option(help: "PNG image to send (default: a synthetic --width x --height image).") var image: String?
     @Option(help: "Width of the synthetic image.") var width = 128
@@ -30,8 +32,6 @@ struct LoadTestCommand: AsyncParsableCommand {
     @Option(help: "Levels to encode (or to decode).") var levels: Int?
     @Option(help: "Timed requests per configuration (1...10000).") var requests = 64
     @Option(help: "Requests in flight at once (1...256).") var concurrency = 8
-    @Option(name: .customLong("max-batch"), help: "Max batch of the batching run.") var maxBatch = 8
-    @Option(name: .customLong("max-wait-ms"), help: "Max wait of the batching run, in milliseconds.") var maxWaitMilliseconds = 5.0
     @Option(help: "Seconds after which a configuration's run is cut short.") var deadline = 300.0
     @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -52,7 +52,10 @@ struct LoadTestCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...10_000).contains(requests) else { throw ValidationError("--requests must be in 1...10000") }
         guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be in 1...256") }
-        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard serverOptions.maxQueue >= concurrency else {
+            throw ValidationError("--max-queue (\(serverOptions.maxQueue)) must be at least --concurrency (\(concurrency)): "
+                                  + "requests beyond the queue would be refused with 503")
+        }
         guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
     }
 
@@ -61,7 +64,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         quiet.logLevel = .error
         let model = try modelOptions.loadModel()
         let backend = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, backend: backend.backend)
+        let codec = try ImageCodec(model: model, backend: backend.backend, idleGraphBytesLimit: serverOptions.graphCacheBytes)
         let img: RGBImage
         if let image { img = try PNGCodec.decode(try readBytes(URL(fileURLWithPath: image))) } else { img = SyntheticImage.make(width: width, height: height) }
         let body: [UInt8]
@@ -76,14 +79,11 @@ struct LoadTestCommand: AsyncParsableCommand {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         var rows: [Row] = []
         do {
-            for batch in [1, maxBatch] {
-                var c = ServerConfiguration()
-                c.host = "127.0.0.1"
-                c.port = 0
+            // Port 0: the system picks a free port on the loopback interface.
+            let served = serverOptions.configuration(host: "127.0.0.1", port: 0)
+            for batch in [1, served.maxBatch] {
+                var c = served
                 c.maxBatch = batch
-                c.maxWait = .microseconds(Int64(maxWaitMilliseconds * 1000))
-                c.maxQueue = max(64, concurrency * 2)
-                c.timeout = .seconds(Int64(deadline))
                 rows.append(try await measure(codec: codec, backend: backend, configuration: c, body: body,
                                               client: client, logger: quiet))
             }
