@@ -27,13 +27,9 @@ final class CPUKernelTests: XCTestCase {
                 let extra = n % 3
                 let shape = TensorShape(channels: ci + extra, height: h, width: w)
                 let x = Tensor(shape: shape, floats: rng.floats(shape.count))
-                let got = try runSingleOp(.conv2d(layer), on: backend, input: x, inView: (extra, ci), outOffset: n % 2, outExtra: 1)
-                let view = Array(x.floats![extra * h * w..<(extra + ci) * h * w])
-                var slope = 1.0
-                if case let .leakyReLU(s) = act { slope = Double(s) }
-                assertFloatClose(got.floats!, ReferenceKernels.conv2d(layer, input: view,
-                                                                      shape: TensorShape(channels: ci, height: h, width: w)),
-                                 slope: slope)
+                try checkFloatOp(.conv2d(layer), on: backend, input: x, inView: (extra, ci), outOffset: n % 2, activation: act) {
+                    ReferenceKernels.conv2d(layer, input: $0, shape: $1)
+                }
             }
         }
     }

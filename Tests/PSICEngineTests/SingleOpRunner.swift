@@ -30,3 +30,19 @@ func runSingleOp(_ op: LayerOp, on backend: Backend, input: Tensor, inView: (off
         return Tensor(shape: outShape, ints: Array(v[range]))
     }
 }
+
+/// Runs a float op from channels `inView` of `input` into channels from `outOffset` of a wider
+/// output (see `runSingleOp`) and checks it against `reference`, computed on the viewed channels
+/// alone, under `assertFloatClose`'s bound (scaled by a leaky slope of `activation`).
+func checkFloatOp(_ op: LayerOp, on backend: Backend, input: Tensor, inView: (offset: Int, channels: Int), outOffset: Int,
+                  activation: Activation, reference: ([Float], TensorShape) -> ReferenceKernels.FloatResult,
+                  file: StaticString = #filePath, line: UInt = #line) throws {
+    let got = try runSingleOp(op, on: backend, input: input, inView: inView, outOffset: outOffset, outExtra: 1,
+                              file: file, line: line)
+    let h = input.shape.height, w = input.shape.width
+    let view = Array(input.floats![inView.offset * h * w..<(inView.offset + inView.channels) * h * w])
+    var slope = 1.0
+    if case let .leakyReLU(s) = activation { slope = Double(s) }
+    assertFloatClose(got.floats!, reference(view, TensorShape(channels: inView.channels, height: h, width: w)), slope: slope,
+                     file: file, line: line)
+}
