@@ -19,12 +19,18 @@ final class VulkanWinogradTests: XCTestCase {
         WinogradConvolution.Tiling(outputChannels: 4, tileQuads: 1, groupX: 8, bandElements: 20_000),
     ]
 
-    func testWinogradConvShapes() throws {
+    /// The shared Vulkan backend with the route forced on, or a skip where it cannot run.
+    func winogradBackend() throws -> VulkanBackend {
         let backend = try SharedVulkan.get()
         guard backend.deviceInfo.subgroupSize == 8, backend.deviceInfo.supportsSubgroupShuffle else {
             throw XCTSkip("the Winograd route needs 8-lane subgroups with shuffles")
         }
         WinogradConvolution.setMode(.always)
+        return backend
+    }
+
+    func testWinogradConvShapes() throws {
+        let backend = try winogradBackend()
         var rng = TestRandom(seed: 7)
         // (in, out, h, w, padding, activation): odd sizes, partial edge tiles and tile quads,
         // channel counts off the blocks, a 1x1 image, padding other than 2.
@@ -51,11 +57,7 @@ final class VulkanWinogradTests: XCTestCase {
     }
 
     func testWinogradConvTransposeShapes() throws {
-        let backend = try SharedVulkan.get()
-        guard backend.deviceInfo.subgroupSize == 8, backend.deviceInfo.supportsSubgroupShuffle else {
-            throw XCTSkip("the Winograd route needs 8-lane subgroups with shuffles")
-        }
-        WinogradConvolution.setMode(.always)
+        let backend = try winogradBackend()
         var rng = TestRandom(seed: 11)
         // (in, out, h, w, output padding, activation): odd sizes, outputs of odd size (output
         // padding 0), partial tiles and quads, channel counts off the blocks and off 4 (the
