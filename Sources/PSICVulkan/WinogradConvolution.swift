@@ -12,8 +12,8 @@ public enum VulkanConvolutionMethod: String, CaseIterable, Sendable {
     case direct
 }
 
-/// 5 x 5 stride-2 convolutions as Winograd F(4x4, 3x3) on CPU Vulkan devices
-/// (Shaders/winograd.glsl and conv2d_winograd_{input,gemm,output}.comp).
+/// 5 x 5 stride-2 convolutions, plain and transposed, as Winograd F(4x4, 3x3) on CPU Vulkan
+/// devices (Shaders/winograd.glsl and conv2d_winograd_{input,gemm,output}.comp).
 ///
 /// Why: on lavapipe the multiply-adds of the direct kernel (conv2d_subgroup) are the limit,
 /// at ~30 GFLOP/s with fetches and ~54 without any (docs/design.md), so the only way to a
@@ -21,10 +21,13 @@ public enum VulkanConvolutionMethod: String, CaseIterable, Sendable {
 /// (x[2i + a][2j + b]) the layer is a 3 x 3 stride-1 convolution over 4 x the input channels,
 /// and F(4x4, 3x3) computes each 4 x 4 output tile of that with 36 multiplies per channel
 /// where the direct 5 x 5/2 form needs 16 x 25 = 400 per input channel: 144 / 400, 2.8x fewer.
+/// A transposed 5 x 5/2 layer (padding 2) is one 3 x 3 correlation of its input to 4 x the
+/// output channels, one per output phase, interleaved into the output (`Geometry`).
 ///
 /// A layer runs in bands of tile rows, each band three dispatches: the input transform writes
-/// V (36 x 4 inC x tiles) to scratch slot 0, a matrix product per transform point writes
-/// M (36 x outC x tiles) to slot 1, and the output transform adds bias and activation. Bands
+/// V (36 x scratch channels x tiles) to scratch slot 0, a matrix product per transform point
+/// writes M (36 x product channels x tiles) to slot 1, and the output transform adds bias and
+/// activation. Bands
 /// bound the scratch (and keep it near the caches) whatever the image size.
 enum WinogradConvolution {
     /// When layers take this route: `auto` where it is measured faster (CPU devices, see
