@@ -10,8 +10,9 @@
 // share is still one scalar load per lane.
 //
 // Needs 8-lane subgroups, all active (the host sizes the band so no invocation leaves).
-// Pushed: inC = channels of V (4 x the layer's input channels), outC = the layer's output
-// channels, inOffset = outOffset = 0, bandStride (a multiple of 4 TQ LX). Weights packed
+// Pushed: inC = channels of V (the scratch channels), outC = product channels (the layer's
+// output channels, or 4 per output channel for transposed layers), inOffset = outOffset = 0,
+// bandStride (a multiple of 4 TQ LX). Weights packed
 // [point][block][c][o], OCB per block. Grid: x tile quads / TQ, y 36 points, z blocks.
 #include "common.glsl"
 #include "winograd.glsl"
@@ -31,16 +32,16 @@ void main() {
     int blocks = (pc.outC + OCB - 1) / OCB;
     int rowQuads = pc.bandStride / 4;
 
-    // Scalar accumulators: arrays of vec4 measured 2x slower on lavapipe.
+    // Scalar accumulators (arrays of vec4 measured the same on lavapipe, within noise).
     float acc[OCB][4 * TQ];
     [[unroll]] for (int o = 0; o < OCB; o++) {
         [[unroll]] for (int j = 0; j < 4 * TQ; j++) acc[o][j] = 0.0;
     }
     int vRow = (pc.inOffset >> 2) + point * pc.inC * rowQuads + tq0;
     int wRow = (point * blocks + block) * pc.inC * NQ;
-    // CU channels per iteration (inC, 4 x the layer's input channels, is a multiple of 4):
-    // each accumulator then takes CU products between its spills to the stack, which on
-    // lavapipe (128 accumulators, 16 vector registers) measured 2x faster than one.
+    // CU channels per loop iteration (the host picks a CU that divides inC): each accumulator
+    // takes CU products between its trips to the stack. On lavapipe 1, 4, 8 and 16 measured
+    // the same within noise (docs/design.md).
     for (int c = 0; c < pc.inC; c += CU) {
         float v[CU][4 * TQ];
         [[unroll]] for (int u = 0; u < CU; u++) {

@@ -2,8 +2,10 @@
 // correlation is A^T [(G g G^T) . (B^T d B)] A for the 6 x 6 input tile d. 36 multiplies
 // per tile and channel instead of 144. The conv2d_winograd_* kernels apply it to 5 x 5
 // stride-2 convolutions rewritten as 3 x 3 stride-1 ones over the four input phases
-// (x[2i + a][2j + b]), whose 3 x 3 kernels are the taps w[2u + a][2v + b] (zero past 5);
-// the host transforms the weights (G g G^T) once, in double precision.
+// (x[2i + a][2j + b]), whose 3 x 3 kernels are the taps w[2u + a][2v + b] (zero past 5),
+// and to transposed 5 x 5 stride-2 convolutions rewritten as one 3 x 3 correlation per
+// output phase (written back by depth to space); the host transforms the weights
+// (G g G^T) once, in double precision.
 
 // The scratch is laid out [point][channel][tile], each row `pc.bandStride` elements long.
 // Every kernel handles a quad of 4 consecutive tiles of one tile row (the host pads rows to
