@@ -67,7 +67,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         try self.init(device: device.map { VulkanDeviceSelector($0) }, forceStaging: false, convolutions: convolutions)
     }
 
-    /// How 5x5 stride-2 convolutions run (nil: the process-wide choice, see `WinogradConvolution.Mode`).
+    /// How 5x5 stride-2 convolutions run (nil: the process-wide choice, `WinogradConvolution.defaultMethod`).
     let convolutions: VulkanConvolutionMethod?
 
     /// Kernels read inputs as storage buffers instead of texel views, as they do for tensors

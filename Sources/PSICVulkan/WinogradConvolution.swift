@@ -30,12 +30,6 @@ public enum VulkanConvolutionMethod: String, CaseIterable, Sendable {
 /// activation. Bands
 /// bound the scratch (and keep it near the caches) whatever the image size.
 enum WinogradConvolution {
-    /// When layers take this route: `auto` where it is measured faster (CPU devices, see
-    /// `runs`), `always` wherever the geometry and device allow it, `never`. A backend's
-    /// `VulkanConvolutionMethod` decides; without one `PSIC_VULKAN_WINOGRAD=auto|on|off`,
-    /// which tests replace with `setMode`.
-    enum Mode: Sendable { case auto, always, never }
-
     /// Register blocking of the product kernel and the band size.
     struct Tiling: Hashable, Sendable {
         /// Output channels per invocation (a multiple of 4).
@@ -93,7 +87,7 @@ enum WinogradConvolution {
     static func phaseKernel(_ l: ConvTranspose2dLayer, phase r: Int) -> [Int?]? {
         // Output 2 q + r reads input q + c - j through tap taps[j] (ConvTranspose2dLayer.phaseTaps).
         let taps = l.phaseTaps(r)
-        let c = (r + l.padding - (r + l.padding) % l.stride) / l.stride
+        let c = (r + l.padding) / l.stride
         guard !taps.isEmpty, c <= 1, c - (taps.count - 1) >= -1 else { return nil }
         return (0..<3).map { u in
             let j = c + 1 - u
@@ -103,7 +97,7 @@ enum WinogradConvolution {
 
     /// Whether `l` runs as a Winograd convolution on a device like `info`. Needs 8-lane
     /// subgroups with shuffles (the product kernel broadcasts weights as conv2d_subgroup
-    /// does). `auto` takes it on CPU devices for layers of at least 8 input channels; the
+    /// does). `automatic` takes it on CPU devices for layers of at least 8 input channels; the
     /// 3-channel first layer is left to the direct kernel, where the transforms would cost
     /// more than the 12-deep products save.
     static func runs(_ l: Conv2dLayer, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod? = nil) -> Bool {
@@ -117,17 +111,10 @@ enum WinogradConvolution {
 
     private static func chosen(inChannels: Int, on info: VulkanDeviceInfo, method: VulkanConvolutionMethod?) -> Bool {
         guard info.subgroupSize == 8, info.supportsSubgroupShuffle else { return false }
-        let m: Mode
-        switch method {
-        case .automatic: m = .auto
-        case .winograd: m = .always
-        case .direct: m = .never
-        case nil: m = mode
-        }
-        switch m {
-        case .never: return false
-        case .always: return true
-        case .auto: return info.type == .cpu && inChannels >= 8
+        switch method ?? defaultMethod {
+        case .direct: return false
+        case .winograd: return true
+        case .automatic: return info.type == .cpu && inChannels >= 8
         }
     }
 
@@ -279,25 +266,27 @@ enum WinogradConvolution {
 }
 
 extension WinogradConvolution {
-    private static let modeLock = NSLock()
-    nonisolated(unsafe) private static var modeValue: Mode = {
+    private static let defaultLock = NSLock()
+    nonisolated(unsafe) private static var defaultValue: VulkanConvolutionMethod = {
         switch ProcessInfo.processInfo.environment["PSIC_VULKAN_WINOGRAD"] {
-        case "on", "1": return .always
-        case "off", "0": return .never
-        default: return .auto
+        case "on", "1": return .winograd
+        case "off", "0": return .direct
+        default: return .automatic
         }
     }()
 
-    static var mode: Mode {
-        modeLock.lock()
-        defer { modeLock.unlock() }
-        return modeValue
+    /// The method of backends created without one: `PSIC_VULKAN_WINOGRAD=auto|on|off`, else
+    /// automatic.
+    static var defaultMethod: VulkanConvolutionMethod {
+        defaultLock.lock()
+        defer { defaultLock.unlock() }
+        return defaultValue
     }
 
     /// Replaces the environment's choice (tests run layers both ways; set before preparing graphs).
-    static func setMode(_ m: Mode) {
-        modeLock.lock()
-        modeValue = m
-        modeLock.unlock()
+    static func setDefaultMethod(_ m: VulkanConvolutionMethod) {
+        defaultLock.lock()
+        defaultValue = m
+        defaultLock.unlock()
     }
 }

@@ -51,8 +51,8 @@ func assertFloatClose(_ got: [Float], _ ref: ReferenceKernels.FloatResult, slope
 final class VulkanKernelTests: XCTestCase {
     // The direct kernels: on lavapipe 5x5/2 layers would otherwise take the Winograd route,
     // which VulkanWinogradTests checks under its own bound.
-    override func setUp() { WinogradConvolution.setMode(.never) }
-    override func tearDown() { WinogradConvolution.setMode(.auto) }
+    override func setUp() { WinogradConvolution.setDefaultMethod(.direct) }
+    override func tearDown() { WinogradConvolution.setDefaultMethod(.automatic) }
 
     /// Register blockings the conv kernels are run under besides the device default (on
     /// lavapipe: the subgroup kernels for float conv2d and transposed conv): the GPU default,

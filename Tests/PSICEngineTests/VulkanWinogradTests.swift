@@ -6,7 +6,7 @@ import XCTest
 /// reference, under the error bound of `ReferenceKernels.conv2dWinograd`.
 final class VulkanWinogradTests: XCTestCase {
     override func tearDown() {
-        WinogradConvolution.setMode(.auto)
+        WinogradConvolution.setDefaultMethod(.automatic)
         WinogradConvolution.Tiling.setOverride(nil)
     }
 
@@ -25,7 +25,7 @@ final class VulkanWinogradTests: XCTestCase {
         guard backend.deviceInfo.subgroupSize == 8, backend.deviceInfo.supportsSubgroupShuffle else {
             throw XCTSkip("the Winograd route needs 8-lane subgroups with shuffles")
         }
-        WinogradConvolution.setMode(.always)
+        WinogradConvolution.setDefaultMethod(.winograd)
         return backend
     }
 
@@ -85,8 +85,8 @@ final class VulkanWinogradTests: XCTestCase {
         }
     }
 
-    /// `auto` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
-    /// channels on CPU devices only; `never` keeps every layer on the direct kernels.
+    /// `automatic` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
+    /// channels on CPU devices only; `direct` keeps every layer on the direct kernels.
     func testModeSelection() throws {
         let info = try SharedVulkan.get().deviceInfo
         let wide = try Conv2dLayer(name: "wide", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
@@ -102,16 +102,16 @@ final class VulkanWinogradTests: XCTestCase {
                                                 outputPadding: 1, weights: [Float](repeating: 0, count: 8 * 8 * 25),
                                                 bias: [Float](repeating: 0, count: 8))
         let capable = info.subgroupSize == 8 && info.supportsSubgroupShuffle
-        WinogradConvolution.setMode(.auto)
+        WinogradConvolution.setDefaultMethod(.automatic)
         XCTAssertEqual(WinogradConvolution.runs(wide, on: info), capable && info.type == .cpu)
         XCTAssertEqual(WinogradConvolution.runs(wideT, on: info), capable && info.type == .cpu)
         XCTAssertFalse(WinogradConvolution.fits(unpadded))
         XCTAssertFalse(WinogradConvolution.runs(rgb, on: info))
         XCTAssertFalse(WinogradConvolution.runs(threeByThree, on: info))
-        WinogradConvolution.setMode(.always)
+        WinogradConvolution.setDefaultMethod(.winograd)
         XCTAssertEqual(WinogradConvolution.runs(rgb, on: info), capable)
         XCTAssertFalse(WinogradConvolution.runs(threeByThree, on: info))
-        WinogradConvolution.setMode(.never)
+        WinogradConvolution.setDefaultMethod(.direct)
         XCTAssertFalse(WinogradConvolution.runs(wide, on: info))
     }
 }
