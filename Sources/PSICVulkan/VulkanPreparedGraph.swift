@@ -100,15 +100,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         // Pooled buffers hold a previous graph's data; channels of a tensor that no node
         // writes must read as zero, as on every backend.
         let produced = graph.tensors.indices.filter { !graph.tensors[$0].isInput }
-        if device.deviceMemoryMapped {
-            for t in produced { memset(buffers[t].mapped!, 0, graph.tensors[t].shape.count * 4) }
-        } else if !produced.isEmpty {
-            try device.runOnce { cb in
-                for t in produced {
-                    vk.cmdFillBuffer(cb, buffers[t].handle, 0, VkDeviceSize(graph.tensors[t].shape.count * 4), 0)
-                }
-            }
-        }
+        try Self.zero(produced.map { (buffers[$0], graph.tensors[$0].shape.count * 4) }, device: device)
         if !device.deviceMemoryMapped {
             let io = Set(graph.tensors.indices.filter { graph.tensors[$0].isInput } + graph.outputs.map(\.index))
             for t in io {
@@ -134,14 +126,12 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         for n in scratchElements {
             let b = try backend.bufferPool.acquire(bytes: n * 4, kind: .device)
             scratch.append(b)
-            // Rows are padded past the tiles a band writes; zeros there keep the product
-            // kernel's spare lanes off NaNs and denormals left by earlier users of the buffer.
-            if let m = b.mapped { memset(m, 0, n * 4) } else {
-                try device.runOnce { cb in vk.cmdFillBuffer(cb, b.handle, 0, VkDeviceSize(n * 4), 0) }
-            }
             scratchViews.append(try device.makeView(b, format: VK_FORMAT_R32_SFLOAT, elements: n, elementSize: 4))
             scratchViews.append(try device.makeView(b, format: VK_FORMAT_R32G32B32A32_SFLOAT, elements: n / 4, elementSize: 16))
         }
+        // Rows are padded past the tiles a band writes; zeros there keep the product kernel's
+        // spare lanes off NaNs and denormals left by earlier users of the buffer.
+        try Self.zero(zip(scratch, scratchElements).map { ($0, $1 * 4) }, device: device)
         // One descriptor set per node and (source, destination) pair its dispatches use.
         let pairsPerNode = kernels.map { k -> [[DispatchBuffer]] in
             var pairs: [[DispatchBuffer]] = []
@@ -216,6 +206,19 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         for v in tensorViews + tensorQuadViews + scratchViews { device.destroyView(v) }
         for b in tensorBuffers + scratchBuffers { backend.bufferPool.release(b) }
         for b in stagingBuffers.values { backend.bufferPool.release(b) }
+    }
+
+    /// Zeroes the first `bytes` of each buffer: on the host where memory is mapped, else in one
+    /// submission of fills.
+    private static func zero(_ ranges: [(buffer: VulkanBuffer, bytes: Int)], device: VulkanDevice) throws {
+        guard !ranges.isEmpty else { return }
+        if device.deviceMemoryMapped {
+            for r in ranges { memset(r.buffer.mapped!, 0, r.bytes) }
+        } else {
+            try device.runOnce { cb in
+                for r in ranges { device.vk.cmdFillBuffer(cb, r.buffer.handle, 0, VkDeviceSize(r.bytes), 0) }
+            }
+        }
     }
 
     private static func allocateSet(device: VulkanDevice, pool: VkDescriptorPool, layout: VkDescriptorSetLayout) throws -> VkDescriptorSet {
