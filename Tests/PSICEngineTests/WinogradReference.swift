@@ -56,11 +56,7 @@ extension ReferenceKernels {
                     }
                 }
                 for co in 0..<l.outChannels {
-                    var s = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
-                    for c in v.indices {
-                        for p in 0..<6 { for q in 0..<6 { s[p][q] += u[co][c][p][q] * v[c][p][q] } }
-                    }
-                    let m = multiply(multiply(at, s), transpose(at))
+                    let m = tileMagnitude(u: u[co], v: v, at: at)
                     for i in 0..<4 where 4 * ty + i < out.height {
                         for j in 0..<4 where 4 * tx + j < out.width {
                             r.magnitude[(co * out.height + 4 * ty + i) * out.width + 4 * tx + j] = m[i][j] + abs(Double(l.bias[co]))
@@ -110,11 +106,7 @@ extension ReferenceKernels {
                     return multiply(multiply(bt, d), transpose(bt))
                 }
                 for z in u.indices {
-                    var s = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
-                    for ci in v.indices {
-                        for p in 0..<6 { for q in 0..<6 { s[p][q] += u[z][ci][p][q] * v[ci][p][q] } }
-                    }
-                    let m = multiply(multiply(at, s), transpose(at))
+                    let m = tileMagnitude(u: u[z], v: v, at: at)
                     let co = z / 4, ry = (z / 2) % 2, rx = z % 2
                     for i in 0..<4 {
                         let oy = 2 * (4 * ty + i) + ry
@@ -130,6 +122,16 @@ extension ReferenceKernels {
         }
         r.terms = l.inChannels + 24
         return r
+    }
+
+    /// |A^T| (sum over channels of |U| . |B^T| |d| |B|) |A| of one output tile (4 x 4), from
+    /// the channels' |U| and |B^T| |d| |B| (6 x 6 each) and |A^T|.
+    private static func tileMagnitude(u: [[[Double]]], v: [[[Double]]], at: [[Double]]) -> [[Double]] {
+        var s = [[Double]](repeating: [Double](repeating: 0, count: 6), count: 6)
+        for c in v.indices {
+            for p in 0..<6 { for q in 0..<6 { s[p][q] += u[c][p][q] * v[c][p][q] } }
+        }
+        return multiply(multiply(at, s), transpose(at))
     }
 
     private static func multiply(_ a: [[Double]], _ b: [[Double]]) -> [[Double]] {
