@@ -148,6 +148,30 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// The float kernels' ACT code (0 none, 1 ReLU, 2 leaky ReLU); the leaky slope goes to `push`.
+    private static func encode(_ a: Activation, into push: inout KernelPushConstants) -> Int32 {
+        switch a {
+        case .none: return 0
+        case .relu: return 1
+        case let .leakyReLU(slope):
+            push.leakySlope = slope
+            return 2
+        }
+    }
+
+    /// The integer kernels' ACT code; the output range and leaky numerator go to `push`.
+    private static func encode(_ q: IntegerRequantization, into push: inout KernelPushConstants) -> Int32 {
+        push.outMin = q.outputMin
+        push.outMax = q.outputMax
+        switch q.activation {
+        case .none: return 0
+        case .relu: return 1
+        case let .leakyReLU(k):
+            push.leakyNumerator = k
+            return 2
+        }
+    }
+
     /// The dispatches computing `node`, with views given as element offsets into their buffers.
     func plan(_ node: GraphNode, inOffset: Int, outOffset: Int, inputElements: Int) throws -> NodeKernels {
         var push = KernelPushConstants()
@@ -163,25 +187,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         // Specialization constant 10: read the input through its texel view.
         let texel: Int32 = inputElements <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
 
-        func activationCode(_ a: Activation) -> Int32 {
-            switch a {
-            case .none: return 0
-            case .relu: return 1
-            case let .leakyReLU(slope):
-                push.leakySlope = slope
-                return 2
-            }
-        }
-        func intActivationCode(_ q: IntegerRequantization) -> Int32 {
-            push.outMin = q.outputMin
-            push.outMax = q.outputMax
-            switch q.activation {
-            case .none: return 0
-            case .relu: return 1
-            case let .leakyReLU(k):
-                push.leakyNumerator = k
-                return 2
-            }
+        // Every push-constant field is final before any dispatch copies `push`: the activation's
+        // parameters (leaky slope, integer output range) are set here, once, and the kernels
+        // below only take the code of their ACT specialization constant.
+        let act: Int32
+        switch node.op {
+        case let .conv2d(l): act = Self.encode(l.activation, into: &push)
+        case let .convTranspose2d(l): act = Self.encode(l.activation, into: &push)
+        case let .intConv2d(l): act = Self.encode(l.requantization, into: &push)
+        case .gdn: act = 0
         }
         // Conv-family kernels: spec constants LX, LY, ACT, K, S, P, OCB, PX (+ RY, RX).
         func convDispatches(kernel: ShaderLibrary.Kernel, act: Int32, k: Int, s: Int, p: Int,
@@ -228,7 +242,6 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         case let .conv2d(l):
             let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
             if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
-                let act = activationCode(l.activation)  // sets the leaky slope in `push`: before the copy
                 if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
                     WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
                 }) { return kernels }
@@ -236,18 +249,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             if runsSubgroupKernel(u) {
                 let params = try parameters(for: l, packing: .subgroup(block: u.outputChannels)) { ParameterPacking.convSubgroup(l, tiling: u) }
                 // Same specialization constants and grid as conv2d; only the kernel and packing differ.
-                return NodeKernels(dispatches: try convDispatches(kernel: .conv2d_subgroup, act: activationCode(l.activation),
+                return NodeKernels(dispatches: try convDispatches(kernel: .conv2d_subgroup, act: act,
                                                                   k: l.kernelSize, s: l.stride, p: l.padding, tiling: u,
                                                                   transposed: false, params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.conv(l, tiling: t) }
-            return NodeKernels(dispatches: try convDispatches(kernel: .conv2d, act: activationCode(l.activation), k: l.kernelSize,
+            return NodeKernels(dispatches: try convDispatches(kernel: .conv2d, act: act, k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t, transposed: false,
                                                               params: params), parameters: params)
         case let .convTranspose2d(l):
             if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
-                let act = activationCode(l.activation)
                 if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
                     WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
                 }) { return kernels }
@@ -258,13 +270,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                     ParameterPacking.convTransposeSubgroup(l, tiling: u)
                 }
                 return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d_subgroup,
-                                                                  act: activationCode(l.activation), k: l.kernelSize,
+                                                                  act: act, k: l.kernelSize,
                                                                   s: l.stride, p: l.padding, tiling: u, transposed: true,
                                                                   params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
             let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.convTranspose(l, tiling: t) }
-            return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d, act: activationCode(l.activation),
+            return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d, act: act,
                                                               k: l.kernelSize, s: l.stride, p: l.padding, tiling: t,
                                                               transposed: true, params: params), parameters: params)
         case let .intConv2d(l):
@@ -275,7 +287,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             let t = ConvTiling.forIntConv(outChannels: l.outChannels)
             let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.intConv(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
-                                                              act: intActivationCode(l.requantization), k: l.kernelSize,
+                                                              act: act, k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t,
                                                               transposed: l.transposed, params: params), parameters: params)
         case let .gdn(l):
