@@ -21,12 +21,19 @@ public final class CPUBackend: Backend {
     public let threads: Int
     /// How float convolutions run.
     public let convolutions: CPUConvolutionMethod
+    /// Elements of one band of oneDNN's GDN (`OneDNNGDN`); tests make it small to get many bands.
+    let gdnBandElements: Int
 
     /// - Parameters:
     ///   - threads: threads to run on (default: every active core).
     ///   - convolutions: how float convolutions run (default: `$PSIC_CPU_CONVOLUTIONS` when it
     ///     names a method, else oneDNN).
-    public init(threads: Int? = nil, convolutions: CPUConvolutionMethod? = nil) {
+    public convenience init(threads: Int? = nil, convolutions: CPUConvolutionMethod? = nil) {
+        self.init(threads: threads, convolutions: convolutions, gdnBandElements: OneDNNGDN.defaultBandElements)
+    }
+
+    init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int) {
+        self.gdnBandElements = gdnBandElements
         BLASThreading.singleThreaded
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
@@ -38,6 +45,6 @@ public final class CPUBackend: Backend {
     }
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
-        try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions)
+        try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements)
     }
 }

@@ -15,7 +15,8 @@ final class CPUPreparedGraph: PreparedGraph {
     /// Kept alive for `oneDNNLayers`.
     private let oneDNNContext: OneDNNContext?
 
-    init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod) throws {
+    init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
+         gdnBandElements: Int = OneDNNGDN.defaultBandElements) throws {
         self.graph = graph
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
@@ -45,7 +46,8 @@ final class CPUPreparedGraph: PreparedGraph {
             case let .conv2d(l): spec = .init(l)
             case let .convTranspose2d(l): spec = .init(l)
             case let .gdn(l):
-                oneDNNLayers[index] = try OneDNNGDN(l, input: input, output: output, shape: node.inputShape, context: context)
+                oneDNNLayers[index] = try OneDNNGDN(l, input: input, output: output, shape: node.inputShape, context: context,
+                                                     bandElements: gdnBandElements)
                 continue
             case .intConv2d: continue
             }

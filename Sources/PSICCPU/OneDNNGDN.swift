@@ -1,20 +1,55 @@
 import COneDNN
+import Foundation
 import PSICEngine
 
 /// GDN / IGDN in oneDNN: `y = x · (β + γ·x²)^(∓½)`. The input is reordered into the kernel's
 /// blocked layout and squared into a second buffer; a 1×1 convolution with weights γ and bias β
 /// runs on the squares with two fused post-ops, the power (GDN) or square root (IGDN), then the
 /// product with the blocked input; the result is reordered back.
+///
+/// GDN is pointwise in space, so it runs in bands of rows: the three blocked copies (input,
+/// squares, output) hold one band, not the whole tensor, which bounds the layer's scratch
+/// whatever the image size (at 2304×1536 the unbanded copies were ~1 GB of a 2 GB encode).
+/// The planar band is a strided view of the tensor; the last band may be shorter and gets its
+/// own primitives.
 final class OneDNNGDN: OneDNNLayer {
+    /// Elements of one band's blocked copy (a band is at least one row): 2^20 (4 MiB, so the
+    /// three copies stay in cache), or `$PSIC_CPU_GDN_BAND_ELEMENTS` for measuring others.
+    static let defaultBandElements = ProcessInfo.processInfo.environment["PSIC_CPU_GDN_BAND_ELEMENTS"]
+        .flatMap(Int.init).map { max(1, $0) } ?? 1 << 20
+
+    /// Rows per band for `shape` and a band budget of `bandElements`.
+    static func bandRows(_ shape: TensorShape, channels: Int, bandElements: Int) -> Int {
+        max(1, min(shape.height, bandElements / max(1, channels * shape.width)))
+    }
+
     init(_ l: GDNLayer, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-         shape: TensorShape, context: OneDNNContext) throws {
+         shape: TensorShape, context: OneDNNContext, bandElements: Int = OneDNNGDN.defaultBandElements) throws {
         super.init(context: context)
+        let rows = Self.bandRows(shape, channels: l.channels, bandElements: bandElements)
+        let full = shape.height / rows, tail = shape.height % rows
+        let offsets = try addBands(l, rows: rows, starts: (0..<full).map { $0 * rows }, input: input, output: output,
+                                   shape: shape, scratchOffsets: nil)
+        if tail > 0 {
+            _ = try addBands(l, rows: tail, starts: [full * rows], input: input, output: output, shape: shape,
+                             scratchOffsets: offsets)
+        }
+    }
+
+    /// Primitives for bands of `rows` rows and one pass per band start row. The blocked copies go
+    /// to scratch at `scratchOffsets` (the first, largest band shape places them; returned).
+    private func addBands(_ l: GDNLayer, rows: Int, starts: [Int], input: UnsafeMutablePointer<Float>,
+                          output: UnsafeMutablePointer<Float>, shape: TensorShape,
+                          scratchOffsets: [Int]?) throws -> [Int] {
         let c = Int64(l.channels)
-        let dims: [Int64] = [1, c, Int64(shape.height), Int64(shape.width)]
+        let dims: [Int64] = [1, c, Int64(rows), Int64(shape.width)]
+        let plane = Int64(shape.planeSize), width = Int64(shape.width)
         let weightDims: [Int64] = [c, c, 1, 1]
         var planar = dnnl_memory_desc_t(), biasDesc = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
         var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
-        try check(dnnl_memory_desc_init_by_tag(&planar, 4, dims, dnnl_f32, dnnl_nchw), "memory_desc_init(planar)")
+        // A band of NCHW rows: channel stride is the whole plane.
+        try check(dnnl_memory_desc_init_by_strides(&planar, 4, dims, dnnl_f32, [c * plane, plane, width, 1]),
+                  "memory_desc_init(planar band)")
         try check(dnnl_memory_desc_init_by_tag(&biasDesc, 1, [c], dnnl_f32, dnnl_x), "memory_desc_init(beta)")
         try check(dnnl_memory_desc_init_by_tag(&userWeights, 4, weightDims, dnnl_f32, dnnl_oihw), "memory_desc_init(gamma)")
         try check(dnnl_memory_desc_init_by_tag(&anySrc, 4, dims, dnnl_f32, dnnl_format_tag_any), "memory_desc_init(src any)")
@@ -33,10 +68,12 @@ final class OneDNNGDN: OneDNNLayer {
                                         operand: &blocked, context: context)
         defer { dnnl_primitive_desc_destroy(pd) }
         var impl: UnsafePointer<CChar>?
-        if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success, let impl {
+        if implementation.isEmpty, dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success,
+           let impl {
             implementation = String(cString: impl)
         }
 
+        // Pointed at each band by its pass.
         let inputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(input))
         let outputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(output))
         let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
@@ -50,11 +87,18 @@ final class OneDNNGDN: OneDNNLayer {
         }
         let betaMemory = try makeMemory(&biasDesc, handle: nil, copying: l.beta)
 
+        let first = stepCount
+        var placed: [Int] = []
+        func scratch(_ desc: UnsafePointer<dnnl_memory_desc_t>) throws -> dnnl_memory_t {
+            let (memory, offset) = try makeScratchSlot(desc, at: scratchOffsets.flatMap { placed.count < $0.count ? $0[placed.count] : nil })
+            placed.append(offset)
+            return memory
+        }
         // The input in the kernel's layout (the product's operand), and its squares.
-        let blockedInput = try makeScratchMemory(&blocked)
+        let blockedInput = try scratch(&blocked)
         try addReorder(from: inputMemory, to: blockedInput)
         let srcDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)!
-        let squares = try makeScratchMemory(srcDesc)
+        let squares = try scratch(srcDesc)
         var squareDesc = dnnl_eltwise_desc_t()
         try check(dnnl_eltwise_forward_desc_init(&squareDesc, dnnl_forward_inference, dnnl_eltwise_square, &blocked, 0, 0),
                   "eltwise_forward_desc_init(square)")
@@ -69,7 +113,7 @@ final class OneDNNGDN: OneDNNLayer {
 
         let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
         let direct = dnnl_memory_desc_equal(dstDesc, &planar) != 0
-        let dstMemory = direct ? outputMemory : try makeScratchMemory(dstDesc)
+        let dstMemory = direct ? outputMemory : try scratch(dstDesc)
         // The product is the last post-op (index 1 for IGDN, 2 for GDN): its operand is that
         // index's SRC_1 argument.
         let productIndex: Int32 = l.inverse ? 1 : 2
@@ -82,6 +126,11 @@ final class OneDNNGDN: OneDNNLayer {
             dnnl_exec_arg_t(arg: productOperand, memory: blockedInput),
         ])
         if !direct { try addReorder(from: dstMemory, to: outputMemory) }
+        for row in starts {
+            addPass(Pass(steps: first..<stepCount, handles: [(inputMemory, UnsafeMutableRawPointer(input + row * shape.width)),
+                                                              (outputMemory, UnsafeMutableRawPointer(output + row * shape.width))]))
+        }
+        return placed
     }
 
     /// The 1×1 convolution γ·x² + β with the power (or square root) fused and, when `operand` is

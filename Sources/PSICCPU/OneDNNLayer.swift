@@ -23,6 +23,9 @@ class OneDNNLayer {
     /// Blocked tensors placed in the caller's scratch at `run`: memory and byte offset.
     private var scratchMemories: [(memory: dnnl_memory_t, offset: Int)] = []
     private var steps: [(primitive: dnnl_primitive_t, args: [dnnl_exec_arg_t])] = []
+    /// When not empty, what `run` executes instead of every step once: ranges of steps, each
+    /// after re-pointing some memory objects (the bands of a banded layer).
+    private var passes: [Pass] = []
     private var primitives: [dnnl_primitive_t] = []
     private var memories: [dnnl_memory_t] = []
     private var buffers: [UnsafeMutableRawPointer] = []
@@ -48,12 +51,31 @@ class OneDNNLayer {
         }
         // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
         omp_set_num_threads(Int32(threads))
-        for step in steps {
-            try check(step.args.withUnsafeBufferPointer {
-                dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
-            }, "primitive_execute")
+        for pass in passes.isEmpty ? [Pass(steps: steps.indices, handles: [])] : passes {
+            for (memory, pointer) in pass.handles {
+                try check(dnnl_memory_set_data_handle(memory, pointer), "memory_set_data_handle")
+            }
+            for step in steps[pass.steps] {
+                try check(step.args.withUnsafeBufferPointer {
+                    dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
+                }, "primitive_execute")
+            }
         }
         try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+
+    /// A run of `steps` after pointing each memory object of `handles` at its buffer.
+    struct Pass {
+        var steps: Range<Int>
+        var handles: [(memory: dnnl_memory_t, pointer: UnsafeMutableRawPointer)]
+    }
+
+    /// Steps added so far (where the next pass's range starts).
+    var stepCount: Int { steps.count }
+
+    /// Makes `run` execute these passes, in order, instead of every step once.
+    func addPass(_ pass: Pass) {
+        passes.append(pass)
     }
 
     /// A memory object over `handle`, or over a new buffer this object owns (filled from
@@ -80,13 +102,19 @@ class OneDNNLayer {
     /// A memory object whose buffer is the caller's scratch at `run` (at byte `offset`, or in a new
     /// slot after the others); none until then.
     func makeScratchMemory(_ desc: UnsafePointer<dnnl_memory_desc_t>, at offset: Int? = nil) throws -> dnnl_memory_t {
+        try makeScratchSlot(desc, at: offset).memory
+    }
+
+    /// `makeScratchMemory` and the byte offset it placed the memory at.
+    func makeScratchSlot(_ desc: UnsafePointer<dnnl_memory_desc_t>,
+                           at offset: Int? = nil) throws -> (memory: dnnl_memory_t, offset: Int) {
         var memory: dnnl_memory_t?
         try check(dnnl_memory_create(&memory, desc, context.engine, nil), "memory_create(scratch)")
         memories.append(memory!)
         let start = offset ?? tensorScratchBytes
         scratchMemories.append((memory!, start))
         tensorScratchBytes = max(tensorScratchBytes, start + (dnnl_memory_desc_get_size(desc) + 63) / 64 * 64)
-        return memory!
+        return (memory!, start)
     }
 
     /// Attributes every primitive of the layer is created with: the scratchpad is ours

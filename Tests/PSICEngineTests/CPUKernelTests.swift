@@ -96,6 +96,29 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testOneDNNGDNInBands() throws {
+        // Bands of 1, 2 and 3 rows (budgets of 1, 2 and 3 rows of 8 x 9 elements, one below a row)
+        // over 7 rows: several passes, a shorter last band, and channel views on both sides.
+        var rng = TestRandom(seed: 18)
+        let (c, h, w) = (8, 7, 9)
+        for inverse in [false, true] {
+            let layer = try GDNLayer(name: "gdn", channels: c, inverse: inverse,
+                                     beta: rng.floats(c, 0.5, 1.5), gamma: rng.floats(c * c, 0, 0.2))
+            let shape = TensorShape(channels: c + 2, height: h, width: w)
+            let x = Tensor(shape: shape, floats: rng.floats(shape.count, -2, 2))
+            let view = Array(x.floats![h * w..<(1 + c) * h * w])
+            var ref = ReferenceKernels.gdn(layer, input: view, shape: TensorShape(channels: c, height: h, width: w))
+            ref.terms = 4 * (c + 1 + 8)
+            for budget in [c * w - 1, 2 * c * w, 3 * c * w] {
+                let backend = CPUBackend(threads: 2, convolutions: .oneDNN, gdnBandElements: budget)
+                let rows = OneDNNGDN.bandRows(TensorShape(channels: c, height: h, width: w), channels: c, bandElements: budget)
+                XCTAssertEqual(rows, max(1, budget / (c * w)))
+                let got = try runSingleOp(.gdn(layer), on: backend, input: x, inView: (1, c), outOffset: 1, outExtra: 2)
+                assertFloatClose(got.floats!, ref)
+            }
+        }
+    }
+
     func testIntConvExact() throws {
         var rng = TestRandom(seed: 15)
         let acts: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 16), .leakyReLU(slopeNumerator: 256)]
