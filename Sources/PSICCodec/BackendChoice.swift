@@ -17,6 +17,9 @@ public struct BackendHandle: Sendable {
     public let backend: Backend
     /// True when the backend is a Vulkan device that is not a CPU emulation.
     public let isGPU: Bool
+    /// Where graphs too large for `backend` run (`ImageCodec(model:backend:fallback:)`): the
+    /// CPU backend when `auto` chose a GPU; none otherwise (a named backend is used or fails).
+    public let fallback: Backend?
 
     public var name: String { backend.name }
 
@@ -27,17 +30,21 @@ public struct BackendHandle: Sendable {
         case .cpu:
             backend = CPUBackend()
             isGPU = false
+            fallback = nil
         case .vulkan:
             let vk = try VulkanBackend(device: device)
             backend = vk
             isGPU = vk.deviceInfo.type != .cpu
+            fallback = nil
         case .auto:
             if let vk = try? VulkanBackend(device: device), device != nil || vk.deviceInfo.type != .cpu {
                 backend = vk
-                isGPU = true
+                isGPU = vk.deviceInfo.type != .cpu
+                fallback = CPUBackend()
             } else {
                 backend = CPUBackend()
                 isGPU = false
+                fallback = nil
             }
         }
     }

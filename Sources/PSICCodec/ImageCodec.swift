@@ -16,16 +16,29 @@ public final class ImageCodec: Sendable {
     let zTables: CDFTableSet
     let gaussianTables: CDFTableSet
 
+    /// The codec on an opened backend choice, with that choice's fallback.
+    public convenience init(model: CodecModel, handle: BackendHandle, idleGraphBytesLimit: Int = 4 << 30) throws {
+        try self.init(model: model, backend: handle.backend, fallback: handle.fallback,
+                      idleGraphBytesLimit: idleGraphBytesLimit)
+    }
+
+    /// Graph runs (one per image and network stage) that were too large for the backend and
+    /// ran on the fallback backend so far.
+    public var fallbackRuns: Int { transforms.fallbackRuns }
+
     /// Largest accepted image side; streams store sizes in 16 bits.
     public static let maxSide = 1 << 16
 
     /// - Parameters:
+    ///   - fallback: where graphs too large for `backend` run (`Backend.maxTensorBytes`: a large
+    ///     photo on a GPU with a small storage buffer range); without one they fail.
     ///   - idleGraphBytesLimit: tensor memory kept in prepared graphs between calls, for reuse
     ///     by images of the same size (least recently used dropped first; default 4 GiB).
-    public init(model: CodecModel, backend: Backend,
+    public init(model: CodecModel, backend: Backend, fallback: Backend? = nil,
                 idleGraphBytesLimit: Int = 4 << 30) throws {
         self.model = model
-        self.transforms = ModelTransforms(model: model, backend: backend, idleGraphBytesLimit: idleGraphBytesLimit)
+        self.transforms = ModelTransforms(model: model, backend: backend, fallback: fallback,
+                                          idleGraphBytesLimit: idleGraphBytesLimit)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)
         guard zTables.count == model.zChannels, gaussianTables.count == model.info.constants.scaleCount else {

@@ -1,3 +1,4 @@
+import Foundation
 import PSICEngine
 import PSICModel
 
@@ -6,15 +7,35 @@ import PSICModel
 ///
 /// Every stage takes a batch (one item per image, sizes may differ) and runs it with one
 /// `Backend.runBatch`, i.e. one queue submission on Vulkan. A batch of one is the plain case.
-final class ModelTransforms: Sendable {
+///
+/// A graph whose largest tensor exceeds `backend.maxTensorBytes` (a large photo on a GPU with a
+/// small storage buffer range) runs on `fallback` when there is one; integer graphs give the
+/// same results on every backend, and float ones agree within rounding, so the stream stays
+/// decodable everywhere.
+final class ModelTransforms: @unchecked Sendable {
     let model: CodecModel
     let backend: Backend
+    let fallback: Backend?
     private let pool: PreparedGraphPool
+    private let fallbackPool: PreparedGraphPool?
+    private let lock = NSLock()
+    /// Whether each graph kind and size fits `backend` (decided once per key).
+    private var fits: [PreparedGraphPool.Key: Bool] = [:]
+    private var fallbackItems = 0
 
-    init(model: CodecModel, backend: Backend, idleGraphBytesLimit: Int) {
+    init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int) {
         self.model = model
         self.backend = backend
+        self.fallback = fallback
         self.pool = PreparedGraphPool(backend: backend, idleBytesLimit: idleGraphBytesLimit)
+        self.fallbackPool = fallback.map { PreparedGraphPool(backend: $0, idleBytesLimit: idleGraphBytesLimit) }
+    }
+
+    /// Graph runs (one per image and stage) that went to `fallback` so far.
+    var fallbackRuns: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return fallbackItems
     }
 
     /// g_a then h_a on padded planar images `[3][height][width]`: returns y and z of each.
@@ -105,16 +126,49 @@ final class ModelTransforms: Sendable {
     }
 
     /// Runs the graph `build` makes for each shape (one prepared instance per item) as one
-    /// backend batch; returns each item's outputs in the graph's output order.
+    /// backend batch per backend used; returns each item's outputs in the graph's output order.
     private func run(kind: String, shapes: [TensorShape], inputs: [Tensor], profile: CodecProfile?,
                      build: (TensorShape) throws -> Graph) throws -> [[Tensor]] {
         guard !shapes.isEmpty else { return [] }
         let keys = shapes.map { PreparedGraphPool.Key(kind: kind, height: $0.height, width: $0.width) }
-        return try pool.withBatch(keys, build: { try build(shapes[$0]) }) { graphs in
-            let runs = graphs.indices.map { i in BatchRun(graph: graphs[i], inputs: [graphs[i].graph.inputs[0]: inputs[i]]) }
-            let results = try profile.measure(\.computeSeconds) { try backend.runBatch(runs) }
-            profile?.submissions += 1
-            return zip(graphs, results).map { g, r in g.graph.outputs.compactMap { r.outputs[$0] } }
+        var onFallback: [Int] = []
+        if fallback != nil {
+            for (i, key) in keys.enumerated() where try !fitsBackend(key, build: { try build(shapes[i]) }) {
+                onFallback.append(i)
+            }
         }
+        let onBackend = keys.indices.filter { !onFallback.contains($0) }
+        var outputs = [[Tensor]](repeating: [], count: keys.count)
+        for (items, backend, pool) in [(onBackend, backend, pool), (onFallback, fallback, fallbackPool)] {
+            guard !items.isEmpty, let backend, let pool else { continue }
+            let results = try pool.withBatch(items.map { keys[$0] }, build: { try build(shapes[items[$0]]) }) { graphs in
+                let runs = graphs.indices.map { j in
+                    BatchRun(graph: graphs[j], inputs: [graphs[j].graph.inputs[0]: inputs[items[j]]])
+                }
+                let results = try profile.measure(\.computeSeconds) { try backend.runBatch(runs) }
+                profile?.submissions += 1
+                return zip(graphs, results).map { g, r in g.graph.outputs.compactMap { r.outputs[$0] } }
+            }
+            for (i, out) in zip(items, results) { outputs[i] = out }
+        }
+        if !onFallback.isEmpty {
+            lock.lock()
+            fallbackItems += onFallback.count
+            lock.unlock()
+        }
+        return outputs
+    }
+
+    /// Whether the graph of `key` fits `backend`, building it once to see.
+    private func fitsBackend(_ key: PreparedGraphPool.Key, build: () throws -> Graph) throws -> Bool {
+        lock.lock()
+        let known = fits[key]
+        lock.unlock()
+        if let known { return known }
+        let fit = try build().largestTensorBytes <= backend.maxTensorBytes
+        lock.lock()
+        fits[key] = fit
+        lock.unlock()
+        return fit
     }
 }

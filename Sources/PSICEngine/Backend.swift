@@ -57,9 +57,14 @@ public protocol Backend: AnyObject, Sendable {
     /// Vulkan records them into one queue submission, so a batch pays one submit-and-wait
     /// round trip; the default runs them one after another.
     func runBatch(_ runs: [BatchRun]) throws -> [GraphResult]
+    /// The largest tensor, in bytes, a graph prepared here may hold (a Vulkan device's storage
+    /// buffer range); larger graphs fail to prepare. Default: no limit.
+    var maxTensorBytes: Int { get }
 }
 
 extension Backend {
+    public var maxTensorBytes: Int { Int.max }
+
     public func runBatch(_ runs: [BatchRun]) throws -> [GraphResult] {
         try runs.map { try $0.graph.run(inputs: $0.inputs) }
     }

@@ -97,6 +97,11 @@ public struct Graph: Sendable {
 
     public init() {}
 
+    /// Bytes of the graph's largest tensor (what `Backend.maxTensorBytes` bounds).
+    public var largestTensorBytes: Int {
+        tensors.map { $0.shape.count * $0.scalarType.byteSize }.max() ?? 0
+    }
+
     /// The graph's inputs, in declaration order.
     public var inputs: [TensorID] {
         tensors.indices.filter { tensors[$0].isInput }.map { TensorID(index: $0) }

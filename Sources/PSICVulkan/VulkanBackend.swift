@@ -10,6 +10,8 @@ import PSICEngine
 /// prepared graph serialises its own runs.
 public final class VulkanBackend: Backend, @unchecked Sendable {
     public let name: String
+    /// Kernels bind whole tensors as storage buffers: the device's storage buffer range.
+    public var maxTensorBytes: Int { device.maxStorageBufferRange }
     /// The device this backend runs on.
     public let deviceInfo: VulkanDeviceInfo
 

@@ -87,7 +87,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             guard decl.shape.count * decl.scalarType.byteSize <= device.maxStorageBufferRange else {
                 throw VulkanError.unsupportedOp(
                     node: decl.name, reason: "tensor \(decl.shape) exceeds the device's storage buffer range of "
-                        + "\(device.maxStorageBufferRange) bytes; process the image in tiles")
+                        + "\(device.maxStorageBufferRange) bytes; run images this large on the CPU backend")
             }
             let buffer = try backend.bufferPool.acquire(bytes: decl.shape.count * decl.scalarType.byteSize, kind: .device)
             buffers.append(buffer)

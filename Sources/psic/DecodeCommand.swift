@@ -43,7 +43,7 @@ struct DecodeCommand: AsyncParsableCommand {
         guard !files.isEmpty else { throw ValidationError("no .psic files among the inputs") }
         let model = try modelOptions.loadModel()
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, backend: handle.backend)
+        let codec = try ImageCodec(model: model, handle: handle)
         let samples = self.samples
         let outputs: [[URL]] = try (0..<samples).map { s in
             try OutputPaths(inputs: files, output: output, newExtension: "png", suffix: samples == 1 ? "" : "-s\(s)").urls
@@ -67,5 +67,6 @@ struct DecodeCommand: AsyncParsableCommand {
             progress.advance(files[i].lastPathComponent)
         } }
         summary.print(verb: "decoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
+        printFallbackNote(codec: codec, handle: handle)
     }
 }

@@ -32,7 +32,7 @@ struct EncodeCommand: AsyncParsableCommand {
             throw ValidationError("--levels must be in 1...\(model.levels) for this model")
         }
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, backend: handle.backend)
+        let codec = try ImageCodec(model: model, handle: handle)
         let outputs = try OutputPaths(inputs: files, output: output, newExtension: "psic")
         let progress = ProgressLine(total: files.count)
         let start = Date()
@@ -46,6 +46,7 @@ struct EncodeCommand: AsyncParsableCommand {
             progress.advance(files[i].lastPathComponent)
         } }
         summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
+        printFallbackNote(codec: codec, handle: handle)
     }
 }
 
@@ -96,6 +97,13 @@ final class BatchSummary: @unchecked Sendable {
                           verb, images, images == 1 ? "" : "s", streamBytes, bpp, otherBytes, seconds,
                           Double(images) / max(seconds, 1e-9), backend)
         Swift.print(line)
+    }
+}
+
+/// Says how many graph runs were too large for the chosen device and ran on the fallback.
+func printFallbackNote(codec: ImageCodec, handle: BackendHandle) {
+    if codec.fallbackRuns > 0, let fallback = handle.fallback {
+        print("\(codec.fallbackRuns) graph run\(codec.fallbackRuns == 1 ? "" : "s") too large for \(handle.name) ran on \(fallback.name)")
     }
 }
 

@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "psic.serve")
         let model = try modelOptions.loadModel()
         let backend = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, backend: backend.backend,
+        let codec = try ImageCodec(model: model, handle: backend,
                                    idleGraphBytesLimit: serverOptions.graphCacheBytes)
         logger.info("model loaded", metadata: ["backend": "\(backend.name)", "gpu": "\(backend.isGPU)",
                                                "levels": "\(model.levels)"])
