@@ -6,7 +6,7 @@ import PSICVulkan
 public enum BackendChoice: String, CaseIterable, Sendable {
     /// A Vulkan GPU when one exists, else the CPU backend. A CPU-emulated Vulkan device
     /// (lavapipe) is chosen only when named with a device selector: the CPU backend is faster
-    /// on the same cores.
+    /// on the same cores. A named device that does not exist is an error, not the CPU.
     case auto
     case vulkan
     case cpu
@@ -37,7 +37,16 @@ public struct BackendHandle: Sendable {
             isGPU = vk.deviceInfo.type != .cpu
             fallback = nil
         case .auto:
-            if let vk = try? VulkanBackend(device: device), device != nil || vk.deviceInfo.type != .cpu {
+            // A device named here or in $PSIC_VULKAN_DEVICE must exist; no Vulkan at all means the CPU.
+            let named = device != nil || VulkanDeviceSelector.fromEnvironment != .automatic
+            let vk: VulkanBackend?
+            do {
+                vk = try VulkanBackend(device: device)
+            } catch let error as VulkanError {
+                if case .deviceNotFound = error { throw error }
+                vk = nil
+            }
+            if let vk, named || vk.deviceInfo.type != .cpu {
                 backend = vk
                 isGPU = vk.deviceInfo.type != .cpu
                 fallback = CPUBackend()

@@ -2,6 +2,7 @@ import PSICCPU
 @testable import PSICCodec
 import PSICEngine
 import PSICImage
+import PSICVulkan
 import XCTest
 
 /// A CPU backend that, like a GPU with a small storage buffer range, refuses graphs with a
@@ -86,6 +87,13 @@ final class FallbackBackendTests: XCTestCase {
             XCTAssertEqual(backend, "limited")
         }
         XCTAssertEqual(codec.fallbackRuns, 0)
+    }
+
+    func testAutoWithANamedDeviceThatDoesNotExistFails() throws {
+        guard VulkanBackend.unavailableReason() == nil else { throw XCTSkip("no Vulkan device") }
+        XCTAssertThrowsError(try BackendHandle(choice: .auto, device: "no-such-device")) { error in
+            guard case VulkanError.deviceNotFound = error else { return XCTFail("unexpected error \(error)") }
+        }
     }
 
     func testAutoChoiceFallsBackToTheCPUOnlyForAGPU() throws {
