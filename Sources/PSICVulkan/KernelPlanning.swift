@@ -283,14 +283,11 @@ struct KernelDispatch {
     let groups: (x: Int, y: Int, z: Int)
     var source: DispatchBuffer = .nodeInput
     var destination: DispatchBuffer = .nodeOutput
-    /// Record a compute-to-compute memory barrier before this dispatch: it reads what an
-    /// earlier dispatch of the node wrote, or overwrites what one still reads.
-    var barrierBefore = false
 }
 
 /// What a node needs recorded: its dispatches, its uploaded parameters and the scratch it
 /// uses between dispatches (elements per scratch slot; slots are shared by all nodes of a
-/// graph, so a node using scratch puts a barrier before each of its dispatches).
+/// graph, and the recording orders every access to them by its sources and destinations).
 struct NodeKernels {
     var dispatches: [KernelDispatch]
     var parameters: VulkanBackend.UploadedParameters

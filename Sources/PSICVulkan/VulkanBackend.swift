@@ -309,7 +309,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// The bands of a Winograd convolution (see `WinogradConvolution`): per band the input
     /// transform (node input to scratch 0), the products (scratch 0 to 1) and the output
-    /// transform (scratch 1 to node output), each after a barrier. Nil when one band's
+    /// transform (scratch 1 to node output), ordered by the recording's hazard tracking. Nil when one band's
     /// scratch would exceed the device's texel-view or storage limits (then the direct
     /// kernel runs the layer).
     private func winogradKernels(_ layer: AnyObject, _ g: WinogradConvolution.Geometry, node: GraphNode,
@@ -353,7 +353,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             toScratch.outOffset = 0
             dispatches.append(KernelDispatch(pipeline: input, push: toScratch,
                                              groups: (ceilDiv(tiles / 4, lx), ceilDiv(node.inputShape.channels, cpi), 1),
-                                             source: .nodeInput, destination: .scratch(0), barrierBefore: true))
+                                             source: .nodeInput, destination: .scratch(0)))
             var product = toScratch
             product.inOffset = 0
             product.inC = Int32(zC)
@@ -361,12 +361,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             dispatches.append(KernelDispatch(pipeline: gemm, push: product,
                                              groups: (ceilDiv(tiles, 4 * t.tileQuads * t.groupX), 36,
                                                       ceilDiv(g.productChannels, t.outputChannels)),
-                                             source: .scratch(0), destination: .scratch(1), barrierBefore: true))
+                                             source: .scratch(0), destination: .scratch(1)))
             var fromScratch = p
             fromScratch.inOffset = 0
             dispatches.append(KernelDispatch(pipeline: output, push: fromScratch,
                                              groups: (ceilDiv(tiles / 4, lx), ceilDiv(g.productChannels, cpi), 1),
-                                             source: .scratch(1), destination: .nodeOutput, barrierBefore: true))
+                                             source: .scratch(1), destination: .nodeOutput))
         }
         return NodeKernels(dispatches: dispatches, parameters: params, scratchElements: [vElements, mElements])
     }

@@ -22,13 +22,17 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         let parameters: VulkanBackend.UploadedParameters
     }
 
-    /// Byte range of one tensor's buffer touched by a node.
+    /// Byte range of a tensor's buffer or a scratch slot touched by a node or dispatch.
     struct BufferRange: Equatable {
-        let tensor: Int
+        enum Buffer: Equatable {
+            case tensor(Int)
+            case scratch(Int)
+        }
+        let buffer: Buffer
         let offset: Int
         let size: Int
         func overlaps(_ o: BufferRange) -> Bool {
-            tensor == o.tensor && offset < o.offset + o.size && o.offset < offset + size
+            buffer == o.buffer && offset < o.offset + o.size && o.offset < offset + size
         }
     }
 
@@ -175,9 +179,9 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                 name: node.op.name,
                 flops: node.op.flops(input: node.inputShape, output: node.outputShape),
                 dispatches: k.dispatches.map { ($0, sets[[$0.source, $0.destination]]!) },
-                reads: BufferRange(tensor: node.input.tensor.index, offset: node.input.channelOffset * inPlane * 4,
+                reads: BufferRange(buffer: .tensor(node.input.tensor.index), offset: node.input.channelOffset * inPlane * 4,
                                    size: node.input.channels * inPlane * 4),
-                writes: BufferRange(tensor: node.output.tensor.index, offset: node.output.channelOffset * outPlane * 4,
+                writes: BufferRange(buffer: .tensor(node.output.tensor.index), offset: node.output.channelOffset * outPlane * 4,
                                     size: node.output.channels * outPlane * 4),
                 parameters: k.parameters))
         }
@@ -312,45 +316,61 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             vk.cmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, qp, 0)
         }
 
-        // Hazard tracking: writes not yet made visible by a barrier, and reads since the last barrier.
+        // Hazard tracking: writes not yet made visible by a barrier, and reads since the last
+        // barrier. Tensors are tracked per node (a node's dispatches touch disjoint parts of its
+        // output, so its own accesses join the lists when it ends); scratch slots carry data
+        // between the dispatches of one node, so theirs join after each dispatch.
         var pendingWrites: [BufferRange] = []
         var pendingReads: [BufferRange] = []
+        func range(_ b: DispatchBuffer, of node: NodePlan) -> BufferRange {
+            switch b {
+            case .nodeInput: return node.reads
+            case .nodeOutput: return node.writes
+            case let .scratch(k): return BufferRange(buffer: .scratch(k), offset: 0, size: scratchBuffers[k].size)
+            }
+        }
+        // RAW: reading what an earlier dispatch wrote. WAW: overwriting it. WAR: overwriting
+        // what an earlier dispatch still reads (execution dependency only). One barrier covers
+        // all, with a buffer barrier per range written before.
+        func barrier(reads: BufferRange, writes: BufferRange) {
+            let raw = pendingWrites.filter { $0.overlaps(reads) || $0.overlaps(writes) }
+            let war = pendingReads.contains { $0.overlaps(writes) }
+            guard !raw.isEmpty || war else { return }
+            var barriers = raw.map { r -> VkBufferMemoryBarrier in
+                var b = VkBufferMemoryBarrier()
+                b.sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER
+                b.srcAccessMask = Self.shaderWrite
+                b.dstAccessMask = Self.shaderRead | Self.shaderWrite
+                b.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
+                b.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
+                switch r.buffer {
+                case let .tensor(t): b.buffer = tensorBuffers[t].handle
+                case let .scratch(k): b.buffer = scratchBuffers[k].handle
+                }
+                // Descriptors bind whole buffers (views are offsets in push constants), so the
+                // barrier covers what they bind, as the validation layer's synchronization
+                // checks assume; whether a barrier is needed is still decided by the ranges.
+                b.offset = 0
+                b.size = VkDeviceSize(VK_WHOLE_SIZE)
+                return b
+            }
+            vk.cmdPipelineBarrier(cb, Self.computeStage, Self.computeStage, 0, 0, nil,
+                                  UInt32(barriers.count), &barriers, 0, nil)
+            pendingWrites.removeAll { r in raw.contains(r) }
+            // The barrier is an execution dependency on all earlier dispatches.
+            pendingReads.removeAll()
+        }
         for (i, node) in nodes.enumerated() {
-            if timed {
-                if i > 0 {
-                    globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
-                                  dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
-                }
-            } else {
-                // RAW: we read what an earlier node wrote. WAW: we overwrite it. WAR: we
-                // overwrite what an earlier node still reads (execution dependency only).
-                let raw = pendingWrites.filter { $0.overlaps(node.reads) || $0.overlaps(node.writes) }
-                let war = pendingReads.contains { $0.overlaps(node.writes) }
-                if !raw.isEmpty || war {
-                    var barriers = raw.map { r -> VkBufferMemoryBarrier in
-                        var b = VkBufferMemoryBarrier()
-                        b.sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER
-                        b.srcAccessMask = Self.shaderWrite
-                        b.dstAccessMask = Self.shaderRead | Self.shaderWrite
-                        b.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
-                        b.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED
-                        b.buffer = tensorBuffers[r.tensor].handle
-                        b.offset = VkDeviceSize(r.offset)
-                        b.size = VkDeviceSize(r.size)
-                        return b
-                    }
-                    vk.cmdPipelineBarrier(cb, Self.computeStage, Self.computeStage, 0, 0, nil,
-                                          UInt32(barriers.count), &barriers, 0, nil)
-                    pendingWrites.removeAll { r in raw.contains(r) }
-                    // The barrier is an execution dependency on all earlier dispatches.
-                    pendingReads.removeAll()
-                }
+            if timed, i > 0 {
+                // Orders the node after all earlier work, so its interval holds only its own.
+                globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
+                              dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
+                pendingWrites.removeAll()
+                pendingReads.removeAll()
             }
             for (d, descriptorSet) in node.dispatches {
-                if d.barrierBefore {
-                    globalBarrier(cb, src: Self.computeStage, srcAccess: Self.shaderWrite,
-                                  dst: Self.computeStage, dstAccess: Self.shaderRead | Self.shaderWrite)
-                }
+                let reads = range(d.source, of: node), writes = range(d.destination, of: node)
+                barrier(reads: reads, writes: writes)
                 vk.cmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.handle)
                 var set: VkDescriptorSet? = descriptorSet
                 vk.cmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline.layout, 0, 1, &set, 0, nil)
@@ -358,6 +378,8 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                 vk.cmdPushConstants(cb, d.pipeline.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0,
                                      UInt32(KernelPushConstants.size), &push)
                 vk.cmdDispatch(cb, UInt32(d.groups.x), UInt32(d.groups.y), UInt32(d.groups.z))
+                if case .scratch = reads.buffer { pendingReads.append(reads) }
+                if case .scratch = writes.buffer { pendingWrites.append(writes) }
             }
             pendingWrites.append(node.writes)
             pendingReads.append(node.reads)

@@ -12,4 +12,7 @@ swift build --build-tests
 # Bounded fuzzing of the stream parser and entropy decoder (libFuzzer + AddressSanitizer),
 # before the tests so that the test runner's summary closes the log.
 Tools/fuzz/run-stream-fuzz.sh "${PSIC_FUZZ_SECONDS:-60}"
+# The graph recorder's barriers, checked by the Vulkan validation layer (missing barriers do not
+# change results on lavapipe, which runs dispatches in order).
+Tools/scripts/vulkan-sync-check.sh
 swift test --skip-build
