@@ -38,7 +38,9 @@ let package = Package(
 
         // Engine: tensor/graph description shared by every backend.
         .target(name: "PSICEngine"),
-        .target(name: "PSICCPU", dependencies: ["PSICEngine", "COpenBLAS", "COneDNN"],
+        // The integer layers' 16-bit GEMM (AVX2 when the CPU has it, checked at run time).
+        .target(name: "CIntGEMM", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "PSICCPU", dependencies: ["PSICEngine", "COpenBLAS", "COneDNN", "CIntGEMM"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "PSICVulkan", dependencies: ["PSICEngine", "CVulkan"],
                 plugins: ["ShaderPlugin"]),

@@ -1,4 +1,5 @@
 import XCTest
+import CIntGEMM
 @testable import PSICCPU
 @testable import PSICEngine
 
@@ -119,6 +120,42 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testExactGEMMsMatchIntegerProducts() throws {
+        // Sizes around the AVX2 kernel's 4x16 blocks and pairs of k, strided B and C; values up
+        // to the 16-bit extremes where the sums allow (k <= 2), else weights within ±127.
+        var rng = TestRandom(seed: 19)
+        XCTAssertEqual(psic_int16_gemm_uses_avx2() == 1, psic_int16_gemm_uses_avx2() != 0)
+        for (m, n, k) in [(1, 1, 1), (4, 16, 2), (3, 17, 1), (5, 33, 7), (9, 100, 268), (8, 15, 3), (13, 64, 128)] {
+            let wide = k <= 2
+            let a = (0..<m * k).map { i in Int16(i == 0 && wide ? -32768 : rng.int(wide ? -32768 : -127, wide ? 32767 : 127)) }
+            let ldb = n + 3, ldc = n + 5
+            let b = (0..<k * ldb).map { i in Int16(i == 1 ? 32767 : i == 2 ? -32767 : rng.int(-32767, 32767)) }
+            var expected = [Int32](repeating: 0, count: m * ldc)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Int64 = 0
+                    for p in 0..<k { sum += Int64(a[i * k + p]) * Int64(b[p * ldb + j]) }
+                    expected[i * ldc + j] = Int32(sum)
+                }
+            }
+            for threads in [1, 2] {
+                var c = [Int32](repeating: -7, count: m * ldc)
+                Int16GEMM.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: ldb, c: &c, ldc: ldc, threads: threads)
+                XCTAssertTrue((0..<m).allSatisfy { i in (0..<n).allSatisfy { c[i * ldc + $0] == expected[i * ldc + $0] } },
+                              "int16 GEMM \(m)x\(n)x\(k), \(threads) threads")
+                var d = [Double](repeating: -7, count: m * ldc)
+                DoubleGEMM.gemm(m: m, n: n, k: k, a: a.map(Double.init), lda: k, b: b.map(Double.init), ldb: ldb, c: &d,
+                                ldc: ldc, threads: threads)
+                XCTAssertTrue((0..<m).allSatisfy { i in (0..<n).allSatisfy { d[i * ldc + $0] == Double(expected[i * ldc + $0]) } },
+                              "double GEMM \(m)x\(n)x\(k), \(threads) threads")
+            }
+            var portable = [Int32](repeating: -7, count: m * ldc)
+            psic_int16_gemm_portable(Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(ldb), &portable, Int32(ldc))
+            XCTAssertTrue((0..<m).allSatisfy { i in (0..<n).allSatisfy { portable[i * ldc + $0] == expected[i * ldc + $0] } },
+                          "portable int16 GEMM \(m)x\(n)x\(k)")
+        }
+    }
+
     func testIntConvExact() throws {
         var rng = TestRandom(seed: 15)
         let acts: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 16), .leakyReLU(slopeNumerator: 256)]
@@ -138,6 +175,16 @@ final class CPUKernelTests: XCTestCase {
                 let ref = ReferenceKernels.intConv2d(layer, input: Array(x.ints![(h * w)...]),
                                                      shape: TensorShape(channels: ci, height: h, width: w))
                 XCTAssertEqual(got.ints!, ref, "int layer \(n) (transposed \(tr), k \(k), s \(s))")
+            }
+            // Inputs past 16 bits take the double-precision GEMM.
+            for (n, tr) in [false, true].enumerated() {
+                let (ci, co, k, h, w) = (3, 5, 3, 6, 7)
+                let layer = try randomIntLayer(&rng, name: "wide\(n)", transposed: tr, ci: ci, co: co, k: k, s: 2,
+                                               activation: acts[n], inputBound: 60_000)
+                let shape = TensorShape(channels: ci, height: h, width: w)
+                let x = Tensor(shape: shape, ints: (0..<shape.count).map { i in i == 0 ? -60_000 : Int32(rng.int(-60_000, 60_000)) })
+                let got = try runSingleOp(.intConv2d(layer), on: backend, input: x, inView: (0, ci))
+                XCTAssertEqual(got.ints!, ReferenceKernels.intConv2d(layer, input: x.ints!, shape: shape), "wide int layer \(n)")
             }
         }
     }
@@ -246,12 +293,12 @@ final class CPUKernelTests: XCTestCase {
 /// A random integer layer with extreme multipliers and shifts (64-bit product, rounding and
 /// arithmetic shifts of negative values all matter).
 func randomIntLayer(_ rng: inout TestRandom, name: String, transposed: Bool, ci: Int, co: Int, k: Int, s: Int,
-                    activation: IntegerRequantization.IntActivation) throws -> IntConv2dLayer {
+                    activation: IntegerRequantization.IntActivation, inputBound: Int32 = 1000) throws -> IntConv2dLayer {
     let weights = (0..<ci * co * k * k).map { _ in Int16(rng.int(-300, 300)) }
     let bias = (0..<co).map { _ in Int32(rng.int(-100_000, 100_000)) }
     let mult = (0..<co).map { c in c == 0 ? Int32.max : c == 1 ? Int32.min + 1 : Int32(rng.int(-2_000_000_000, 2_000_000_000)) }
     let shift = (0..<co).map { c in Int32(c == 2 ? 62 : c == 3 ? 1 : rng.int(20, 40)) }
     let q = IntegerRequantization(multiplier: mult, shift: shift, activation: activation, outputMin: -50_000, outputMax: 60_000)
     return try IntConv2dLayer(name: name, transposed: transposed, inChannels: ci, outChannels: co, kernelSize: k,
-                              stride: s, weights: weights, bias: bias, inputBound: 1000, requantization: q)
+                              stride: s, weights: weights, bias: bias, inputBound: inputBound, requantization: q)
 }
