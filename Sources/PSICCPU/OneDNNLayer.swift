@@ -51,17 +51,24 @@ class OneDNNLayer {
         }
         // The thread count is a per-calling-thread OpenMP setting, so it is set on every call.
         omp_set_num_threads(Int32(threads))
-        for pass in passes.isEmpty ? [Pass(steps: steps.indices, handles: [])] : passes {
+        if passes.isEmpty {
+            try execute(steps.indices)
+        }
+        for pass in passes {
             for (memory, pointer) in pass.handles {
                 try check(dnnl_memory_set_data_handle(memory, pointer), "memory_set_data_handle")
             }
-            for step in steps[pass.steps] {
-                try check(step.args.withUnsafeBufferPointer {
-                    dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
-                }, "primitive_execute")
-            }
+            try execute(pass.steps)
         }
         try check(dnnl_stream_wait(context.stream), "stream_wait")
+    }
+
+    private func execute(_ range: Range<Int>) throws {
+        for step in steps[range] {
+            try check(step.args.withUnsafeBufferPointer {
+                dnnl_primitive_execute(step.primitive, context.stream, Int32($0.count), $0.baseAddress)
+            }, "primitive_execute")
+        }
     }
 
     /// A run of `steps` after pointing each memory object of `handles` at its buffer.
