@@ -113,7 +113,8 @@ enum CPUIntConv {
         parallelFor(cout, threads: threads) { co in
             let b = l.bias[co]
             let a = acc + co * plane, dst = output + co * plane
-            for i in 0..<plane { dst[i] = rq.apply(G.int32(a[i]) &+ b, channel: co) }
+            for i in 0..<plane { dst[i] = G.int32(a[i]) &+ b }
+            rq.apply(dst, count: plane, channel: co)
         }
     }
 }

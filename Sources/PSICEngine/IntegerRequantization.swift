@@ -47,6 +47,40 @@ public struct IntegerRequantization: Sendable, Hashable {
         return Int32(min(max(v, Int64(outputMin)), Int64(outputMax)))
     }
 
+    /// Applies the requantisation in place to `count` accumulators of channel `c`: the same
+    /// results as `apply(_:channel:)` element by element. The CPU backend calls this once per
+    /// output plane; hoisting the channel's constants and the activation out of the loop lets
+    /// the compiler vectorise it. Shifts are masking shifts, which agree with the reference
+    /// for the validated range `1...62`; products wrap like the shaders' (they cannot overflow
+    /// for accumulators and multipliers within Int32, except a leaky slope applied to a value
+    /// beyond 2^55, where the reference would trap).
+    @inlinable
+    public func apply(_ values: UnsafeMutablePointer<Int32>, count: Int, channel c: Int) {
+        let s = Int64(shift[c]), m = Int64(multiplier[c])
+        let r = Int64(1) &<< (s &- 1)
+        let lo = Int64(outputMin), hi = Int64(outputMax)
+        switch activation {
+        case .none:
+            for i in 0..<count {
+                let v = (Int64(values[i]) &* m &+ r) &>> s
+                values[i] = Int32(truncatingIfNeeded: min(max(v, lo), hi))
+            }
+        case .relu:
+            let lo = max(lo, 0)
+            for i in 0..<count {
+                let v = (Int64(values[i]) &* m &+ r) &>> s
+                values[i] = Int32(truncatingIfNeeded: min(max(v, lo), hi))
+            }
+        case let .leakyReLU(k):
+            let k = Int64(k)
+            for i in 0..<count {
+                let v = (Int64(values[i]) &* m &+ r) &>> s
+                let a = v < 0 ? (v &* k) &>> 8 : v
+                values[i] = Int32(truncatingIfNeeded: min(max(a, lo), hi))
+            }
+        }
+    }
+
     func validate(name: String, channels: Int) throws {
         try LayerValidation.checkCount(name: name, what: "multiplier", multiplier.count, channels)
         try LayerValidation.checkCount(name: name, what: "shift", shift.count, channels)

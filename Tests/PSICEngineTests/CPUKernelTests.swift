@@ -217,6 +217,29 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(rq.apply(Int32.min, channel: 2), -1000) // 64-bit product, then clamp
     }
 
+    /// The plane form the CPU backend runs equals the reference element by element, for every
+    /// activation, at the Int32 extremes, shifts 1 and 62, and clamps on either side of zero.
+    func testRequantizationPlaneMatchesDefinition() {
+        var rng = TestRandom(seed: 41)
+        let activations: [IntegerRequantization.IntActivation] = [.none, .relu, .leakyReLU(slopeNumerator: 0),
+                                                                  .leakyReLU(slopeNumerator: 77), .leakyReLU(slopeNumerator: 256)]
+        let clamps: [(Int32, Int32)] = [(-32768, 32767), (5, 900), (-900, -5), (Int32.min, Int32.max)]
+        let extremes: [Int32] = [Int32.min, Int32.min + 1, -1, 0, 1, Int32.max - 1, Int32.max]
+        for activation in activations {
+            for (lo, hi) in clamps {
+                let rq = IntegerRequantization(multiplier: [1, 1 << 30, -(1 << 20), 12345, Int32.max],
+                                               shift: [1, 62, 31, 17, 40], activation: activation, outputMin: lo, outputMax: hi)
+                for c in 0..<5 {
+                    // With these shifts no value reaches 2^55 before a leaky slope (the reference would trap).
+                    var values = extremes + (0..<61).map { _ in Int32(rng.int(Int(Int32.min), Int(Int32.max))) }
+                    let expected = values.map { rq.apply($0, channel: c) }
+                    values.withUnsafeMutableBufferPointer { rq.apply($0.baseAddress!, count: $0.count, channel: c) }
+                    XCTAssertEqual(values, expected, "\(activation) [\(lo), \(hi)] channel \(c)")
+                }
+            }
+        }
+    }
+
     func testGraphPreparedOnOneThreadRunsOnAnother() throws {
         // oneDNN's default scratchpad is per thread, sized where a primitive is created: a
         // server prepares on one thread and runs on another. 96 channels on a 2x2 input make
