@@ -19,8 +19,12 @@ final class ModelTransforms: @unchecked Sendable {
     private let pool: PreparedGraphPool
     private let fallbackPool: PreparedGraphPool?
     private let lock = NSLock()
-    /// Whether each graph kind and size fits `backend` (decided once per key).
+    /// Whether each graph kind and size fits `backend` (decided once per key). A server sees
+    /// endless image sizes, so the record is cleared whenever it reaches `fitsLimit` keys:
+    /// forgetting costs one more graph build for a size seen again.
     private var fits: [PreparedGraphPool.Key: Bool] = [:]
+    /// Keys `fits` holds at most (internal: tests lower it).
+    var fitsLimit = 4096
     private var fallbackItems = 0
 
     init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int) {
@@ -131,13 +135,14 @@ final class ModelTransforms: @unchecked Sendable {
                      build: (TensorShape) throws -> Graph) throws -> [[Tensor]] {
         guard !shapes.isEmpty else { return [] }
         let keys = shapes.map { PreparedGraphPool.Key(kind: kind, height: $0.height, width: $0.width) }
-        var onFallback: [Int] = []
-        if fallback != nil {
-            for (i, key) in keys.enumerated() where try !fitsBackend(key, build: { try build(shapes[i]) }) {
+        var onFallback: [Int] = [], onBackend: [Int] = []
+        for (i, key) in keys.enumerated() {
+            if fallback != nil, try !fitsBackend(key, build: { try build(shapes[i]) }) {
                 onFallback.append(i)
+            } else {
+                onBackend.append(i)
             }
         }
-        let onBackend = keys.indices.filter { !onFallback.contains($0) }
         var outputs = [[Tensor]](repeating: [], count: keys.count)
         for (items, backend, pool) in [(onBackend, backend, pool), (onFallback, fallback, fallbackPool)] {
             guard !items.isEmpty, let backend, let pool else { continue }
@@ -167,8 +172,16 @@ final class ModelTransforms: @unchecked Sendable {
         if let known { return known }
         let fit = try build().largestTensorBytes <= backend.maxTensorBytes
         lock.lock()
+        if fits.count >= fitsLimit { fits.removeAll(keepingCapacity: true) }
         fits[key] = fit
         lock.unlock()
         return fit
+    }
+
+    /// Graph kinds and sizes whose fit is on record (for tests).
+    var fitsRecorded: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return fits.count
     }
 }

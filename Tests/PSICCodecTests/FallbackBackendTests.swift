@@ -76,6 +76,24 @@ final class FallbackBackendTests: XCTestCase {
         XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, 500_000)
     }
 
+    func testFitRecordStaysBoundedOverManySizes() throws {
+        let model = try CodecFixtures.loadModel()
+        let large = try CodecFixtures.image("image_128x96.png")
+        let limited = LimitedBackend(maxTensorBytes: limit)
+        let codec = try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu)
+        let reference = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        codec.transforms.fitsLimit = 3
+        // Each size brings several graph kinds (analysis, hyper-synthesis, entropy parameters).
+        let sizes = [(64, 64), (48, 64), (64, 48), (32, 32), (64, 64)]
+        for (w, h) in sizes {
+            let crop = RGBImage(width: w, height: h, pixels: (0..<h).flatMap { y in large.pixels[y * large.width * 3..<(y * large.width + w) * 3] })
+            XCTAssertTrue(try codec.encode(crop) == reference.encode(crop), "\(w)x\(h)")
+            XCTAssertLessThanOrEqual(codec.transforms.fitsRecorded, 3)
+            XCTAssertGreaterThan(codec.transforms.fitsRecorded, 0)
+        }
+        XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit, "a forgotten fit is decided again, not assumed")
+    }
+
     func testWithoutFallbackTheBackendsErrorReachesTheCaller() throws {
         let model = try CodecFixtures.loadModel()
         let image = try CodecFixtures.image("image_64x64.png")
