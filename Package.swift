@@ -95,5 +95,7 @@ let package = Package(
         .testTarget(name: "PSICImageTests", dependencies: ["PSICImage"], exclude: ["Fixtures"]),
         .testTarget(name: "PSICEngineTests",
                     dependencies: ["PSICEngine", "PSICCPU", "PSICVulkan"]),
+        .testTarget(name: "PSICBenchmarksTests",
+                    dependencies: ["PSICBenchmarks", "PSICEngine", "PSICCPU", "PSICVulkan"]),
     ]
 )

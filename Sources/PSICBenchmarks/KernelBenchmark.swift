@@ -14,8 +14,63 @@ public struct KernelMeasurement: Codable, Sendable {
     public let wallSeconds: Double
     /// Median seconds the backend reports for the kernel itself (GPU timestamps on Vulkan).
     public let kernelSeconds: Double
+    /// How the output agrees with the first backend's for the same input and weights (nil on
+    /// the first backend itself).
+    public var agreement: OutputAgreement? = nil
     public var kernelGFLOPS: Double { kernelSeconds > 0 ? gflop / kernelSeconds : 0 }
     public var wallGFLOPS: Double { wallSeconds > 0 ? gflop / wallSeconds : 0 }
+}
+
+/// One backend's output against another's (the reference) for the same graph and input: what
+/// a benchmark run on a new device shows about correctness, without the test suite. Integer
+/// layers must agree exactly on every backend; float ones differ by summation order (and, on
+/// the Vulkan route for 5x5/2 layers, Winograd's transforms), which the tests bound.
+public struct OutputAgreement: Codable, Sendable, Equatable {
+    /// The backend compared against.
+    public let reference: String
+    /// Whether the outputs are integers (then only `differing == 0` is correct).
+    public let integer: Bool
+    /// Elements that differ at all.
+    public let differing: Int
+    /// Largest absolute difference.
+    public let maxAbsDifference: Double
+    /// Largest absolute value of the reference output, the scale of the difference.
+    public let maxAbsReference: Double
+
+    /// `maxAbsDifference` relative to the reference's scale.
+    public var relativeDifference: Double { maxAbsDifference / max(maxAbsReference, .leastNormalMagnitude) }
+
+    /// Compares `output` with `reference`; nil when their types or sizes differ.
+    public init?(_ output: Tensor, reference: Tensor, referenceName: String) {
+        if let a = output.floats, let b = reference.floats, a.count == b.count {
+            integer = false
+            var n = 0, d = 0.0, m = 0.0
+            for (x, y) in zip(a, b) {
+                if x != y { n += 1 }
+                d = max(d, Double(abs(x - y)))
+                m = max(m, Double(abs(y)))
+            }
+            (differing, maxAbsDifference, maxAbsReference) = (n, d, m)
+        } else if let a = output.ints, let b = reference.ints, a.count == b.count {
+            integer = true
+            var n = 0, d = 0.0, m = 0.0
+            for (x, y) in zip(a, b) {
+                if x != y { n += 1 }
+                d = max(d, abs(Double(x) - Double(y)))
+                m = max(m, abs(Double(y)))
+            }
+            (differing, maxAbsDifference, maxAbsReference) = (n, d, m)
+        } else {
+            return nil
+        }
+        self.reference = referenceName
+    }
+
+    /// "exact", "12 differ" (integers), or the relative difference (floats), for tables.
+    public var summary: String {
+        if differing == 0 { return "exact" }
+        return integer ? "\(differing) differ" : String(format: "%.1e", relativeDifference)
+    }
 }
 
 /// A whole transform (all its layers in one graph, one submission) measured on one backend.
@@ -25,6 +80,8 @@ public struct TransformMeasurement: Codable, Sendable {
     public let gflop: Double
     public let wallSeconds: Double
     public let kernelSeconds: Double
+    /// The output against the first backend's (nil on the first backend).
+    public var agreement: OutputAgreement? = nil
 }
 
 /// The analysis transform's 5x5 stride-2 convolutions taken together on one backend: the
@@ -51,6 +108,12 @@ public struct BenchmarkReport: Codable, Sendable {
     public var transforms: [TransformMeasurement] = []
     public var analysisConvs: [AnalysisConvSummary] = []
 
+    /// Integer layers whose output differs from the first backend's: each one a bug, since the
+    /// integer kernels are exact on every backend.
+    public var integerDisagreements: [KernelMeasurement] {
+        kernels.filter { ($0.agreement?.integer ?? false) && $0.agreement!.differing > 0 }
+    }
+
     /// Fills `analysisConvs` from `kernels`.
     mutating func summarizeAnalysisConvs() {
         var backends: [String] = []
@@ -74,19 +137,22 @@ public struct BenchmarkReport: Codable, Sendable {
         var lines = ["Layer shapes of a \(width)x\(height) image (N=\(N), C=\(C)); median of \(repeats) runs.",
                      "kernel time: GPU timestamps on Vulkan, wall clock per layer on the CPU; wall: whole run incl. transfers.",
                      pad("backend", bw) + pad("layer", 12) + pad("input → output", 30) + lpad("GFLOP", 8)
-                         + lpad("kernel ms", 11) + lpad("GFLOP/s", 9) + lpad("wall ms", 10) + lpad("GFLOP/s", 9)]
+                         + lpad("kernel ms", 11) + lpad("GFLOP/s", 9) + lpad("wall ms", 10) + lpad("GFLOP/s", 9)
+                         + lpad("agreement", 11)]
         for k in kernels {
             lines.append(pad(k.backend, bw) + pad(k.layer, 12) + pad("\(k.input) → \(k.output)", 30)
                          + lpad(String(format: "%.3f", k.gflop), 8) + lpad(String(format: "%.2f", k.kernelSeconds * 1e3), 11)
                          + lpad(String(format: "%.1f", k.kernelGFLOPS), 9) + lpad(String(format: "%.2f", k.wallSeconds * 1e3), 10)
-                         + lpad(String(format: "%.1f", k.wallGFLOPS), 9))
+                         + lpad(String(format: "%.1f", k.wallGFLOPS), 9) + lpad(k.agreement?.summary ?? "-", 11))
         }
         if !transforms.isEmpty {
             lines.append("")
-            lines.append(pad("backend", bw) + pad("transform (one submission)", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11) + lpad("wall ms", 10))
+            lines.append(pad("backend", bw) + pad("transform (one submission)", 30) + lpad("GFLOP", 8) + lpad("kernel ms", 11)
+                         + lpad("wall ms", 10) + lpad("agreement", 11))
             for t in transforms {
                 lines.append(pad(t.backend, bw) + pad(t.transform, 30) + lpad(String(format: "%.2f", t.gflop), 8)
-                             + lpad(String(format: "%.1f", t.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", t.wallSeconds * 1e3), 10))
+                             + lpad(String(format: "%.1f", t.kernelSeconds * 1e3), 11) + lpad(String(format: "%.1f", t.wallSeconds * 1e3), 10)
+                             + lpad(t.agreement?.summary ?? "-", 11))
             }
         }
         if !analysisConvs.isEmpty {
@@ -99,6 +165,9 @@ public struct BenchmarkReport: Codable, Sendable {
                              + lpad(String(format: "%.0f %%", a.relativeToFirst * 100), 10))
             }
         }
+        lines.append("")
+        lines.append("agreement: each output against the first backend's for the same input and weights: \"exact\", the count of")
+        lines.append("differing integers (integer layers must be exact), or max |difference| / max |value| for float layers.")
         return lines.joined(separator: "\n")
     }
 
@@ -140,15 +209,27 @@ public enum KernelBenchmark {
 
         var perBackend = [[KernelMeasurement]](repeating: [], count: backends.count)
         for (op, input) in plan {
+            var first: Tensor?
             for (i, backend) in backends.enumerated() {
-                perBackend[i].append(try measure(op, input: input, on: backend, repeats: repeats))
+                var (m, output) = try measure(op, input: input, on: backend, repeats: repeats)
+                if let first { m.agreement = OutputAgreement(output, reference: first, referenceName: backends[0].name) }
+                first = first ?? output
+                perBackend[i].append(m)
                 progress("\(backend.name) \(op.name)")
             }
         }
         report.kernels = perBackend.flatMap { $0 }
-        for backend in backends {
-            report.transforms.append(try measureWhole("g_a (analysis)", layers.analysis, input: image, on: backend, repeats: repeats))
-            report.transforms.append(try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats))
+        var firstWhole: [Tensor] = []
+        for (i, backend) in backends.enumerated() {
+            let wholes = [try measureWhole("g_a (analysis)", layers.analysis, input: image, on: backend, repeats: repeats),
+                          try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats)]
+            for (j, (m, output)) in wholes.enumerated() {
+                var m = m
+                if i == 0 { firstWhole.append(output) } else {
+                    m.agreement = OutputAgreement(output, reference: firstWhole[j], referenceName: backends[0].name)
+                }
+                report.transforms.append(m)
+            }
             progress("\(backend.name) done")
         }
         report.summarizeAnalysisConvs()
@@ -164,13 +245,14 @@ public enum KernelBenchmark {
         }
     }
 
-    static func measure(_ op: LayerOp, input: TensorShape, on backend: Backend, repeats: Int) throws -> KernelMeasurement {
+    /// One layer's measurement and its output (of the warm-up run).
+    static func measure(_ op: LayerOp, input: TensorShape, on backend: Backend, repeats: Int) throws -> (KernelMeasurement, Tensor) {
         var g = Graph()
         let x = g.addInput("x", shape: input, type: op.scalarType)
         let y = try g.append(op, input: g.whole(x))
         g.markOutput(y.tensor)
         let out = op.outputShape(for: input)!
-        let (wall, kernel) = try time(g, input: randomInput(input, type: op.scalarType), on: backend, repeats: repeats)
+        let (wall, kernel, output) = try time(g, input: randomInput(input, type: op.scalarType), on: backend, repeats: repeats)
         let kind: String
         switch op {
         case .conv2d(let l): kind = "conv\(l.kernelSize)x\(l.kernelSize)/\(l.stride)"
@@ -178,13 +260,13 @@ public enum KernelBenchmark {
         case .gdn(let l): kind = l.inverse ? "igdn" : "gdn"
         case .intConv2d(let l): kind = "int " + (l.transposed ? "deconv" : "conv") + "\(l.kernelSize)x\(l.kernelSize)/\(l.stride)"
         }
-        return KernelMeasurement(backend: backend.name, layer: op.name, kind: kind, input: input.description,
-                                 output: out.description, gflop: op.flops(input: input, output: out) / 1e9,
-                                 wallSeconds: wall, kernelSeconds: kernel)
+        return (KernelMeasurement(backend: backend.name, layer: op.name, kind: kind, input: input.description,
+                                  output: out.description, gflop: op.flops(input: input, output: out) / 1e9,
+                                  wallSeconds: wall, kernelSeconds: kernel), output)
     }
 
     static func measureWhole(_ name: String, _ ops: [LayerOp], input: TensorShape, on backend: Backend,
-                             repeats: Int) throws -> TransformMeasurement {
+                             repeats: Int) throws -> (TransformMeasurement, Tensor) {
         var g = Graph()
         let x = g.addInput("x", shape: input, type: .float32)
         var v = g.whole(x)
@@ -197,16 +279,20 @@ public enum KernelBenchmark {
             shape = out
         }
         g.markOutput(v.tensor)
-        let (wall, kernel) = try time(g, input: randomInput(input, type: .float32), on: backend, repeats: repeats)
-        return TransformMeasurement(backend: backend.name, transform: name, gflop: flops / 1e9, wallSeconds: wall, kernelSeconds: kernel)
+        let (wall, kernel, output) = try time(g, input: randomInput(input, type: .float32), on: backend, repeats: repeats)
+        return (TransformMeasurement(backend: backend.name, transform: name, gflop: flops / 1e9, wallSeconds: wall,
+                                     kernelSeconds: kernel), output)
     }
 
     /// Median wall-clock and median summed kernel time over `repeats` runs after one warm-up
-    /// (which builds pipelines and uploads weights).
-    static func time(_ g: Graph, input: Tensor, on backend: Backend, repeats: Int) throws -> (Double, Double) {
+    /// (which builds pipelines and uploads weights), and the warm-up's output.
+    static func time(_ g: Graph, input: Tensor, on backend: Backend, repeats: Int) throws -> (Double, Double, Tensor) {
         let prepared = try backend.prepare(g)
         let inputs = [g.inputs[0]: input]
-        _ = try prepared.run(inputs: inputs, collectTimings: true)
+        let warmUp = try prepared.run(inputs: inputs, collectTimings: true)
+        guard let output = warmUp.outputs[g.outputs[0]] else {
+            throw EngineError.backendFailure(backend: backend.name, reason: "benchmark graph returned no output")
+        }
         var walls: [Double] = [], kernels: [Double] = []
         for _ in 0..<max(1, repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -214,7 +300,7 @@ public enum KernelBenchmark {
             walls.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             kernels.append(r.timings.reduce(0) { $0 + $1.seconds })
         }
-        return (median(walls), median(kernels))
+        return (median(walls), median(kernels), output)
     }
 
     static func median(_ v: [Double]) -> Double {

@@ -104,6 +104,19 @@ struct BenchKernels: ParsableCommand {
             FileHandle.standardError.write(Data("  measured \(line)\n".utf8))
         })
         if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }
+        let wrong = report.integerDisagreements
+        if !wrong.isEmpty { throw IntegerDisagreement(layers: wrong) }
+    }
+}
+
+/// Integer layers whose output on some backend differed from the first backend's: the integer
+/// kernels are exact by design, so this is a bug of the engine or the device's driver.
+struct IntegerDisagreement: Error, CustomStringConvertible {
+    let layers: [KernelMeasurement]
+    var description: String {
+        let list = layers.map { "\($0.layer) on \($0.backend) (\($0.agreement?.differing ?? 0) values)" }
+        return "integer layers differ from the first backend's output: \(list.joined(separator: ", ")). Integer kernels "
+            + "must be exact on every backend, or streams will not decode across machines: report this with `psic devices`' output."
     }
 }
 

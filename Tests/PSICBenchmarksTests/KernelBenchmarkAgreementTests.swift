@@ -1,0 +1,92 @@
+import PSICCPU
+import PSICEngine
+import PSICVulkan
+import XCTest
+@testable import PSICBenchmarks
+
+/// The CPU backend with every integer output changed by one in its first element: what a
+/// device whose integer kernels were wrong would return.
+private final class TamperedBackend: Backend, @unchecked Sendable {
+    let name = "tampered"
+    private let inner = CPUBackend(threads: 2)
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph { Tampered(try inner.prepare(graph)) }
+
+    private final class Tampered: PreparedGraph {
+        let inner: PreparedGraph
+        init(_ inner: PreparedGraph) { self.inner = inner }
+        var graph: Graph { inner.graph }
+        var memoryBytes: Int { inner.memoryBytes }
+        func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+            let r = try inner.run(inputs: inputs, collectTimings: collectTimings)
+            return GraphResult(outputs: r.outputs.mapValues { t in
+                guard var v = t.ints, !v.isEmpty else { return t }
+                v[0] &+= 1
+                return Tensor(shape: t.shape, ints: v)
+            }, timings: r.timings)
+        }
+    }
+}
+
+final class KernelBenchmarkAgreementTests: XCTestCase {
+    func testAgreementOfTwoOutputs() throws {
+        let shape = TensorShape(channels: 1, height: 2, width: 2)
+        let f = Tensor(shape: shape, floats: [1, -4, 2, 0.5])
+        let same = try XCTUnwrap(OutputAgreement(f, reference: f, referenceName: "cpu"))
+        XCTAssertEqual(same.summary, "exact")
+        XCTAssertFalse(same.integer)
+        let off = try XCTUnwrap(OutputAgreement(Tensor(shape: shape, floats: [1, -4.004, 2, 0.5]), reference: f, referenceName: "cpu"))
+        XCTAssertEqual(off.differing, 1)
+        XCTAssertEqual(off.maxAbsReference, 4)
+        XCTAssertEqual(off.relativeDifference, 0.001, accuracy: 1e-6)
+        XCTAssertEqual(off.summary, "1.0e-03")
+        let i = Tensor(shape: shape, ints: [3, -7, 0, 9])
+        let intsOff = try XCTUnwrap(OutputAgreement(Tensor(shape: shape, ints: [3, -6, 0, 7]), reference: i, referenceName: "cpu"))
+        XCTAssertTrue(intsOff.integer)
+        XCTAssertEqual(intsOff.differing, 2)
+        XCTAssertEqual(intsOff.maxAbsDifference, 2)
+        XCTAssertEqual(intsOff.summary, "2 differ")
+        XCTAssertNil(OutputAgreement(i, reference: f, referenceName: "cpu"), "an int output against a float one")
+        XCTAssertNil(OutputAgreement(Tensor(shape: TensorShape(channels: 1, height: 1, width: 2), floats: [1, 2]),
+                                     reference: f, referenceName: "cpu"), "different sizes")
+    }
+
+    /// Small shapes of the codec's architecture, so a run takes seconds.
+    private func run(_ backends: [Backend]) throws -> BenchmarkReport {
+        try KernelBenchmark.run(backends: backends, width: 64, height: 64, N: 8, C: 16, hyper: 8, levelChannels: 2, repeats: 1)
+    }
+
+    func testBenchmarkFlagsIntegerLayersThatDiffer() throws {
+        let report = try run([CPUBackend(threads: 2), TamperedBackend()])
+        let second = report.kernels.filter { $0.backend == "tampered" }
+        XCTAssertFalse(second.isEmpty)
+        XCTAssertTrue(second.allSatisfy { $0.agreement != nil }, "every layer compared on the second backend")
+        XCTAssertTrue(report.kernels.filter { $0.backend != "tampered" }.allSatisfy { $0.agreement == nil })
+        for k in second where !k.kind.hasPrefix("int") {
+            XCTAssertEqual(k.agreement?.summary, "exact", "\(k.layer): the same CPU arithmetic")
+        }
+        let wrong = report.integerDisagreements.map(\.layer)
+        XCTAssertEqual(wrong, second.filter { $0.kind.hasPrefix("int") }.map(\.layer))
+        XCTAssertFalse(wrong.isEmpty)
+        XCTAssertEqual(report.transforms.filter { $0.backend == "tampered" }.compactMap(\.agreement).count, 2)
+        XCTAssertTrue(report.table().contains("1 differ"))
+    }
+
+    func testVulkanAgreesWithTheCPUInTheBenchmark() throws {
+        let vulkan: VulkanBackend
+        do { vulkan = try VulkanBackend() } catch let e as VulkanError {
+            switch e {
+            case .loaderNotFound, .noDriver, .noComputeDevice: throw XCTSkip("no Vulkan device: \(e)")
+            default: throw e
+            }
+        }
+        let report = try run([CPUBackend(threads: 2), vulkan])
+        XCTAssertTrue(report.integerDisagreements.isEmpty, "integer kernels are exact on every backend")
+        for k in report.kernels where k.backend == vulkan.name {
+            let a = try XCTUnwrap(k.agreement, k.layer)
+            // Unit-scale random layers: the kernel tests' bounds give ~1e-5 relative; a wrong
+            // tap or channel gives O(0.1).
+            if !a.integer { XCTAssertLessThan(a.relativeDifference, 1e-3, k.layer) }
+        }
+    }
+}
