@@ -11,6 +11,8 @@
 #   crossdecode the sample image encoded on the GPU and on the CPU, each stream decoded on
 #               both; the decoded images compared (integer entropy model: same latents, so
 #               the images differ only by g_s's float rounding)
+#   syncval     the codec on the GPU under the Khronos validation layer's synchronization
+#               checks (a missing barrier shows on a real GPU, not on lavapipe); fails on any error
 #   codec       `psic bench codec --backend all` on the sample image and a 3072x2048 one
 # Everything in one command, well inside the 10-minute limit of a call (~3-5 minutes).
 # PSIC_DEVICE_CHECK_STEPS="kernels codec" runs only those steps; PSIC_DEVICE_CHECK_DEVICE picks
@@ -74,14 +76,30 @@ codec() {
     "$psic" bench codec "$work/large.png" --backend all --device "$device" --repeats 3
 }
 
+syncval() {  # the codec's whole graphs on the GPU under the validation layer's synchronization checks
+  [ -f "$root/psic/layers/VkLayer_khronos_validation.json" ] || { echo "no validation layer in the bundle"; return 2; }
+  local log="$out/syncval-log.txt"
+  VK_LAYER_PATH="$root/psic/layers" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+  VK_LAYER_ENABLES=VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT bash -c '
+    "$psic" bench codec "$sample" --backend vulkan --device "$device" --repeats 1 &&
+    "$psic" encode "$sample" --backend vulkan --device "$device" -o "$work/v.psic" &&
+    "$psic" decode "$work/v.psic" --backend vulkan --device "$device" --samples 2 -o "$work/v.png"' > "$log" 2>&1
+  local rc=$? errors
+  errors=$(grep -c "Validation Error" "$log")
+  grep "Validation Error" "$log" | head -5
+  echo "exit $rc, $errors validation errors"
+  [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ]
+}
+
 export psic root out work device sample
-export -f devices kernels crossdecode codec
+export -f devices kernels crossdecode codec syncval
 echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset} device=$device" | tee "$out/summary.txt"
-steps=" ${PSIC_DEVICE_CHECK_STEPS:-devices kernels routes crossdecode codec} "  # a subset re-runs only those
+steps=" ${PSIC_DEVICE_CHECK_STEPS:-devices kernels routes crossdecode syncval codec} "  # a subset re-runs only those
 want() { [[ $steps == *" $1 "* ]]; }
 want devices && step devices 60 bash -c devices
 want kernels && step kernels 240 bash -c kernels
 want routes && step routes 180 "$psic" bench kernels --backend vulkan --device "$device" --repeats 10 --vulkan-convolutions both
 want crossdecode && step crossdecode 120 bash -c crossdecode
+want syncval && step syncval 120 bash -c syncval
 want codec && step codec 240 bash -c codec
 cat "$out/summary.txt"
