@@ -23,6 +23,8 @@ public final class CPUBackend: Backend {
     public let convolutions: CPUConvolutionMethod
     /// Elements of one band of oneDNN's GDN (`OneDNNGDN`); tests make it small to get many bands.
     let gdnBandElements: Int
+    /// Host memory free for a graph's tensors (`CPUMemory.available`); tests substitute a limit.
+    let availableMemory: @Sendable () -> Int?
 
     /// - Parameters:
     ///   - threads: threads to run on (default: every active core).
@@ -32,8 +34,10 @@ public final class CPUBackend: Backend {
         self.init(threads: threads, convolutions: convolutions, gdnBandElements: OneDNNGDN.defaultBandElements)
     }
 
-    init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int) {
+    init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int,
+         availableMemory: @escaping @Sendable () -> Int? = CPUMemory.available) {
         self.gdnBandElements = gdnBandElements
+        self.availableMemory = availableMemory
         BLASThreading.singleThreaded
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
@@ -45,6 +49,13 @@ public final class CPUBackend: Backend {
     }
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
-        try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements)
+        // A graph larger than the memory the machine has free would be killed mid-run (or trap
+        // on the allocation): refuse it up front with the figures.
+        let bytes = CPUMemoryPlan(graph).slabBytes.reduce(0, +)
+        if let free = availableMemory(), bytes > free {
+            throw EngineError.outOfMemory(backend: name, bytes: bytes, available: free)
+        }
+        return try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
+                                    backendName: name)
     }
 }

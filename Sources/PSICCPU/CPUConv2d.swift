@@ -9,13 +9,13 @@ enum CPUConv2d {
 
     static func run(_ l: Conv2dLayer, input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
                     output: UnsafeMutablePointer<Float>, outputShape: TensorShape,
-                    scratch: CPUScratch, threads: Int) {
+                    scratch: CPUScratch, threads: Int) throws {
         let k = l.kernelSize, s = l.stride, p = l.padding
         let hi = inputShape.height, wi = inputShape.width
         let ho = outputShape.height, wo = outputShape.width
         let hw = ho * wo
         let kdim = l.inChannels * k * k
-        l.weights.withUnsafeBufferPointer { w in
+        try l.weights.withUnsafeBufferPointer { w in
             if k == 1 && s == 1 && p == 0 {
                 parallelSGEMM(m: l.outChannels, n: hw, k: l.inChannels, a: w.baseAddress!, lda: l.inChannels,
                               b: input, ldb: inputShape.planeSize, c: output, ldc: hw, threads: threads)
@@ -32,7 +32,7 @@ enum CPUConv2d {
             let bandInputRows = (bandRows - 1) * s + k
             let phaseFloats = s > 1 ? l.inChannels * s * bandInputRows * phaseWidth : 0
             let perWorker = kdim * bandRows * wo + phaseFloats
-            let buffer = scratch.floats(workers * perWorker)
+            let buffer = try scratch.floats(workers * perWorker)
             parallelFor(workers, threads: workers) { worker in
                 let cols = buffer + worker * perWorker, phases = cols + kdim * bandRows * wo
                 for band in stride(from: worker, to: bands, by: workers) {

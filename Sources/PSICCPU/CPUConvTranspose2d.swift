@@ -5,14 +5,14 @@ import PSICEngine
 enum CPUConvTranspose2d {
     static func run(_ l: ConvTranspose2dLayer, input: UnsafeMutablePointer<Float>, inputShape: TensorShape,
                     output: UnsafeMutablePointer<Float>, outputShape: TensorShape,
-                    scratch: CPUScratch, threads: Int) {
+                    scratch: CPUScratch, threads: Int) throws {
         let k = l.kernelSize, s = l.stride, p = l.padding
         let hi = inputShape.height, wi = inputShape.width
         let ho = outputShape.height, wo = outputShape.width
         let rowsOfA = l.outChannels * k * k
         output.update(repeating: 0, count: l.outChannels * ho * wo)
         let bandRows = max(1, min(hi, CPUConv2d.bandBudget / max(1, rowsOfA * wi)))
-        let cols = scratch.floats(rowsOfA * bandRows * wi)
+        let cols = try scratch.floats(rowsOfA * bandRows * wi)
         l.weights.withUnsafeBufferPointer { w in
             var row0 = 0
             while row0 < hi {

@@ -4,9 +4,9 @@ import PSICEngine
 /// GDN / IGDN: the squared input mixed across channels by one SGEMM, then a per-element scale.
 enum CPUGDN {
     static func run(_ l: GDNLayer, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-                    shape: TensorShape, scratch: CPUScratch, threads: Int) {
+                    shape: TensorShape, scratch: CPUScratch, threads: Int) throws {
         let c = l.channels, hw = shape.planeSize
-        let squares = scratch.floats(2 * c * hw)
+        let squares = try scratch.floats(2 * c * hw)
         let norms = squares + c * hw
         parallelFor(c, threads: threads) { ch in
             let x = input + ch * hw, q = squares + ch * hw

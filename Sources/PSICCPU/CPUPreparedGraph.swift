@@ -16,15 +16,17 @@ final class CPUPreparedGraph: PreparedGraph {
     private let oneDNNContext: OneDNNContext?
 
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
-         gdnBandElements: Int = OneDNNGDN.defaultBandElements) throws {
+         gdnBandElements: Int = OneDNNGDN.defaultBandElements, backendName: String = "cpu") throws {
         self.graph = graph
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
         // Zeroed once: concatenation targets rely on it (see CPUMemoryPlan).
-        let slabs = plan.slabBytes.map { bytes in
-            let slab = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            slab.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-            return slab
+        var slabs: [UnsafeMutableRawPointer] = []
+        do {
+            for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes, backend: backendName)) }
+        } catch {
+            for slab in slabs { slab.deallocate() }
+            throw error
         }
         self.slabs = slabs
         let storage = graph.tensors.enumerated().map { t, decl in
@@ -56,6 +58,9 @@ final class CPUPreparedGraph: PreparedGraph {
                                                             output: output, outputShape: node.outputShape, context: context)
             }
         }
+        // The blocked copies' scratch now, so a graph too large for memory fails here, not mid-run.
+        let scratchBytes = oneDNNLayers.values.map(\.scratchBytes).max() ?? 0
+        _ = try scratch.floats((scratchBytes + 3) / 4)
     }
 
     deinit {
@@ -84,7 +89,7 @@ final class CPUPreparedGraph: PreparedGraph {
             if let layer = oneDNNLayers[index] {
                 // Every oneDNN layer's blocked tensors share the one grow-only scratch area.
                 let bytes = layer.scratchBytes
-                try layer.run(threads: threads, scratch: UnsafeMutableRawPointer(scratch.floats((bytes + 3) / 4)))
+                try layer.run(threads: threads, scratch: UnsafeMutableRawPointer(try scratch.floats((bytes + 3) / 4)))
             } else {
                 try execute(node)
             }
@@ -111,15 +116,15 @@ final class CPUPreparedGraph: PreparedGraph {
         let inShape = node.inputShape, outShape = node.outputShape
         switch node.op {
         case let .conv2d(layer):
-            CPUConv2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
+            try CPUConv2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
                           output: dst.floats(channel: node.output.channelOffset), outputShape: outShape,
                           scratch: scratch, threads: threads)
         case let .convTranspose2d(layer):
-            CPUConvTranspose2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
+            try CPUConvTranspose2d.run(layer, input: src.floats(channel: node.input.channelOffset), inputShape: inShape,
                                    output: dst.floats(channel: node.output.channelOffset), outputShape: outShape,
                                    scratch: scratch, threads: threads)
         case let .gdn(layer):
-            CPUGDN.run(layer, input: src.floats(channel: node.input.channelOffset),
+            try CPUGDN.run(layer, input: src.floats(channel: node.input.channelOffset),
                        output: dst.floats(channel: node.output.channelOffset), shape: inShape,
                        scratch: scratch, threads: threads)
         case let .intConv2d(layer):
@@ -135,10 +140,11 @@ final class CPUScratch {
     private var buffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
     private var capacity = 16
 
-    func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    func floats(_ count: Int) throws -> UnsafeMutablePointer<Float> {
         if count > capacity {
+            let grown = try CPUMemory.allocate(bytes: count * 4, backend: "cpu")
             buffer.deallocate()
-            buffer = .allocate(byteCount: count * 4, alignment: 64)
+            buffer = grown
             capacity = count
         }
         return buffer.bindMemory(to: Float.self, capacity: capacity)

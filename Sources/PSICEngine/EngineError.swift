@@ -1,3 +1,5 @@
+import Foundation
+
 /// Errors raised while describing, preparing or running a graph.
 public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A layer's parameters are inconsistent (wrong array length, bad stride, ...).
@@ -12,6 +14,9 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     case viewOutOfRange(tensor: String, reason: String)
     /// The backend failed for a reason outside the graph (driver, memory, ...).
     case backendFailure(backend: String, reason: String)
+    /// The graph's tensors need `bytes` of host memory that the machine cannot give
+    /// (`available`: what it reported free; nil when an allocation was refused).
+    case outOfMemory(backend: String, bytes: Int, available: Int?)
 
     public var description: String {
         switch self {
@@ -22,6 +27,11 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .badInput(name, reason): return "graph input '\(name)': \(reason)"
         case let .viewOutOfRange(tensor, reason): return "view of tensor '\(tensor)': \(reason)"
         case let .backendFailure(backend, reason): return "\(backend) backend: \(reason)"
+        case let .outOfMemory(backend, bytes, available):
+            let gb = { (b: Int) in String(format: "%.1f GB", Double(b) / 1e9) }
+            let what = available.map { "this image's tensors need \(gb(bytes)) of memory and \(gb($0)) is free" }
+                ?? "an allocation of \(gb(bytes)) for this image's tensors was refused (a memory limit such as ulimit -v or a container's)"
+            return "\(backend) backend: \(what); free memory, or use a smaller (downscaled or cropped) image"
         }
     }
 }

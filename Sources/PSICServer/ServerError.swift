@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PSICCodec
+import PSICEngine
 import PSICEntropy
 import PSICImage
 
@@ -28,6 +29,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case queueFull(retryAfter: Int)
     /// 503: the server is shutting down and takes no new work.
     case shuttingDown
+    /// 503: the machine has not the memory this image needs now (other requests may hold it).
+    case insufficientMemory(String)
     /// 504: the request did not finish within `--timeout`.
     case timeout(seconds: Double)
     /// 500: the engine failed (a bug or a lost device), not the request's fault.
@@ -39,7 +42,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .bodyTooLarge, .tooManyPixels: return .contentTooLarge
         case .modelMismatch: return .unprocessableContent
         case .notFound: return .notFound
-        case .queueFull, .shuttingDown: return .serviceUnavailable
+        case .queueFull, .shuttingDown, .insufficientMemory: return .serviceUnavailable
         case .timeout: return .gatewayTimeout
         case .internalError: return .internalServerError
         }
@@ -58,6 +61,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound: return "not_found"
         case .queueFull: return "queue_full"
         case .shuttingDown: return "shutting_down"
+        case .insufficientMemory: return "insufficient_memory"
         case .timeout: return "timeout"
         case .internalError: return "internal"
         }
@@ -75,6 +79,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .notFound(m): return m
         case let .queueFull(s): return "the server's queue is full; retry in \(s) s"
         case .shuttingDown: return "the server is shutting down"
+        case let .insufficientMemory(m): return m
         case let .timeout(s): return "the request did not finish within \(s) s"
         case let .internalError(m): return "internal error: \(m)"
         }
@@ -97,6 +102,9 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             case .invalidLevels, .invalidSampleCount: return .invalidQuery(e.description)
             case .imageTooLarge: return decoding ? .invalidStream(e.description) : .invalidQuery(e.description)
             }
+        case let e as EngineError:
+            if case .outOfMemory = e { return .insufficientMemory(e.description) }
+            return .internalError(e.description)
         default:
             return .internalError("\(error)")
         }

@@ -217,6 +217,30 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(rq.apply(Int32.min, channel: 2), -1000) // 64-bit product, then clamp
     }
 
+    /// A graph whose tensors need more memory than the machine has free is refused with the
+    /// figures when it is prepared, not killed or trapped mid-run.
+    func testGraphLargerThanFreeMemoryIsAnError() throws {
+        var rng = TestRandom(seed: 5)
+        let layer = try Conv2dLayer(name: "c", inChannels: 3, outChannels: 96, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(96 * 3 * 25, -0.1, 0.1), bias: rng.floats(96))
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 3, height: 128, width: 128), type: .float32)
+        g.markOutput(try g.append(.conv2d(layer), input: g.whole(x)).tensor)
+        let needs = CPUMemoryPlan(g).slabBytes.reduce(0, +)
+        XCTAssertGreaterThan(needs, 96 * 64 * 64 * 4, "the output alone")
+        let tight = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { needs - 1 })
+        XCTAssertThrowsError(try tight.prepare(g)) { error in
+            XCTAssertEqual(error as? EngineError, .outOfMemory(backend: tight.name, bytes: needs, available: needs - 1))
+            XCTAssertTrue("\(error)".contains("free memory, or use a smaller"), "\(error)")
+        }
+        let enough = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { needs })
+        XCTAssertNoThrow(try enough.prepare(g))
+        let unknown = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { nil })
+        XCTAssertNoThrow(try unknown.prepare(g))
+        // This machine reports its free memory, and it is more than nothing.
+        XCTAssertGreaterThan(try XCTUnwrap(CPUMemory.available()), 0)
+    }
+
     /// The plane form the CPU backend runs equals the reference element by element, for every
     /// activation, at the Int32 extremes, shifts 1 and 62, and clamps on either side of zero.
     func testRequantizationPlaneMatchesDefinition() {

@@ -1,0 +1,36 @@
+import Foundation
+import PSICEngine
+
+/// The CPU backend's large allocations (every tensor of a graph, oneDNN's blocked copies): they
+/// fail with `EngineError.outOfMemory` instead of trapping, so a photo too large for the
+/// machine's memory is an error the caller can report, not a crash.
+enum CPUMemory {
+    /// Bytes the kernel could hand out without swapping (`MemAvailable` of /proc/meminfo), or
+    /// nil where that is unknown.
+    @Sendable static func available() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, let kb = Int(fields[1]) else { return nil }
+            return kb * 1024
+        }
+        return nil
+    }
+
+    /// `bytes` of memory aligned to 64 bytes (free with `deallocate()`).
+    static func allocate(bytes: Int, backend: String) throws -> UnsafeMutableRawPointer {
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 64, max(64, bytes)) == 0, let pointer else {
+            // The system refused although it may report more free (a process or container limit).
+            throw EngineError.outOfMemory(backend: backend, bytes: bytes, available: nil)
+        }
+        return pointer
+    }
+
+    /// `bytes` of zeroed memory aligned to 64 bytes (free with `deallocate()`).
+    static func allocateZeroed(bytes: Int, backend: String) throws -> UnsafeMutableRawPointer {
+        let pointer = try allocate(bytes: bytes, backend: backend)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        return pointer
+    }
+}
