@@ -18,24 +18,26 @@ enum CPUIntConv {
     static let alwaysDouble = ProcessInfo.processInfo.environment["PSIC_CPU_INT_GEMM"] == "double"
 
     static func run(_ l: IntConv2dLayer, input: UnsafeMutablePointer<Int32>, inputShape: TensorShape,
-                    output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) {
+                    output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) throws {
         if l.inputBound <= Int32(Int16.max) && !alwaysDouble {
-            run(Int16GEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
+            try run(Int16GEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
         } else {
-            run(DoubleGEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
+            try run(DoubleGEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
         }
     }
 
     static func run<G: ExactGEMM>(_: G.Type, _ l: IntConv2dLayer, input: UnsafeMutablePointer<Int32>, inputShape: TensorShape,
-                                  output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) {
+                                  output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) throws {
         let k = l.kernelSize, s = l.stride, p = l.padding
         let hi = inputShape.height, wi = inputShape.width
         let ho = outputShape.height, wo = outputShape.width
         let cin = l.inChannels, cout = l.outChannels
-        let x = UnsafeMutablePointer<G.Operand>.allocate(capacity: inputShape.count)
-        let acc = UnsafeMutablePointer<G.Accumulator>.allocate(capacity: outputShape.count)
-        let w = UnsafeMutablePointer<G.Operand>.allocate(capacity: l.weights.count)
-        defer { x.deallocate(); acc.deallocate(); w.deallocate() }
+        let x = try array(of: G.Operand.self, inputShape.count)
+        defer { x.deallocate() }
+        let acc = try array(of: G.Accumulator.self, outputShape.count)
+        defer { acc.deallocate() }
+        let w = try array(of: G.Operand.self, l.weights.count)
+        defer { w.deallocate() }
         // Inputs lie within ±inputBound by the layer's contract; clamping only keeps a broken
         // contract from trapping in the conversion.
         for i in 0..<inputShape.count { x[i] = G.operand(min(max(input[i], -l.inputBound), l.inputBound)) }
@@ -49,7 +51,7 @@ enum CPUIntConv {
             } else {
                 // Row bands bound the column matrix (huge images would need gigabytes at once).
                 let bandRows = max(1, min(ho, CPUConv2d.bandBudget / max(1, kdim * wo)))
-                let cols = UnsafeMutablePointer<G.Operand>.allocate(capacity: kdim * bandRows * wo)
+                let cols = try array(of: G.Operand.self, kdim * bandRows * wo)
                 defer { cols.deallocate() }
                 var row0 = 0
                 while row0 < ho {
@@ -79,7 +81,7 @@ enum CPUIntConv {
                 for r in 0..<rowsOfA { w[r * cin + ci] = G.operand(Int32(l.weights[ci * rowsOfA + r])) }
             }
             let bandRows = max(1, min(hi, CPUConv2d.bandBudget / max(1, rowsOfA * wi)))
-            let cols = UnsafeMutablePointer<G.Accumulator>.allocate(capacity: rowsOfA * bandRows * wi)
+            let cols = try array(of: G.Accumulator.self, rowsOfA * bandRows * wi)
             defer { cols.deallocate() }
             acc.update(repeating: .zero, count: outputShape.count)
             var row0 = 0
@@ -117,6 +119,11 @@ enum CPUIntConv {
             rq.apply(dst, count: plane, channel: co)
         }
     }
+}
+
+/// Uninitialised memory for `count` values (an error, not a trap, when refused).
+private func array<T>(of _: T.Type, _ count: Int) throws -> UnsafeMutablePointer<T> {
+    try CPUMemory.allocate(bytes: max(1, count) * MemoryLayout<T>.stride, backend: "cpu").bindMemory(to: T.self, capacity: max(1, count))
 }
 
 /// An exact GEMM for the integer layers: operand and accumulator types and C = A·B over them,

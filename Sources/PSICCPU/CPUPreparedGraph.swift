@@ -128,7 +128,7 @@ final class CPUPreparedGraph: PreparedGraph {
                        output: dst.floats(channel: node.output.channelOffset), shape: inShape,
                        scratch: scratch, threads: threads)
         case let .intConv2d(layer):
-            CPUIntConv.run(layer, input: src.ints(channel: node.input.channelOffset), inputShape: inShape,
+            try CPUIntConv.run(layer, input: src.ints(channel: node.input.channelOffset), inputShape: inShape,
                            output: dst.ints(channel: node.output.channelOffset), outputShape: outShape, threads: threads)
         }
     }
