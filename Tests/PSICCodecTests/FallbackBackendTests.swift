@@ -32,12 +32,18 @@ final class FallbackBackendTests: XCTestCase {
     // grid stay far below 100 KB.
     let limit = 100_000
 
-    func testGraphsTooLargeForTheBackendRunOnTheFallback() throws {
+    /// A codec on a backend limited to `limit` bytes per tensor with the CPU as its fallback,
+    /// and a CPU-only codec to compare with.
+    private func codecs(limit: Int) throws -> (LimitedBackend, ImageCodec, ImageCodec) {
         let model = try CodecFixtures.loadModel()
-        let image = try CodecFixtures.image("image_64x64.png")
         let limited = LimitedBackend(maxTensorBytes: limit)
-        let codec = try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu)
-        let reference = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        return (limited, try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu),
+                try ImageCodec(model: model, backend: CodecFixtures.cpu))
+    }
+
+    func testGraphsTooLargeForTheBackendRunOnTheFallback() throws {
+        let image = try CodecFixtures.image("image_64x64.png")
+        let (limited, codec, reference) = try codecs(limit: limit)
 
         let stream = try codec.encode(image)
         XCTAssertEqual(codec.fallbackRuns, 1, "the analysis graph")
@@ -57,11 +63,8 @@ final class FallbackBackendTests: XCTestCase {
 
     func testBatchSplitsBetweenBackendsAndKeepsOrder() throws {
         // 500 KB: the 64x64 image's g_a (393 KB) fits, the 128x96 one's (1.18 MB) does not.
-        let model = try CodecFixtures.loadModel()
         let small = try CodecFixtures.image("image_64x64.png"), large = try CodecFixtures.image("image_128x96.png")
-        let limited = LimitedBackend(maxTensorBytes: 500_000)
-        let codec = try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu)
-        let reference = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        let (limited, codec, reference) = try codecs(limit: 500_000)
         // Two different large images (the second upside down), so a mix-up of order shows.
         let flipped = RGBImage(width: large.width, height: large.height, pixels: (0..<large.height).reversed().flatMap { y in
             large.pixels[y * large.width * 3..<(y + 1) * large.width * 3]
@@ -77,11 +80,8 @@ final class FallbackBackendTests: XCTestCase {
     }
 
     func testFitRecordStaysBoundedOverManySizes() throws {
-        let model = try CodecFixtures.loadModel()
         let large = try CodecFixtures.image("image_128x96.png")
-        let limited = LimitedBackend(maxTensorBytes: limit)
-        let codec = try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu)
-        let reference = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        let (limited, codec, reference) = try codecs(limit: limit)
         codec.transforms.fitsLimit = 3
         // Each size brings several graph kinds (analysis, hyper-synthesis, entropy parameters).
         let sizes = [(64, 64), (48, 64), (64, 48), (32, 32), (64, 64)]

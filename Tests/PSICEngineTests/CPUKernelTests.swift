@@ -219,13 +219,20 @@ final class CPUKernelTests: XCTestCase {
 
     /// A graph whose tensors need more memory than the machine has free is refused with the
     /// figures when it is prepared, not killed or trapped mid-run.
+    /// A graph of one 5x5 stride-2 convolution with random weights: the graph, its input, the layer.
+    private func oneConvGraph(_ rng: inout TestRandom, input: TensorShape, outChannels: Int) throws -> (Graph, TensorID, Conv2dLayer) {
+        let ci = input.channels
+        let layer = try Conv2dLayer(name: "c", inChannels: ci, outChannels: outChannels, kernelSize: 5, stride: 2,
+                                    weights: rng.floats(outChannels * ci * 25, -0.1, 0.1), bias: rng.floats(outChannels))
+        var g = Graph()
+        let x = g.addInput("x", shape: input, type: .float32)
+        g.markOutput(try g.append(.conv2d(layer), input: g.whole(x)).tensor)
+        return (g, x, layer)
+    }
+
     func testGraphLargerThanFreeMemoryIsAnError() throws {
         var rng = TestRandom(seed: 5)
-        let layer = try Conv2dLayer(name: "c", inChannels: 3, outChannels: 96, kernelSize: 5, stride: 2,
-                                    weights: rng.floats(96 * 3 * 25, -0.1, 0.1), bias: rng.floats(96))
-        var g = Graph()
-        let x = g.addInput("x", shape: TensorShape(channels: 3, height: 128, width: 128), type: .float32)
-        g.markOutput(try g.append(.conv2d(layer), input: g.whole(x)).tensor)
+        let (g, _, _) = try oneConvGraph(&rng, input: TensorShape(channels: 3, height: 128, width: 128), outChannels: 96)
         let needs = CPUMemoryPlan(g).slabBytes.reduce(0, +)
         XCTAssertGreaterThan(needs, 96 * 64 * 64 * 4, "the output alone")
         let tight = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { needs - 1 })
@@ -269,19 +276,14 @@ final class CPUKernelTests: XCTestCase {
         // server prepares on one thread and runs on another. 96 channels on a 2x2 input make
         // oneDNN pick its GEMM convolution, which needs a scratchpad.
         var rng = TestRandom(seed: 17)
-        let layer = try Conv2dLayer(name: "tiny", inChannels: 96, outChannels: 96, kernelSize: 5, stride: 2,
-                                    weights: rng.floats(96 * 96 * 25, -0.1, 0.1), bias: rng.floats(96))
-        var g = Graph()
-        let x = g.addInput("x", shape: TensorShape(channels: 96, height: 2, width: 2), type: .float32)
-        let v = try g.append(.conv2d(layer), input: g.whole(x))
-        g.markOutput(v.tensor)
+        let (g, x, layer) = try oneConvGraph(&rng, input: TensorShape(channels: 96, height: 2, width: 2), outChannels: 96)
         let input = Tensor(shape: g.shape(of: x), floats: rng.floats(96 * 4))
         nonisolated(unsafe) let prepared = try CPUBackend(threads: 2, convolutions: .oneDNN).prepare(g)
         nonisolated(unsafe) var got: [Float]?
         nonisolated(unsafe) var failure: Error?
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            do { got = try prepared.run(inputs: [x: input]).outputs[v.tensor]?.floats } catch { failure = error }
+            do { got = try prepared.run(inputs: [x: input]).outputs[g.outputs[0]]?.floats } catch { failure = error }
             done.signal()
         }
         thread.start()
