@@ -30,5 +30,5 @@ for v in shipped products transforms none; do
   if [ $v = shipped ]; then unset PSIC_VULKAN_SHADER_DIR; else export PSIC_VULKAN_SHADER_DIR="${!v}"; fi
   Tools/scripts/quiet.sh .build/release/psic bench kernels --backend vulkan --repeats 3 2>/dev/null \
     | grep -E "g_a\.2 |g_a\.0 g_a\.2" \
-    | awk '/g_a\.0 g_a\.2/ {printf "g_a convs %s ms", $(NF-3); next} {printf "g_a.2 %s ms, ", $(NF-3)} END {print ""}'
+    | awk '/g_a\.0 g_a\.2/ {printf "g_a convs %s ms", $(NF-3); next} {printf "g_a.2 %s ms, ", $(NF-4)} END {print ""}'  # layer rows end in the agreement column
 done
