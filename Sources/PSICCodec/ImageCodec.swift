@@ -16,8 +16,16 @@ public final class ImageCodec: Sendable {
     let zTables: CDFTableSet
     let gaussianTables: CDFTableSet
 
+    /// Idle graph memory kept by default: half the machine's memory, at least 4 GiB. A large
+    /// photo's graphs are GBs (a 4096×4096 image's g_a alone ~5 GB), and preparing them again for
+    /// each image of a batch (allocating and zeroing that memory) made a 16-megapixel encode take
+    /// 2–3.5× the time its pixels explain. When memory runs short, preparing a graph drops the
+    /// idle ones first (`PreparedGraphPool`).
+    public static let defaultIdleGraphBytes = max(4 << 30, Int(ProcessInfo.processInfo.physicalMemory / 2))
+
     /// The codec on an opened backend choice, with that choice's fallback.
-    public convenience init(model: CodecModel, handle: BackendHandle, idleGraphBytesLimit: Int = 4 << 30) throws {
+    public convenience init(model: CodecModel, handle: BackendHandle,
+                            idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes) throws {
         try self.init(model: model, backend: handle.backend, fallback: handle.fallback,
                       idleGraphBytesLimit: idleGraphBytesLimit)
     }
@@ -33,9 +41,10 @@ public final class ImageCodec: Sendable {
     ///   - fallback: where graphs too large for `backend` run (`Backend.maxTensorBytes`: a large
     ///     photo on a GPU with a small storage buffer range); without one they fail.
     ///   - idleGraphBytesLimit: tensor memory kept in prepared graphs between calls, for reuse
-    ///     by images of the same size (least recently used dropped first; default 4 GiB).
+    ///     by images of the same size (least recently used dropped first; default
+    ///     `defaultIdleGraphBytes`).
     public init(model: CodecModel, backend: Backend, fallback: Backend? = nil,
-                idleGraphBytesLimit: Int = 4 << 30) throws {
+                idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes) throws {
         self.model = model
         self.transforms = ModelTransforms(model: model, backend: backend, fallback: fallback,
                                           idleGraphBytesLimit: idleGraphBytesLimit)

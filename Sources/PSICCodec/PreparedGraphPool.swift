@@ -66,11 +66,31 @@ final class PreparedGraphPool: @unchecked Sendable {
             let cached = idle[key]?.popLast()
             if let cached { idleBytes -= cached.bytes }
             lock.unlock()
-            let prepared = try cached?.graph ?? backend.prepare(try build(i))
+            let prepared = try cached?.graph ?? prepare(try build(i))
             taken.append((key, prepared))
             graphs.append(prepared)
         }
         return try body(graphs)
+    }
+
+    /// Prepares `graph`; when the backend is out of memory while idle graphs hold some, drops
+    /// them all and tries once more (a large photo after a batch of other sizes).
+    private func prepare(_ graph: Graph) throws -> PreparedGraph {
+        do {
+            return try backend.prepare(graph)
+        } catch EngineError.outOfMemory where dropIdle() > 0 {
+            return try backend.prepare(graph)
+        }
+    }
+
+    /// Drops every idle graph; returns how many there were.
+    private func dropIdle() -> Int {
+        lock.lock()
+        let dropped = idle
+        idle = [:]
+        idleBytes = 0
+        lock.unlock()
+        return dropped.values.reduce(0) { $0 + $1.count }  // released here, outside the lock
     }
 
     /// Returns graphs to the idle set, then drops the least recently returned idle graphs while

@@ -29,7 +29,53 @@ private func graph(side: Int) -> Graph {
     return g
 }
 
+/// A backend with room for `room` live prepared graphs: preparing one more is out of memory,
+/// as on a machine whose memory idle graphs hold.
+private final class RoomBackend: Backend, @unchecked Sendable {
+    let name = "room"
+    let room: Int
+    var live = 0
+    init(room: Int) { self.room = room }
+
+    final class Prepared: PreparedGraph {
+        let graph: Graph
+        let backend: RoomBackend
+        init(graph: Graph, backend: RoomBackend) { (self.graph, self.backend) = (graph, backend) }
+        deinit { backend.live -= 1 }
+        func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+            GraphResult(outputs: [:], timings: [])
+        }
+    }
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph {
+        guard live < room else { throw EngineError.outOfMemory(backend: name, bytes: graph.largestTensorBytes, available: 0) }
+        live += 1
+        return Prepared(graph: graph, backend: self)
+    }
+}
+
 final class PreparedGraphPoolTests: XCTestCase {
+    func testOutOfMemoryDropsIdleGraphsAndRetries() throws {
+        let backend = RoomBackend(room: 2)
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 1 << 30)
+        try pool.with(key(8), build: { graph(side: 8) }) { _ in }
+        try pool.with(key(16), build: { graph(side: 16) }) { _ in }
+        XCTAssertEqual(pool.idleCount, 2)
+        // A third size: no room until the idle graphs go.
+        try pool.with(key(32), build: { graph(side: 32) }) { _ in }
+        XCTAssertEqual(backend.live, 1)
+        XCTAssertEqual(pool.idleCount, 1)
+        XCTAssertEqual(pool.idleMemoryBytes, 32 * 32 * 4)
+        // Two at once need room for two: the idle one goes, the batch runs.
+        try pool.withBatch([key(64), key(64)], build: { _ in graph(side: 64) }) { XCTAssertEqual($0.count, 2) }
+        // With nothing idle to drop, the error reaches the caller.
+        let full = RoomBackend(room: 1)
+        let strict = PreparedGraphPool(backend: full, idleBytesLimit: 1 << 30)
+        XCTAssertThrowsError(try strict.withBatch([key(8), key(8)], build: { _ in graph(side: 8) }) { _ in }) { error in
+            guard case EngineError.outOfMemory = error else { return XCTFail("\(error)") }
+        }
+    }
+
     private func key(_ side: Int) -> PreparedGraphPool.Key { .init(kind: "test", height: side, width: side) }
 
 
