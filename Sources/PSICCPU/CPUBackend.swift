@@ -49,13 +49,7 @@ public final class CPUBackend: Backend {
     }
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
-        // A graph larger than the memory the machine has free would be killed mid-run (or trap
-        // on the allocation): refuse it up front with the figures.
-        let bytes = CPUMemoryPlan(graph).slabBytes.reduce(0, +)
-        if let free = availableMemory(), bytes > free {
-            throw EngineError.outOfMemory(backend: name, bytes: bytes, available: free)
-        }
-        return try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
-                                    backendName: name)
+        try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
+                             backendName: name, availableMemory: availableMemory())
     }
 }

@@ -16,10 +16,17 @@ final class CPUPreparedGraph: PreparedGraph {
     private let oneDNNContext: OneDNNContext?
 
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
-         gdnBandElements: Int = OneDNNGDN.defaultBandElements, backendName: String = "cpu") throws {
+         gdnBandElements: Int = OneDNNGDN.defaultBandElements, backendName: String = "cpu",
+         availableMemory: Int? = nil) throws {
         self.graph = graph
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
+        // A graph larger than the memory the machine has free would be killed mid-run (or trap
+        // on the allocation): refuse it up front with the figures.
+        let planBytes = plan.slabBytes.reduce(0, +)
+        if let availableMemory, planBytes > availableMemory {
+            throw EngineError.outOfMemory(backend: backendName, bytes: planBytes, available: availableMemory)
+        }
         // Zeroed once: concatenation targets rely on it (see CPUMemoryPlan).
         var slabs: [UnsafeMutableRawPointer] = []
         do {
@@ -33,7 +40,7 @@ final class CPUPreparedGraph: PreparedGraph {
             CPUTensorStorage(shape: decl.shape, scalarType: decl.scalarType, raw: slabs[plan.slabOfTensor[t]])
         }
         self.storage = storage
-        slabBytes = plan.slabBytes.reduce(0, +)
+        slabBytes = planBytes
         guard convolutions == .oneDNN else {
             oneDNNContext = nil
             return
