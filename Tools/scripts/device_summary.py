@@ -5,6 +5,7 @@
 """
 import json
 import sys
+from pathlib import Path
 
 
 def kernels(path):
@@ -28,15 +29,13 @@ def kernels(path):
 
 def decodes(folder):
     import numpy as np
-    from PIL import Image
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+    from metrics import load_rgb, psnr  # Tools/eval's (numpy and Pillow only)
     worst = 0
     for stream in ("gpu", "cpu"):
-        a = np.asarray(Image.open(f"{folder}/{stream}-on-gpu.png"), dtype=np.int32)
-        b = np.asarray(Image.open(f"{folder}/{stream}-on-cpu.png"), dtype=np.int32)
-        d = np.abs(a - b)
-        mse = float((d.astype(np.float64) ** 2).mean())
-        psnr = 10 * np.log10(255 ** 2 / mse) if mse else float("inf")
-        print(f"{stream}-encoded stream decoded on the GPU vs on the CPU: max |diff| {d.max()}, PSNR {psnr:.1f} dB")
+        a, b = load_rgb(f"{folder}/{stream}-on-gpu.png"), load_rgb(f"{folder}/{stream}-on-cpu.png")
+        d = np.abs(a.astype(np.int32) - b.astype(np.int32))
+        print(f"{stream}-encoded stream decoded on the GPU vs on the CPU: max |diff| {d.max()}, PSNR {psnr(a, b):.1f} dB")
         worst = max(worst, int(d.max()))
     if worst > 2:
         sys.exit(f"decodes differ by up to {worst} levels: more than g_s's float rounding")
