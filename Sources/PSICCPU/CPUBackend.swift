@@ -50,6 +50,6 @@ public final class CPUBackend: Backend {
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
         try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
-                             backendName: name, availableMemory: availableMemory())
+                             availableMemory: availableMemory)
     }
 }

@@ -17,113 +17,184 @@ enum CPUIntConv {
     /// `$PSIC_CPU_INT_GEMM=double` runs every layer through DGEMM (for measuring the two side by side).
     static let alwaysDouble = ProcessInfo.processInfo.environment["PSIC_CPU_INT_GEMM"] == "double"
 
-    static func run(_ l: IntConv2dLayer, input: UnsafeMutablePointer<Int32>, inputShape: TensorShape,
-                    output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) throws {
+    /// The layer of one graph node, ready to run: its weights converted (and, for transposed
+    /// layers, transposed) once and every buffer allocated here, so a run allocates nothing and
+    /// a refused allocation surfaces at prepare.
+    static func prepare(_ l: IntConv2dLayer, inputShape: TensorShape, outputShape: TensorShape) throws -> CPUIntConvKernel {
+        // The closures call `run` on a concrete type, which the optimiser specialises; through a
+        // protocol witness it would run the generic body, an order of magnitude slower here.
         if l.inputBound <= Int32(Int16.max) && !alwaysDouble {
-            try run(Int16GEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
-        } else {
-            try run(DoubleGEMM.self, l, input: input, inputShape: inputShape, output: output, outputShape: outputShape, threads: threads)
+            let kernel = try PreparedIntConv<Int16GEMM>(l, inputShape: inputShape, outputShape: outputShape)
+            return CPUIntConvKernel(memoryBytes: kernel.memoryBytes) { kernel.run(input: $0, output: $1, threads: $2) }
         }
+        let kernel = try PreparedIntConv<DoubleGEMM>(l, inputShape: inputShape, outputShape: outputShape)
+        return CPUIntConvKernel(memoryBytes: kernel.memoryBytes) { kernel.run(input: $0, output: $1, threads: $2) }
     }
+}
 
-    static func run<G: ExactGEMM>(_: G.Type, _ l: IntConv2dLayer, input: UnsafeMutablePointer<Int32>, inputShape: TensorShape,
-                                  output: UnsafeMutablePointer<Int32>, outputShape: TensorShape, threads: Int) throws {
-        let k = l.kernelSize, s = l.stride, p = l.padding
-        let hi = inputShape.height, wi = inputShape.width
-        let ho = outputShape.height, wo = outputShape.width
-        let cin = l.inChannels, cout = l.outChannels
-        let x = try array(of: G.Operand.self, inputShape.count)
-        defer { x.deallocate() }
-        let acc = try array(of: G.Accumulator.self, outputShape.count)
-        defer { acc.deallocate() }
-        let w = try array(of: G.Operand.self, l.weights.count)
-        defer { w.deallocate() }
-        // Inputs lie within ±inputBound by the layer's contract; clamping only keeps a broken
-        // contract from trapping in the conversion.
-        for i in 0..<inputShape.count { x[i] = G.operand(min(max(input[i], -l.inputBound), l.inputBound)) }
+/// A prepared integer convolution (`CPUIntConv.prepare`).
+struct CPUIntConvKernel {
+    /// Bytes of the buffers it owns.
+    let memoryBytes: Int
+    /// Computes the node's output from its input (both planar NCHW, the shapes it was prepared
+    /// for) on the given number of threads.
+    let run: (_ input: UnsafeMutablePointer<Int32>, _ output: UnsafeMutablePointer<Int32>, _ threads: Int) -> Void
+}
 
+private final class PreparedIntConv<G: ExactGEMM> {
+    let layer: IntConv2dLayer
+    let inputShape: TensorShape, outputShape: TensorShape
+    /// Rows of one band: of the output for convolutions, of the input for transposed ones. Bands
+    /// bound the column matrix (huge images would need gigabytes at once).
+    let bandRows: Int
+    /// The input converted to the GEMM's operand type.
+    let x: Buffer<G.Operand>
+    /// The weights as the GEMM's A: [cout][cin·k·k] for convolutions, [cout·k·k][cin] for
+    /// transposed ones.
+    let w: Buffer<G.Operand>
+    let acc: Buffer<G.Accumulator>
+    /// One band's columns: im2col operands for convolutions, per-tap products for transposed ones.
+    let operandColumns: Buffer<G.Operand>?
+    let productColumns: Buffer<G.Accumulator>?
+
+    init(_ l: IntConv2dLayer, inputShape: TensorShape, outputShape: TensorShape) throws {
+        layer = l
+        self.inputShape = inputShape
+        self.outputShape = outputShape
+        let k = l.kernelSize, cin = l.inChannels, cout = l.outChannels
+        x = try Buffer(count: inputShape.count)
+        acc = try Buffer(count: outputShape.count)
+        w = try Buffer(count: l.weights.count)
         if !l.transposed {
             for (i, v) in l.weights.enumerated() { w[i] = G.operand(Int32(v)) }
-            let kdim = cin * k * k
-            let n = ho * wo
-            if k == 1 && s == 1 && p == 0 {
-                G.gemm(m: cout, n: n, k: cin, a: w, lda: cin, b: x, ldb: n, c: acc, ldc: n, threads: threads)
-            } else {
-                // Row bands bound the column matrix (huge images would need gigabytes at once).
-                let bandRows = max(1, min(ho, CPUConv2d.bandBudget / max(1, kdim * wo)))
-                let cols = try array(of: G.Operand.self, kdim * bandRows * wo)
-                defer { cols.deallocate() }
-                var row0 = 0
-                while row0 < ho {
-                    let rows = min(bandRows, ho - row0), bn = rows * wo
-                    parallelFor(kdim, threads: threads) { r in
-                        let ci = r / (k * k), ky = (r / k) % k, kx = r % k
-                        let xr = validOutputRange(outputSize: wo, inputSize: wi, stride: s, padding: p, tap: kx)
-                        for oy in 0..<rows {
-                            let row = cols + r * bn + oy * wo
-                            row.update(repeating: .zero, count: wo)
-                            let iy = (row0 + oy) * s - p + ky
-                            guard iy >= 0, iy < hi else { continue }
-                            let src = x + ci * hi * wi + iy * wi - p + kx
-                            for ox in xr { row[ox] = src[ox * s] }
-                        }
-                    }
-                    G.gemm(m: cout, n: bn, k: kdim, a: w, lda: kdim, b: cols, ldb: bn, c: acc + row0 * wo, ldc: n,
-                           threads: threads)
-                    row0 += rows
-                }
-            }
+            let kdim = cin * k * k, wo = outputShape.width
+            bandRows = max(1, min(outputShape.height, CPUConv2d.bandBudget / max(1, kdim * wo)))
+            let pointwise = k == 1 && l.stride == 1 && l.padding == 0
+            operandColumns = pointwise ? nil : try Buffer(count: kdim * bandRows * wo)
+            productColumns = nil
         } else {
-            // Wᵀ·X gives every tap's contribution; col2im adds them up (exactly, as above). The
-            // weights are stored [cin][cout·k·k]: transposed once here, so the GEMM reads rows.
+            // Stored [cin][cout·k·k]; transposed so the GEMM reads rows.
             let rowsOfA = cout * k * k
             for ci in 0..<cin {
                 for r in 0..<rowsOfA { w[r * cin + ci] = G.operand(Int32(l.weights[ci * rowsOfA + r])) }
             }
-            let bandRows = max(1, min(hi, CPUConv2d.bandBudget / max(1, rowsOfA * wi)))
-            let cols = try array(of: G.Accumulator.self, rowsOfA * bandRows * wi)
-            defer { cols.deallocate() }
-            acc.update(repeating: .zero, count: outputShape.count)
-            var row0 = 0
-            while row0 < hi {
-                let rows = min(bandRows, hi - row0), bn = rows * wi
-                G.gemm(m: rowsOfA, n: bn, k: cin, a: w, lda: cin, b: x + row0 * wi, ldb: hi * wi, c: cols, ldc: bn,
-                       threads: threads)
-                parallelFor(cout, threads: threads) { co in
-                    let dst = acc + co * ho * wo
-                    for ky in 0..<k {
-                        for kx in 0..<k {
-                            let src = cols + ((co * k + ky) * k + kx) * bn
-                            let lo = max(0, (p - kx + s - 1) / s)
-                            let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
-                            guard lo < hiX else { continue }
-                            for iy in 0..<rows {
-                                let oy = (row0 + iy) * s - p + ky
-                                guard oy >= 0, oy < ho else { continue }
-                                let drow = dst + oy * wo - p + kx
-                                let srow = src + iy * wi
-                                for ix in lo..<hiX { drow[ix * s] += srow[ix] }
-                            }
-                        }
-                    }
-                }
-                row0 += rows
-            }
+            let wi = inputShape.width
+            bandRows = max(1, min(inputShape.height, CPUConv2d.bandBudget / max(1, rowsOfA * wi)))
+            operandColumns = nil
+            productColumns = try Buffer(count: rowsOfA * bandRows * wi)
+        }
+    }
+
+    var memoryBytes: Int {
+        x.bytes + w.bytes + acc.bytes + (operandColumns?.bytes ?? 0) + (productColumns?.bytes ?? 0)
+    }
+
+    func run(input: UnsafeMutablePointer<Int32>, output: UnsafeMutablePointer<Int32>, threads: Int) {
+        let l = layer
+        let x = x.pointer, acc = acc.pointer
+        // Inputs lie within ±inputBound by the layer's contract; clamping only keeps a broken
+        // contract from trapping in the conversion.
+        for i in 0..<inputShape.count { x[i] = G.operand(min(max(input[i], -l.inputBound), l.inputBound)) }
+        if let cols = operandColumns?.pointer {
+            convolve(x: x, cols: cols, acc: acc, threads: threads)
+        } else if let cols = productColumns?.pointer {
+            convolveTransposed(x: x, cols: cols, acc: acc, threads: threads)
+        } else {
+            G.gemm(m: l.outChannels, n: outputShape.height * outputShape.width, k: l.inChannels, a: w.pointer,
+                   lda: l.inChannels, b: x, ldb: outputShape.height * outputShape.width, c: acc,
+                   ldc: outputShape.height * outputShape.width, threads: threads)
         }
         let rq = l.requantization
-        let plane = ho * wo
-        parallelFor(cout, threads: threads) { co in
+        let plane = outputShape.height * outputShape.width
+        parallelFor(l.outChannels, threads: threads) { co in
             let b = l.bias[co]
             let a = acc + co * plane, dst = output + co * plane
             for i in 0..<plane { dst[i] = G.int32(a[i]) &+ b }
             rq.apply(dst, count: plane, channel: co)
         }
     }
+
+    /// im2col of each band of output rows, then W·columns.
+    private func convolve(x: UnsafeMutablePointer<G.Operand>, cols: UnsafeMutablePointer<G.Operand>,
+                          acc: UnsafeMutablePointer<G.Accumulator>, threads: Int) {
+        let k = layer.kernelSize, s = layer.stride, p = layer.padding
+        let hi = inputShape.height, wi = inputShape.width
+        let ho = outputShape.height, wo = outputShape.width
+        let kdim = layer.inChannels * k * k, n = ho * wo
+        var row0 = 0
+        while row0 < ho {
+            let rows = min(bandRows, ho - row0), bn = rows * wo
+            parallelFor(kdim, threads: threads) { r in
+                let ci = r / (k * k), ky = (r / k) % k, kx = r % k
+                let xr = validOutputRange(outputSize: wo, inputSize: wi, stride: s, padding: p, tap: kx)
+                for oy in 0..<rows {
+                    let row = cols + r * bn + oy * wo
+                    row.update(repeating: .zero, count: wo)
+                    let iy = (row0 + oy) * s - p + ky
+                    guard iy >= 0, iy < hi else { continue }
+                    let src = x + ci * hi * wi + iy * wi - p + kx
+                    for ox in xr { row[ox] = src[ox * s] }
+                }
+            }
+            G.gemm(m: layer.outChannels, n: bn, k: kdim, a: w.pointer, lda: kdim, b: cols, ldb: bn, c: acc + row0 * wo,
+                   ldc: n, threads: threads)
+            row0 += rows
+        }
+    }
+
+    /// Wᵀ·X gives every tap's contribution for a band of input rows; col2im adds them up
+    /// (exactly, as every sum is an integer below 2^31).
+    private func convolveTransposed(x: UnsafeMutablePointer<G.Operand>, cols: UnsafeMutablePointer<G.Accumulator>,
+                                    acc: UnsafeMutablePointer<G.Accumulator>, threads: Int) {
+        let k = layer.kernelSize, s = layer.stride, p = layer.padding
+        let hi = inputShape.height, wi = inputShape.width
+        let ho = outputShape.height, wo = outputShape.width
+        let cin = layer.inChannels, cout = layer.outChannels, rowsOfA = cout * k * k
+        acc.update(repeating: .zero, count: outputShape.count)
+        var row0 = 0
+        while row0 < hi {
+            let rows = min(bandRows, hi - row0), bn = rows * wi
+            G.gemm(m: rowsOfA, n: bn, k: cin, a: w.pointer, lda: cin, b: x + row0 * wi, ldb: hi * wi, c: cols, ldc: bn,
+                   threads: threads)
+            parallelFor(cout, threads: threads) { co in
+                let dst = acc + co * ho * wo
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let src = cols + ((co * k + ky) * k + kx) * bn
+                        let lo = max(0, (p - kx + s - 1) / s)
+                        let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
+                        guard lo < hiX else { continue }
+                        for iy in 0..<rows {
+                            let oy = (row0 + iy) * s - p + ky
+                            guard oy >= 0, oy < ho else { continue }
+                            let drow = dst + oy * wo - p + kx
+                            let srow = src + iy * wi
+                            for ix in lo..<hiX { drow[ix * s] += srow[ix] }
+                        }
+                    }
+                }
+            }
+            row0 += rows
+        }
+    }
 }
 
-/// Uninitialised memory for `count` values (an error, not a trap, when refused).
-private func array<T>(of _: T.Type, _ count: Int) throws -> UnsafeMutablePointer<T> {
-    try CPUMemory.allocate(bytes: max(1, count) * MemoryLayout<T>.stride, backend: "cpu").bindMemory(to: T.self, capacity: max(1, count))
+/// Uninitialised memory for `count` values, owned (an error, not a trap, when refused).
+private final class Buffer<T> {
+    let pointer: UnsafeMutablePointer<T>
+    let bytes: Int
+
+    init(count: Int) throws {
+        bytes = max(1, count) * MemoryLayout<T>.stride
+        pointer = try CPUMemory.allocate(bytes: bytes).bindMemory(to: T.self, capacity: max(1, count))
+    }
+
+    subscript(i: Int) -> T {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    deinit { pointer.deallocate() }
 }
 
 /// An exact GEMM for the integer layers: operand and accumulator types and C = A·B over them,

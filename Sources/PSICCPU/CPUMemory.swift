@@ -5,6 +5,23 @@ import PSICEngine
 /// fail with `EngineError.outOfMemory` instead of trapping, so a photo too large for the
 /// machine's memory is an error the caller can report, not a crash.
 enum CPUMemory {
+    /// The backend named in `EngineError.outOfMemory`: every CPU allocation reports the same
+    /// name, whatever its thread count.
+    static let backendName = "cpu"
+
+    /// Held while a graph compares its needs with the free memory and takes it, so that graphs
+    /// prepared at the same moment (a batch's lanes, concurrent server requests) see each
+    /// other's memory as used instead of all passing the same check.
+    private static let reservationLock = NSLock()
+
+    /// Runs `body` (check the free memory, then allocate and touch it) with no other graph of
+    /// this process doing the same.
+    static func reserving<T>(_ body: () throws -> T) rethrows -> T {
+        reservationLock.lock()
+        defer { reservationLock.unlock() }
+        return try body()
+    }
+
     /// Bytes the kernel could hand out without swapping (`MemAvailable` of /proc/meminfo), or
     /// nil where that is unknown.
     @Sendable static func available() -> Int? {
@@ -18,18 +35,18 @@ enum CPUMemory {
     }
 
     /// `bytes` of memory aligned to 64 bytes (free with `deallocate()`).
-    static func allocate(bytes: Int, backend: String) throws -> UnsafeMutableRawPointer {
+    static func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, 64, max(64, bytes)) == 0, let pointer else {
             // The system refused although it may report more free (a process or container limit).
-            throw EngineError.outOfMemory(backend: backend, bytes: bytes, available: nil)
+            throw EngineError.outOfMemory(backend: backendName, bytes: bytes, available: nil)
         }
         return pointer
     }
 
     /// `bytes` of zeroed memory aligned to 64 bytes (free with `deallocate()`).
-    static func allocateZeroed(bytes: Int, backend: String) throws -> UnsafeMutableRawPointer {
-        let pointer = try allocate(bytes: bytes, backend: backend)
+    static func allocateZeroed(bytes: Int) throws -> UnsafeMutableRawPointer {
+        let pointer = try allocate(bytes: bytes)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return pointer
     }

@@ -12,28 +12,36 @@ final class CPUPreparedGraph: PreparedGraph {
     private let slabBytes: Int
     /// oneDNN's prepared layers, by node index (empty with `CPUConvolutionMethod.im2col`).
     private var oneDNNLayers: [Int: OneDNNLayer] = [:]
+    /// The integer layers, by node index.
+    private var intConvLayers: [Int: CPUIntConvKernel] = [:]
     /// Kept alive for `oneDNNLayers`.
     private let oneDNNContext: OneDNNContext?
 
+    /// - Parameter availableMemory: the host memory free for tensors (`CPUMemory.available`),
+    ///   read while no other graph is reserving memory.
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
-         gdnBandElements: Int = OneDNNGDN.defaultBandElements, backendName: String = "cpu",
-         availableMemory: Int? = nil) throws {
+         gdnBandElements: Int = OneDNNGDN.defaultBandElements,
+         availableMemory: () -> Int? = { nil }) throws {
         self.graph = graph
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
-        // A graph larger than the memory the machine has free would be killed mid-run (or trap
-        // on the allocation): refuse it up front with the figures.
         let planBytes = plan.slabBytes.reduce(0, +)
-        if let availableMemory, planBytes > availableMemory {
-            throw EngineError.outOfMemory(backend: backendName, bytes: planBytes, available: availableMemory)
-        }
-        // Zeroed once: concatenation targets rely on it (see CPUMemoryPlan).
-        var slabs: [UnsafeMutableRawPointer] = []
-        do {
-            for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes, backend: backendName)) }
-        } catch {
-            for slab in slabs { slab.deallocate() }
-            throw error
+        let slabs = try CPUMemory.reserving {
+            // A graph larger than the memory the machine has free would be killed mid-run (or
+            // trap on the allocation): refuse it up front with the figures.
+            if let available = availableMemory(), planBytes > available {
+                throw EngineError.outOfMemory(backend: CPUMemory.backendName, bytes: planBytes, available: available)
+            }
+            // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched
+            // pages count as used for the next graph's check.
+            var slabs: [UnsafeMutableRawPointer] = []
+            do {
+                for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes)) }
+            } catch {
+                for slab in slabs { slab.deallocate() }
+                throw error
+            }
+            return slabs
         }
         self.slabs = slabs
         let storage = graph.tensors.enumerated().map { t, decl in
@@ -41,6 +49,11 @@ final class CPUPreparedGraph: PreparedGraph {
         }
         self.storage = storage
         slabBytes = planBytes
+        for (index, node) in graph.nodes.enumerated() {
+            if case let .intConv2d(l) = node.op {
+                intConvLayers[index] = try CPUIntConv.prepare(l, inputShape: node.inputShape, outputShape: node.outputShape)
+            }
+        }
         guard convolutions == .oneDNN else {
             oneDNNContext = nil
             return
@@ -75,8 +88,8 @@ final class CPUPreparedGraph: PreparedGraph {
         for slab in slabs { slab.deallocate() }
     }
 
-    /// Tensor slabs plus the scratch grown so far.
-    var memoryBytes: Int { slabBytes + scratch.capacityBytes }
+    /// Tensor slabs, the integer layers' buffers and the scratch grown so far.
+    var memoryBytes: Int { slabBytes + intConvLayers.values.reduce(0) { $0 + $1.memoryBytes } + scratch.capacityBytes }
 
     /// oneDNN's implementation name per node index (tests and diagnostics).
     var oneDNNImplementations: [Int: String] { oneDNNLayers.mapValues(\.implementation) }
@@ -98,7 +111,7 @@ final class CPUPreparedGraph: PreparedGraph {
                 let bytes = layer.scratchBytes
                 try layer.run(threads: threads, scratch: UnsafeMutableRawPointer(try scratch.floats((bytes + 3) / 4)))
             } else {
-                try execute(node)
+                try execute(node, index: index)
             }
             if collectTimings {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -117,7 +130,7 @@ final class CPUPreparedGraph: PreparedGraph {
         return GraphResult(outputs: outputs, timings: timings)
     }
 
-    private func execute(_ node: GraphNode) throws {
+    private func execute(_ node: GraphNode, index: Int) throws {
         let src = storage[node.input.tensor.index]
         let dst = storage[node.output.tensor.index]
         let inShape = node.inputShape, outShape = node.outputShape
@@ -134,9 +147,10 @@ final class CPUPreparedGraph: PreparedGraph {
             try CPUGDN.run(layer, input: src.floats(channel: node.input.channelOffset),
                        output: dst.floats(channel: node.output.channelOffset), shape: inShape,
                        scratch: scratch, threads: threads)
-        case let .intConv2d(layer):
-            try CPUIntConv.run(layer, input: src.ints(channel: node.input.channelOffset), inputShape: inShape,
-                           output: dst.ints(channel: node.output.channelOffset), outputShape: outShape, threads: threads)
+        case .intConv2d:
+            // Every integer node was prepared in init.
+            intConvLayers[index]!.run(src.ints(channel: node.input.channelOffset),
+                                      dst.ints(channel: node.output.channelOffset), threads)
         }
     }
 }
@@ -149,7 +163,7 @@ final class CPUScratch {
 
     func floats(_ count: Int) throws -> UnsafeMutablePointer<Float> {
         if count > capacity {
-            let grown = try CPUMemory.allocate(bytes: count * 4, backend: "cpu")
+            let grown = try CPUMemory.allocate(bytes: count * 4)
             buffer.deallocate()
             buffer = grown
             capacity = count

@@ -92,7 +92,7 @@ class OneDNNLayer {
         var pointer = handle
         if pointer == nil {
             let bytes = max(64, dnnl_memory_desc_get_size(desc))
-            let buffer = try CPUMemory.allocateZeroed(bytes: bytes, backend: "cpu")
+            let buffer = try CPUMemory.allocateZeroed(bytes: bytes)
             buffers.append(buffer)
             if let values {
                 values.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }

@@ -217,8 +217,6 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(rq.apply(Int32.min, channel: 2), -1000) // 64-bit product, then clamp
     }
 
-    /// A graph whose tensors need more memory than the machine has free is refused with the
-    /// figures when it is prepared, not killed or trapped mid-run.
     /// A graph of one 5x5 stride-2 convolution with random weights: the graph, its input, the layer.
     private func oneConvGraph(_ rng: inout TestRandom, input: TensorShape, outChannels: Int) throws -> (Graph, TensorID, Conv2dLayer) {
         let ci = input.channels
@@ -230,6 +228,8 @@ final class CPUKernelTests: XCTestCase {
         return (g, x, layer)
     }
 
+    /// A graph whose tensors need more memory than the machine has free is refused with the
+    /// figures when it is prepared, not killed or trapped mid-run.
     func testGraphLargerThanFreeMemoryIsAnError() throws {
         var rng = TestRandom(seed: 5)
         let (g, _, _) = try oneConvGraph(&rng, input: TensorShape(channels: 3, height: 128, width: 128), outChannels: 96)
@@ -237,7 +237,8 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertGreaterThan(needs, 96 * 64 * 64 * 4, "the output alone")
         let tight = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { needs - 1 })
         XCTAssertThrowsError(try tight.prepare(g)) { error in
-            XCTAssertEqual(error as? EngineError, .outOfMemory(backend: tight.name, bytes: needs, available: needs - 1))
+            // Named "cpu" like every other CPU allocation failure, whatever the thread count.
+            XCTAssertEqual(error as? EngineError, .outOfMemory(backend: "cpu", bytes: needs, available: needs - 1))
             XCTAssertTrue("\(error)".contains("free memory, or use a smaller"), "\(error)")
         }
         let enough = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { needs })
@@ -246,6 +247,59 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertNoThrow(try unknown.prepare(g))
         // This machine reports its free memory, and it is more than nothing.
         XCTAssertGreaterThan(try XCTUnwrap(CPUMemory.available()), 0)
+    }
+
+    /// Graphs prepared at the same moment check the free memory one after another (each then
+    /// takes its memory before the next one looks), not all against the same figure.
+    func testConcurrentPreparesCheckFreeMemoryOneAtATime() throws {
+        var rng = TestRandom(seed: 6)
+        let (g, _, _) = try oneConvGraph(&rng, input: TensorShape(channels: 3, height: 32, width: 32), outChannels: 8)
+        let inside = OverlapCounter()
+        let backend = CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: {
+            inside.enter()
+            Thread.sleep(forTimeInterval: 0.02)  // a window in which an unserialised check would overlap
+            inside.leave()
+            return nil
+        })
+        let failures = OverlapCounter()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do { _ = try backend.prepare(g) } catch { failures.enter() }
+        }
+        XCTAssertEqual(failures.calls, 0, "a prepare failed")
+        XCTAssertEqual(inside.calls, 4)
+        XCTAssertEqual(inside.mostAtOnce, 1, "two graphs checked the free memory at the same time")
+    }
+
+    /// An integer graph prepared once runs again and again on new inputs, each run exact: the
+    /// buffers its layers keep from prepare carry nothing over between runs.
+    func testPreparedIntegerLayersRunRepeatedly() throws {
+        var rng = TestRandom(seed: 19)
+        let layers = [
+            try randomIntLayer(&rng, name: "t", transposed: true, ci: 4, co: 6, k: 5, s: 2, activation: .none),
+            // Bounds that admit the previous layer's outputs (so these two take the Double GEMM).
+            try randomIntLayer(&rng, name: "c", transposed: false, ci: 6, co: 5, k: 3, s: 1, activation: .relu, inputBound: 60_000),
+            try randomIntLayer(&rng, name: "p", transposed: false, ci: 5, co: 3, k: 1, s: 1, activation: .leakyReLU(slopeNumerator: 16),
+                               inputBound: 60_000),
+        ]
+        let shape = TensorShape(channels: 4, height: 5, width: 7)
+        var g = Graph()
+        let x = g.addInput("x", shape: shape, type: .int32)
+        var v = g.whole(x)
+        for l in layers { v = try g.append(.intConv2d(l), input: v) }
+        g.markOutput(v.tensor)
+        for backend in backends {
+            let prepared = try backend.prepare(g)
+            for round in 0..<3 {
+                let input = (0..<shape.count).map { _ in Int32(rng.int(-1000, 1000)) }
+                var expected = input, s = shape
+                for l in layers {
+                    expected = ReferenceKernels.intConv2d(l, input: expected, shape: s)
+                    s = LayerOp.intConv2d(l).outputShape(for: s)!
+                }
+                let got = try prepared.run(inputs: [x: Tensor(shape: shape, ints: input)]).outputs[v.tensor]!
+                XCTAssertEqual(got.ints!, expected, "\(backend.name), run \(round)")
+            }
+        }
     }
 
     /// The plane form the CPU backend runs equals the reference element by element, for every
@@ -349,4 +403,26 @@ func randomIntLayer(_ rng: inout TestRandom, name: String, transposed: Bool, ci:
     let q = IntegerRequantization(multiplier: mult, shift: shift, activation: activation, outputMin: -50_000, outputMax: 60_000)
     return try IntConv2dLayer(name: name, transposed: transposed, inChannels: ci, outChannels: co, kernelSize: k,
                               stride: s, weights: weights, bias: bias, inputBound: inputBound, requantization: q)
+}
+
+/// Counts callers inside a section and the most that were ever inside at once.
+private final class OverlapCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var now = 0
+    private(set) var mostAtOnce = 0
+    private(set) var calls = 0
+
+    func enter() {
+        lock.lock()
+        now += 1
+        calls += 1
+        mostAtOnce = max(mostAtOnce, now)
+        lock.unlock()
+    }
+
+    func leave() {
+        lock.lock()
+        now -= 1
+        lock.unlock()
+    }
 }
