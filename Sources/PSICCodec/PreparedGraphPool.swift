@@ -78,7 +78,7 @@ final class PreparedGraphPool: @unchecked Sendable {
     private func prepare(_ graph: Graph) throws -> PreparedGraph {
         do {
             return try backend.prepare(graph)
-        } catch EngineError.outOfMemory where dropIdle() > 0 {
+        } catch let error as EngineError where error.isOutOfMemory && dropIdle() > 0 {
             return try backend.prepare(graph)
         }
     }

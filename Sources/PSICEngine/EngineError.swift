@@ -17,6 +17,18 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The graph's tensors need `bytes` of host memory that the machine cannot give
     /// (`available`: what it reported free; nil when an allocation was refused).
     case outOfMemory(backend: String, bytes: Int, available: Int?)
+    /// A GPU device could not allocate a buffer of `bytes` for the graph's tensors (its memory
+    /// is held by other graphs or processes, or the image is too large for it).
+    case outOfDeviceMemory(backend: String, bytes: Int)
+
+    /// Whether this is `outOfMemory` or `outOfDeviceMemory`: the request may succeed once other
+    /// graphs free their memory, or with a smaller image.
+    public var isOutOfMemory: Bool {
+        switch self {
+        case .outOfMemory, .outOfDeviceMemory: return true
+        default: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -32,6 +44,10 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
             let what = available.map { "this image's tensors need \(gb(bytes)) of memory and \(gb($0)) is free" }
                 ?? "an allocation of \(gb(bytes)) for this image's tensors was refused (a memory limit such as ulimit -v or a container's)"
             return "\(backend) backend: \(what); free memory, or use a smaller (downscaled or cropped) image"
+        case let .outOfDeviceMemory(backend, bytes):
+            return "\(backend) backend: the device could not allocate \(String(format: "%.2f GB", Double(bytes) / 1e9)) "
+                + "for this image's tensors (its memory is held by other graphs or processes); free GPU memory, "
+                + "use a smaller (downscaled or cropped) image, or run on the CPU (--backend cpu)"
         }
     }
 }

@@ -103,7 +103,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             case .imageTooLarge: return decoding ? .invalidStream(e.description) : .invalidQuery(e.description)
             }
         case let e as EngineError:
-            if case .outOfMemory = e { return .insufficientMemory(e.description) }
+            if e.isOutOfMemory { return .insufficientMemory(e.description) }
             return .internalError(e.description)
         default:
             return .internalError("\(error)")

@@ -1,5 +1,6 @@
 import CVulkan
 import Foundation
+import PSICEngine
 
 /// A Vulkan buffer with its own memory allocation. Returned to its pool when released.
 final class VulkanBuffer: @unchecked Sendable {
@@ -27,7 +28,12 @@ final class VulkanBuffer: @unchecked Sendable {
                             | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue)
         info.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buffer: VkBuffer?
-        try check(vk.createBuffer(device.handle, &info, nil, &buffer), "vkCreateBuffer")
+        let created = vk.createBuffer(device.handle, &info, nil, &buffer)
+        // Drivers answer a buffer too large for them this way too (lavapipe: over 4 GiB).
+        if created == VK_ERROR_OUT_OF_DEVICE_MEMORY || created == VK_ERROR_OUT_OF_HOST_MEMORY {
+            throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size)
+        }
+        try check(created, "vkCreateBuffer")
         var requirements = VkMemoryRequirements()
         vk.getBufferMemoryRequirements(device.handle, buffer, &requirements)
         let type = kind == .device ? device.deviceMemoryType : device.stagingMemoryType
@@ -43,6 +49,9 @@ final class VulkanBuffer: @unchecked Sendable {
         let r = vk.allocateMemory(device.handle, &alloc, nil, &memory)
         guard r == VK_SUCCESS, let memory else {
             vk.destroyBuffer(device.handle, buffer, nil)
+            if r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY {
+                throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size)
+            }
             throw VulkanError.callFailed(function: "vkAllocateMemory(\(size) bytes)", result: r.rawValue)
         }
         do {
@@ -80,13 +89,19 @@ final class BufferPool: @unchecked Sendable {
     /// Idle bytes kept for reuse; beyond this the least recently released buffers are freed.
     let idleLimit: Int
 
+    /// Creates a buffer (the device's allocator; tests substitute one that runs out).
+    typealias Allocate = (_ device: VulkanDevice, _ kind: VulkanBuffer.Kind, _ size: Int) throws -> VulkanBuffer
+
     private let lock = NSLock()
     private var idle: [VulkanBuffer] = []
     private var idleBytes = 0
+    private let allocate: Allocate
 
-    init(device: VulkanDevice, idleLimit: Int = 1 << 30) {
+    init(device: VulkanDevice, idleLimit: Int = 1 << 30,
+         allocate: @escaping Allocate = { try VulkanBuffer(device: $0, kind: $1, size: $2) }) {
         self.device = device
         self.idleLimit = idleLimit
+        self.allocate = allocate
     }
 
     static func sizeClass(_ bytes: Int) -> Int {
@@ -97,7 +112,9 @@ final class BufferPool: @unchecked Sendable {
         return (bytes + step - 1) / step * step
     }
 
-    /// A buffer of at least `bytes`, reused when an idle one of the same size class exists.
+    /// A buffer of at least `bytes`, reused when an idle one of the same size class exists. When
+    /// the device is out of memory while idle buffers of other sizes hold some, frees them and
+    /// tries once more (a large photo after a batch of other sizes).
     func acquire(bytes: Int, kind: VulkanBuffer.Kind) throws -> VulkanBuffer {
         let size = Self.sizeClass(max(bytes, 4))
         lock.lock()
@@ -108,7 +125,21 @@ final class BufferPool: @unchecked Sendable {
             return b
         }
         lock.unlock()
-        return try VulkanBuffer(device: device, kind: kind, size: size)
+        do {
+            return try allocate(device, kind, size)
+        } catch let error as EngineError where error.isOutOfMemory && freeIdle() > 0 {
+            return try allocate(device, kind, size)
+        }
+    }
+
+    /// Frees every idle buffer; returns how many there were.
+    private func freeIdle() -> Int {
+        lock.lock()
+        let freed = idle
+        idle = []
+        idleBytes = 0
+        lock.unlock()
+        return freed.count  // destroyed here, outside the lock
     }
 
     /// Hands a buffer back for reuse. The caller must be done with it on the device too.

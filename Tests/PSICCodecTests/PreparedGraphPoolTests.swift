@@ -34,8 +34,10 @@ private func graph(side: Int) -> Graph {
 private final class RoomBackend: Backend, @unchecked Sendable {
     let name = "room"
     let room: Int
+    /// Runs out of device memory (a GPU) instead of host memory.
+    let device: Bool
     var live = 0
-    init(room: Int) { self.room = room }
+    init(room: Int, device: Bool = false) { (self.room, self.device) = (room, device) }
 
     final class Prepared: PreparedGraph {
         let graph: Graph
@@ -48,7 +50,10 @@ private final class RoomBackend: Backend, @unchecked Sendable {
     }
 
     func prepare(_ graph: Graph) throws -> PreparedGraph {
-        guard live < room else { throw EngineError.outOfMemory(backend: name, bytes: graph.largestTensorBytes, available: 0) }
+        guard live < room else {
+            if device { throw EngineError.outOfDeviceMemory(backend: name, bytes: graph.largestTensorBytes) }
+            throw EngineError.outOfMemory(backend: name, bytes: graph.largestTensorBytes, available: 0)
+        }
         live += 1
         return Prepared(graph: graph, backend: self)
     }
@@ -73,6 +78,19 @@ final class PreparedGraphPoolTests: XCTestCase {
         let strict = PreparedGraphPool(backend: full, idleBytesLimit: 1 << 30)
         XCTAssertThrowsError(try strict.withBatch([key(8), key(8)], build: { _ in graph(side: 8) }) { _ in }) { error in
             guard case EngineError.outOfMemory = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// A GPU out of memory is retried the same way.
+    func testDeviceOutOfMemoryDropsIdleGraphsAndRetries() throws {
+        let backend = RoomBackend(room: 1, device: true)
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 1 << 30)
+        try pool.with(key(8), build: { graph(side: 8) }) { _ in }
+        try pool.with(key(16), build: { graph(side: 16) }) { _ in }
+        XCTAssertEqual(backend.live, 1)
+        XCTAssertEqual(pool.idleMemoryBytes, 16 * 16 * 4)
+        XCTAssertThrowsError(try pool.withBatch([key(8), key(8)], build: { _ in graph(side: 8) }) { _ in }) { error in
+            guard case EngineError.outOfDeviceMemory = error else { return XCTFail("\(error)") }
         }
     }
 

@@ -260,6 +260,39 @@ final class VulkanKernelTests: XCTestCase {
         XCTAssertEqual(try p2.run(inputs: [x: input]).outputs[g.outputs[0]], first)
     }
 
+    /// A buffer the device cannot hold is `EngineError.outOfDeviceMemory` (which the codec's
+    /// graph pool and the server treat like host memory running out), not a bare VkResult; and
+    /// the buffer pool frees its idle buffers and retries before giving up.
+    func testDeviceOutOfMemoryIsAnEngineErrorAndFreesIdleBuffers() throws {
+        let backend = try SharedVulkan.get()
+        let device = backend.device
+        // Larger than any buffer this device allows (lavapipe: 4 GiB), or than its memory.
+        let huge = 1 << 40
+        XCTAssertThrowsError(try VulkanBuffer(device: device, kind: .device, size: huge)) { error in
+            XCTAssertEqual(error as? EngineError, .outOfDeviceMemory(backend: "vulkan", bytes: huge))
+            XCTAssertTrue("\(error)".contains("--backend cpu"), "\(error)")
+        }
+        // A device that is full whenever the pool holds an idle buffer.
+        var pool: BufferPool!
+        var attempts = 0
+        pool = BufferPool(device: device) { device, kind, size in
+            attempts += 1
+            if pool.idleCount > 0 { throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size) }
+            return try VulkanBuffer(device: device, kind: kind, size: size)
+        }
+        pool.release(try pool.acquire(bytes: 1 << 20, kind: .device))
+        XCTAssertEqual(pool.idleCount, 1)
+        let other = try pool.acquire(bytes: 3 << 20, kind: .device)  // another size class: no reuse
+        XCTAssertEqual(attempts, 3, "one failed attempt, then one after freeing")
+        XCTAssertEqual(pool.idleCount, 0)
+        XCTAssertGreaterThanOrEqual(other.size, 3 << 20)
+        // With nothing idle to free, the error reaches the caller after one attempt.
+        let full = BufferPool(device: device) { _, _, size in throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size) }
+        XCTAssertThrowsError(try full.acquire(bytes: 1 << 20, kind: .device)) { error in
+            XCTAssertEqual((error as? EngineError)?.isOutOfMemory, true)
+        }
+    }
+
     /// The discrete-GPU path (tensors in unmapped memory, staging copies, buffer fills,
     /// transfer barriers), exercised on whatever device this is.
     func testStagingPath() throws {
