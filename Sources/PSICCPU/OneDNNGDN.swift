@@ -28,19 +28,31 @@ final class OneDNNGDN: OneDNNLayer {
         super.init(context: context)
         let rows = Self.bandRows(shape, channels: l.channels, bandElements: bandElements)
         let full = shape.height / rows, tail = shape.height % rows
-        let offsets = try addBands(l, rows: rows, starts: (0..<full).map { $0 * rows }, input: input, output: output,
-                                   shape: shape, scratchOffsets: nil)
+        let bands = try addBands(l, rows: rows, starts: (0..<full).map { $0 * rows }, input: input, output: output,
+                                 shape: shape, placedBy: nil)
         if tail > 0 {
             _ = try addBands(l, rows: tail, starts: [full * rows], input: input, output: output, shape: shape,
-                             scratchOffsets: offsets)
+                             placedBy: bands)
         }
     }
 
+    /// What the first band shape set up that a shorter tail band reuses.
+    private struct Bands {
+        /// Scratch offsets of the blocked copies.
+        var scratchOffsets: [Int]
+        /// γ in the primitive's layout, and that layout.
+        var weights: dnnl_memory_t
+        var weightDesc: dnnl_memory_desc_t
+        var beta: dnnl_memory_t
+    }
+
     /// Primitives for bands of `rows` rows and one pass per band start row. The blocked copies go
-    /// to scratch at `scratchOffsets` (the first, largest band shape places them; returned).
+    /// to scratch at the offsets of `placedBy` (the first, largest band shape places them), and
+    /// γ and β are shared with it where the layouts agree.
     private func addBands(_ l: GDNLayer, rows: Int, starts: [Int], input: UnsafeMutablePointer<Float>,
                           output: UnsafeMutablePointer<Float>, shape: TensorShape,
-                          scratchOffsets: [Int]?) throws -> [Int] {
+                          placedBy earlier: Bands?) throws -> Bands {
+        let scratchOffsets = earlier?.scratchOffsets
         let c = Int64(l.channels)
         let dims: [Int64] = [1, c, Int64(rows), Int64(shape.width)]
         let plane = Int64(shape.planeSize), width = Int64(shape.width)
@@ -77,15 +89,20 @@ final class OneDNNGDN: OneDNNLayer {
         let inputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(input))
         let outputMemory = try makeMemory(&planar, handle: UnsafeMutableRawPointer(output))
         let weightDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!
-        let weightMemory = try makeMemory(weightDesc, handle: nil)
-        try l.gamma.withUnsafeBufferPointer { g in
-            var userWeightMemory: dnnl_memory_t?
-            try check(dnnl_memory_create(&userWeightMemory, &userWeights, context.engine,
-                                         UnsafeMutableRawPointer(mutating: g.baseAddress!)), "memory_create(gamma)")
-            defer { dnnl_memory_destroy(userWeightMemory) }
-            try reorderNow(from: userWeightMemory!, to: weightMemory)
+        let weightMemory: dnnl_memory_t
+        if var earlierDesc = earlier?.weightDesc, dnnl_memory_desc_equal(weightDesc, &earlierDesc) != 0 {
+            weightMemory = earlier!.weights
+        } else {
+            weightMemory = try makeMemory(weightDesc, handle: nil)
+            try l.gamma.withUnsafeBufferPointer { g in
+                var userWeightMemory: dnnl_memory_t?
+                try check(dnnl_memory_create(&userWeightMemory, &userWeights, context.engine,
+                                             UnsafeMutableRawPointer(mutating: g.baseAddress!)), "memory_create(gamma)")
+                defer { dnnl_memory_destroy(userWeightMemory) }
+                try reorderNow(from: userWeightMemory!, to: weightMemory)
+            }
         }
-        let betaMemory = try makeMemory(&biasDesc, handle: nil, copying: l.beta)
+        let betaMemory = try earlier?.beta ?? makeMemory(&biasDesc, handle: nil, copying: l.beta)
 
         let first = stepCount
         var placed: [Int] = []
@@ -130,7 +147,7 @@ final class OneDNNGDN: OneDNNLayer {
             addPass(Pass(steps: first..<stepCount, handles: [(inputMemory, UnsafeMutableRawPointer(input + row * shape.width)),
                                                               (outputMemory, UnsafeMutableRawPointer(output + row * shape.width))]))
         }
-        return placed
+        return Bands(scratchOffsets: placed, weights: weightMemory, weightDesc: weightDesc.pointee, beta: betaMemory)
     }
 
     /// The 1×1 convolution γ·x² + β with the power (or square root) fused and, when `operand` is

@@ -30,6 +30,9 @@ class OneDNNLayer {
     private var memories: [dnnl_memory_t] = []
     private var buffers: [UnsafeMutableRawPointer] = []
 
+    /// Buffers the layer owns (weights, biases), for tests.
+    var ownedBufferCount: Int { buffers.count }
+
     init(context: OneDNNContext) {
         self.context = context
     }

@@ -117,6 +117,12 @@ final class CPUKernelTests: XCTestCase {
                 let got = try runSingleOp(.gdn(layer), on: backend, input: x, inView: (1, c), outOffset: 1, outExtra: 2)
                 assertFloatClose(got.floats!, ref)
             }
+            // The shorter last band shares γ and β with the others instead of copying them.
+            let plane = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c * h * w)
+            defer { plane.deallocate() }
+            let banded = try OneDNNGDN(layer, input: plane, output: plane + c * h * w, shape: TensorShape(channels: c, height: h, width: w),
+                                       context: try OneDNNContext(), bandElements: 2 * c * w)
+            XCTAssertEqual(banded.ownedBufferCount, 2, "γ and β once")
         }
     }
 
