@@ -82,7 +82,8 @@ final class CPUKernelTests: XCTestCase {
     func testGDN() throws {
         var rng = TestRandom(seed: 14)
         for backend in backends {
-            for (n, (c, h, w, inverse)) in [(8, 5, 7, false), (19, 3, 11, true), (3, 1, 1, false)].enumerated() {
+            // 23 × 27 pixels: two whole 256-pixel chunks of CPUGDN and a shorter third.
+            for (n, (c, h, w, inverse)) in [(8, 5, 7, false), (19, 3, 11, true), (3, 1, 1, false), (5, 23, 27, true)].enumerated() {
                 let layer = try GDNLayer(name: "gdn\(n)", channels: c, inverse: inverse,
                                          beta: rng.floats(c, 0.5, 1.5), gamma: rng.floats(c * c, 0, 0.2))
                 let shape = TensorShape(channels: c + 2, height: h, width: w)
