@@ -44,26 +44,26 @@ public struct OutputAgreement: Codable, Sendable, Equatable {
     public init?(_ output: Tensor, reference: Tensor, referenceName: String) {
         if let a = output.floats, let b = reference.floats, a.count == b.count {
             integer = false
-            var n = 0, d = 0.0, m = 0.0
-            for (x, y) in zip(a, b) {
-                if x != y { n += 1 }
-                d = max(d, Double(abs(x - y)))
-                m = max(m, Double(abs(y)))
-            }
-            (differing, maxAbsDifference, maxAbsReference) = (n, d, m)
+            (differing, maxAbsDifference, maxAbsReference) = Self.compare(a, b, Double.init)
         } else if let a = output.ints, let b = reference.ints, a.count == b.count {
             integer = true
-            var n = 0, d = 0.0, m = 0.0
-            for (x, y) in zip(a, b) {
-                if x != y { n += 1 }
-                d = max(d, abs(Double(x) - Double(y)))
-                m = max(m, abs(Double(y)))
-            }
-            (differing, maxAbsDifference, maxAbsReference) = (n, d, m)
+            (differing, maxAbsDifference, maxAbsReference) = Self.compare(a, b, Double.init)
         } else {
             return nil
         }
         self.reference = referenceName
+    }
+
+    /// Differing elements, largest |difference| and largest |reference value|, with the
+    /// differences taken in Double (exact for Int32, and for Float to within one rounding).
+    private static func compare<T: Equatable>(_ a: [T], _ b: [T], _ double: (T) -> Double) -> (Int, Double, Double) {
+        var n = 0, d = 0.0, m = 0.0
+        for (x, y) in zip(a, b) {
+            if x != y { n += 1 }
+            d = max(d, abs(double(x) - double(y)))
+            m = max(m, abs(double(y)))
+        }
+        return (n, d, m)
     }
 
     /// "exact", "12 differ" (integers), or the relative difference (floats), for tables.
