@@ -182,15 +182,41 @@ public struct BenchmarkReport: Codable, Sendable {
     private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
 }
 
+/// Which layers a benchmark measures: names such as `g_a.2`, or a transform's prefix such as
+/// `g_a` (all its layers, and for g_a and g_s the whole transform in one graph too).
+public struct LayerSelection: Sendable {
+    public let names: [String]
+
+    public init(_ names: [String]) { self.names = names }
+
+    /// Parses a comma-separated list ("g_a.0,g_s").
+    public init(list: String) {
+        names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func includes(_ layer: String) -> Bool { names.contains { layer == $0 || layer.hasPrefix($0 + ".") } }
+}
+
+/// Names in a `LayerSelection` that match no layer of the benchmark.
+public struct UnknownLayers: Error, CustomStringConvertible, Equatable {
+    public let names: [String]
+    public let available: [String]
+    public var description: String {
+        "no layer named \(names.map { "'\($0)'" }.joined(separator: ", ")); layers: \(available.joined(separator: ", ")), "
+            + "or a transform's prefix (g_a, h_a, h_s, ep.7, g_s)"
+    }
+}
+
 /// Benchmarks the codec's layers at the shapes they have for one image size, with random weights.
 public enum KernelBenchmark {
     /// Runs every layer of g_a, h_a, g_s, h_s and one entropy-parameter net as single-layer
     /// graphs, then g_a and g_s whole, on each backend. Each layer is measured on every backend
     /// before the next layer, so a change in machine load between layers affects all backends
-    /// alike and the ratios between backends stay side by side. `progress` gets a line per
+    /// alike and the ratios between backends stay side by side. `only` restricts the run to some
+    /// layers (throws `UnknownLayers` for a name that matches none). `progress` gets a line per
     /// measurement.
     public static func run(backends: [Backend], width: Int = 768, height: Int = 512, N: Int = 96, C: Int = 160,
-                           hyper: Int = 128, levelChannels: Int = 20, repeats: Int = 5,
+                           hyper: Int = 128, levelChannels: Int = 20, repeats: Int = 5, only: LayerSelection? = nil,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var report = BenchmarkReport(width: width, height: height, N: N, C: C, repeats: repeats)
         let layers = try BenchmarkLayers(N: N, C: C, hyper: hyper, levelChannels: levelChannels)
@@ -206,6 +232,16 @@ public enum KernelBenchmark {
         for op in layers.entropyParameters { plan.append((op, ep)); ep = op.outputShape(for: ep)! }
         shape = latent
         for op in layers.synthesis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
+        var wholes: [(name: String, ops: [LayerOp], input: TensorShape)] = [
+            ("g_a (analysis)", layers.analysis, image), ("g_s (synthesis)", layers.synthesis, latent),
+        ]
+        if let only {
+            let names = plan.map(\.0.name)
+            let unknown = only.names.filter { n in !names.contains { $0 == n || $0.hasPrefix(n + ".") } }
+            guard unknown.isEmpty else { throw UnknownLayers(names: unknown, available: names) }
+            plan = plan.filter { only.includes($0.0.name) }
+            wholes = wholes.filter { w in only.names.contains(String(w.name.prefix(while: { $0 != " " }))) }
+        }
 
         var perBackend = [[KernelMeasurement]](repeating: [], count: backends.count)
         for (op, input) in plan {
@@ -221,9 +257,8 @@ public enum KernelBenchmark {
         report.kernels = perBackend.flatMap { $0 }
         var firstWhole: [Tensor] = []
         for (i, backend) in backends.enumerated() {
-            let wholes = [try measureWhole("g_a (analysis)", layers.analysis, input: image, on: backend, repeats: repeats),
-                          try measureWhole("g_s (synthesis)", layers.synthesis, input: latent, on: backend, repeats: repeats)]
-            for (j, (m, output)) in wholes.enumerated() {
+            let measured = try wholes.map { try measureWhole($0.name, $0.ops, input: $0.input, on: backend, repeats: repeats) }
+            for (j, (m, output)) in measured.enumerated() {
                 var m = m
                 if i == 0 { firstWhole.append(output) } else {
                     m.agreement = OutputAgreement(output, reference: firstWhole[j], referenceName: backends[0].name)

@@ -88,6 +88,11 @@ struct BenchKernels: ParsableCommand {
     var cpuConvolutions: CPUConvolutionChoice = .default
     @Option(help: "Vulkan 5x5/2 convolutions to measure: default (as the codec runs them), winograd, direct, or both side by side.")
     var vulkanConvolutions: VulkanConvolutionChoice = .default
+    @Option(help: ArgumentHelp("Layers to measure, comma-separated (default: all).",
+                               discussion: "A layer's name (g_a.2) or a transform's prefix (g_a, h_a, h_s, ep.7, g_s): all its "
+                                   + "layers, and for g_a and g_s also the whole transform in one graph.",
+                               valueName: "names"))
+    var layers: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
@@ -95,12 +100,15 @@ struct BenchKernels: ParsableCommand {
             throw ValidationError("--width and --height must be multiples of 64, at least 64")
         }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        if let layers, LayerSelection(list: layers).names.isEmpty {
+            throw ValidationError("--layers names no layer; give names such as g_a.2 or a transform such as g_s")
+        }
     }
 
     func run() throws {
         let backends = try backend.open(device: device, cpuConvolutions: cpuConvolutions, vulkanConvolutions: vulkanConvolutions)
         let report = try KernelBenchmark.run(backends: backends, width: width, height: height, N: N, C: C,
-                                             repeats: repeats, progress: { line in
+                                             repeats: repeats, only: layers.map(LayerSelection.init(list:)), progress: { line in
             FileHandle.standardError.write(Data("  measured \(line)\n".utf8))
         })
         if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }

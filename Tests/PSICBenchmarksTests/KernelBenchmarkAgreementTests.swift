@@ -89,4 +89,22 @@ final class KernelBenchmarkAgreementTests: XCTestCase {
             if !a.integer { XCTAssertLessThan(a.relativeDifference, 1e-3, k.layer) }
         }
     }
+
+    /// `--layers`: names and transform prefixes select layers (and g_a/g_s their whole runs);
+    /// a name that matches nothing is an error that lists the layers.
+    func testLayerSelection() throws {
+        let cpu = CPUBackend(threads: 1)
+        let report = try KernelBenchmark.run(backends: [cpu], width: 64, height: 64, N: 8, C: 16, hyper: 8, levelChannels: 2,
+                                             repeats: 1, only: LayerSelection(list: "g_a.2, h_s"))
+        XCTAssertEqual(report.kernels.map(\.layer), ["g_a.2", "h_s.0", "h_s.2", "h_s.4"])
+        XCTAssertTrue(report.transforms.isEmpty)
+        let whole = try KernelBenchmark.run(backends: [cpu], width: 64, height: 64, N: 8, C: 16, hyper: 8, levelChannels: 2,
+                                            repeats: 1, only: LayerSelection(list: "g_s"))
+        XCTAssertEqual(whole.kernels.map(\.layer), (0...6).map { "g_s.\($0)" })
+        XCTAssertEqual(whole.transforms.map(\.transform), ["g_s (synthesis)"])
+        XCTAssertThrowsError(try KernelBenchmark.run(backends: [cpu], width: 64, height: 64, N: 8, C: 16, hyper: 8,
+                                                     levelChannels: 2, repeats: 1, only: LayerSelection(list: "g_a.2,g_a.20"))) { error in
+            XCTAssertEqual((error as? UnknownLayers)?.names, ["g_a.20"])
+        }
+    }
 }
