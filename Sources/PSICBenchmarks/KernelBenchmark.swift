@@ -194,7 +194,10 @@ public struct LayerSelection: Sendable {
         names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    func includes(_ layer: String) -> Bool { names.contains { layer == $0 || layer.hasPrefix($0 + ".") } }
+    func includes(_ layer: String) -> Bool { names.contains { Self.matches(layer: layer, name: $0) } }
+
+    /// Whether `name` selects `layer`: the layer itself, or a prefix ending at one of its dots.
+    static func matches(layer: String, name: String) -> Bool { layer == name || layer.hasPrefix(name + ".") }
 }
 
 /// Names in a `LayerSelection` that match no layer of the benchmark.
@@ -237,7 +240,7 @@ public enum KernelBenchmark {
         ]
         if let only {
             let names = plan.map(\.0.name)
-            let unknown = only.names.filter { n in !names.contains { $0 == n || $0.hasPrefix(n + ".") } }
+            let unknown = only.names.filter { n in !names.contains { LayerSelection.matches(layer: $0, name: n) } }
             guard unknown.isEmpty else { throw UnknownLayers(names: unknown, available: names) }
             plan = plan.filter { only.includes($0.0.name) }
             wholes = wholes.filter { w in only.names.contains(String(w.name.prefix(while: { $0 != " " }))) }
