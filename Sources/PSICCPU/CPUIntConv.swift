@@ -22,7 +22,7 @@ enum CPUIntConv {
     /// a refused allocation surfaces at prepare.
     static func prepare(_ l: IntConv2dLayer, inputShape: TensorShape, outputShape: TensorShape) throws -> CPUIntConvKernel {
         // The closures call `run` on a concrete type, which the optimiser specialises; through a
-        // protocol witness it would run the generic body, an order of magnitude slower here.
+        // protocol witness it ran the generic body: the six layers of the codec took 2.5× as long.
         if l.inputBound <= Int32(Int16.max) && !alwaysDouble {
             let kernel = try PreparedIntConv<Int16GEMM>(l, inputShape: inputShape, outputShape: outputShape)
             return CPUIntConvKernel(memoryBytes: kernel.memoryBytes) { kernel.run(input: $0, output: $1, threads: $2) }
