@@ -202,6 +202,7 @@ enum ParameterPacking {
             }
         }
         let bias = padded(l.bias, to: blocks * ocb)
+        assert(w.count % 4 == 0 && ocb % 4 == 0, "the subgroup kernels fetch the bias four channels per texel")
         return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
     }
 
@@ -233,6 +234,7 @@ enum ParameterPacking {
             }
         }
         let bias = padded(l.bias, to: blocks * ocb)
+        assert(w.count % 4 == 0 && ocb % 4 == 0, "the subgroup kernels fetch the bias four channels per texel")
         return PackedParameters(storage: .floats(w + bias), biasOffset: w.count)
     }
 
