@@ -235,15 +235,15 @@ public enum KernelBenchmark {
         for op in layers.entropyParameters { plan.append((op, ep)); ep = op.outputShape(for: ep)! }
         shape = latent
         for op in layers.synthesis { plan.append((op, shape)); shape = op.outputShape(for: shape)! }
-        var wholes: [(name: String, ops: [LayerOp], input: TensorShape)] = [
-            ("g_a (analysis)", layers.analysis, image), ("g_s (synthesis)", layers.synthesis, latent),
+        var wholes: [(prefix: String, name: String, ops: [LayerOp], input: TensorShape)] = [
+            ("g_a", "g_a (analysis)", layers.analysis, image), ("g_s", "g_s (synthesis)", layers.synthesis, latent),
         ]
         if let only {
             let names = plan.map(\.0.name)
             let unknown = only.names.filter { n in !names.contains { LayerSelection.matches(layer: $0, name: n) } }
             guard unknown.isEmpty else { throw UnknownLayers(names: unknown, available: names) }
             plan = plan.filter { only.includes($0.0.name) }
-            wholes = wholes.filter { w in only.names.contains(String(w.name.prefix(while: { $0 != " " }))) }
+            wholes = wholes.filter { only.names.contains($0.prefix) }
         }
 
         var perBackend = [[KernelMeasurement]](repeating: [], count: backends.count)
