@@ -22,27 +22,9 @@ enum CPUConvTranspose2d {
                 parallelSGEMM(transposeA: true, m: rowsOfA, n: n, k: l.inChannels, a: w.baseAddress!, lda: rowsOfA,
                               b: input + row0 * wi, ldb: inputShape.planeSize, c: cols, ldc: n, threads: threads)
                 parallelFor(l.outChannels, threads: threads) { co in
-                    let dst = output + co * ho * wo
-                    for ky in 0..<k {
-                        for kx in 0..<k {
-                            let src = cols + ((co * k + ky) * k + kx) * n
-                            // Output column ox = ix * s - p + kx must lie in 0..<wo.
-                            let lo = max(0, (p - kx + s - 1) / s)
-                            let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
-                            guard lo < hiX else { continue }
-                            for iy in 0..<rows {
-                                let oy = (row0 + iy) * s - p + ky
-                                guard oy >= 0, oy < ho else { continue }
-                                let drow = dst + oy * wo - p + kx
-                                let srow = src + iy * wi
-                                if s == 1 {
-                                    for ix in lo..<hiX { drow[ix] += srow[ix] }
-                                } else {
-                                    for ix in lo..<hiX { drow[ix * s] += srow[ix] }
-                                }
-                            }
-                        }
-                    }
+                    col2imAdd(into: output + co * ho * wo, columns: cols, channel: co, columnLength: n,
+                              kernelSize: k, stride: s, padding: p,
+                              inputWidth: wi, bandRows: rows, firstRow: row0, outputHeight: ho, outputWidth: wo)
                 }
                 row0 += rows
             }

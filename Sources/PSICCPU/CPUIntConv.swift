@@ -157,22 +157,9 @@ private final class PreparedIntConv<G: ExactGEMM> {
             G.gemm(m: rowsOfA, n: bn, k: cin, a: w.pointer, lda: cin, b: x + row0 * wi, ldb: hi * wi, c: cols, ldc: bn,
                    threads: threads)
             parallelFor(cout, threads: threads) { co in
-                let dst = acc + co * ho * wo
-                for ky in 0..<k {
-                    for kx in 0..<k {
-                        let src = cols + ((co * k + ky) * k + kx) * bn
-                        let lo = max(0, (p - kx + s - 1) / s)
-                        let hiX = min(wi, floorDivide(wo - 1 + p - kx, s) + 1)
-                        guard lo < hiX else { continue }
-                        for iy in 0..<rows {
-                            let oy = (row0 + iy) * s - p + ky
-                            guard oy >= 0, oy < ho else { continue }
-                            let drow = dst + oy * wo - p + kx
-                            let srow = src + iy * wi
-                            for ix in lo..<hiX { drow[ix * s] += srow[ix] }
-                        }
-                    }
-                }
+                col2imAdd(into: acc + co * ho * wo, columns: cols, channel: co, columnLength: bn,
+                          kernelSize: k, stride: s, padding: p,
+                          inputWidth: wi, bandRows: rows, firstRow: row0, outputHeight: ho, outputWidth: wo)
             }
             row0 += rows
         }
