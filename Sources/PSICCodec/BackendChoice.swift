@@ -45,6 +45,9 @@ public struct BackendHandle: Sendable {
             } catch let error as VulkanError {
                 if case .deviceNotFound = error { throw error }
                 vk = nil
+            } catch let error as EngineError where error.isOutOfMemory {
+                // A device whose memory is taken by other processes: the CPU can still do the work.
+                vk = nil
             }
             if let vk, named || vk.deviceInfo.type != .cpu {
                 backend = vk

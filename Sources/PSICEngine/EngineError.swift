@@ -18,8 +18,10 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     /// (`available`: what it reported free; nil when an allocation was refused).
     case outOfMemory(backend: String, bytes: Int, available: Int?)
     /// A GPU device could not allocate a buffer of `bytes` for the graph's tensors (its memory
-    /// is held by other graphs or processes, or the image is too large for it).
-    case outOfDeviceMemory(backend: String, bytes: Int)
+    /// is held by other graphs or processes, or the image is too large for it), or, with
+    /// `bytes` nil, ran out of memory in the driver call `call` (a descriptor pool, a command
+    /// buffer, a pipeline: the objects a graph needs beside its buffers).
+    case outOfDeviceMemory(backend: String, bytes: Int?, call: String? = nil)
 
     /// Whether this is `outOfMemory` or `outOfDeviceMemory`: the request may succeed once other
     /// graphs free their memory, or with a smaller image.
@@ -44,10 +46,11 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
             let what = available.map { "this image's tensors need \(gb(bytes)) of memory and \(gb($0)) is free" }
                 ?? "an allocation of \(gb(bytes)) for this image's tensors was refused (a memory limit such as ulimit -v or a container's)"
             return "\(backend) backend: \(what); free memory, or use a smaller (downscaled or cropped) image"
-        case let .outOfDeviceMemory(backend, bytes):
-            return "\(backend) backend: the device could not allocate \(String(format: "%.2f GB", Double(bytes) / 1e9)) "
-                + "for this image's tensors (its memory is held by other graphs or processes); free GPU memory, "
-                + "use a smaller (downscaled or cropped) image, or run on the CPU (--backend cpu)"
+        case let .outOfDeviceMemory(backend, bytes, call):
+            let what = bytes.map { "could not allocate \(String(format: "%.2f GB", Double($0) / 1e9)) for this image's tensors" }
+                ?? "ran out of memory in \(call ?? "a driver call")"
+            return "\(backend) backend: the device \(what) (its memory is held by other graphs or processes); "
+                + "free GPU memory, use a smaller (downscaled or cropped) image, or run on the CPU (--backend cpu)"
         }
     }
 }

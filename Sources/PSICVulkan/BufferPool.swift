@@ -52,7 +52,7 @@ final class VulkanBuffer: @unchecked Sendable {
             if r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY {
                 throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size)
             }
-            throw VulkanError.callFailed(function: "vkAllocateMemory(\(size) bytes)", result: r.rawValue)
+            throw vulkanFailure(r, "vkAllocateMemory(\(size) bytes)")
         }
         do {
             try check(vk.bindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory")

@@ -72,7 +72,7 @@ final class VulkanDevice: @unchecked Sendable {
             }
         }
         try check(result, "vkCreateDevice")
-        guard let device else { throw VulkanError.callFailed(function: "vkCreateDevice", result: result.rawValue) }
+        guard let device else { throw vulkanFailure(result, "vkCreateDevice") }
         handle = device
         do {
             vk = try DeviceFunctions(instance: fns, device: device)
@@ -134,7 +134,7 @@ final class VulkanDevice: @unchecked Sendable {
         let poolResult = vk.createCommandPool(device, &poolInfo, nil, &pool)
         guard poolResult == VK_SUCCESS, let pool else {
             vk.destroyDevice(device, nil)
-            throw VulkanError.callFailed(function: "vkCreateCommandPool", result: poolResult.rawValue)
+            throw vulkanFailure(poolResult, "vkCreateCommandPool")
         }
         commandPool = pool
     }

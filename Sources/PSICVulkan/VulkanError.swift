@@ -1,4 +1,5 @@
 import CVulkan
+import PSICEngine
 
 /// Why the Vulkan backend could not be created or could not run a graph.
 public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -72,8 +73,18 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Throws `VulkanError.callFailed` unless `result` is VK_SUCCESS.
+/// Throws unless `result` is VK_SUCCESS: `EngineError.outOfDeviceMemory` when the driver ran
+/// out of device or host memory (callers such as the codec's graph pool free memory and retry
+/// on it, and the server answers 503), else `VulkanError.callFailed`.
 @inline(__always)
 func check(_ result: VkResult, _ function: String) throws {
-    guard result == VK_SUCCESS else { throw VulkanError.callFailed(function: function, result: result.rawValue) }
+    guard result == VK_SUCCESS else { throw vulkanFailure(result, function) }
+}
+
+/// The error `check` throws for a failed call.
+func vulkanFailure(_ result: VkResult, _ function: String) -> any Error {
+    if result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY {
+        return EngineError.outOfDeviceMemory(backend: "vulkan", bytes: nil, call: function)
+    }
+    return VulkanError.callFailed(function: function, result: result.rawValue)
 }

@@ -1,4 +1,5 @@
 import XCTest
+import CVulkan
 @testable import PSICEngine
 @testable import PSICVulkan
 
@@ -291,6 +292,27 @@ final class VulkanKernelTests: XCTestCase {
         XCTAssertThrowsError(try full.acquire(bytes: 1 << 20, kind: .device)) { error in
             XCTAssertEqual((error as? EngineError)?.isOutOfMemory, true)
         }
+    }
+
+    /// Any driver call that runs out of memory (a descriptor pool, a command buffer, a
+    /// pipeline: not only buffers) is `EngineError.outOfDeviceMemory` naming the call, so the
+    /// graph pool's free-and-retry and the server's 503 apply to it; other failures stay
+    /// `VulkanError.callFailed`.
+    func testDriverOutOfMemoryInAnyCallIsAnEngineError() throws {
+        for result in [VK_ERROR_OUT_OF_DEVICE_MEMORY, VK_ERROR_OUT_OF_HOST_MEMORY] {
+            XCTAssertThrowsError(try check(result, "vkCreateDescriptorPool")) { error in
+                XCTAssertEqual(error as? EngineError,
+                               .outOfDeviceMemory(backend: "vulkan", bytes: nil, call: "vkCreateDescriptorPool"))
+                XCTAssertEqual((error as? EngineError)?.isOutOfMemory, true)
+                XCTAssertTrue("\(error)".contains("ran out of memory in vkCreateDescriptorPool"), "\(error)")
+                XCTAssertTrue("\(error)".contains("--backend cpu"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try check(VK_ERROR_DEVICE_LOST, "vkQueueSubmit")) { error in
+            XCTAssertEqual(error as? VulkanError,
+                           .callFailed(function: "vkQueueSubmit", result: VK_ERROR_DEVICE_LOST.rawValue))
+        }
+        XCTAssertNoThrow(try check(VK_SUCCESS, "vkQueueSubmit"))
     }
 
     /// The discrete-GPU path (tensors in unmapped memory, staging copies, buffer fills,
