@@ -25,10 +25,19 @@ public final class ImageCodec: Sendable {
 
     /// The codec on an opened backend choice, with that choice's fallback.
     public convenience init(model: CodecModel, handle: BackendHandle,
-                            idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes) throws {
+                            idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes,
+                            tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes) throws {
         try self.init(model: model, backend: handle.backend, fallback: handle.fallback,
-                      idleGraphBytesLimit: idleGraphBytesLimit)
+                      idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
     }
+
+    /// The largest tensor of a g_a or g_s graph before an image runs in tiles: 512 MiB, reached
+    /// at about 5.5 megapixels (g_a's first layer: 96 channels at half resolution). Tiles cost
+    /// a 32-pixel overlap each side (docs/design.md, "Large images run in tiles").
+    public static let defaultTileTensorBytes = 512 << 20
+
+    /// Graph runs that were tiles of a larger image so far.
+    public var tiledRuns: Int { transforms.tiledRuns }
 
     /// Graph runs (one per image and network stage) that were too large for the backend and
     /// ran on the fallback backend so far.
@@ -43,11 +52,15 @@ public final class ImageCodec: Sendable {
     ///   - idleGraphBytesLimit: tensor memory kept in prepared graphs between calls, for reuse
     ///     by images of the same size (least recently used dropped first; default
     ///     `defaultIdleGraphBytes`).
+    ///   - tileTensorBytes: a larger image runs its analysis and synthesis transforms in tiles
+    ///     whose graphs hold no tensor over this (nor over `backend.maxTensorBytes` when there
+    ///     is no fallback), so memory stays bounded whatever the image size.
     public init(model: CodecModel, backend: Backend, fallback: Backend? = nil,
-                idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes) throws {
+                idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes,
+                tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes) throws {
         self.model = model
         self.transforms = ModelTransforms(model: model, backend: backend, fallback: fallback,
-                                          idleGraphBytesLimit: idleGraphBytesLimit)
+                                          idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)
         guard zTables.count == model.zChannels, gaussianTables.count == model.info.constants.scaleCount else {

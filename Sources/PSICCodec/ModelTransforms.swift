@@ -8,10 +8,12 @@ import PSICModel
 /// Every stage takes a batch (one item per image, sizes may differ) and runs it with one
 /// `Backend.runBatch`, i.e. one queue submission on Vulkan. A batch of one is the plain case.
 ///
-/// A graph whose largest tensor exceeds `backend.maxTensorBytes` (a large photo on a GPU with a
-/// small storage buffer range) runs on `fallback` when there is one; integer graphs give the
-/// same results on every backend, and float ones agree within rounding, so the stream stays
-/// decodable everywhere.
+/// A large image runs g_a and g_s in tiles (`TilePlan`) when its graph's largest tensor would
+/// exceed `tileTensorBytes`, or the backend's `maxTensorBytes` when there is no fallback: memory
+/// stays bounded whatever the image size, and a GPU (or lavapipe) with a small storage buffer
+/// range takes any image. Otherwise a graph whose largest tensor exceeds `backend.maxTensorBytes`
+/// runs on `fallback`; integer graphs give the same results on every backend, and float ones
+/// agree within rounding, so the stream stays decodable everywhere.
 final class ModelTransforms: @unchecked Sendable {
     let model: CodecModel
     let backend: Backend
@@ -26,11 +28,24 @@ final class ModelTransforms: @unchecked Sendable {
     /// Keys `fits` holds at most (internal: tests lower it).
     var fitsLimit = 4096
     private var fallbackItems = 0
+    private var tiledItems = 0
+    /// Largest tensor a g_a or g_s graph may hold before the image is tiled.
+    let tileTensorBytes: Int
 
-    init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int) {
+    /// Cells (16 × 16 pixels) a tile reaches past its core. g_a's receptive field (four 5×5
+    /// stride-2 convolutions) spans 30 pixels each side of a cell; an output pixel of g_s depends
+    /// on the latents from one cell before its own to two after. Tests check that one cell is
+    /// too few for g_s.
+    static let tileHalo = 2
+    /// Tile halo in cells (internal: tests shrink it to show that the halo matters).
+    var tileHalo = ModelTransforms.tileHalo
+
+    init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int,
+         tileTensorBytes: Int = Int.max) {
         self.model = model
         self.backend = backend
         self.fallback = fallback
+        self.tileTensorBytes = tileTensorBytes
         self.pool = PreparedGraphPool(backend: backend, idleBytesLimit: idleGraphBytesLimit)
         self.fallbackPool = fallback.map { PreparedGraphPool(backend: $0, idleBytesLimit: idleGraphBytesLimit) }
     }
@@ -42,28 +57,115 @@ final class ModelTransforms: @unchecked Sendable {
         return fallbackItems
     }
 
+    /// Graph runs that were tiles of a larger image so far.
+    var tiledRuns: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return tiledItems
+    }
+
     /// g_a then h_a on padded planar images `[3][height][width]`: returns y and z of each.
+    /// Images too large for one graph run g_a in tiles, then h_a on the joined y.
     func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
                  profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
         let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
-        let results = try run(kind: "analysis", shapes: shapes, inputs: images.indices.map { i in
-            Tensor(shape: shapes[i], floats: images[i].pixels)
-        }, profile: profile) { shape in
-            var g = Graph()
-            let x = g.addInput("image", shape: shape, type: .float32)
-            var v = g.whole(x)
-            for op in model.analysis { v = try g.append(op, input: v) }
-            g.markOutput(v.tensor)
-            for op in model.hyperAnalysis { v = try g.append(op, input: v) }
-            g.markOutput(v.tensor)
-            return g
+        let plans = try shapes.map { s in
+            try tilePlan(height: s.height / 16, width: s.width / 16,
+                         probe: try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false),
+                         probeCells: 16)
         }
-        return try results.map { outs in
+        let whole = shapes.indices.filter { plans[$0] == nil }
+        let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
+            Tensor(shape: shapes[i], floats: images[i].pixels)
+        }, profile: profile) { try analysisGraph($0, hyper: true) }
+        var out = [(y: Tensor, z: Tensor)?](repeating: nil, count: images.count)
+        for (i, outs) in zip(whole, results) {
             guard outs.count == 2 else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "analysis graph returned no output")
             }
-            return (outs[0], outs[1])
+            out[i] = (outs[0], outs[1])
         }
+        for i in shapes.indices {
+            guard let plan = plans[i] else { continue }
+            let image = Tensor(shape: shapes[i], floats: images[i].pixels)
+            let y = try runTiles(kind: "g_a", plan: plan, outputCells: (shapes[i].height / 16, shapes[i].width / 16),
+                                 scale: 1, profile: profile, input: { r, c in
+                image.crop(rows: r.start * 16..<r.end * 16, columns: c.start * 16..<c.end * 16)
+            }, build: { try self.analysisGraph($0, hyper: false) })
+            let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile) { shape in
+                var g = Graph()
+                let x = g.addInput("y", shape: shape, type: .float32)
+        var v = g.whole(x)
+                for op in model.hyperAnalysis { v = try g.append(op, input: v) }
+                g.markOutput(v.tensor)
+                return g
+            }
+            guard let zt = z.first?.first else {
+                throw EngineError.backendFailure(backend: backend.name, reason: "h_a graph returned no output")
+            }
+            out[i] = (y, zt)
+        }
+        return out.map { $0! }
+    }
+
+    /// g_a, and h_a after it when `hyper` (outputs y, then z).
+    private func analysisGraph(_ shape: TensorShape, hyper: Bool) throws -> Graph {
+        var g = Graph()
+        let x = g.addInput("image", shape: shape, type: .float32)
+        var v = g.whole(x)
+        for op in model.analysis { v = try g.append(op, input: v) }
+        g.markOutput(v.tensor)
+        if hyper {
+            for op in model.hyperAnalysis { v = try g.append(op, input: v) }
+            g.markOutput(v.tensor)
+        }
+        return g
+    }
+
+    /// g_s on a latent tensor of floats.
+    private func synthesisGraph(_ shape: TensorShape) throws -> Graph {
+        var g = Graph()
+        let x = g.addInput("latents", shape: shape, type: .float32)
+        var v = g.whole(x)
+        for op in model.synthesis { v = try g.append(op, input: v) }
+        g.markOutput(v.tensor)
+        return g
+    }
+
+    /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it
+    /// whole. `probe` is the graph for `probeCells` cells, whose largest tensor scales with area.
+    private func tilePlan(height: Int, width: Int, probe: Graph, probeCells: Int) throws -> TilePlan? {
+        let limit = fallback == nil ? min(tileTensorBytes, backend.maxTensorBytes) : tileTensorBytes
+        let perCell = Double(probe.largestTensorBytes) / Double(probeCells)
+        guard Double(height * width) * perCell > Double(limit) else { return nil }
+        return TilePlan(height: height, width: width,
+                        maxSide: TilePlan.maxSide(bytesLimit: limit, bytesPerCell: perCell), halo: tileHalo)
+    }
+
+    /// Runs the graph `build` makes on every tile of `plan` (`input` cuts a tile's input) and
+    /// joins the cores: an output of `outputCells` cells, `scale` values per cell along each axis.
+    private func runTiles(kind: String, plan: TilePlan, outputCells: (height: Int, width: Int), scale: Int,
+                          profile: CodecProfile?, input: (TilePlan.Span, TilePlan.Span) -> Tensor,
+                          build: (TensorShape) throws -> Graph) throws -> Tensor {
+        var canvas: TileCanvas?
+        for (rows, columns) in plan.tiles {
+            let x = input(rows, columns)
+            guard let out = try run(kind: kind, shapes: [x.shape], inputs: [x], profile: profile, build: build).first?.first else {
+                throw EngineError.backendFailure(backend: backend.name, reason: "\(kind) graph returned no output")
+            }
+            if canvas == nil {
+                canvas = TileCanvas(shape: TensorShape(channels: out.shape.channels, height: outputCells.height * scale,
+                                                       width: outputCells.width * scale))
+            }
+            canvas!.paste(out, rows: rows, columns: columns, scale: scale)
+        }
+        lock.lock()
+        tiledItems += plan.rows.count * plan.columns.count
+        lock.unlock()
+        guard let canvas else {
+            throw EngineError.backendFailure(backend: backend.name, reason: "\(kind): no tiles")
+        }
+        return canvas.tensor
     }
 
     /// h_s in integers: z_hat → hyper features.
@@ -77,22 +179,31 @@ final class ModelTransforms: @unchecked Sendable {
     }
 
     /// g_s on decoded latent grids (integers in units of 1/16): returns planar `[3][16h][16w]` each.
+    /// Grids too large for one graph run in tiles.
     func synthesize(_ latents: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
         let scale = 1 / Float(model.latentScale)
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
-        return try run(kind: "synthesis", shapes: latents.map(\.shape), inputs: inputs, profile: profile) { shape in
-            var g = Graph()
-            let x = g.addInput("latents", shape: shape, type: .float32)
-            var v = g.whole(x)
-            for op in model.synthesis { v = try g.append(op, input: v) }
-            g.markOutput(v.tensor)
-            return g
-        }.map { outs in
-            guard let out = outs.first else {
+        guard let channels = latents.first?.shape.channels else { return [] }
+        let probe = try synthesisGraph(TensorShape(channels: channels, height: 4, width: 4))
+        let plans = try latents.map { try tilePlan(height: $0.shape.height, width: $0.shape.width, probe: probe, probeCells: 16) }
+        let whole = latents.indices.filter { plans[$0] == nil }
+        var out = [Tensor?](repeating: nil, count: latents.count)
+        let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },
+                              profile: profile, build: synthesisGraph)
+        for (i, outs) in zip(whole, results) {
+            guard let x = outs.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "synthesis graph returned no output")
             }
-            return out
+            out[i] = x
         }
+        for i in latents.indices {
+            guard let plan = plans[i] else { continue }
+            out[i] = try runTiles(kind: "g_s", plan: plan, outputCells: (latents[i].shape.height, latents[i].shape.width),
+                                  scale: 16, profile: profile, input: { r, c in
+                inputs[i].crop(rows: r.start..<r.end, columns: c.start..<c.end)
+            }, build: synthesisGraph)
+        }
+        return out.map { $0! }
     }
 
     // Single-image forms (batches of one), as tests and tools use them.

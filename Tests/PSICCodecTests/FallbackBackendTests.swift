@@ -94,6 +94,7 @@ final class FallbackBackendTests: XCTestCase {
         XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit, "a forgotten fit is decided again, not assumed")
     }
 
+    /// A limit too small even for a tile (a 64x64 image's tiles would need 5 x 5 cells).
     func testWithoutFallbackTheBackendsErrorReachesTheCaller() throws {
         let model = try CodecFixtures.loadModel()
         let image = try CodecFixtures.image("image_64x64.png")
@@ -105,6 +106,25 @@ final class FallbackBackendTests: XCTestCase {
             XCTAssertEqual(backend, "limited")
         }
         XCTAssertEqual(codec.fallbackRuns, 0)
+    }
+
+    /// Without a fallback, an image whose graphs are too large for the backend runs them in
+    /// tiles that fit it (lavapipe's 128 MiB buffer range, a GPU's): the backend never sees a
+    /// tensor over its limit, and the stream decodes like the CPU's.
+    func testWithoutFallbackLargeGraphsRunInTilesOnTheBackend() throws {
+        let model = try CodecFixtures.loadModel()
+        let image = try CodecFixtures.image("image_128x96.png")
+        let limit = 36 * 24576  // tiles of 6 x 6 latent cells (g_a's and g_s's largest tensor: 24576 bytes a cell)
+        let limited = LimitedBackend(maxTensorBytes: limit)
+        let codec = try ImageCodec(model: model, backend: limited)
+        let reference = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        let stream = try codec.encode(image)
+        XCTAssertGreaterThan(codec.tiledRuns, 0)
+        XCTAssertEqual(codec.fallbackRuns, 0)
+        XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit)
+        let a = try codec.decode(stream, seeds: [0])[0], b = try reference.decode(stream, seeds: [0])[0]
+        XCTAssertLessThanOrEqual(zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0, 1)
+        XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit)
     }
 
     func testAutoWithANamedDeviceThatDoesNotExistFails() throws {
