@@ -100,10 +100,14 @@ final class BatchSummary: @unchecked Sendable {
     }
 }
 
-/// Says how many graph runs were too large for the chosen device and ran on the fallback.
+/// Says how many graph runs were too large for the chosen device and ran on the fallback, and
+/// how many were tiles of large images.
 func printFallbackNote(codec: ImageCodec, handle: BackendHandle) {
     if codec.fallbackRuns > 0, let fallback = handle.fallback {
         print("\(codec.fallbackRuns) graph run\(codec.fallbackRuns == 1 ? "" : "s") too large for \(handle.name) ran on \(fallback.name)")
+    }
+    if codec.tiledRuns > 0 {
+        print("large images ran in \(codec.tiledRuns) tile\(codec.tiledRuns == 1 ? "" : "s")")
     }
 }
 
