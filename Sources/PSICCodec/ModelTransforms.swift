@@ -93,12 +93,7 @@ final class ModelTransforms: @unchecked Sendable {
                 image.crop(rows: r.start * 16..<r.end * 16, columns: c.start * 16..<c.end * 16)
             }, build: { try self.analysisGraph($0, hyper: false) })
             let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile) { shape in
-                var g = Graph()
-                let x = g.addInput("y", shape: shape, type: .float32)
-        var v = g.whole(x)
-                for op in model.hyperAnalysis { v = try g.append(op, input: v) }
-                g.markOutput(v.tensor)
-                return g
+                try self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis])
             }
             guard let zt = z.first?.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "h_a graph returned no output")
@@ -110,25 +105,23 @@ final class ModelTransforms: @unchecked Sendable {
 
     /// g_a, and h_a after it when `hyper` (outputs y, then z).
     private func analysisGraph(_ shape: TensorShape, hyper: Bool) throws -> Graph {
-        var g = Graph()
-        let x = g.addInput("image", shape: shape, type: .float32)
-        var v = g.whole(x)
-        for op in model.analysis { v = try g.append(op, input: v) }
-        g.markOutput(v.tensor)
-        if hyper {
-            for op in model.hyperAnalysis { v = try g.append(op, input: v) }
-            g.markOutput(v.tensor)
-        }
-        return g
+        try floatGraph(input: "image", shape: shape, stages: hyper ? [model.analysis, model.hyperAnalysis] : [model.analysis])
     }
 
     /// g_s on a latent tensor of floats.
     private func synthesisGraph(_ shape: TensorShape) throws -> Graph {
+        try floatGraph(input: "latents", shape: shape, stages: [model.synthesis])
+    }
+
+    /// The layers of `stages` in a chain from one float input, each stage's last tensor an output.
+    private func floatGraph(input: String, shape: TensorShape, stages: [[LayerOp]]) throws -> Graph {
         var g = Graph()
-        let x = g.addInput("latents", shape: shape, type: .float32)
+        let x = g.addInput(input, shape: shape, type: .float32)
         var v = g.whole(x)
-        for op in model.synthesis { v = try g.append(op, input: v) }
-        g.markOutput(v.tensor)
+        for stage in stages {
+            for op in stage { v = try g.append(op, input: v) }
+            g.markOutput(v.tensor)
+        }
         return g
     }
 
