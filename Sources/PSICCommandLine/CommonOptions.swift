@@ -18,6 +18,19 @@ public struct ModelOptions: ParsableArguments, Sendable {
                                             discussion: "Also read from $PSIC_VULKAN_DEVICE."))
     public var device: String?
 
+    @Option(name: .long, help: ArgumentHelp("Largest layer, in MiB, before an image runs in tiles.",
+                                            discussion: "Bounds memory per image: lower it on a small machine. Tiles join without seams; each costs a 32-pixel overlap."))
+    public var tileMb: Int = ImageCodec.defaultTileTensorBytes >> 20
+
+    /// `tileMb` in bytes, for `ImageCodec(tileTensorBytes:)`.
+    public var tileTensorBytes: Int { tileMb << 20 }
+
+    public func validate() throws {
+        guard (1...(1 << 20)).contains(tileMb) else {
+            throw ValidationError("--tile-mb must be between 1 and 1048576 MiB (default \(ImageCodec.defaultTileTensorBytes >> 20))")
+        }
+    }
+
     public func loadModel() throws -> CodecModel {
         let url = try ModelLocator.locate(explicit: model)
         return try CodecModel(contentsOf: url)

@@ -43,7 +43,7 @@ struct DecodeCommand: AsyncParsableCommand {
         guard !files.isEmpty else { throw ValidationError("no .psic files among the inputs") }
         let model = try modelOptions.loadModel()
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: handle)
+        let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
         let samples = self.samples
         let outputs: [[URL]] = try (0..<samples).map { s in
             try OutputPaths(inputs: files, output: output, newExtension: "png", suffix: samples == 1 ? "" : "-s\(s)").urls

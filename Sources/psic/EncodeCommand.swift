@@ -32,7 +32,7 @@ struct EncodeCommand: AsyncParsableCommand {
             throw ValidationError("--levels must be in 1...\(model.levels) for this model")
         }
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: handle)
+        let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
         let outputs = try OutputPaths(inputs: files, output: output, newExtension: "psic")
         let progress = ProgressLine(total: files.count)
         let start = Date()

@@ -48,7 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
         let model = try modelOptions.loadModel()
         let backend = try modelOptions.makeBackend()
         let codec = try ImageCodec(model: model, handle: backend,
-                                   idleGraphBytesLimit: serverOptions.graphCacheBytes)
+                                   idleGraphBytesLimit: serverOptions.graphCacheBytes,
+                                   tileTensorBytes: modelOptions.tileTensorBytes)
         logger.info("model loaded", metadata: ["backend": "\(backend.name)", "gpu": "\(backend.isGPU)",
                                                "levels": "\(model.levels)"])
         let server = EncodingServer(codec: codec, backendName: backend.name, isGPU: backend.isGPU,

@@ -15,6 +15,15 @@ final class ServerOptionsTests: XCTestCase {
         }
     }
 
+    /// `--tile-mb` (every command that runs the model) in mebibytes, default the codec's.
+    func testTileLimitIsInMebibytesAndBounded() throws {
+        XCTAssertEqual(try ModelOptions.parse([]).tileTensorBytes, 512 << 20)
+        XCTAssertEqual(try ModelOptions.parse(["--tile-mb", "64"]).tileTensorBytes, 64 << 20)
+        for args in [["--tile-mb", "0"], ["--tile-mb=-5"], ["--tile-mb", "2000000"]] {
+            XCTAssertThrowsError(try ModelOptions.parse(args), "\(args)")
+        }
+    }
+
     func testConfigurationCarriesTheLimits() throws {
         let c = try ServerOptions.parse(["--max-batch", "3", "--max-queue", "5", "--max-pixels", "100"])
             .configuration(host: "127.0.0.1", port: 0)
