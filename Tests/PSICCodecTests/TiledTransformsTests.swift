@@ -112,6 +112,28 @@ final class TiledTransformsTests: XCTestCase {
         XCTAssertGreaterThan(psnr(a, image), 20, "a real decode, not a blank one")
     }
 
+    /// A batch mixing tiled and whole images keeps each image's result in its place: every
+    /// stream and decode equals that image's alone.
+    func testBatchMixingTiledAndWholeImagesKeepsOrder() throws {
+        let model = try CodecFixtures.loadModel()
+        let small = try CodecFixtures.image("image_64x64.png"), large = try CodecFixtures.image("image_128x96.png")
+        let flipped = RGBImage(width: large.width, height: large.height, pixels: (0..<large.height).reversed().flatMap { y in
+            large.pixels[y * large.width * 3..<(y + 1) * large.width * 3]
+        })
+        // 6 x 6-cell tiles: the 64x64 image (4 x 4 cells) runs whole, the 128x96 ones in tiles.
+        let codec = try ImageCodec(model: model, backend: CodecFixtures.cpu, tileTensorBytes: Self.limit(side: 6))
+        let images = [large, small, flipped]
+        let streams = try codec.encodeBatch(images.map { EncodeRequest(image: $0) }).map { try $0.get() }
+        XCTAssertEqual(codec.tiledRuns, 32, "16 g_a tiles for each large image")
+        for (i, (stream, image)) in zip(streams, images).enumerated() {
+            XCTAssertTrue(try stream == codec.encode(image), "image \(i) of the batch")
+        }
+        let decoded = try codec.decodeBatch(streams.map { DecodeRequest(stream: $0, seeds: [0]) }).map { try $0.get()[0] }
+        for (i, (image, stream)) in zip(decoded, streams).enumerated() {
+            XCTAssertEqual(image, try codec.decode(stream, seeds: [0])[0], "decode \(i) of the batch")
+        }
+    }
+
     /// The same on Vulkan (lavapipe in CI): tiles of every size class the plan makes, decoded
     /// within one 8-bit level of the CPU's whole-image decode of the CPU's stream.
     func testVulkanTilesDecodeLikeTheCPU() throws {
