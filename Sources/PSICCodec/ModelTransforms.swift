@@ -128,9 +128,14 @@ final class ModelTransforms: @unchecked Sendable {
     /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it
     /// whole. `probe` is the graph for `probeCells` cells, whose largest tensor scales with area.
     private func tilePlan(height: Int, width: Int, probe: Graph, probeCells: Int) throws -> TilePlan? {
-        let limit = fallback == nil ? min(tileTensorBytes, backend.maxTensorBytes) : tileTensorBytes
         let perCell = Double(probe.largestTensorBytes) / Double(probeCells)
-        guard Double(height * width) * perCell > Double(limit) else { return nil }
+        let bytes = Double(height * width) * perCell
+        // With a fallback, a graph between the device's limit and the tile limit runs whole there.
+        guard bytes > Double(tileTensorBytes) || (fallback == nil && bytes > Double(backend.maxTensorBytes)) else {
+            return nil
+        }
+        // Tiles small enough for the device, so that they run on it.
+        let limit = min(tileTensorBytes, backend.maxTensorBytes)
         return TilePlan(height: height, width: width,
                         maxSide: TilePlan.maxSide(bytesLimit: limit, bytesPerCell: perCell), halo: tileHalo)
     }

@@ -94,6 +94,22 @@ final class FallbackBackendTests: XCTestCase {
         XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit, "a forgotten fit is decided again, not assumed")
     }
 
+    /// With a fallback, an image over the tile limit runs in tiles sized for the device, on the
+    /// device, rather than whole on the fallback.
+    func testTilesAreSizedForTheDeviceWhenThereIsAFallback() throws {
+        let model = try CodecFixtures.loadModel()
+        let image = try CodecFixtures.image("image_128x96.png")
+        let limit = 36 * 24576  // 6 x 6-cell tiles
+        let limited = LimitedBackend(maxTensorBytes: limit)
+        let codec = try ImageCodec(model: model, backend: limited, fallback: CodecFixtures.cpu,
+                                   tileTensorBytes: limit * 3 / 2)  // under the 8 x 8-cell image
+        let stream = try codec.encode(image)
+        XCTAssertGreaterThan(codec.tiledRuns, 0)
+        XCTAssertEqual(codec.fallbackRuns, 0)
+        XCTAssertLessThanOrEqual(limited.preparedSizes.max() ?? 0, limit)
+        XCTAssertGreaterThan(psnr(try codec.decode(stream, seeds: [0])[0], image), 20)
+    }
+
     /// A limit too small even for a tile (a 64x64 image's tiles would need 5 x 5 cells).
     func testWithoutFallbackTheBackendsErrorReachesTheCaller() throws {
         let model = try CodecFixtures.loadModel()
