@@ -69,11 +69,8 @@ final class ModelTransforms: @unchecked Sendable {
     func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
                  profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
         let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
-        let plans = try shapes.map { s in
-            try tilePlan(height: s.height / 16, width: s.width / 16,
-                         probe: try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false),
-                         probeCells: 16)
-        }
+        let probe = try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false)
+        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, probe: probe, probeCells: 16) }
         let whole = shapes.indices.filter { plans[$0] == nil }
         let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
             Tensor(shape: shapes[i], floats: images[i].pixels)
@@ -127,7 +124,7 @@ final class ModelTransforms: @unchecked Sendable {
 
     /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it
     /// whole. `probe` is the graph for `probeCells` cells, whose largest tensor scales with area.
-    private func tilePlan(height: Int, width: Int, probe: Graph, probeCells: Int) throws -> TilePlan? {
+    private func tilePlan(height: Int, width: Int, probe: Graph, probeCells: Int) -> TilePlan? {
         let perCell = Double(probe.largestTensorBytes) / Double(probeCells)
         let bytes = Double(height * width) * perCell
         // With a fallback, a graph between the device's limit and the tile limit runs whole there.
@@ -183,7 +180,7 @@ final class ModelTransforms: @unchecked Sendable {
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
         guard let channels = latents.first?.shape.channels else { return [] }
         let probe = try synthesisGraph(TensorShape(channels: channels, height: 4, width: 4))
-        let plans = try latents.map { try tilePlan(height: $0.shape.height, width: $0.shape.width, probe: probe, probeCells: 16) }
+        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, probe: probe, probeCells: 16) }
         let whole = latents.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: latents.count)
         let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },
