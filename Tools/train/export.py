@@ -58,7 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--calib-crops", type=int, default=256)
     p.add_argument("--heldout-crops", type=int, default=4, help="crops per held-out photo")
     p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--headroom", type=float, default=2.0, help="activation bound = calibrated max * headroom")
+    p.add_argument("--headroom", type=float, default=2.0,
+                   help="activation bound = calibrated max * headroom; tried smaller (x0.75, down to 1.1) "
+                        "when the rate loss stays >= 1%%")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="write the model even if the rate loss exceeds 1%%")
@@ -84,6 +86,15 @@ def random_crops(files: list[Path], n: int, crop: int, rng: np.random.Generator)
         x = rng.integers(img.shape[1] - crop + 1)
         out.append(img[y:y + crop, x:x + crop])
     return np.stack(out)
+
+
+def headroom_schedule(start: float, floor: float = 1.1, factor: float = 0.75) -> list[float]:
+    """Headrooms to try in turn: `start`, then smaller by `factor` while at least `floor`
+    (2.0 -> 2.0, 1.5, 1.125)."""
+    out = [start]
+    while out[-1] * factor >= floor:
+        out.append(out[-1] * factor)
+    return out
 
 
 def rate_summary(model, ent, y, z):
@@ -224,22 +235,29 @@ def main(argv=None):
 
     # ep layer 0 mixes H and Y^ scales under one input bound of 32767: it gets Int16-range weights
     # (as fine as the accumulator bound allows); other layers start in Int8 range and are promoted
-    # group by group while the rate loss is >= 1%.
-    weight_bits = {f"ep.{i}.0": 16 for i in range(cfg.L)}
-    promotions = [["h_s.0", "h_s.2", "h_s.4"], [f"ep.{i}.2" for i in range(cfg.L)], [f"ep.{i}.4" for i in range(cfg.L)]]
-    while True:
-        ent = quantize_entropy_model(model, calib, args.headroom, weight_bits, tables=tables)
-        rates = {"calibration": rate_summary(model, ent, y_c, z_c)}
-        if y_h.shape[0]:
-            rates["heldout"] = rate_summary(model, ent, y_h, z_h)
-        worst = max(r["rate_loss"] for r in rates.values())
-        log("rate loss: " + ", ".join(f"{k} {100 * r['rate_loss']:+.3f}% ({r['float_bpp']:.4f} -> {r['int_bpp']:.4f} bpp)"
-                                      for k, r in rates.items()) + f" ({time.time() - t_start:.0f} s)")
-        if worst < RATE_LOSS_LIMIT or not promotions:
+    # group by group while the rate loss is >= 1%. When even all-Int16 weights miss the limit, the
+    # activation bounds are what costs (calibrated max x headroom: a coarser fixed-point step), so
+    # the whole search runs again with a smaller headroom (session 10: 2.0 gave +1.5 %, 1.5 -0.1 %).
+    for headroom in headroom_schedule(args.headroom):
+        weight_bits = {f"ep.{i}.0": 16 for i in range(cfg.L)}
+        promotions = [["h_s.0", "h_s.2", "h_s.4"], [f"ep.{i}.2" for i in range(cfg.L)],
+                      [f"ep.{i}.4" for i in range(cfg.L)]]
+        while True:
+            ent = quantize_entropy_model(model, calib, headroom, weight_bits, tables=tables)
+            rates = {"calibration": rate_summary(model, ent, y_c, z_c)}
+            if y_h.shape[0]:
+                rates["heldout"] = rate_summary(model, ent, y_h, z_h)
+            worst = max(r["rate_loss"] for r in rates.values())
+            log(f"headroom {headroom:g}, rate loss: "
+                + ", ".join(f"{k} {100 * r['rate_loss']:+.3f}% ({r['float_bpp']:.4f} -> {r['int_bpp']:.4f} bpp)"
+                            for k, r in rates.items()) + f" ({time.time() - t_start:.0f} s)")
+            if worst < RATE_LOSS_LIMIT or not promotions:
+                break
+            group = promotions.pop(0)
+            log(f"promoting {', '.join(group)} to Int16-range weights")
+            weight_bits.update({n: 16 for n in group})
+        if worst < RATE_LOSS_LIMIT:
             break
-        group = promotions.pop(0)
-        log(f"promoting {', '.join(group)} to Int16-range weights")
-        weight_bits.update({n: 16 for n in group})
     if worst >= RATE_LOSS_LIMIT and not args.force:
         raise SystemExit(f"integer rate loss {100 * worst:.2f}% >= 1%: model not written (use --force to override)")
 
@@ -275,7 +293,7 @@ def main(argv=None):
                                 "output_range": l.output_max, "max_abs_weight": int(np.abs(l.weight).max()),
                                 "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
                        for l in all_layers(ent)},
-        "s_H": ent.h_s[-1].extra["s_H"], "headroom": args.headroom,
+        "s_H": ent.h_s[-1].extra["s_H"], "headroom": headroom,
         "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",
     }

@@ -186,3 +186,10 @@ def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
         entropy.append(-(p[p > 0] * np.log2(p[p > 0])).sum())
     cross = fit_z_prior(rebuilt.entropy_bottleneck, t, steps=1, lr=0.0)
     assert cross < np.mean(entropy) * 1.03 + 0.01, (cross, np.mean(entropy))
+
+
+def test_headroom_schedule_shrinks_to_the_floor():
+    from export import headroom_schedule
+    assert headroom_schedule(2.0) == [2.0, 1.5, 1.125]
+    assert headroom_schedule(1.1) == [1.1]
+    assert all(b < a for a, b in zip(headroom_schedule(4.0), headroom_schedule(4.0)[1:]))
