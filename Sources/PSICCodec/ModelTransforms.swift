@@ -28,6 +28,8 @@ final class ModelTransforms: @unchecked Sendable {
     /// Keys `fits` holds at most (internal: tests lower it).
     var fitsLimit = 4096
     private var fallbackItems = 0
+    private var analysisCellBytes: Double?
+    private var synthesisCellBytes: Double?
     private var tiledItems = 0
     /// Largest tensor a g_a or g_s graph may hold before the image is tiled.
     let tileTensorBytes: Int
@@ -69,8 +71,8 @@ final class ModelTransforms: @unchecked Sendable {
     func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
                  profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
         let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
-        let probe = try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false)
-        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, probe: probe, probeCells: 16) }
+        let perCell = try bytesPerCell(.analysis)
+        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, bytesPerCell: perCell) }
         let whole = shapes.indices.filter { plans[$0] == nil }
         let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
             Tensor(shape: shapes[i], floats: images[i].pixels)
@@ -122,10 +124,27 @@ final class ModelTransforms: @unchecked Sendable {
         return g
     }
 
-    /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it
-    /// whole. `probe` is the graph for `probeCells` cells, whose largest tensor scales with area.
-    private func tilePlan(height: Int, width: Int, probe: Graph, probeCells: Int) -> TilePlan? {
-        let perCell = Double(probe.largestTensorBytes) / Double(probeCells)
+    private enum Transform { case analysis, synthesis }
+
+    /// Bytes of a g_a or g_s graph's largest tensor per latent cell (it scales with area), from a
+    /// 4 × 4-cell graph built on first use.
+    private func bytesPerCell(_ transform: Transform) throws -> Double {
+        lock.lock()
+        let known = transform == .analysis ? analysisCellBytes : synthesisCellBytes
+        lock.unlock()
+        if let known { return known }
+        let probe = transform == .analysis
+            ? try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false)
+            : try synthesisGraph(TensorShape(channels: model.latentChannels, height: 4, width: 4))
+        let perCell = Double(probe.largestTensorBytes) / 16
+        lock.lock()
+        if transform == .analysis { analysisCellBytes = perCell } else { synthesisCellBytes = perCell }
+        lock.unlock()
+        return perCell
+    }
+
+    /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it whole.
+    private func tilePlan(height: Int, width: Int, bytesPerCell perCell: Double) -> TilePlan? {
         let bytes = Double(height * width) * perCell
         // With a fallback, a graph between the device's limit and the tile limit runs whole there.
         guard bytes > Double(tileTensorBytes) || (fallback == nil && bytes > Double(backend.maxTensorBytes)) else {
@@ -178,9 +197,9 @@ final class ModelTransforms: @unchecked Sendable {
     func synthesize(_ latents: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
         let scale = 1 / Float(model.latentScale)
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
-        guard let channels = latents.first?.shape.channels else { return [] }
-        let probe = try synthesisGraph(TensorShape(channels: channels, height: 4, width: 4))
-        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, probe: probe, probeCells: 16) }
+        guard !latents.isEmpty else { return [] }
+        let perCell = try bytesPerCell(.synthesis)
+        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: perCell) }
         let whole = latents.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: latents.count)
         let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },

@@ -29,11 +29,9 @@ final class VulkanBuffer: @unchecked Sendable {
         info.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buffer: VkBuffer?
         let created = vk.createBuffer(device.handle, &info, nil, &buffer)
-        // Drivers answer a buffer too large for them this way too (lavapipe: over 4 GiB).
-        if created == VK_ERROR_OUT_OF_DEVICE_MEMORY || created == VK_ERROR_OUT_OF_HOST_MEMORY {
-            throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size)
-        }
-        try check(created, "vkCreateBuffer")
+        // Drivers answer a buffer too large for them with an out-of-memory result too (lavapipe:
+        // over 4 GiB), which `check` makes `EngineError.outOfDeviceMemory`.
+        try check(created, "vkCreateBuffer", bytes: size)
         var requirements = VkMemoryRequirements()
         vk.getBufferMemoryRequirements(device.handle, buffer, &requirements)
         let type = kind == .device ? device.deviceMemoryType : device.stagingMemoryType
@@ -49,10 +47,7 @@ final class VulkanBuffer: @unchecked Sendable {
         let r = vk.allocateMemory(device.handle, &alloc, nil, &memory)
         guard r == VK_SUCCESS, let memory else {
             vk.destroyBuffer(device.handle, buffer, nil)
-            if r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY {
-                throw EngineError.outOfDeviceMemory(backend: "vulkan", bytes: size)
-            }
-            throw vulkanFailure(r, "vkAllocateMemory(\(size) bytes)")
+            throw vulkanFailure(r == VK_SUCCESS ? VK_ERROR_UNKNOWN : r, "vkAllocateMemory", bytes: size)
         }
         do {
             try check(vk.bindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory")

@@ -75,16 +75,17 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Throws unless `result` is VK_SUCCESS: `EngineError.outOfDeviceMemory` when the driver ran
 /// out of device or host memory (callers such as the codec's graph pool free memory and retry
-/// on it, and the server answers 503), else `VulkanError.callFailed`.
+/// on it, and the server answers 503), else `VulkanError.callFailed`. `bytes` is the size the
+/// call asked for, when it asked for memory.
 @inline(__always)
-func check(_ result: VkResult, _ function: String) throws {
-    guard result == VK_SUCCESS else { throw vulkanFailure(result, function) }
+func check(_ result: VkResult, _ function: String, bytes: Int? = nil) throws {
+    guard result == VK_SUCCESS else { throw vulkanFailure(result, function, bytes: bytes) }
 }
 
 /// The error `check` throws for a failed call.
-func vulkanFailure(_ result: VkResult, _ function: String) -> any Error {
+func vulkanFailure(_ result: VkResult, _ function: String, bytes: Int? = nil) -> any Error {
     if result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY {
-        return EngineError.outOfDeviceMemory(backend: "vulkan", bytes: nil, call: function)
+        return EngineError.outOfDeviceMemory(backend: "vulkan", bytes: bytes, call: function)
     }
     return VulkanError.callFailed(function: function, result: result.rawValue)
 }
