@@ -33,6 +33,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.allocator import keep_freed_memory  # noqa: E402
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
 from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
@@ -116,6 +117,7 @@ def main(argv=None):
     if args.steps is None:
         args.steps = DEFAULT_STEPS
     torch.set_num_threads(args.threads)
+    kept = keep_freed_memory()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +182,7 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"bf16 autocast {'on' if args.autocast else 'off'}", flush=True)
+          f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned (not glibc)'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     val = evaluation_crops(val_files)
 

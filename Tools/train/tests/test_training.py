@@ -277,3 +277,16 @@ def test_progress_tty_and_plain():
     assert len(lines) == 1 and "\r" not in s.getvalue() and "ETA" not in lines[0]
     assert "levels 0.100 0.200" in lines[0] and "loss 2.500" in lines[0]
     assert fmt_duration(3 * 3600 + 120) == "3h02m" and fmt_duration(2 * 86400 + 3600) == "2d01h"
+
+
+# -- allocator ----------------------------------------------------------------------------------
+@pytest.mark.skipif(not sys.platform.startswith("linux") or __import__("platform").libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_keep_freed_memory_takes_on_glibc():
+    from psic_train.allocator import keep_freed_memory
+    assert keep_freed_memory() is True
+    # Large tensors still allocate, free and allocate again with the heap instead of mmap.
+    for _ in range(3):
+        t = torch.ones((64 << 20) // 4)
+        assert float(t.sum()) == (64 << 20) // 4
+        del t
