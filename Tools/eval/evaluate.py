@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE))
 
 import bdrate  # noqa: E402
 import metrics  # noqa: E402
+import reference  # noqa: E402
 from codec_runners import CODECS, PSIC  # noqa: E402
 
 METRICS = ("psnr", "ms_ssim", "ssimulacra2", "butteraugli", "lpips")
@@ -235,6 +236,12 @@ def main(argv=None):
                          "without LPIPS are not recomputed")
     ap.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
     ap.add_argument("--docs", default="", help="copy the headline plots here (e.g. docs)")
+    ap.add_argument("--reference", default=None,
+                    help="committed results of the other codecs to reuse where the images and tool versions "
+                         "match (default Tools/eval/reference/<images folder name>.json when it exists; "
+                         "'none' measures everything)")
+    ap.add_argument("--write-reference", default=None, metavar="FILE",
+                    help="write this run's results of the other codecs, with the tool versions, to FILE")
     a = ap.parse_args(argv)
 
     out = Path(a.out)
@@ -248,6 +255,19 @@ def main(argv=None):
         if c != "psic" and not CODECS[c].available():
             sys.exit(f"{c}: tools {CODECS[c].tools} missing (apt-get install {' '.join(CODECS[c].packages)})")
     print(f"{len(images)} images, codecs {codecs}, metrics {metrics.available()}", flush=True)
+
+    others = {c: (CODECS[c].packages, CODECS[c].tools) for c in codecs if c != "psic"}
+    tools = reference.toolchain(others) if others else {}
+    ref_path = Path(a.reference) if a.reference and a.reference != "none" else \
+        (HERE / "reference" / f"{Path(a.images).resolve().name}.json" if a.reference is None else None)
+    if metrics.lpips_enabled():
+        ref_path = None     # the reference holds no LPIPS: measure everything
+    if others and ref_path and ref_path.exists():
+        seeded = reference.seed_cache(ref_path, out, images, {c: tools[c] for c in others})
+        for c, what in seeded.items():
+            print(f"{c}: {what} ({ref_path})", flush=True)
+    elif a.reference not in (None, "none") and not metrics.lpips_enabled():
+        sys.exit(f"evaluate.py: no reference file {ref_path}")
 
     model = psic_model_fingerprint() if "psic" in codecs else ""
     if model:
@@ -281,6 +301,10 @@ def main(argv=None):
         if "psic" in codecs and not any(r["codec"] == "psic" for r in records):
             sys.exit(f"evaluate.py: no cached PSIC results for model {model} in {out / 'cache' / 'psic' / model}; "
                      "run without --skip-metrics to measure it")
+
+    if a.write_reference:
+        n = reference.write_reference(Path(a.write_reference), records, images, tools)
+        print(f"wrote {n} results of {', '.join(others)} to {a.write_reference}", flush=True)
 
     keys = ["codec", "quality", "image", "bytes", "bpp", *METRICS, "exp_psnr", "exp_ms_ssim",
             "spread_psnr", "encode_s", "decode_s"]

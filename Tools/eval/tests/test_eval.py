@@ -120,3 +120,37 @@ def test_psic_model_fingerprint_from_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PSIC_MODEL", str(tmp_path / "missing.safetensors"))
     with pytest.raises(SystemExit):
         evaluate.psic_model_fingerprint()
+
+
+def test_reference_seeds_only_matching_images_and_versions(tmp_path):
+    import json
+    import reference
+    imgs = []
+    for stem in ("a", "b"):
+        p = tmp_path / f"{stem}.png"
+        p.write_bytes(stem.encode() * 10)
+        imgs.append(p)
+    tools = {"webp": {"webp": "1.2.4", "butteraugli": "0~2", "ssimulacra2": "0.1", "pytorch-msssim": "1.0"},
+             "jpeg": {"libjpeg-turbo-progs": "1:2.1.5", "butteraugli": "0~2", "ssimulacra2": "0.1",
+                      "pytorch-msssim": "1.0"}}
+    records = [{"codec": c, "image": s, "quality": q, "bpp": 0.5, "psnr": 30.0}
+               for c in ("webp", "jpeg") for s in ("a", "b") for q in (5, 20)]
+    records.append({"codec": "psic", "image": "a", "quality": 1, "bpp": 0.1})
+    ref = tmp_path / "ref.json"
+    assert reference.write_reference(ref, records, imgs, tools) == 8   # PSIC's are never kept
+    # Same versions, image b changed since: a's results are seeded, b's are measured.
+    imgs[1].write_bytes(b"changed")
+    out = tmp_path / "out"
+    report = reference.seed_cache(ref, out, imgs, tools)
+    assert report == {"webp": "2 results from the reference", "jpeg": "2 results from the reference"}
+    assert json.loads((out / "cache" / "webp" / "a_q20.json").read_text())["psnr"] == 30.0
+    assert not (out / "cache" / "webp" / "b_q20.json").exists()
+    # An existing cache entry is kept; another webp version is measured; codecs not asked are left.
+    (out / "cache" / "jpeg" / "a_q5.json").write_text('{"mine": 1}')
+    other_out = tmp_path / "out2"
+    newer = {"webp": {**tools["webp"], "webp": "1.3.0"}}
+    report = reference.seed_cache(ref, other_out, imgs, newer)
+    assert list(report) == ["webp"] and "other tool versions (webp)" in report["webp"]
+    assert not (other_out / "cache").exists()
+    assert reference.seed_cache(ref, out, imgs, tools)["jpeg"] == "0 results from the reference"
+    assert json.loads((out / "cache" / "jpeg" / "a_q5.json").read_text()) == {"mine": 1}
