@@ -20,9 +20,18 @@ from pathlib import Path
 FORMAT = 1
 
 
+def _run(cmd: list[str]) -> str | None:
+    """The command's standard output, or None when it fails or does not exist (not Debian): an
+    unknown version then matches no reference, so everything is measured."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError:
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
 def _debian_version(package: str) -> str:
-    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
-    return r.stdout.strip() if r.returncode == 0 else ""
+    return (_run(["dpkg-query", "-W", "-f", "${Version}", package]) or "").strip()
 
 
 def _pypi_version(module: str) -> str:
@@ -46,14 +55,13 @@ def _library_packages(tools: tuple[str, ...]) -> set[str]:
         exe = shutil.which(tool)
         if not exe:
             continue
-        ldd = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
+        ldd = _run(["ldd", exe]) or ""
         libs = [line.split("=>")[1].split("(")[0].strip() for line in ldd.splitlines() if "=>" in line]
         for lib in filter(None, libs):
-            r = subprocess.run(["dpkg", "-S", str(Path(lib).resolve())], capture_output=True, text=True)
-            if r.returncode != 0:   # dpkg knows the path before /usr-merge symlinks
-                r = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True)
-            if r.returncode == 0:
-                packages.add(r.stdout.split(":")[0])
+            # dpkg may know the path before or after the /usr-merge symlinks.
+            owner = _run(["dpkg", "-S", str(Path(lib).resolve())]) or _run(["dpkg", "-S", lib])
+            if owner:
+                packages.add(owner.split(":")[0])
     return packages - _BASE_LIBRARIES
 
 
