@@ -52,7 +52,7 @@ def _pixels(path) -> int:
 
 def task_codec(args):
     name, q, img, out = args
-    cache = Path(out) / "cache" / name / f"{Path(img).stem}_q{q}.json"
+    cache = reference.cache_path(out, name, Path(img).stem, q)
     if cache.exists():
         return json.loads(cache.read_text())
     _single_thread()
@@ -211,6 +211,21 @@ def curves_table(agg) -> str:
     return "\n".join(lines)
 
 
+def seed_from_reference(option, images_dir, out, images, tools):
+    """Seeds the cache from the reference file (`--reference`; by default the committed one for
+    this image folder, when there is one). The reference holds no LPIPS: with LPIPS on, nothing
+    is seeded."""
+    if not tools or option == "none" or metrics.lpips_enabled():
+        return
+    path = Path(option) if option else HERE / "reference" / f"{Path(images_dir).resolve().name}.json"
+    if not path.exists():
+        if option:
+            sys.exit(f"evaluate.py: no reference file {path}")
+        return
+    for c, what in reference.seed_cache(path, out, images, tools).items():
+        print(f"{c}: {what} ({path})", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default="../shared/data/kodak")
@@ -258,16 +273,7 @@ def main(argv=None):
 
     others = {c: (CODECS[c].packages, CODECS[c].tools) for c in codecs if c != "psic"}
     tools = reference.toolchain(others) if others else {}
-    ref_path = Path(a.reference) if a.reference and a.reference != "none" else \
-        (HERE / "reference" / f"{Path(a.images).resolve().name}.json" if a.reference is None else None)
-    if metrics.lpips_enabled():
-        ref_path = None     # the reference holds no LPIPS: measure everything
-    if others and ref_path and ref_path.exists():
-        seeded = reference.seed_cache(ref_path, out, images, {c: tools[c] for c in others})
-        for c, what in seeded.items():
-            print(f"{c}: {what} ({ref_path})", flush=True)
-    elif a.reference not in (None, "none") and not metrics.lpips_enabled():
-        sys.exit(f"evaluate.py: no reference file {ref_path}")
+    seed_from_reference(a.reference, a.images, out, images, tools)
 
     model = psic_model_fingerprint() if "psic" in codecs else ""
     if model:

@@ -82,9 +82,9 @@ def image_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def cache_path(out: Path, record: dict) -> Path:
-    """Where evaluate.py caches a (codec, image, quality) record."""
-    return Path(out) / "cache" / record["codec"] / f"{record['image']}_q{record['quality']}.json"
+def cache_path(out: Path, codec: str, image: str, quality) -> Path:
+    """Where evaluate.py caches the record of (codec, image stem, quality)."""
+    return Path(out) / "cache" / codec / f"{image}_q{quality}.json"
 
 
 def seed_cache(reference: Path, out: Path, images: list[Path], tools: dict) -> dict[str, str]:
@@ -108,7 +108,7 @@ def seed_cache(reference: Path, out: Path, images: list[Path], tools: dict) -> d
         for r in ref["records"]:
             if r["codec"] != codec or r["image"] not in same_images:
                 continue
-            path = cache_path(out, r)
+            path = cache_path(out, r["codec"], r["image"], r["quality"])
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(r))
