@@ -72,6 +72,9 @@ def parse_args(argv=None):
                    help="decay of the exponential moving average of the weights kept beside the trained ones "
                         "(evaluated and exported by default; 0 = none)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep freed memory for reuse instead of returning it (glibc; ~1.2x faster steps, "
+                        "psic_train/allocator.py)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -117,7 +120,7 @@ def main(argv=None):
     if args.steps is None:
         args.steps = DEFAULT_STEPS
     torch.set_num_threads(args.threads)
-    kept = keep_freed_memory()
+    kept = args.keep_freed_memory and keep_freed_memory()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +185,7 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned (not glibc)'}", flush=True)
+          f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     val = evaluation_crops(val_files)
 

@@ -6,7 +6,8 @@ returns it to the kernel on free, so each training step's activations (tens of M
 With mmap off and trimming effectively off, freed blocks stay in the heap and are reused.
 Measured on a 2-core Zen 3 (fp32), the same 30 seeded steps (23230-23260) from one checkpoint,
 runs alternated with the other training paused: 1.77-1.86 s/step by default against
-1.43-1.66 s/step with freed memory kept (Tools/train/RESULTS.md, session 11); peak RSS
+1.43-1.66 s/step with freed memory kept (Tools/train/RESULTS.md, session 11;
+re-run with Tools/train/bench-steps.sh); peak RSS
 1.9 -> 2.2 GB. Memory is not returned to the system before exit.
 """
 from __future__ import annotations
