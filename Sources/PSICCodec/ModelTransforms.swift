@@ -28,8 +28,7 @@ final class ModelTransforms: @unchecked Sendable {
     /// Keys `fits` holds at most (internal: tests lower it).
     var fitsLimit = 4096
     private var fallbackItems = 0
-    private var analysisCellBytes: Double?
-    private var synthesisCellBytes: Double?
+    private var cellBytes: [Transform: Double] = [:]
     private var tiledItems = 0
     /// Largest tensor a g_a or g_s graph may hold before the image is tiled.
     let tileTensorBytes: Int
@@ -130,7 +129,7 @@ final class ModelTransforms: @unchecked Sendable {
     /// 4 × 4-cell graph built on first use.
     private func bytesPerCell(_ transform: Transform) throws -> Double {
         lock.lock()
-        let known = transform == .analysis ? analysisCellBytes : synthesisCellBytes
+        let known = cellBytes[transform]
         lock.unlock()
         if let known { return known }
         let probe = transform == .analysis
@@ -138,7 +137,7 @@ final class ModelTransforms: @unchecked Sendable {
             : try synthesisGraph(TensorShape(channels: model.latentChannels, height: 4, width: 4))
         let perCell = Double(probe.largestTensorBytes) / 16
         lock.lock()
-        if transform == .analysis { analysisCellBytes = perCell } else { synthesisCellBytes = perCell }
+        cellBytes[transform] = perCell
         lock.unlock()
         return perCell
     }

@@ -47,7 +47,7 @@ final class VulkanBuffer: @unchecked Sendable {
         let r = vk.allocateMemory(device.handle, &alloc, nil, &memory)
         guard r == VK_SUCCESS, let memory else {
             vk.destroyBuffer(device.handle, buffer, nil)
-            throw vulkanFailure(r == VK_SUCCESS ? VK_ERROR_UNKNOWN : r, "vkAllocateMemory", bytes: size)
+            throw vulkanFailure(r, "vkAllocateMemory", bytes: size)
         }
         do {
             try check(vk.bindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory")
