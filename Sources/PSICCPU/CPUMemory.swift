@@ -9,18 +9,9 @@ enum CPUMemory {
     /// name, whatever its thread count.
     static let backendName = "cpu"
 
-    /// Held while a graph compares its needs with the free memory and takes it, so that graphs
-    /// prepared at the same moment (a batch's lanes, concurrent server requests) see each
-    /// other's memory as used instead of all passing the same check.
-    private static let reservationLock = NSLock()
-
-    /// Runs `body` (check the free memory, then allocate and touch it) with no other graph of
-    /// this process doing the same.
-    static func reserving<T>(_ body: () throws -> T) rethrows -> T {
-        reservationLock.lock()
-        defer { reservationLock.unlock() }
-        return try body()
-    }
+    /// The process's claims on the free memory (`CPUMemoryClaims`): every graph checks its needs
+    /// against the free memory less the claims of graphs still filling theirs.
+    static let claims = CPUMemoryClaims()
 
     /// Bytes the kernel could hand out without swapping (`MemAvailable` of /proc/meminfo), or
     /// nil where that is unknown.

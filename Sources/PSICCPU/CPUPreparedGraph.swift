@@ -18,7 +18,7 @@ final class CPUPreparedGraph: PreparedGraph {
     private let oneDNNContext: OneDNNContext?
 
     /// - Parameter availableMemory: the host memory free for tensors (`CPUMemory.available`),
-    ///   read while no other graph is reserving memory.
+    ///   read while no other graph is claiming memory (`CPUMemoryClaims`).
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
          gdnBandElements: Int = OneDNNGDN.defaultBandElements,
          availableMemory: () -> Int? = { nil }) throws {
@@ -26,22 +26,19 @@ final class CPUPreparedGraph: PreparedGraph {
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
         let planBytes = plan.slabBytes.reduce(0, +)
-        let slabs = try CPUMemory.reserving {
-            // A graph larger than the memory the machine has free would be killed mid-run (or
-            // trap on the allocation): refuse it up front with the figures.
-            if let available = availableMemory(), planBytes > available {
-                throw EngineError.outOfMemory(backend: CPUMemory.backendName, bytes: planBytes, available: available)
-            }
-            // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched
-            // pages count as used for the next graph's check.
-            var slabs: [UnsafeMutableRawPointer] = []
-            do {
-                for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes)) }
-            } catch {
-                for slab in slabs { slab.deallocate() }
-                throw error
-            }
-            return slabs
+        // A graph larger than the memory the machine has free would be killed mid-run (or trap
+        // on the allocation): refuse it up front with the figures.
+        try CPUMemory.claims.claim(bytes: planBytes, available: availableMemory)
+        // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched pages
+        // count as used in the free-memory figure, so the claim ends once they are filled.
+        var slabs: [UnsafeMutableRawPointer] = []
+        do {
+            for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes)) }
+            CPUMemory.claims.release(bytes: planBytes)
+        } catch {
+            CPUMemory.claims.release(bytes: planBytes)
+            for slab in slabs { slab.deallocate() }
+            throw error
         }
         self.slabs = slabs
         let storage = graph.tensors.enumerated().map { t, decl in

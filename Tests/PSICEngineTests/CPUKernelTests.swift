@@ -277,6 +277,42 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(inside.mostAtOnce, 1, "two graphs checked the free memory at the same time")
     }
 
+    /// A graph that has passed its check but not yet filled its memory still counts against the
+    /// next graph's check (the free-memory figure falls only as pages are touched), and its
+    /// claim ends when it is released; a refusal names what was left after the claims.
+    func testMemoryClaimsCountUntilReleased() throws {
+        let claims = CPUMemoryClaims()
+        try claims.claim(bytes: 600, available: { 1000 })
+        XCTAssertEqual(claims.outstanding, 600)
+        XCTAssertThrowsError(try claims.claim(bytes: 500, available: { 1000 })) { error in
+            XCTAssertEqual(error as? EngineError, .outOfMemory(backend: "cpu", bytes: 500, available: 400))
+        }
+        XCTAssertEqual(claims.outstanding, 600, "a refused claim takes nothing")
+        try claims.claim(bytes: 400, available: { 1000 })
+        // More claimed than the figure now reports (pages touched meanwhile): nothing is left.
+        XCTAssertThrowsError(try claims.claim(bytes: 1, available: { 900 })) { error in
+            XCTAssertEqual(error as? EngineError, .outOfMemory(backend: "cpu", bytes: 1, available: 0))
+        }
+        try claims.claim(bytes: 1 << 40, available: { nil })  // unknown free memory admits any claim
+        claims.release(bytes: 1 << 40)
+        claims.release(bytes: 600)
+        try claims.claim(bytes: 500, available: { 1000 })
+        claims.release(bytes: 400)
+        claims.release(bytes: 500)
+        XCTAssertEqual(claims.outstanding, 0)
+    }
+
+    /// Prepared graphs release their claims: after preparing (and failing to prepare) graphs,
+    /// nothing stays claimed in the process.
+    func testPreparedGraphsReleaseTheirClaims() throws {
+        var rng = TestRandom(seed: 7)
+        let (g, _, _) = try oneConvGraph(&rng, input: TensorShape(channels: 3, height: 32, width: 32), outChannels: 8)
+        let backend = CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 << 40 })
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in _ = try? backend.prepare(g) }
+        XCTAssertThrowsError(try CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 }).prepare(g))
+        XCTAssertEqual(CPUMemory.claims.outstanding, 0)
+    }
+
     /// An integer graph prepared once runs again and again on new inputs, each run exact: the
     /// buffers its layers keep from prepare carry nothing over between runs.
     func testPreparedIntegerLayersRunRepeatedly() throws {
