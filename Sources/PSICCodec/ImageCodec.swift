@@ -59,7 +59,7 @@ public final class ImageCodec: Sendable {
                 idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes,
                 tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes) throws {
         self.model = model
-        self.transforms = ModelTransforms(model: model, backend: backend, fallback: fallback,
+        self.transforms = try ModelTransforms(model: model, backend: backend, fallback: fallback,
                                           idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)

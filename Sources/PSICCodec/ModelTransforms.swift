@@ -28,7 +28,10 @@ final class ModelTransforms: @unchecked Sendable {
     /// Keys `fits` holds at most (internal: tests lower it).
     var fitsLimit = 4096
     private var fallbackItems = 0
-    private var cellBytes: [Transform: Double] = [:]
+    /// Bytes of g_a's and g_s's largest tensor per latent cell (16 × 16 pixels): it scales with
+    /// the area, so one small graph of each tells when an image needs tiles.
+    private let analysisBytesPerCell: Double
+    private let synthesisBytesPerCell: Double
     private var tiledItems = 0
     /// Largest tensor a g_a or g_s graph may hold before the image is tiled.
     let tileTensorBytes: Int
@@ -42,13 +45,18 @@ final class ModelTransforms: @unchecked Sendable {
     var tileHalo = ModelTransforms.tileHalo
 
     init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int,
-         tileTensorBytes: Int = Int.max) {
+         tileTensorBytes: Int = Int.max) throws {
         self.model = model
         self.backend = backend
         self.fallback = fallback
         self.tileTensorBytes = tileTensorBytes
         self.pool = PreparedGraphPool(backend: backend, idleBytesLimit: idleGraphBytesLimit)
         self.fallbackPool = fallback.map { PreparedGraphPool(backend: $0, idleBytesLimit: idleGraphBytesLimit) }
+        // Graphs of 4 × 4 cells.
+        analysisBytesPerCell = Double(try Self.floatGraph(input: "image", shape: TensorShape(channels: 3, height: 64, width: 64),
+                                                          stages: [model.analysis]).largestTensorBytes) / 16
+        synthesisBytesPerCell = Double(try Self.floatGraph(input: "latents", shape: TensorShape(channels: model.latentChannels, height: 4, width: 4),
+                                                           stages: [model.synthesis]).largestTensorBytes) / 16
     }
 
     /// Graph runs (one per image and stage) that went to `fallback` so far.
@@ -70,8 +78,7 @@ final class ModelTransforms: @unchecked Sendable {
     func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
                  profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
         let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
-        let perCell = try bytesPerCell(.analysis)
-        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, bytesPerCell: perCell) }
+        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, bytesPerCell: analysisBytesPerCell) }
         let whole = shapes.indices.filter { plans[$0] == nil }
         let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
             Tensor(shape: shapes[i], floats: images[i].pixels)
@@ -91,7 +98,7 @@ final class ModelTransforms: @unchecked Sendable {
                 image.crop(rows: r.start * 16..<r.end * 16, columns: c.start * 16..<c.end * 16)
             }, build: { try self.analysisGraph($0, hyper: false) })
             let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile) { shape in
-                try self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis])
+                try Self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis])
             }
             guard let zt = z.first?.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "h_a graph returned no output")
@@ -103,16 +110,16 @@ final class ModelTransforms: @unchecked Sendable {
 
     /// g_a, and h_a after it when `hyper` (outputs y, then z).
     private func analysisGraph(_ shape: TensorShape, hyper: Bool) throws -> Graph {
-        try floatGraph(input: "image", shape: shape, stages: hyper ? [model.analysis, model.hyperAnalysis] : [model.analysis])
+        try Self.floatGraph(input: "image", shape: shape, stages: hyper ? [model.analysis, model.hyperAnalysis] : [model.analysis])
     }
 
     /// g_s on a latent tensor of floats.
     private func synthesisGraph(_ shape: TensorShape) throws -> Graph {
-        try floatGraph(input: "latents", shape: shape, stages: [model.synthesis])
+        try Self.floatGraph(input: "latents", shape: shape, stages: [model.synthesis])
     }
 
     /// The layers of `stages` in a chain from one float input, each stage's last tensor an output.
-    private func floatGraph(input: String, shape: TensorShape, stages: [[LayerOp]]) throws -> Graph {
+    private static func floatGraph(input: String, shape: TensorShape, stages: [[LayerOp]]) throws -> Graph {
         var g = Graph()
         let x = g.addInput(input, shape: shape, type: .float32)
         var v = g.whole(x)
@@ -121,25 +128,6 @@ final class ModelTransforms: @unchecked Sendable {
             g.markOutput(v.tensor)
         }
         return g
-    }
-
-    private enum Transform { case analysis, synthesis }
-
-    /// Bytes of a g_a or g_s graph's largest tensor per latent cell (it scales with area), from a
-    /// 4 × 4-cell graph built on first use.
-    private func bytesPerCell(_ transform: Transform) throws -> Double {
-        lock.lock()
-        let known = cellBytes[transform]
-        lock.unlock()
-        if let known { return known }
-        let probe = transform == .analysis
-            ? try analysisGraph(TensorShape(channels: 3, height: 64, width: 64), hyper: false)
-            : try synthesisGraph(TensorShape(channels: model.latentChannels, height: 4, width: 4))
-        let perCell = Double(probe.largestTensorBytes) / 16
-        lock.lock()
-        cellBytes[transform] = perCell
-        lock.unlock()
-        return perCell
     }
 
     /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it whole.
@@ -197,8 +185,7 @@ final class ModelTransforms: @unchecked Sendable {
         let scale = 1 / Float(model.latentScale)
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
         guard !latents.isEmpty else { return [] }
-        let perCell = try bytesPerCell(.synthesis)
-        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: perCell) }
+        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: synthesisBytesPerCell) }
         let whole = latents.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: latents.count)
         let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },

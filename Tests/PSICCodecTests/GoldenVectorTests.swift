@@ -28,7 +28,7 @@ final class GoldenVectorTests: XCTestCase {
         let fingerprint = g.info["model_fingerprint"] as? String
         XCTAssertEqual(fingerprint, model.info.fingerprint,
                        "golden vectors belong to another model: re-run Tools/train/export.py with --golden Tests/Golden")
-        let t = ModelTransforms(model: model, backend: backend, idleGraphBytesLimit: 1 << 30)
+        let t = try ModelTransforms(model: model, backend: backend, idleGraphBytesLimit: 1 << 30)
         let L = model.levels, lc = model.levelChannels
 
         // Integer path: z_hat → H → per level (mu, scale index) → y_hat, exactly.

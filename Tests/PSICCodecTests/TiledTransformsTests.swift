@@ -43,7 +43,7 @@ final class TiledTransformsTests: XCTestCase {
     /// The shipped model on the CPU, whole and in tiles of 6 × 6 cells (2 × 2 cells kept), on a
     /// 128×128 padded image (8 × 8 cells: 16 tiles).
     private func transforms(tileSide: Int?, halo: Int = ModelTransforms.tileHalo) throws -> ModelTransforms {
-        let t = ModelTransforms(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu,
+        let t = try ModelTransforms(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu,
                                 idleGraphBytesLimit: 1 << 30, tileTensorBytes: tileSide.map(Self.limit) ?? Int.max)
         t.tileHalo = halo
         return t
