@@ -33,7 +33,7 @@ public struct ModelOptions: ParsableArguments, Sendable {
 
     public func loadModel() throws -> CodecModel {
         let url = try ModelLocator.locate(explicit: model)
-        return try CodecModel(contentsOf: url)
+        return try withFile(url) { try CodecModel(contentsOf: url) }
     }
 
     public func makeBackend() throws -> BackendHandle {
@@ -106,7 +106,11 @@ public func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [
 
 /// The bytes of `url`, or an error naming the file.
 public func readBytes(_ url: URL) throws -> [UInt8] {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw FileError(path: url.path, underlying: UnreadableFile(reason: "a folder"))
+    }
     do { return [UInt8](try Data(contentsOf: url)) } catch {
-        throw ValidationError("cannot read \(url.path): \(error.localizedDescription)")
+        throw FileError(path: url.path, underlying: UnreadableFile(reason: error.localizedDescription))
     }
 }

@@ -113,7 +113,7 @@ public enum LevelCoder {
                                choice: TableChoice) throws -> [Int32] {
         let k = section.substreamCount
         guard k <= shape.height else {
-            throw StreamError.corrupt(reason: "the \(section.location) has \(k) substreams for \(shape.height) rows")
+            throw StreamError.corrupt(reason: "\(section.location) has \(k) substreams for \(shape.height) rows")
         }
         let plane = shape.height * shape.width
         var output = [Int32](repeating: 0, count: shape.count)
@@ -140,7 +140,7 @@ public enum LevelCoder {
         }
         for (i, failure) in failures.enumerated() {
             if let failure {
-                throw StreamError.corrupt(reason: "substream \(i) of the \(section.location) does not decode: \(failure)")
+                throw StreamError.corrupt(reason: "substream \(i) of \(section.location) does not decode: \(failure)")
             }
         }
         return output

@@ -1,4 +1,5 @@
-/// Where in a stream a problem lies: the header, the z section or a level (0-based).
+/// Where in a stream a problem lies: the header, the z section or a level (0-based); described
+/// with its article ("the header", "level 3") to read inside a sentence.
 public enum StreamLocation: Equatable, Sendable, CustomStringConvertible {
     case header
     case z
@@ -6,8 +7,8 @@ public enum StreamLocation: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .header: return "header"
-        case .z: return "z section"
+        case .header: return "the header"
+        case .z: return "the z section"
         case let .level(i): return "level \(i + 1)"
         }
     }
@@ -49,9 +50,9 @@ public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .modelMismatch(stream, model):
             return "stream was encoded with model \(hex(stream)), but the model given is \(hex(model)); decode with the model the stream was made with"
         case let .truncated(location):
-            return "stream is truncated in the \(location); it was cut short (use `psic truncate` to cut streams at level boundaries)"
+            return "stream is truncated in \(location); it was cut short (use `psic truncate` to cut streams at level boundaries)"
         case let .checksumMismatch(location, substream):
-            let part = substream.map { "substream \($0) of the \(location)" } ?? "\(location)"
+            let part = substream.map { "substream \($0) of \(location)" } ?? "\(location)"
             return "checksum mismatch in \(part): the stream is damaged"
         case let .corrupt(reason):
             return "stream is corrupt: \(reason)"

@@ -28,7 +28,7 @@ public struct StreamSection: Sendable {
         let count = Int(try reader.read(UInt16.self, in: location))
         let limit = min(Self.maxSubstreams, rows)
         guard count >= 1 else { throw .corrupt(reason: "the \(location) has no substreams") }
-        guard count <= limit else { throw .tooLarge(what: "substream count of the \(location)", value: count, limit: limit) }
+        guard count <= limit else { throw .tooLarge(what: "substream count of \(location)", value: count, limit: limit) }
         guard reader.remaining >= count * Self.entryBytes else { throw .truncated(location) }
         var lengths: [Int] = [], checksums: [UInt32] = []
         var total = 0

@@ -193,6 +193,7 @@ struct BenchCodec: ParsableCommand {
 
 enum CodecModelLoader {
     static func load(_ path: String?) throws -> CodecModel {
-        try CodecModel(contentsOf: try ModelLocator.locate(explicit: path))
+        let url = try ModelLocator.locate(explicit: path)
+        return try withFile(url) { try CodecModel(contentsOf: url) }
     }
 }

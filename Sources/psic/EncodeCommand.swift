@@ -111,18 +111,6 @@ func printFallbackNote(codec: ImageCodec, handle: BackendHandle) {
     }
 }
 
-/// An error while processing one file of a batch, naming the file.
-struct FileError: Error, CustomStringConvertible {
-    let path: String
-    let underlying: Error
-    var description: String { "\(path): \(underlying)" }
-}
-
-/// Runs `body` on `files[i]`, attaching the file's path to any error.
-func withFile<T>(_ url: URL, _ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: url.path, underlying: error) }
-}
-
 /// Runs `body` over `indices` with at most `jobs` at once; the first error stops the batch.
 func forEach(_ indices: Range<Int>, jobs: Int, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in

@@ -32,8 +32,9 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let files = try gatherInputs(inputs, extensions: ["psic"])
+        guard !files.isEmpty else { throw ValidationError("no .psic files among the inputs") }
         var reports: [Report] = []
-        for f in files {
+        for f in files { try withFile(f) {
             let bytes = try readBytes(f)
             let s = try PSICStream(bytes: bytes)
             let h = s.header
@@ -44,7 +45,7 @@ struct InfoCommand: ParsableCommand {
                                   bpp: Double(bytes.count * 8) / Double(h.width * h.height),
                                   zBytes: s.zSection.byteCount, levelBytes: s.levelSections.map(\.byteCount),
                                   substreamsPerLevel: s.levelSections.map(\.substreamCount)))
-        }
+        } }
         if json {
             try printJSON(reports)
             return

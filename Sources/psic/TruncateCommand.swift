@@ -19,8 +19,9 @@ struct TruncateCommand: ParsableCommand {
     var output: String?
 
     func run() throws {
-        let bytes = try readBytes(URL(fileURLWithPath: input))
-        let stream = try PSICStream(bytes: bytes)
+        let url = URL(fileURLWithPath: input)
+        let bytes = try readBytes(url)
+        let stream = try withFile(url) { try PSICStream(bytes: bytes) }
         guard (1...stream.header.levelsPresent).contains(levels) else {
             throw ValidationError("--levels must be in 1...\(stream.header.levelsPresent) for this stream")
         }

@@ -15,4 +15,6 @@ Tools/fuzz/run-stream-fuzz.sh "${PSIC_FUZZ_SECONDS:-60}"
 # The graph recorder's barriers, checked by the Vulkan validation layer (missing barriers do not
 # change results on lavapipe, which runs dispatches in order).
 Tools/scripts/vulkan-sync-check.sh
+# The command line on good and bad inputs (exit statuses, errors that name the file at fault).
+Tools/scripts/cli-check.sh .build/debug/psic
 swift test --skip-build

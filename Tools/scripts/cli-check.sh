@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The psic command line on good and bad inputs: every bad input ends with an error that names
+# the file or option at fault and a plain exit status (never a crash, a hang or a silent success),
+# and the good path (encode, info, truncate, decode) writes what it says.
+#   Tools/scripts/cli-check.sh [PSIC_BINARY]   (default .build/debug/psic; run after a build)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+psic=${1:-.build/debug/psic}
+[ -x "$psic" ] || { echo "cli-check: no psic binary at $psic (build it: swift build --product psic)" >&2; exit 2; }
+psic=$(realpath "$psic")
+image=$(realpath Tests/Golden/image_64x64.png)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0
+
+# expect STATUS TEXT -- COMMAND...: runs COMMAND (60 s at most, CPU backend) and checks its exit
+# status and that TEXT appears in what it printed.
+expect() {
+  local status=$1 text=$2
+  shift 3
+  local out rc
+  out=$(PSIC_MODEL="${PSIC_MODEL:-$OLDPWD/Models/psic-conv.safetensors}" timeout 60 "$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$status" ] || [[ "$out" != *"$text"* ]]; then
+    echo "FAIL: $* -> exit $rc (expected $status), output:"
+    echo "$out" | sed 's/^/    /'
+    echo "    (expected to contain: $text)"
+    failures=$((failures + 1))
+  else
+    echo "ok:   $* -> exit $rc"
+  fi
+}
+
+echo "hello" > text.png
+: > empty.psic
+head -c 300 /dev/urandom > random.psic
+mkdir -p folder.psic
+
+# The good path.
+expect 0 "encoded 1 image" -- "$psic" encode "$image" -o good.psic --backend cpu
+expect 0 "levels 8 of 8" -- "$psic" info good.psic
+expect 0 "(3 of 8 levels)" -- "$psic" truncate good.psic --levels 3 -o cut.psic
+expect 0 "levels 3 of 8" -- "$psic" info cut.psic
+expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o cut.png --backend cpu
+expect 0 "decoded 1 image" -- "$psic" decode good.psic -o s.png --samples 2 --backend cpu
+[ -s cut.png ] && [ -s s-s0.png -o -s s.png ] || { echo "FAIL: decode wrote no PNG"; failures=$((failures + 1)); }
+
+# Bad inputs: each names its file or option.
+expect 64 "'missing.png' does not exist" -- "$psic" encode missing.png --backend cpu
+expect 1 "text.png: not a readable PNG image" -- "$psic" encode text.png -o t.psic --backend cpu
+expect 64 "--levels must be in 1...8" -- "$psic" encode "$image" --levels 9 --backend cpu
+expect 1 "empty.psic: stream is truncated in the header" -- "$psic" decode empty.psic -o e.png --backend cpu
+expect 1 "random.psic: not a PSIC stream" -- "$psic" decode random.psic -o r.png --backend cpu
+expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
+expect 1 "random.psic: not a PSIC stream" -- "$psic" truncate random.psic --levels 1 -o r2.psic
+expect 64 "no .psic files among the inputs" -- "$psic" info folder.psic
+expect 1 "folder.psic: cannot read it (a folder)" -- "$psic" truncate folder.psic --levels 1
+expect 64 "--levels must be in 1...3 for this stream" -- "$psic" truncate cut.psic --levels 4 -o c2.psic
+head -c 200 good.psic > short.psic
+expect 1 "short.psic: stream is truncated in level" -- "$psic" decode short.psic -o short.png --backend cpu
+expect 1 "text.png: not a valid model file" -- "$psic" decode good.psic -o m.png --backend cpu --model text.png
+expect 1 "missing.psic: cannot read it" -- "$psic" truncate missing.psic --levels 1
+
+if [ "$failures" -ne 0 ]; then
+  echo "cli-check: $failures case(s) failed" >&2
+  exit 1
+fi
+echo "cli-check: all cases passed"
