@@ -178,11 +178,14 @@ public struct DecodeRequest: Sendable {
     public var levels: Int?
     /// One decode per seed (the stream's own seed when nil).
     public var seeds: [UInt64]?
+    /// How the levels past `levels` are filled (sampled with the seeds, or their mean).
+    public var details: DetailMode
 
-    public init(stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil) {
+    public init(stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil, details: DetailMode = .sampled) {
         self.stream = stream
         self.levels = levels
         self.seeds = seeds
+        self.details = details
     }
 }
 
@@ -210,6 +213,7 @@ private struct DecodeState {
     let parsed: PSICStream
     let levels: Int
     let seeds: [UInt64]
+    let details: DetailMode
     let zHat: Tensor
     var grids: [LatentGrid] = []
 }
@@ -218,11 +222,13 @@ extension ImageCodec {
     // MARK: Decoding
 
     /// The integer latents a stream decodes to at `levels` (levels beyond those present, or
-    /// beyond `levels`, are sampled with `seed`): `[C][h][w]` in units of 1/16. Identical on
-    /// every backend; this is what cross-backend tests compare.
-    public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64],
+    /// beyond `levels`, are sampled with each seed, or their mean with `details: .mean`):
+    /// `[C][h][w]` in units of 1/16, one per seed. Identical on every backend; this is what
+    /// cross-backend tests compare.
+    public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64], details: DetailMode = .sampled,
                               profile: CodecProfile? = nil) throws -> [Tensor] {
-        try decodeLatentsBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds)], profile: profile)[0].get()
+        try decodeLatentsBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details)],
+                               profile: profile)[0].get()
     }
 
     /// `decodeLatents` of several streams together: each entropy-parameter level runs once for
@@ -245,7 +251,7 @@ extension ImageCodec {
                 let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
                     try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
                 })
-                return DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds, zHat: zHat)
+                return DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds, details: r.details, zHat: zHat)
             }
         }
         do {
@@ -262,8 +268,9 @@ extension ImageCodec {
                 }
             }
             for i in 0..<model.levels {
-                // Past the transmitted levels every seed samples its own continuation.
-                for k in lanes.active where i == lanes[k].levels && lanes[k].grids.count == 1 {
+                // Past the transmitted levels every seed samples its own continuation (the
+                // mean is one continuation for all).
+                for k in lanes.active where i == lanes[k].levels && lanes[k].grids.count == 1 && lanes[k].details == .sampled {
                     lanes.update(k) { st in st.grids = st.seeds.map { _ in st.grids[0] } }
                 }
                 var grids: [(k: Int, seed: Int)] = []
@@ -281,6 +288,8 @@ extension ImageCodec {
                                 try LevelCoder.decode(st.parsed.levelSections[i], tableIndexes: params.tableIndexes,
                                                       shape: shape, tables: gaussianTables)
                             }
+                        } else if st.details == .mean {
+                            symbols = [Int32](repeating: 0, count: shape.count)
                         } else {
                             symbols = try SynonymSampler.sampleLevel(tableIndexes: params.tableIndexes, shape: shape,
                                                                      tables: gaussianTables, seed: st.seeds[j], level: i)
@@ -290,7 +299,7 @@ extension ImageCodec {
                 }
             }
             lanes.finishAll { _, st in
-                // All levels transmitted: every seed decodes to the same latents.
+                // All levels transmitted, or the mean filled them: every seed decodes to the same latents.
                 let grids = st.grids.count == st.seeds.count ? st.grids : st.seeds.map { _ in st.grids[0] }
                 return grids.map(\.latents)
             }
@@ -305,10 +314,11 @@ extension ImageCodec {
         try PSICStream.peekHeader(stream).seed
     }
 
-    /// Decodes a stream to one image per seed (default: the stream's own seed).
-    public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil,
+    /// Decodes a stream to one image per seed (default: the stream's own seed); with
+    /// `details: .mean` the untransmitted levels are their mean and every seed gives the same image.
+    public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil, details: DetailMode = .sampled,
                        profile: CodecProfile? = nil) throws -> [RGBImage] {
-        try decodeBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds)], profile: profile)[0].get()
+        try decodeBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details)], profile: profile)[0].get()
     }
 
     /// Decodes several streams together (see `decodeLatentsBatch`); g_s runs once for every

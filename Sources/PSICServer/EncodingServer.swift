@@ -11,7 +11,7 @@ import UnixSignals
 /// requests batched by a `BatchScheduler`.
 ///
 /// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`), `POST /v1/decode`
-/// (stream → PNG; query `levels`, `seed`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
+/// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.
 public final class EncodingServer: Sendable {
@@ -127,7 +127,8 @@ public final class EncodingServer: Sendable {
         guard header.width * header.height <= configuration.maxPixels else {
             throw ServerError.tooManyPixels(width: header.width, height: header.height, limit: configuration.maxPixels)
         }
-        let output = try await run(.decode(DecodeRequest(stream: body, levels: levels, seeds: seed.map { [$0] })),
+        let details = try detailsParameter(request.uri.queryParameters["details"])
+        let output = try await run(.decode(DecodeRequest(stream: body, levels: levels, seeds: seed.map { [$0] }, details: details)),
                                    decoding: true)
         guard case let .images(images) = output, let image = images.first else {
             throw ServerError.internalError("decode returned no image")
@@ -186,6 +187,14 @@ public final class EncodingServer: Sendable {
             throw ServerError.invalidQuery("\(name)=\(raw) must be an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return v
+    }
+
+    private func detailsParameter(_ raw: Substring?) throws -> DetailMode {
+        guard let raw else { return .sampled }
+        guard let mode = DetailMode(rawValue: String(raw)) else {
+            throw ServerError.invalidQuery("details=\(raw) must be one of " + DetailMode.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return mode
     }
 
     private func seedParameter(_ raw: Substring?) throws -> UInt64? {

@@ -42,6 +42,9 @@ final class CodecRoundTripTests: XCTestCase {
                     let a = try cpu.decodeLatents(stream, levels: l, seeds: [3, 4])
                     let b = try gpu.decodeLatents(stream, levels: l, seeds: [3, 4])
                     XCTAssertEqual(a.map(\.ints), b.map(\.ints), "\(name) encoded on \(label), level \(l): latents differ")
+                    let meanA = try cpu.decodeLatents(stream, levels: l, seeds: [3], details: .mean)
+                    let meanB = try gpu.decodeLatents(stream, levels: l, seeds: [3], details: .mean)
+                    XCTAssertEqual(meanA.map(\.ints), meanB.map(\.ints), "\(name) encoded on \(label), level \(l): mean latents differ")
                 }
             }
         }
@@ -71,6 +74,28 @@ final class CodecRoundTripTests: XCTestCase {
         // The transmitted levels are shared by every sample.
         let n = 2 * codec.model.levelChannels * partial[0].shape.planeSize
         XCTAssertEqual(Array(partial[0].ints![..<n]), Array(partial[1].ints![..<n]))
+    }
+
+    /// `details: .mean` fills the untransmitted levels with the prior's mean: the transmitted
+    /// levels are the sampled decode's, the rest does not depend on the seed, and the image is
+    /// closer to the original than the sampled ones on average (that is what the mode is for).
+    func testMeanDetailsAreDeterministicAndCloser() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_128x96.png")
+        let stream = try codec.encode(image)
+        let mean = try codec.decodeLatents(stream, levels: 2, seeds: [1, 2], details: .mean)
+        XCTAssertEqual(mean[0].ints, mean[1].ints, "the mean must not depend on the seed")
+        let sampled = try codec.decodeLatents(stream, levels: 2, seeds: [1])
+        let n = 2 * codec.model.levelChannels * mean[0].shape.planeSize
+        XCTAssertEqual(Array(mean[0].ints![..<n]), Array(sampled[0].ints![..<n]), "transmitted levels differ")
+        XCTAssertNotEqual(Array(mean[0].ints![n...]), Array(sampled[0].ints![n...]))
+        // With every level present there is nothing to fill: both modes decode the same latents.
+        XCTAssertEqual(try codec.decodeLatents(stream, seeds: [1], details: .mean).map(\.ints),
+                       try codec.decodeLatents(stream, seeds: [1]).map(\.ints))
+        let meanImage = try codec.decode(stream, levels: 1, details: .mean)[0]
+        let sampledPSNR = try codec.decode(stream, levels: 1, seeds: [0, 1, 2, 3]).map { psnr($0, image) }
+        let average = sampledPSNR.reduce(0, +) / Double(sampledPSNR.count)
+        XCTAssertGreaterThan(psnr(meanImage, image), average, "level 1: mean \(psnr(meanImage, image)) dB, samples \(sampledPSNR)")
     }
 
     func testBadStreamsAreRefusedWithoutCrashing() throws {

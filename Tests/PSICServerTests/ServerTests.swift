@@ -35,6 +35,9 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(decoded.headers["content-type"], "image/png")
         let expected = try codec.decode(encoded.body, levels: 1, seeds: [3])[0]
         XCTAssertEqual(try PNGCodec.decode(decoded.body), expected)
+        let mean = try await client.send(s.url("/v1/decode?levels=1&details=mean"), body: encoded.body)
+        XCTAssertEqual(mean.status, 200, mean.text)
+        XCTAssertEqual(try PNGCodec.decode(mean.body), try codec.decode(encoded.body, levels: 1, details: .mean)[0])
 
         // Without query parameters: all levels, the stream's seed.
         let full = try await client.send(s.url("/v1/encode"), body: png)
@@ -93,6 +96,7 @@ final class ServerTests: XCTestCase {
             ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },
              400, "invalid_stream"),
             ("decode levels 0", "/v1/decode?levels=0", stream, 400, "invalid_query"),
+            ("unknown details", "/v1/decode?details=median", stream, 400, "invalid_query"),
             ("another model's stream", "/v1/decode", otherModel, 422, "model_mismatch"),
             ("body too large", "/v1/encode", [UInt8](repeating: 7, count: (1 << 20) + 1), 413, "body_too_large"),
             ("unknown endpoint", "/v1/transcode", png, 404, "not_found"),

@@ -44,6 +44,8 @@ expect 0 "(3 of 8 levels)" -- "$psic" truncate good.psic --levels 3 -o cut.psic
 expect 0 "levels 3 of 8" -- "$psic" info cut.psic
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o cut.png --backend cpu
 expect 0 "decoded 1 image" -- "$psic" decode good.psic -o s.png --samples 2 --backend cpu
+expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o mean.png --details mean --backend cpu
+cmp -s cut.png mean.png && { echo "FAIL: --details mean decoded the sampled image"; failures=$((failures + 1)); }
 [ -s cut.png ] && [ -s s-s0.png -o -s s.png ] || { echo "FAIL: decode wrote no PNG"; failures=$((failures + 1)); }
 
 # Bad inputs: each names its file or option.
@@ -56,6 +58,8 @@ expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
 expect 1 "random.psic: not a PSIC stream" -- "$psic" truncate random.psic --levels 1 -o r2.psic
 expect 64 "no .psic files among the inputs" -- "$psic" info folder.psic
 expect 1 "folder.psic: cannot read it (a folder)" -- "$psic" truncate folder.psic --levels 1
+expect 64 "--details mean decodes the same image for every seed" -- "$psic" decode cut.psic --details mean --samples 2 --backend cpu
+expect 64 "value 'median'" -- "$psic" decode cut.psic --details median --backend cpu
 expect 64 "--levels must be in 1...3 for this stream" -- "$psic" truncate cut.psic --levels 4 -o c2.psic
 head -c 200 good.psic > short.psic
 expect 1 "short.psic: stream is truncated in level" -- "$psic" decode short.psic -o short.png --backend cpu
