@@ -126,6 +126,7 @@ class PSIC:
     backend: str = "cpu"
     levels: int = 8
     samples: int = 4
+    mean: bool = True
     name: str = "psic"
 
     def encode_cmd(self, src: Path, dst: Path, jobs: int = 1) -> list[str]:
@@ -136,9 +137,11 @@ class PSIC:
         return [str(self.binary), "truncate", str(src), "--levels", str(level), "-o", str(dst)]
 
     def decode_cmd(self, src: Path, dst: Path, seed: int = 0, samples: int = 1,
-                   levels: int | None = None) -> list[str]:
+                   levels: int | None = None, details: str = "sampled") -> list[str]:
         cmd = [str(self.binary), "decode", str(src), "-o", str(dst), "--seed", str(seed),
                "--backend", self.backend, "--jobs", "1"]
+        if details != "sampled":
+            cmd += ["--details", details]
         if samples > 1:
             cmd += ["--samples", str(samples)]
         if levels is not None:
@@ -148,7 +151,8 @@ class PSIC:
     def run(self, src: Path, workdir: Path, env=None) -> dict:
         """Encodes all levels once, cuts the stream after each level (its bytes are the rate at
         that level) and decodes: seed 0 at every level, and `samples` seeds (0..M-1) at levels < L
-        (sample s0 is the seed-0 decode)."""
+        (sample s0 is the seed-0 decode); with `mean`, also the mean-details decode at levels < L
+        (`mean_decoded`; at L nothing is filled and it equals the seed-0 decode)."""
         workdir.mkdir(parents=True, exist_ok=True)
         full = workdir / f"{src.stem}.psic"
         t0 = time.perf_counter()
@@ -171,6 +175,14 @@ class PSIC:
                 subprocess.run(self.decode_cmd(cut, dec, seed=0), check=True, capture_output=True,
                                env=env)
                 decs = [str(dec)]
-            out["levels"].append({"level": l, "bytes": cut.stat().st_size, "stream": str(cut),
-                                  "decoded": decs, "decode_s": time.perf_counter() - t0})
+            entry = {"level": l, "bytes": cut.stat().st_size, "stream": str(cut),
+                     "decoded": decs, "decode_s": time.perf_counter() - t0}
+            if self.mean:
+                entry["mean_decoded"] = decs[0]
+                if l < self.levels:
+                    mean = workdir / f"{src.stem}_l{l}-mean.png"
+                    subprocess.run(self.decode_cmd(cut, mean, details="mean"), check=True, capture_output=True,
+                                   env=env)
+                    entry["mean_decoded"] = str(mean)
+            out["levels"].append(entry)
         return out

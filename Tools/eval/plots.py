@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-STYLE = {"psic": ("tab:red", "o"), "jpeg": ("tab:gray", "s"), "webp": ("tab:green", "^"),
+STYLE = {"psic": ("tab:red", "o"), "psic-mean": ("tab:orange", "o"), "jpeg": ("tab:gray", "s"), "webp": ("tab:green", "^"),
          "avif": ("tab:blue", "D"), "jxl": ("tab:purple", "v")}
+
+LEGEND = {"psic": "PSIC (seed 0)", "psic-mean": "PSIC (mean details)"}
 
 
 def _axes(ax, agg, metric, label):
@@ -21,7 +23,7 @@ def _axes(ax, agg, metric, label):
             continue
         c, mk = STYLE.get(codec, ("k", "x"))
         ax.plot([r["bpp"] for r in rows], [r[metric] for r in rows], marker=mk, color=c,
-                label=codec.upper() if codec != "psic" else "PSIC (seed 0)", ms=4, lw=1.2)
+                label=LEGEND.get(codec, codec.upper()), ms=4, lw=1.2)
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(label)
     ax.set_xlim(0, 2.1)

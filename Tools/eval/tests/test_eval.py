@@ -82,6 +82,9 @@ def test_psic_commands():
     d = p.decode_cmd(Path("b.psic"), Path("b.png"), seed=0, samples=4)
     assert d[:4] == ["/bin/psic", "decode", "b.psic", "-o"] and d[d.index("--samples") + 1] == "4" and d[d.index("--seed") + 1] == "0"
     assert "--samples" not in p.decode_cmd(Path("b.psic"), Path("b.png"))
+    assert "--details" not in p.decode_cmd(Path("b.psic"), Path("b.png"))
+    m = p.decode_cmd(Path("b.psic"), Path("b.png"), details="mean")
+    assert m[m.index("--details") + 1] == "mean"
 
 
 def test_qualities_cover_range():
@@ -154,3 +157,58 @@ def test_reference_seeds_only_matching_images_and_versions(tmp_path):
     assert not (other_out / "cache").exists()
     assert reference.seed_cache(ref, out, imgs, tools)["jpeg"] == "0 results from the reference"
     assert json.loads((out / "cache" / "jpeg" / "a_q5.json").read_text()) == {"mine": 1}
+
+
+FAKE_PSIC = """#!{python}
+# A stand-in for psic: streams of 100 bytes per level; decodes are flat images, value 90 + seed
+# for sampled details and 99 for mean ones (the original is 100).
+import sys
+from pathlib import Path
+from PIL import Image
+a = sys.argv[1:]
+opt = lambda k, d=None: a[a.index(k) + 1] if k in a else d
+dst = Path(opt("-o"))
+if a[0] == "encode":
+    dst.write_bytes(b"x" * 800)
+elif a[0] == "truncate":
+    dst.write_bytes(b"x" * (100 * int(opt("--levels"))))
+elif a[0] == "decode":
+    samples, seed = int(opt("--samples", "1")), int(opt("--seed", "0"))
+    if opt("--details") == "mean":
+        Image.new("RGB", (32, 32), (99,) * 3).save(dst)
+    elif samples == 1:
+        Image.new("RGB", (32, 32), (90 + seed,) * 3).save(dst)
+    else:
+        for k in range(samples):
+            Image.new("RGB", (32, 32), (90 + seed + k,) * 3).save(dst.with_name(f"{{dst.stem}}-s{{k}}.png"))
+"""
+
+
+def test_psic_task_measures_mean_details_beside_samples(tmp_path, monkeypatch):
+    """task_psic: one psic-mean record per level, with the psic record's bytes: the mean-details
+    decode below L, the seed-0 decode at L (nothing left to fill); results are cached."""
+    import evaluate
+    from PIL import Image
+    fake = tmp_path / "psic"
+    fake.write_text(FAKE_PSIC.format(python=sys.executable))
+    fake.chmod(0o755)
+    img = tmp_path / "a.png"
+    Image.new("RGB", (32, 32), (100,) * 3).save(img)
+    monkeypatch.setattr(metrics, "all_metrics", lambda ref_path, dist_path, ref=None, full=True: {
+        "psnr": metrics.psnr(metrics.load_rgb(ref_path), metrics.load_rgb(dist_path)), "ms_ssim": 1.0})
+    monkeypatch.setattr(metrics, "ms_ssim", lambda a, b: 1.0)   # needs images over 160 pixels
+    args = (str(fake), 2, str(img), str(tmp_path / "out"), "m1")
+    recs = evaluate.task_psic(args)
+    psic = {r["quality"]: r for r in recs if r["codec"] == "psic"}
+    mean = {r["quality"]: r for r in recs if r["codec"] == "psic-mean"}
+    assert sorted(psic) == sorted(mean) == list(range(1, 9))
+    for level in range(1, 8):
+        assert mean[level]["bytes"] == psic[level]["bytes"] == 100 * level
+        assert mean[level]["psnr"] == pytest.approx(metrics.psnr(np.full((32, 32, 3), 100, np.uint8),
+                                                                 np.full((32, 32, 3), 99, np.uint8)))
+        assert mean[level]["psnr"] > psic[level]["psnr"]
+    assert mean[8]["psnr"] == psic[8]["psnr"]
+    fake.unlink()   # a second call reads the cache
+    assert evaluate.task_psic(args) == recs
+    agg = evaluate.aggregate(recs)
+    assert list(agg) == ["psic", "psic-mean"]
