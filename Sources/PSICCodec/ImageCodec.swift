@@ -60,7 +60,7 @@ public final class ImageCodec: Sendable {
                 tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes) throws {
         self.model = model
         self.transforms = try ModelTransforms(model: model, backend: backend, fallback: fallback,
-                                          idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
+                                              idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)
         guard zTables.count == model.zChannels, gaussianTables.count == model.info.constants.scaleCount else {
