@@ -56,18 +56,20 @@ def headline(agg, path: Path, labels):
 
 def grid(binary: Path, src: Path, stream: Path, path: Path, work: Path, levels=(1, 2, 4, 8),
          samples=4, crop=128, docs_copy: Path | None = None):
-    """Rows: levels; columns: original then sampled decodes s0..s{M-1} of one centre crop."""
+    """Rows: levels; columns: original, sampled decodes s0..s{M-1}, then the mean-details decode,
+    of one centre crop."""
     work.mkdir(parents=True, exist_ok=True)
     orig = Image.open(src).convert("RGB")
     W, H = orig.size
     box = (W // 2 - crop // 2 + 60, H // 2 - crop // 2, W // 2 + crop // 2 + 60, H // 2 + crop // 2)
     pad, top = 4, 16
-    cols = samples + 1
+    cols = samples + 2
     canvas = Image.new("RGB", (cols * (crop + pad) + 60, len(levels) * (crop + pad) + top), "white")
     d = ImageDraw.Draw(canvas)
     d.text((60, 2), "original", fill="black")
     for s in range(samples):
         d.text((60 + (s + 1) * (crop + pad), 2), f"seed {s}", fill="black")
+    d.text((60 + (samples + 1) * (crop + pad), 2), "mean details", fill="black")
     for i, l in enumerate(levels):
         y = top + i * (crop + pad)
         d.text((2, y + crop // 2), f"level {l}", fill="black")
@@ -80,7 +82,12 @@ def grid(binary: Path, src: Path, stream: Path, path: Path, work: Path, levels=(
         files = [work / f"{src.stem}_g{l}-s{s}.png" for s in range(n)] if n > 1 else [out]
         for s, f in enumerate(files):
             canvas.paste(Image.open(f).convert("RGB").crop(box), (60 + (s + 1) * (crop + pad), y))
-        if n == 1:
+        if n > 1:
+            mean = work / f"{src.stem}_g{l}-mean.png"
+            subprocess.run([str(binary), "decode", str(stream), "-o", str(mean), "--levels", str(l), "--details", "mean",
+                            "--backend", "cpu"], check=True, capture_output=True)
+            canvas.paste(Image.open(mean).convert("RGB").crop(box), (60 + (samples + 1) * (crop + pad), y))
+        else:
             d.text((60 + 2 * (crop + pad), y + crop // 2), "all levels sent:\nevery seed decodes\nthe same image",
                    fill="black")
     canvas.save(path, optimize=True)
