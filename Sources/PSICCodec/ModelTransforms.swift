@@ -53,10 +53,10 @@ final class ModelTransforms: @unchecked Sendable {
         self.pool = PreparedGraphPool(backend: backend, idleBytesLimit: idleGraphBytesLimit)
         self.fallbackPool = fallback.map { PreparedGraphPool(backend: $0, idleBytesLimit: idleGraphBytesLimit) }
         // Graphs of 4 × 4 cells.
-        analysisBytesPerCell = Double(try Self.floatGraph(input: "image", shape: TensorShape(channels: 3, height: 64, width: 64),
-                                                          stages: [model.analysis]).largestTensorBytes) / 16
-        synthesisBytesPerCell = Double(try Self.floatGraph(input: "latents", shape: TensorShape(channels: model.latentChannels, height: 4, width: 4),
-                                                           stages: [model.synthesis]).largestTensorBytes) / 16
+        analysisBytesPerCell = Double(try Self.analysisGraph(model, TensorShape(channels: 3, height: 64, width: 64),
+                                                             hyper: false).largestTensorBytes) / 16
+        synthesisBytesPerCell = Double(try Self.synthesisGraph(model, TensorShape(channels: model.latentChannels, height: 4, width: 4))
+            .largestTensorBytes) / 16
     }
 
     /// Graph runs (one per image and stage) that went to `fallback` so far.
@@ -82,7 +82,7 @@ final class ModelTransforms: @unchecked Sendable {
         let whole = shapes.indices.filter { plans[$0] == nil }
         let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
             Tensor(shape: shapes[i], floats: images[i].pixels)
-        }, profile: profile) { try analysisGraph($0, hyper: true) }
+        }, profile: profile) { try Self.analysisGraph(self.model, $0, hyper: true) }
         var out = [(y: Tensor, z: Tensor)?](repeating: nil, count: images.count)
         for (i, outs) in zip(whole, results) {
             guard outs.count == 2 else {
@@ -96,7 +96,7 @@ final class ModelTransforms: @unchecked Sendable {
             let y = try runTiles(kind: "g_a", plan: plan, outputCells: (shapes[i].height / 16, shapes[i].width / 16),
                                  scale: 1, profile: profile, input: { r, c in
                 image.crop(rows: r.start * 16..<r.end * 16, columns: c.start * 16..<c.end * 16)
-            }, build: { try self.analysisGraph($0, hyper: false) })
+            }, build: { try Self.analysisGraph(self.model, $0, hyper: false) })
             let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile) { shape in
                 try Self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis])
             }
@@ -109,12 +109,12 @@ final class ModelTransforms: @unchecked Sendable {
     }
 
     /// g_a, and h_a after it when `hyper` (outputs y, then z).
-    private func analysisGraph(_ shape: TensorShape, hyper: Bool) throws -> Graph {
+    private static func analysisGraph(_ model: CodecModel, _ shape: TensorShape, hyper: Bool) throws -> Graph {
         try Self.floatGraph(input: "image", shape: shape, stages: hyper ? [model.analysis, model.hyperAnalysis] : [model.analysis])
     }
 
     /// g_s on a latent tensor of floats.
-    private func synthesisGraph(_ shape: TensorShape) throws -> Graph {
+    private static func synthesisGraph(_ model: CodecModel, _ shape: TensorShape) throws -> Graph {
         try Self.floatGraph(input: "latents", shape: shape, stages: [model.synthesis])
     }
 
@@ -189,7 +189,7 @@ final class ModelTransforms: @unchecked Sendable {
         let whole = latents.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: latents.count)
         let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },
-                              profile: profile, build: synthesisGraph)
+                              profile: profile, build: { try Self.synthesisGraph(self.model, $0) })
         for (i, outs) in zip(whole, results) {
             guard let x = outs.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "synthesis graph returned no output")
@@ -201,7 +201,7 @@ final class ModelTransforms: @unchecked Sendable {
             out[i] = try runTiles(kind: "g_s", plan: plan, outputCells: (latents[i].shape.height, latents[i].shape.width),
                                   scale: 16, profile: profile, input: { r, c in
                 inputs[i].crop(rows: r.start..<r.end, columns: c.start..<c.end)
-            }, build: synthesisGraph)
+            }, build: { try Self.synthesisGraph(self.model, $0) })
         }
         return out.map { $0! }
     }
