@@ -206,6 +206,16 @@ private struct EncodeState {
     }
 }
 
+/// A request's decoded latents with each distinct grid once (see `decodeDistinctLatents`).
+private struct DistinctLatents {
+    /// One per seed, or one shared by every seed.
+    let latents: [Tensor]
+    let seedCount: Int
+
+    /// One grid per seed, repeating a shared one.
+    var perSeed: [Tensor] { latents.count == seedCount ? latents : Array(repeating: latents[0], count: seedCount) }
+}
+
 /// A stream of a decode batch between stages: one grid until the transmitted levels are in,
 /// then one per seed.
 private struct DecodeState {
@@ -235,7 +245,14 @@ extension ImageCodec {
     /// every stream and seed of the batch (one `Backend.runBatch`). Results equal the
     /// one-at-a-time ones; a bad stream fails alone.
     public func decodeLatentsBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[Tensor], Error>] {
-        var lanes = BatchLanes<DecodeState, [Tensor]>(count: requests.count)
+        decodeDistinctLatents(requests, profile: profile).map { r in r.map(\.perSeed) }
+    }
+
+    /// The latents of each request, each distinct grid once: one per seed when the seeds sampled
+    /// levels of their own, a single grid when every seed decodes to the same latents (all
+    /// levels transmitted, or the mean filled the rest), so g_s need not run once per seed.
+    private func decodeDistinctLatents(_ requests: [DecodeRequest], profile: CodecProfile?) -> [Result<DistinctLatents, Error>] {
+        var lanes = BatchLanes<DecodeState, DistinctLatents>(count: requests.count)
         for (k, r) in requests.enumerated() {
             lanes.start(k) {
                 let parsed = try PSICStream(bytes: r.stream, expectedFingerprint: model.fingerprint)
@@ -299,9 +316,8 @@ extension ImageCodec {
                 }
             }
             lanes.finishAll { _, st in
-                // All levels transmitted, or the mean filled them: every seed decodes to the same latents.
-                let grids = st.grids.count == st.seeds.count ? st.grids : st.seeds.map { _ in st.grids[0] }
-                return grids.map(\.latents)
+                // One grid: all levels transmitted, or the mean filled them.
+                DistinctLatents(latents: st.grids.map(\.latents), seedCount: st.seeds.count)
             }
         } catch {
             lanes.failRemaining(error)
@@ -324,13 +340,13 @@ extension ImageCodec {
     /// Decodes several streams together (see `decodeLatentsBatch`); g_s runs once for every
     /// image of the batch. Each result equals `decode` of that stream alone.
     public func decodeBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[RGBImage], Error>] {
-        let decoded = decodeLatentsBatch(requests, profile: profile)
+        let decoded = decodeDistinctLatents(requests, profile: profile)
         var results = decoded.map { r in r.map { _ in [RGBImage]() } }
         var lanes: [(k: Int, header: StreamHeader)] = []
         var latents: [Tensor] = []
         for (k, r) in decoded.enumerated() {
-            guard case let .success(ys) = r, let header = try? PSICStream.peekHeader(requests[k].stream) else { continue }
-            for y in ys {
+            guard case let .success(d) = r, let header = try? PSICStream.peekHeader(requests[k].stream) else { continue }
+            for y in d.latents {
                 lanes.append((k, header))
                 latents.append(y)
             }
@@ -347,6 +363,11 @@ extension ImageCodec {
             }
         } catch {
             for k in Set(lanes.map(\.k)) { results[k] = .failure(error) }
+        }
+        // A request whose seeds share one grid was synthesized once: the image repeats per seed.
+        for (k, r) in decoded.enumerated() {
+            guard case let .success(d) = r, case let .success(images) = results[k], images.count == 1, d.seedCount > 1 else { continue }
+            results[k] = .success(Array(repeating: images[0], count: d.seedCount))
         }
         return results
     }

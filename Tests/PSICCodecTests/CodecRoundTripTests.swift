@@ -98,6 +98,34 @@ final class CodecRoundTripTests: XCTestCase {
         XCTAssertGreaterThan(psnr(meanImage, image), average, "level 1: mean \(psnr(meanImage, image)) dB, samples \(sampledPSNR)")
     }
 
+    /// Seeds that share their latents (the mean filled the rest, or every level was sent) share
+    /// one g_s run; seeds that sample get one each.
+    func testSeedsWithTheSameLatentsAreSynthesizedOnce() throws {
+        let backend = SynthesisCountingBackend(CodecFixtures.cpu)
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: backend)
+        let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
+        backend.synthesisRuns = 0
+        let mean = try codec.decode(stream, levels: 2, seeds: [1, 2, 3], details: .mean)
+        XCTAssertEqual(backend.synthesisRuns, 1)
+        XCTAssertEqual(mean.count, 3)
+        XCTAssertEqual(mean[0].pixels, mean[2].pixels)
+        XCTAssertEqual(mean[0].pixels, try codec.decode(stream, levels: 2, seeds: [9], details: .mean)[0].pixels)
+        backend.synthesisRuns = 0
+        XCTAssertEqual(try codec.decode(stream, seeds: [1, 2]).count, 2, "all levels present")
+        XCTAssertEqual(backend.synthesisRuns, 1)
+        backend.synthesisRuns = 0
+        let sampled = try codec.decode(stream, levels: 2, seeds: [1, 2])
+        XCTAssertEqual(backend.synthesisRuns, 2)
+        XCTAssertNotEqual(sampled[0].pixels, sampled[1].pixels)
+        // In a batch, beside a request that samples, and the latents calls still give one per seed.
+        backend.synthesisRuns = 0
+        let batch = codec.decodeBatch([DecodeRequest(stream: stream, levels: 1, seeds: [4, 5], details: .mean),
+                                       DecodeRequest(stream: stream, levels: 1, seeds: [4, 5])])
+        XCTAssertEqual(backend.synthesisRuns, 3)
+        XCTAssertEqual(try batch.map { try $0.get().count }, [2, 2])
+        XCTAssertEqual(try codec.decodeLatents(stream, levels: 1, seeds: [4, 5], details: .mean).count, 2)
+    }
+
     func testBadStreamsAreRefusedWithoutCrashing() throws {
         let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
         let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
@@ -133,5 +161,22 @@ final class CodecRoundTripTests: XCTestCase {
         let stream = try codec.encode(image)
         XCTAssertThrowsError(try codec.decodeLatents(stream, seeds: []))
         XCTAssertThrowsError(try codec.decodeLatents(stream, levels: 0, seeds: [1]))
+    }
+}
+
+/// The CPU backend, counting the g_s graphs it runs (those whose input is the latents).
+private final class SynthesisCountingBackend: Backend, @unchecked Sendable {
+    let inner: Backend
+    var synthesisRuns = 0
+    var name: String { inner.name }
+    var maxTensorBytes: Int { inner.maxTensorBytes }
+
+    init(_ inner: Backend) { self.inner = inner }
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph { try inner.prepare(graph) }
+
+    func runBatch(_ runs: [BatchRun]) throws -> [GraphResult] {
+        synthesisRuns += runs.filter { $0.graph.graph.tensors.contains { $0.isInput && $0.name == "latents" } }.count
+        return try inner.runBatch(runs)
     }
 }
