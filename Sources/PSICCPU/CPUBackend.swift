@@ -25,6 +25,9 @@ public final class CPUBackend: Backend {
     let gdnBandElements: Int
     /// Host memory free for a graph's tensors (`CPUMemory.available`); tests substitute a limit.
     let availableMemory: @Sendable () -> Int?
+    /// Claims on that memory by graphs still filling theirs: one per process (`CPUMemory.claims`),
+    /// so every backend's graphs see each other's; tests give a backend its own.
+    let claims: CPUMemoryClaims
 
     /// - Parameters:
     ///   - threads: threads to run on (default: every active core).
@@ -35,9 +38,11 @@ public final class CPUBackend: Backend {
     }
 
     init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int,
-         availableMemory: @escaping @Sendable () -> Int? = CPUMemory.available) {
+         availableMemory: @escaping @Sendable () -> Int? = CPUMemory.available,
+         claims: CPUMemoryClaims = CPUMemory.claims) {
         self.gdnBandElements = gdnBandElements
         self.availableMemory = availableMemory
+        self.claims = claims
         BLASThreading.singleThreaded
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
@@ -50,6 +55,6 @@ public final class CPUBackend: Backend {
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
         try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
-                             availableMemory: availableMemory)
+                             availableMemory: availableMemory, claims: claims)
     }
 }

@@ -17,26 +17,28 @@ final class CPUPreparedGraph: PreparedGraph {
     /// Kept alive for `oneDNNLayers`.
     private let oneDNNContext: OneDNNContext?
 
-    /// - Parameter availableMemory: the host memory free for tensors (`CPUMemory.available`),
-    ///   read while no other graph is claiming memory (`CPUMemoryClaims`).
+    /// - Parameters:
+    ///   - availableMemory: the host memory free for tensors (`CPUMemory.available`), read
+    ///     while no other graph is claiming memory.
+    ///   - claims: where the graph claims its tensors' memory until it has touched it.
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
          gdnBandElements: Int = OneDNNGDN.defaultBandElements,
-         availableMemory: () -> Int? = { nil }) throws {
+         availableMemory: () -> Int? = { nil }, claims: CPUMemoryClaims = CPUMemory.claims) throws {
         self.graph = graph
         self.threads = threads
         let plan = CPUMemoryPlan(graph)
         let planBytes = plan.slabBytes.reduce(0, +)
         // A graph larger than the memory the machine has free would be killed mid-run (or trap
         // on the allocation): refuse it up front with the figures.
-        try CPUMemory.claims.claim(bytes: planBytes, available: availableMemory)
+        try claims.claim(bytes: planBytes, available: availableMemory)
         // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched pages
         // count as used in the free-memory figure, so the claim ends once they are filled.
         var slabs: [UnsafeMutableRawPointer] = []
         do {
             for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes)) }
-            CPUMemory.claims.release(bytes: planBytes)
+            claims.release(bytes: planBytes)
         } catch {
-            CPUMemory.claims.release(bytes: planBytes)
+            claims.release(bytes: planBytes)
             for slab in slabs { slab.deallocate() }
             throw error
         }

@@ -303,14 +303,27 @@ final class CPUKernelTests: XCTestCase {
     }
 
     /// Prepared graphs release their claims: after preparing (and failing to prepare) graphs,
-    /// nothing stays claimed in the process.
+    /// nothing stays claimed. Each backend has claims of its own, so other tests' graphs
+    /// (prepared on the process-wide claims) cannot touch the count.
     func testPreparedGraphsReleaseTheirClaims() throws {
         var rng = TestRandom(seed: 7)
         let (g, _, _) = try oneConvGraph(&rng, input: TensorShape(channels: 3, height: 32, width: 32), outChannels: 8)
-        let backend = CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 << 40 })
+        let claims = CPUMemoryClaims()
+        let backend = CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 << 40 }, claims: claims)
         DispatchQueue.concurrentPerform(iterations: 4) { _ in _ = try? backend.prepare(g) }
-        XCTAssertThrowsError(try CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 }).prepare(g))
-        XCTAssertEqual(CPUMemory.claims.outstanding, 0)
+        let refused = CPUMemoryClaims()
+        XCTAssertThrowsError(try CPUBackend(threads: 1, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { 1 },
+                                            claims: refused).prepare(g))
+        XCTAssertEqual(claims.outstanding, 0)
+        XCTAssertEqual(refused.outstanding, 0)
+        // A claim still outstanding counts against the next graph of the same claims.
+        try claims.claim(bytes: (1 << 40) - 100, available: { 1 << 40 })
+        XCTAssertThrowsError(try backend.prepare(g)) { error in
+            guard case EngineError.outOfMemory(_, _, let available) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(available, 100)
+        }
+        claims.release(bytes: (1 << 40) - 100)
+        XCTAssertNoThrow(try backend.prepare(g))
     }
 
     /// An integer graph prepared once runs again and again on new inputs, each run exact: the
