@@ -8,6 +8,9 @@ Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation 
 --holdout photos of --data, top-left crops of at most 256x256; --crop 0: whole photos, slower but
 closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
 across levels, and the PSNR BD-rate (Tools/eval/bdrate.py), the rate change at equal quality.
+
+--details mean decodes the levels past each cut as their mean (the decoder's `--details mean`)
+instead of sampling them; --details both prints both and, per model, the mean's PSNR gain per level.
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ def main(argv=None) -> None:
     p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the moving average")
     p.add_argument("--crop", type=int, default=256,
                    help="top-left crop side in pixels (0: whole photos); 256 is train.py's evaluation")
+    p.add_argument("--details", choices=["sampled", "mean", "both"], default="sampled",
+                   help="how levels past the cut are filled: sampled (seed 0, train.py's evaluation), "
+                        "their mean, or both side by side")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.crop != 0 and args.crop < 64:
@@ -58,24 +64,33 @@ def main(argv=None) -> None:
     crops = evaluation_crops(list_images(args.data)[-args.holdout:], args.crop)
     if not crops:
         raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
-    first = None
+    modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
+    first: dict[bool, list[tuple[float, float]]] = {}
     for path in args.models:
         model, name = load(path, args.raw)
-        with torch.no_grad():
-            res = [evaluate_levels(model, x) for x in crops]
-        levels = [(sum(r[i]["bpp"] for r in res) / len(res), sum(r[i]["psnr"] for r in res) / len(res))
-                  for i in range(len(res[0]))]
-        print(name + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))
-        if first is None:
-            first = levels
-        else:
-            dq = sum(q - q0 for (_, q), (_, q0) in zip(levels, first)) / len(levels)
-            rb = sum(b / b0 - 1 for (b, _), (b0, _) in zip(levels, first)) / len(levels)
-            bd = bd_rate([b for b, _ in first], [q for _, q in first], [b for b, _ in levels], [q for _, q in levels],
+        by_mode = {}
+        for mean_details in modes:
+            with torch.no_grad():
+                res = [evaluate_levels(model, x, mean_details=mean_details) for x in crops]
+            levels = [(sum(r[i]["bpp"] for r in res) / len(res), sum(r[i]["psnr"] for r in res) / len(res))
+                      for i in range(len(res[0]))]
+            by_mode[mean_details] = levels
+            label = name + (" [mean details]" if mean_details else "")
+            print(label + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))
+            if mean_details not in first:
+                first[mean_details] = levels
+                continue
+            ref = first[mean_details]
+            dq = sum(q - q0 for (_, q), (_, q0) in zip(levels, ref)) / len(levels)
+            rb = sum(b / b0 - 1 for (b, _), (b0, _) in zip(levels, ref)) / len(levels)
+            bd = bd_rate([b for b, _ in ref], [q for _, q in ref], [b for b, _ in levels], [q for _, q in levels],
                          "pchip")
             print(f"  vs first: mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, "
                   f"PSNR BD-rate {bd:+.1f} % (negative: fewer bits at equal PSNR)")
-
+        if len(by_mode) == 2:
+            # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
+            gains = [qm - qs for (_, qm), (_, qs) in zip(by_mode[True], by_mode[False])]
+            print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
 
 if __name__ == "__main__":
     main()

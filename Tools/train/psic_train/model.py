@@ -101,12 +101,16 @@ class PSICModel(nn.Module):
         z_hat = ste_round(z) if self.training else torch.round(z)
         return z_hat, z_likelihoods, self.h_s(z_hat)
 
-    def sample_levels(self, hyper, transmitted: list[torch.Tensor], generator=None):
+    def sample_levels(self, hyper, transmitted: list[torch.Tensor], generator=None, mean_details: bool = False):
         """Completes `transmitted` (decoded levels 0..l-1) by sampling the remaining levels in
-        order from the conditional prior: y_i = mu_i + round(sigma_i * eps)."""
+        order from the conditional prior: y_i = mu_i + round(sigma_i * eps); with `mean_details`
+        each is its mean mu_i (symbol 0, the decoder's `--details mean`)."""
         levels = list(transmitted)
         for i in range(len(levels), self.cfg.L):
             mean, sigma, _ = self.level_params(i, hyper, levels)
+            if mean_details:
+                levels.append(mean)
+                continue
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             levels.append(mean + ste_round(sigma * eps))
         return levels
@@ -170,9 +174,10 @@ def checkpoint_weights(ckpt: dict, ema: bool = True) -> tuple[dict, bool]:
     return ({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"]), use_ema
 
 
-def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0):
+def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
-    decode at every level l = 1..L (levels > l sampled with a seeded generator)."""
+    decode at every level l = 1..L (levels > l sampled with a seeded generator, or their mean
+    with `mean_details`)."""
     model.eval()
     L = model.cfg.L
     B, _, H, W = x.shape
@@ -192,7 +197,7 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0):
     results = []
     g = torch.Generator().manual_seed(seed)
     for l in range(1, L + 1):
-        levels = model.sample_levels(hyper, decoded[:l], generator=g)
+        levels = model.sample_levels(hyper, decoded[:l], generator=g, mean_details=mean_details)
         x_hat = model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
         mse = torch.mean((x_hat - x) ** 2).item()
         bpp = (z_bits.item() + sum(bits[:l])) / npix

@@ -248,6 +248,28 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
     assert "PSNR BD-rate" in out[2]
     with pytest.raises(SystemExit):
         compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--crop", "32"])
+    compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1", "--crop", "64", "--threads", "1",
+                  "--details", "both"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("last.pt (step 3") and out[1].startswith("last.pt (step 3, EMA) [mean details]")
+    rates = [[float(tok.split("/")[0]) for tok in line.split(": ")[1].split()[1::2]] for line in out[:2]]
+    assert rates[0] == rates[1], "the transmitted levels (and so the rates) do not depend on the details"
+    assert out[2].startswith("  mean vs sampled details, PSNR: L1 ") and out[2].endswith("L4 +0.00 dB")
+
+
+def test_mean_details_are_the_prior_mean_and_deterministic():
+    torch.manual_seed(0)
+    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        _, _, hyper = model.hyper(model.g_a(x))
+        first = model.level_params(0, hyper, [])[0]
+        a = model.sample_levels(hyper, [first], generator=torch.Generator().manual_seed(1), mean_details=True)
+        b = model.sample_levels(hyper, [first], generator=torch.Generator().manual_seed(2), mean_details=True)
+        s = model.sample_levels(hyper, [first], generator=torch.Generator().manual_seed(1))
+        assert all(torch.equal(u, v) for u, v in zip(a, b))
+        assert torch.equal(a[1], model.level_params(1, hyper, a[:1])[0])
+        assert not torch.equal(a[1], s[1])
 
 
 # -- progress display -------------------------------------------------------------------------
