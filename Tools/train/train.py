@@ -75,6 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="keep freed memory for reuse instead of returning it (glibc; ~1.2x faster steps, "
                         "psic_train/allocator.py)")
+    p.add_argument("--profile-steps", type=int, default=0, metavar="N",
+                   help="profile N training steps (after one warm-up step) with torch.profiler, print where "
+                        "their time goes and stop without writing anything to OUT (the profiler itself slows "
+                        "the steps; time whole runs from the progress line instead)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -196,11 +200,19 @@ def main(argv=None):
 
     previous_handlers = (signal.signal(signal.SIGTERM, request_stop), signal.signal(signal.SIGINT, request_stop))
 
+    profiler = None
+    if args.profile_steps > 0:
+        args.steps = step + 1 + args.profile_steps
+        steps_bound = args.steps - step
+        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                          schedule=torch.profiler.schedule(wait=0, warmup=1, active=args.profile_steps,
+                                                                           repeat=1))
+        profiler.start()
     t_start = time.time()
     t_ckpt = time.time()
     window = []
     progress = Progress(cfg.L, step, args.log_every, max_steps=steps_bound, hours=args.hours)
-    log = open(args.out / "log.jsonl", "a")
+    log = open(os.devnull if profiler else args.out / "log.jsonl", "a")
     while step < args.steps and not stop["now"]:
         if args.hours is not None and time.time() - t_start > args.hours * 3600:
             break
@@ -227,6 +239,8 @@ def main(argv=None):
         if adversarial_on:
             stats.update(adv.discriminator_step(x, out["x_full"], out["x_sampled"]))
         step += 1
+        if profiler:
+            profiler.step()
         stats.update(level=level, seconds=time.time() - t0)
         window.append(stats)
         progress.update(step, stats)
@@ -236,7 +250,7 @@ def main(argv=None):
             log.flush()
             progress.log(step, line)
             window = []
-        if val and step % args.eval_every == 0:
+        if val and step % args.eval_every == 0 and not profiler:
             res = [evaluate_levels(ema.module if ema else model, v) for v in val]
             summary = [{"level": r[0]["level"] if False else i + 1,
                         "bpp": sum(rr[i]["bpp"] for rr in res) / len(res),
@@ -244,14 +258,19 @@ def main(argv=None):
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
             progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))
-        if time.time() - t_ckpt > args.checkpoint_minutes * 60:
+        if time.time() - t_ckpt > args.checkpoint_minutes * 60 and not profiler:
             save(last, model, opt, step, args, extra())
             t_ckpt = time.time()
     progress.close()
     log.close()
-    save(last, model, opt, step, args, extra())
     for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous_handlers):
         signal.signal(sig, handler)
+    if profiler:
+        profiler.stop()
+        print(f"profile of {args.profile_steps} steps (after one warm-up step), by time in each operator itself:")
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+        return
+    save(last, model, opt, step, args, extra())
     print(f"saved {last} at step {step}", flush=True)
 
 

@@ -257,6 +257,16 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
     assert out[2].startswith("  mean vs sampled details, PSNR: L1 ") and out[2].endswith("L4 +0.00 dB")
 
 
+def test_profile_steps_prints_operators_and_writes_nothing(data, tmp_path, capsys):
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2])
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    capsys.readouterr()
+    run(["--data", data, "--out", tmp_path, *RUN, "--resume", "--profile-steps", 2])
+    out = capsys.readouterr().out
+    assert "profile of 2 steps" in out and "Self CPU" in out and "aten::" in out
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before, "a profiling run changed the run folder"
+
+
 def test_mean_details_are_the_prior_mean_and_deterministic():
     torch.manual_seed(0)
     model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).eval()
