@@ -3,10 +3,11 @@ import CPNG
 /// PNG reading and writing through libpng's simplified API.
 ///
 /// Reading accepts every PNG libpng reads: 1/2/4/8/16-bit, gray, gray+alpha, palette, RGB, RGBA.
-/// It always yields 8-bit RGB: gray is expanded, 16-bit samples are scaled to 8 bits (rounded,
-/// no gamma conversion: 16-bit PNGs are almost always sRGB-encoded), and alpha is composited
-/// onto white, because PSIC codes three colour channels and white is what viewers show behind
-/// transparent areas.
+/// It always yields 8-bit sRGB: gray is expanded, 16-bit samples are reduced to 8 bits, and alpha
+/// is composited onto white, because PSIC codes three colour channels and white is what viewers
+/// show behind transparent areas. libpng honours the file's colour encoding (an `sRGB` chunk, or
+/// `gAMA`: a linear-light file is converted to sRGB); a 16-bit file with neither is taken as
+/// sRGB-encoded, as nearly all are, not as the linear light libpng would otherwise assume.
 public enum PNGCodec {
     /// Default maximum number of pixels accepted by `decode` (about 268 megapixels).
     public static let defaultMaxPixels = 1 << 28
@@ -25,9 +26,8 @@ public enum PNGCodec {
         guard width > 0, height > 0, width <= 1 << 20, height <= 1 << 20, width * height <= maxPixels else {
             throw ImageError.tooLarge(width: width, height: height, maxPixels: maxPixels)
         }
-        if image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0 {
-            return try decodeSixteenBit(&image, data: data, width: width, height: height)
-        }
+        // Without this flag an untagged 16-bit file counts as linear light and comes out brightened.
+        image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         image.format = UInt32(PNG_FORMAT_RGB)
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         var white = png_color(red: 255, green: 255, blue: 255)
@@ -37,30 +37,6 @@ public enum PNGCodec {
             }
         }
         guard ok != 0 else { throw ImageError.notPNG(reason: message(of: &image)) }
-        return RGBImage(width: width, height: height, pixels: pixels)
-    }
-
-    /// 16-bit files: libpng's simplified API would treat their samples as linear light and
-    /// re-encode them to sRGB when asked for 8 bits, brightening ordinary (sRGB-encoded) 16-bit
-    /// PNGs. So they are read as 16-bit RGBA (libpng premultiplies alpha in this format) and
-    /// scaled to 8 bits here, compositing onto white in the file's own sample domain.
-    private static func decodeSixteenBit(_ image: inout png_image, data: [UInt8], width: Int, height: Int) throws -> RGBImage {
-        image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA | PNG_FORMAT_FLAG_LINEAR)
-        var wide = [UInt16](repeating: 0, count: width * height * 4)
-        let ok = wide.withUnsafeMutableBytes { dst in
-            data.withUnsafeBytes { _ in
-                png_image_finish_read(&image, nil, dst.baseAddress, Int32(width * 4), nil)
-            }
-        }
-        guard ok != 0 else { throw ImageError.notPNG(reason: message(of: &image)) }
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        for i in 0..<(width * height) {
-            let transparent = 65535 - UInt32(wide[4 * i + 3])
-            for c in 0..<3 {
-                let v = min(UInt32(wide[4 * i + c]) + transparent, 65535)
-                pixels[3 * i + c] = UInt8((v * 255 + 32767) / 65535)
-            }
-        }
         return RGBImage(width: width, height: height, pixels: pixels)
     }
 

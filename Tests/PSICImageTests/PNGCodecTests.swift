@@ -48,6 +48,24 @@ private func pixel(_ img: RGBImage, _ x: Int, _ y: Int) -> [UInt8] {
         #expect(g16.pixels.elementsEqual(g8.pixels), "first pixels: \(g16.pixels.prefix(6)) vs \(g8.pixels.prefix(6))")
     }
 
+    /// The file's colour encoding counts: an sRGB-tagged 16-bit file reduces like an untagged one,
+    /// and a linear-light one (gAMA 1.0) is converted to sRGB, not taken as sRGB values.
+    @Test func sixteenBitFilesFollowTheirColourEncoding() throws {
+        let tagged = try PNGCodec.decode(try fixture("gray16-srgb.png"))  // v * 257 for v = 8x + y
+        #expect(tagged.width == 32 && tagged.height == 8)
+        for y in 0..<8 {
+            for x in 0..<32 { #expect(pixel(tagged, x, y) == Array(repeating: UInt8(8 * x + y), count: 3)) }
+        }
+        let linear = try PNGCodec.decode(try fixture("rgb16-linear.png"))
+        // libpng encodes "sRGB" as the power 1/2.2: linear 0.5 → 0.7297 (186.1), 0.25 → 0.5325 (135.8).
+        // Taken as sRGB values instead they would read 128 and 64.
+        #expect(pixel(linear, 0, 0) == [186, 0, 255])
+        #expect(pixel(linear, 1, 0) == [255, 255, 255])
+        #expect(pixel(linear, 2, 0) == [0, 0, 0])
+        #expect(pixel(linear, 3, 0) == [186, 186, 186])
+        #expect(pixel(linear, 0, 1) == [136, 136, 136])
+    }
+
     @Test func alphaIsCompositedOntoWhite() throws {
         let rgb = try PNGCodec.decode(try fixture("rgb8.png"))
         let rgba = try PNGCodec.decode(try fixture("rgba8.png"))
