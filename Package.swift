@@ -82,6 +82,7 @@ let package = Package(
                     dependencies: ["PSICServer", "PSICCodec", "PSICImage", "PSICEntropy", "PSICModel", "PSICCommandLine",
                                    .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
+        .testTarget(name: "PSICCommandLineTests", dependencies: ["PSICCommandLine"]),
 
         // Image I/O (libpng).
         .target(name: "PSICImage", dependencies: ["CPNG"]),

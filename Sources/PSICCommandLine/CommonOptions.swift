@@ -26,6 +26,9 @@ public struct ModelOptions: ParsableArguments, Sendable {
     public var tileTensorBytes: Int { tileMb << 20 }
 
     public func validate() throws {
+        if backend == .cpu, let device {
+            throw ValidationError("--device \(device) chooses a Vulkan device; drop it, or use --backend vulkan or auto")
+        }
         guard (1...(1 << 20)).contains(tileMb) else {
             throw ValidationError("--tile-mb must be between 1 and 1048576 MiB (default \(ImageCodec.defaultTileTensorBytes >> 20))")
         }
@@ -42,36 +45,6 @@ public struct ModelOptions: ParsableArguments, Sendable {
 }
 
 extension BackendChoice: ExpressibleByArgument {}
-
-/// Terminal progress for batch work: one line rewritten in place on a TTY, nothing otherwise.
-public final class ProgressLine: @unchecked Sendable {
-    private let total: Int
-    private var done = 0
-    private let lock = NSLock()
-    private let enabled: Bool
-    private let start = Date()
-
-    public init(total: Int, enabled: Bool = isatty(STDERR_FILENO) != 0) {
-        self.total = total
-        self.enabled = enabled && total > 1
-    }
-
-    public func advance(_ label: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        done += 1
-        guard enabled else { return }
-        let width = 30
-        let filled = width * done / max(total, 1)
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let elapsed = Date().timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let line = String(format: "\r[%@] %d/%d  %.1fs elapsed, ~%.0fs left  %@", bar, done, total, elapsed, eta,
-                          String(label.suffix(40)))
-        FileHandle.standardError.write(Data(line.utf8))
-        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
 
 /// Prints `value` as pretty, key-sorted JSON on standard output (the `--json` of every command).
 public func printJSON<T: Encodable>(_ value: T) throws {
@@ -94,14 +67,18 @@ public func gatherInputs(_ paths: [String], extensions: Set<String>) throws -> [
             throw ValidationError("input '\(p)' does not exist")
         }
         if isDir.boolValue {
+            // Files only: subfolders are not searched (nor is a folder named like a PNG).
             let items = try fm.contentsOfDirectory(atPath: p).sorted()
             out += items.filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
                 .map { URL(fileURLWithPath: p).appendingPathComponent($0) }
+                .filter { u in var d: ObjCBool = false; return fm.fileExists(atPath: u.path, isDirectory: &d) && !d.boolValue }
         } else {
             out.append(URL(fileURLWithPath: p))
         }
     }
-    return out
+    // A file named twice (directly and through its folder, say) is processed once.
+    var seen = Set<String>()
+    return out.filter { seen.insert($0.standardizedFileURL.path).inserted }
 }
 
 /// The bytes of `url`, or an error naming the file.

@@ -12,7 +12,9 @@ public enum ModelLocator {
         }
         var candidates: [URL] = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(shippedName)]
         // The executable lives in <package>/.build/<config>/psic when run from a checkout.
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        // The running executable itself: argv[0] is a bare name when psic was found on PATH.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
             candidates.append(dir.appendingPathComponent(shippedName))
             dir = dir.deletingLastPathComponent()

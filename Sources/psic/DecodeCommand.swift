@@ -18,8 +18,11 @@ struct DecodeCommand: AsyncParsableCommand {
     @Argument(help: "PSIC stream files or directories.")
     var inputs: [String]
 
-    @Option(name: .shortAndLong, help: "Output PNG (one input, one sample) or directory (default: next to each input).")
+    @Option(name: .shortAndLong, help: "Output PNG (one input file) or folder (several inputs, a folder input, or a trailing /; default: next to each input).")
     var output: String?
+
+    @Flag(name: .shortAndLong, help: "Replace output files that already exist (default: refuse before decoding anything).")
+    var force = false
 
     @Option(name: .long, help: "Decode only the first N levels of the stream (default: all it carries).")
     var levels: Int?
@@ -41,6 +44,7 @@ struct DecodeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...64).contains(samples) else { throw ValidationError("--samples must be in 1...64") }
         if let levels, levels < 1 { throw ValidationError("--levels must be at least 1") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if details == .mean && samples > 1 {
             throw ValidationError("--details mean decodes the same image for every seed; use --samples 1 (or --details sampled)")
         }
@@ -50,31 +54,35 @@ struct DecodeCommand: AsyncParsableCommand {
         let files = try gatherInputs(inputs, extensions: ["psic"])
         guard !files.isEmpty else { throw ValidationError("no .psic files among the inputs") }
         let model = try modelOptions.loadModel()
+        if let levels, levels > model.levels {
+            throw ValidationError("--levels must be in 1...\(model.levels) for this model")
+        }
+        let samples = self.samples
+        let outputs = try OutputPaths(inputs: files, arguments: inputs, output: output, newExtension: "png",
+                                      suffixes: samples == 1 ? [""] : (0..<samples).map { "-s\($0)" }, overwrite: force)
         let handle = try modelOptions.makeBackend()
         let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
-        let samples = self.samples
-        let outputs: [[URL]] = try (0..<samples).map { s in
-            try OutputPaths(inputs: files, output: output, newExtension: "png", suffix: samples == 1 ? "" : "-s\(s)").urls
-        }
         let progress = ProgressLine(total: files.count)
         let summary = BatchSummary()
         let start = Date()
         let levels = self.levels, seed = self.seed, details = self.details
-        try await forEach(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2)) { i in try withFile(files[i]) {
+        let failed = await forEachItem(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2), progress: progress) { i in
             let stream = try readBytes(files[i])
-            let base = try seed ?? codec.streamSeed(stream)
-            let seeds = (0..<samples).map { base &+ UInt64($0) }
-            let images = try codec.decode(stream, levels: levels, seeds: seeds, details: details)
+            let images = try withFile(files[i]) {
+                let base = try seed ?? codec.streamSeed(stream)
+                return try codec.decode(stream, levels: levels, seeds: (0..<samples).map { base &+ UInt64($0) }, details: details)
+            }
             var written = 0
             for (s, img) in images.enumerated() {
-                let png = try PNGCodec.encode(img)
-                try Data(png).write(to: outputs[s][i])
+                let png = try withFile(files[i]) { try PNGCodec.encode(img) }
+                try writeOutput(png, to: outputs[i, suffix: s])
                 written += png.count
             }
             summary.add(pixels: images[0].width * images[0].height, streamBytes: stream.count, otherBytes: written)
             progress.advance(files[i].lastPathComponent)
-        } }
+        }
         summary.print(verb: "decoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
         printFallbackNote(codec: codec, handle: handle)
+        if failed > 0 { throw BatchFailure(failed: failed, total: files.count) }
     }
 }

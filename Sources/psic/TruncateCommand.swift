@@ -15,18 +15,29 @@ struct TruncateCommand: ParsableCommand {
     @Option(name: .long, help: "Levels to keep (1 ... levels present).")
     var levels: Int
 
-    @Option(name: .shortAndLong, help: "Output stream (default: overwrite the input).")
+    @Option(name: .shortAndLong, help: "Output stream (default: cut the input in place).")
     var output: String?
+
+    @Flag(name: .shortAndLong, help: "Replace the -o file if it already exists.")
+    var force = false
 
     func run() throws {
         let url = URL(fileURLWithPath: input)
         let bytes = try readBytes(url)
         let stream = try withFile(url) { try PSICStream(bytes: bytes) }
-        guard (1...stream.header.levelsPresent).contains(levels) else {
-            throw ValidationError("--levels must be in 1...\(stream.header.levelsPresent) for this stream")
+        let present = stream.header.levelsPresent
+        guard present >= 1 else { throw ValidationError("'\(input)' carries no levels: there is nothing to keep") }
+        guard (1...present).contains(levels) else {
+            throw ValidationError("--levels must be in 1...\(present) for this stream")
+        }
+        let target = URL(fileURLWithPath: output ?? input)
+        if output != nil, !force, target.standardizedFileURL.path != url.standardizedFileURL.path,
+           FileManager.default.fileExists(atPath: target.path) {
+            throw ValidationError("'\(target.path)' already exists; pass --force to replace it")
         }
         let cut = try stream.truncated(toLevels: levels)
-        try Data(cut).write(to: URL(fileURLWithPath: output ?? input))
+        // Whole or not at all: a failed write in place must not leave the input cut short.
+        try writeOutput(cut, to: target)
         print("\(bytes.count) → \(cut.count) bytes (\(levels) of \(stream.header.levelsTotal) levels)")
     }
 }

@@ -130,15 +130,15 @@ class PSIC:
     name: str = "psic"
 
     def encode_cmd(self, src: Path, dst: Path, jobs: int = 1) -> list[str]:
-        return [str(self.binary), "encode", str(src), "-o", str(dst), "--backend", self.backend,
+        return [str(self.binary), "encode", str(src), "-o", str(dst), "--force", "--backend", self.backend,
                 "--jobs", str(jobs)]
 
     def truncate_cmd(self, src: Path, dst: Path, level: int) -> list[str]:
-        return [str(self.binary), "truncate", str(src), "--levels", str(level), "-o", str(dst)]
+        return [str(self.binary), "truncate", str(src), "--levels", str(level), "-o", str(dst), "--force"]
 
     def decode_cmd(self, src: Path, dst: Path, seed: int = 0, samples: int = 1,
                    levels: int | None = None, details: str = "sampled") -> list[str]:
-        cmd = [str(self.binary), "decode", str(src), "-o", str(dst), "--seed", str(seed),
+        cmd = [str(self.binary), "decode", str(src), "-o", str(dst), "--force", "--seed", str(seed),
                "--backend", self.backend, "--jobs", "1"]
         if details != "sampled":
             cmd += ["--details", details]

@@ -76,7 +76,7 @@ def grid(binary: Path, src: Path, stream: Path, path: Path, work: Path, levels=(
         canvas.paste(orig.crop(box), (60, y))
         out = work / f"{src.stem}_g{l}.png"
         n = samples if l < 8 else 1
-        cmd = [str(binary), "decode", str(stream), "-o", str(out), "--levels", str(l), "--seed", "0",
+        cmd = [str(binary), "decode", str(stream), "-o", str(out), "--force", "--levels", str(l), "--seed", "0",
                "--backend", "cpu"] + (["--samples", str(n)] if n > 1 else [])
         subprocess.run(cmd, check=True, capture_output=True)
         files = [work / f"{src.stem}_g{l}-s{s}.png" for s in range(n)] if n > 1 else [out]
@@ -84,7 +84,7 @@ def grid(binary: Path, src: Path, stream: Path, path: Path, work: Path, levels=(
             canvas.paste(Image.open(f).convert("RGB").crop(box), (60 + (s + 1) * (crop + pad), y))
         if n > 1:
             mean = work / f"{src.stem}_g{l}-mean.png"
-            subprocess.run([str(binary), "decode", str(stream), "-o", str(mean), "--levels", str(l), "--details", "mean",
+            subprocess.run([str(binary), "decode", str(stream), "-o", str(mean), "--force", "--levels", str(l), "--details", "mean",
                             "--backend", "cpu"], check=True, capture_output=True)
             canvas.paste(Image.open(mean).convert("RGB").crop(box), (60 + (samples + 1) * (crop + pad), y))
         else:

@@ -46,9 +46,9 @@ def psic_times(binary, images, backend, tmp: Path):
     enc, dec = [], []
     for img in images:
         s = tmp / f"{img.stem}.{backend}.psic"
-        enc.append(_timed([str(binary), "encode", str(img), "-o", str(s), "--backend", backend,
+        enc.append(_timed([str(binary), "encode", str(img), "-o", str(s), "--force", "--backend", backend,
                            "--jobs", "1"], env))
-        dec.append(_timed([str(binary), "decode", str(s), "-o", str(tmp / f"{img.stem}.{backend}.png"),
+        dec.append(_timed([str(binary), "decode", str(s), "-o", str(tmp / f"{img.stem}.{backend}.png"), "--force",
                            "--seed", "0", "--backend", backend, "--jobs", "1"], env))
     med = lambda xs, k: statistics.median(x[k] for x in xs) if all(x[k] is not None for x in xs) else None  # noqa: E731
     return {"encode_wall_s": med(enc, 0), "encode_self_s": med(enc, 1),
@@ -59,7 +59,7 @@ def psic_batch(binary, imgdir: Path, tmp: Path, backend="cpu"):
     n = len(list(imgdir.glob("*.png")))
     out = tmp / f"batch-{backend}"
     out.mkdir()
-    wall, selft = _timed([str(binary), "encode", str(imgdir), "-o", str(out), "--backend", backend])
+    wall, selft = _timed([str(binary), "encode", str(imgdir), "-o", str(out), "--force", "--backend", backend])
     return {"images": n, "wall_s": wall, "images_per_s": n / wall, "self_s": selft,
             "self_images_per_s": n / selft if selft else None}
 

@@ -66,6 +66,39 @@ expect 1 "short.psic: stream is truncated in level" -- "$psic" decode short.psic
 expect 1 "text.png: not a valid model file" -- "$psic" decode good.psic -o m.png --backend cpu --model text.png
 expect 1 "missing.psic: cannot read it" -- "$psic" truncate missing.psic --levels 1
 
+# Outputs: nothing is replaced unless asked, nothing half-written, no two inputs on one file.
+cp "$image" photo.png
+expect 0 "encoded 1 image" -- "$psic" encode photo.png --backend cpu
+expect 64 "photo.png' already exists; pass --force" -- "$psic" decode photo.psic --levels 1 --backend cpu
+cmp -s photo.png "$image" || { echo "FAIL: decode replaced the source photo"; failures=$((failures + 1)); }
+expect 0 "decoded 1 image" -- "$psic" decode photo.psic --levels 1 --backend cpu --force
+cmp -s photo.png "$image" && { echo "FAIL: decode --force did not write photo.png"; failures=$((failures + 1)); }
+expect 64 "photo.psic' already exists" -- "$psic" encode "$image" -o photo.psic --backend cpu
+expect 64 "is an input" -- "$psic" encode photo.png -o photo.png --backend cpu --force
+expect 64 "cut.psic' already exists; pass --force" -- "$psic" truncate good.psic --levels 2 -o cut.psic
+mkdir -p clash
+cp "$image" clash/a.png; cp "$image" clash/a.PNG
+expect 64 "would both be written to" -- "$psic" encode clash -o clashed --backend cpu
+[ -e clashed/a.psic ] && { echo "FAIL: a refused batch wrote a stream"; failures=$((failures + 1)); }
+expect 0 "encoded 1 image" -- "$psic" encode "$image" -o streams/ --backend cpu
+[ -s streams/image_64x64.psic ] || { echo "FAIL: -o streams/ did not write into the folder streams"; failures=$((failures + 1)); }
+
+# A batch goes on past a bad file, names it, and fails at the end.
+mkdir -p batch
+cp "$image" batch/one.png; cp text.png batch/two.png; cp "$image" batch/three.png
+expect 1 "1 of 3 files failed" -- "$psic" encode batch -o batch-out --backend cpu
+expect 1 "two.png: not a readable PNG image" -- "$psic" encode batch -o batch-out --backend cpu --force
+for f in one three; do [ -s "batch-out/$f.psic" ] || { echo "FAIL: the batch stopped before $f.png"; failures=$((failures + 1)); }; done
+
+# Options that would be ignored are refused.
+expect 64 "--device 0 chooses a Vulkan device" -- "$psic" encode "$image" -o d.psic --backend cpu --device 0
+expect 64 "--jobs must be at least 1" -- "$psic" encode "$image" -o j.psic --backend cpu -j 0
+expect 64 "--levels must be in 1...8 for this model" -- "$psic" decode good.psic -o l.png --levels 9 --backend cpu
+
+# The shipped model is found from the executable when psic is run through PATH.
+out=$(cd "$work" && env -u PSIC_MODEL PATH="$(dirname "$psic"):$PATH" timeout 60 psic encode "$image" -o path.psic --backend cpu 2>&1)
+if [ $? -ne 0 ]; then echo "FAIL: psic on PATH did not find its model:"; echo "$out" | sed 's/^/    /'; failures=$((failures + 1)); else echo "ok:   psic on PATH finds its model"; fi
+
 if [ "$failures" -ne 0 ]; then
   echo "cli-check: $failures case(s) failed" >&2
   exit 1

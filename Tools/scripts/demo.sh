@@ -10,9 +10,9 @@ swift build -c release --product psic
 PSIC="$(swift build -c release --show-bin-path)/psic"
 IMAGE="${1:-Tests/Golden/image_128x96.png}"
 mkdir -p out/demo
-"$PSIC" encode "$IMAGE" -o out/demo/sample.psic
+"$PSIC" encode "$IMAGE" -o out/demo/sample.psic --force
 "$PSIC" info out/demo/sample.psic
-"$PSIC" decode out/demo/sample.psic -o out/demo/sample-full.png
-"$PSIC" truncate out/demo/sample.psic --levels 2 -o out/demo/sample-level2.psic
-"$PSIC" decode out/demo/sample-level2.psic --samples 3 --seed 1 -o out/demo/sample-level2.png
+"$PSIC" decode out/demo/sample.psic -o out/demo/sample-full.png --force
+"$PSIC" truncate out/demo/sample.psic --levels 2 -o out/demo/sample-level2.psic --force
+"$PSIC" decode out/demo/sample-level2.psic --samples 3 --seed 1 -o out/demo/sample-level2.png --force
 ls -l out/demo

@@ -59,12 +59,12 @@ kernels() {
 
 crossdecode() {
   set -e
-  "$psic" encode "$sample" --backend vulkan --device "$device" -o "$work/gpu.psic"
-  "$psic" encode "$sample" --backend cpu -o "$work/cpu.psic"
+  "$psic" encode "$sample" --backend vulkan --device "$device" --force -o "$work/gpu.psic"
+  "$psic" encode "$sample" --backend cpu --force -o "$work/cpu.psic"
   if cmp -s "$work/gpu.psic" "$work/cpu.psic"; then echo "streams: identical"; else echo "streams differ (g_a's float rounding can move a latent)"; fi
   for s in gpu cpu; do
-    "$psic" decode "$work/$s.psic" --backend vulkan --device "$device" -o "$work/$s-on-gpu.png"
-    "$psic" decode "$work/$s.psic" --backend cpu -o "$work/$s-on-cpu.png"
+    "$psic" decode "$work/$s.psic" --backend vulkan --device "$device" --force -o "$work/$s-on-gpu.png"
+    "$psic" decode "$work/$s.psic" --backend cpu --force -o "$work/$s-on-cpu.png"
   done
   python3 Tools/scripts/device_summary.py decodes "$work"
 }
@@ -82,8 +82,8 @@ syncval() {  # the codec's whole graphs on the GPU under the validation layer's 
   VK_LAYER_PATH="$root/psic/layers" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
   VK_LAYER_ENABLES=VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT bash -c '
     "$psic" bench codec "$sample" --backend vulkan --device "$device" --repeats 1 &&
-    "$psic" encode "$sample" --backend vulkan --device "$device" -o "$work/v.psic" &&
-    "$psic" decode "$work/v.psic" --backend vulkan --device "$device" --samples 2 -o "$work/v.png"' > "$log" 2>&1
+    "$psic" encode "$sample" --backend vulkan --device "$device" --force -o "$work/v.psic" &&
+    "$psic" decode "$work/v.psic" --backend vulkan --device "$device" --samples 2 --force -o "$work/v.png"' > "$log" 2>&1
   local rc=$? errors
   errors=$(grep -c "Validation Error" "$log")
   grep "Validation Error" "$log" | head -5

@@ -77,8 +77,8 @@ def test_codec_commands():
 
 def test_psic_commands():
     p = PSIC(Path("/bin/psic"), backend="vulkan")
-    assert p.encode_cmd(Path("a.png"), Path("a.psic")) == ["/bin/psic", "encode", "a.png", "-o", "a.psic", "--backend", "vulkan", "--jobs", "1"]
-    assert p.truncate_cmd(Path("a.psic"), Path("b.psic"), 3) == ["/bin/psic", "truncate", "a.psic", "--levels", "3", "-o", "b.psic"]
+    assert p.encode_cmd(Path("a.png"), Path("a.psic")) == ["/bin/psic", "encode", "a.png", "-o", "a.psic", "--force", "--backend", "vulkan", "--jobs", "1"]
+    assert p.truncate_cmd(Path("a.psic"), Path("b.psic"), 3) == ["/bin/psic", "truncate", "a.psic", "--levels", "3", "-o", "b.psic", "--force"]
     d = p.decode_cmd(Path("b.psic"), Path("b.png"), seed=0, samples=4)
     assert d[:4] == ["/bin/psic", "decode", "b.psic", "-o"] and d[d.index("--samples") + 1] == "4" and d[d.index("--seed") + 1] == "0"
     assert "--samples" not in p.decode_cmd(Path("b.psic"), Path("b.png"))

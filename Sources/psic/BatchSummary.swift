@@ -1,0 +1,35 @@
+import Foundation
+import PSICCodec
+import PSICCommandLine
+
+/// Totals for the closing summary line of batch commands.
+final class BatchSummary: @unchecked Sendable {
+    private let lock = NSLock()
+    private var images = 0, pixels = 0, streamBytes = 0, otherBytes = 0
+
+    /// `otherBytes` are the PNG bytes read (encode) or written (decode).
+    func add(pixels p: Int, streamBytes s: Int, otherBytes o: Int) {
+        lock.lock()
+        images += 1; pixels += p; streamBytes += s; otherBytes += o
+        lock.unlock()
+    }
+
+    func print(verb: String, seconds: Double, backend: String) {
+        let bpp = pixels > 0 ? Double(streamBytes * 8) / Double(pixels) : 0
+        let line = String(format: "%@ %d image%@: %d stream bytes (%.4f bpp), %d PNG bytes, %.2f s (%.2f images/s) on %@",
+                          verb, images, images == 1 ? "" : "s", streamBytes, bpp, otherBytes, seconds,
+                          Double(images) / max(seconds, 1e-9), backend)
+        Swift.print(line)
+    }
+}
+
+/// Says how many graph runs were too large for the chosen device and ran on the fallback, and
+/// how many were tiles of large images.
+func printFallbackNote(codec: ImageCodec, handle: BackendHandle) {
+    if codec.fallbackRuns > 0, let fallback = handle.fallback {
+        print("\(codec.fallbackRuns) graph run\(codec.fallbackRuns == 1 ? "" : "s") too large for \(handle.name) ran on \(fallback.name)")
+    }
+    if codec.tiledRuns > 0 {
+        print("large images ran in \(codec.tiledRuns) tile\(codec.tiledRuns == 1 ? "" : "s")")
+    }
+}

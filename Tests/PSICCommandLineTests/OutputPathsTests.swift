@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import PSICCommandLine
+import Testing
+
+/// A fresh folder with `files` (relative paths; a trailing `/` makes a folder) in it.
+private func scratch(_ files: [String]) throws -> URL {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("psic-cli-\(UUID().uuidString)")
+    for f in files {
+        let url = root.appendingPathComponent(f)
+        if f.hasSuffix("/") {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } else {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: url)
+        }
+    }
+    return root
+}
+
+private func message(_ body: () throws -> Void) -> String {
+    do { try body() } catch { return "\(error)" }
+    return "no error"
+}
+
+@Suite struct OutputPathsTests {
+    @Test func oneFileWritesTheNamedFileAndAFolderOrSlashMeansAFolder() throws {
+        let root = try scratch(["a.png", "photos/b.png"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a.png")
+        let file = try OutputPaths(inputs: [a], arguments: [a.path], output: root.path + "/x.psic", newExtension: "psic", overwrite: false)
+        #expect(file[0].lastPathComponent == "x.psic")
+        let slash = try OutputPaths(inputs: [a], arguments: [a.path], output: root.path + "/streams/", newExtension: "psic", overwrite: false)
+        #expect(slash[0].path == root.path + "/streams/a.psic")
+        // A folder argument holding one photo is still folder mode: -o names a folder.
+        let folder = root.appendingPathComponent("photos")
+        let inFolder = try OutputPaths(inputs: [folder.appendingPathComponent("b.png")], arguments: [folder.path],
+                                       output: root.path + "/out", newExtension: "psic", overwrite: false)
+        #expect(inFolder[0].path == root.path + "/out/b.psic")
+        let beside = try OutputPaths(inputs: [a], arguments: [a.path], output: nil, newExtension: "psic", suffixes: ["-s0", "-s1"],
+                                     overwrite: false)
+        #expect(beside[0, suffix: 1].path == root.path + "/a-s1.psic")
+    }
+
+    @Test func refusesToReplaceFilesUnlessForced() throws {
+        let root = try scratch(["a.png", "a.psic"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a.png")
+        let text = message { _ = try OutputPaths(inputs: [a], arguments: [a.path], output: nil, newExtension: "psic", overwrite: false) }
+        #expect(text.contains("a.psic' already exists; pass --force"))
+        #expect(try OutputPaths(inputs: [a], arguments: [a.path], output: nil, newExtension: "psic", overwrite: true)[0].lastPathComponent == "a.psic")
+        // Decoding next to the source photo would replace it: refused even with --force.
+        let s = root.appendingPathComponent("a.psic")
+        let both = message {
+            _ = try OutputPaths(inputs: [s, a], arguments: [s.path, a.path], output: nil, newExtension: "png", overwrite: true)
+        }
+        #expect(both.contains("is an input"))
+    }
+
+    @Test func refusesTwoInputsWritingOneFile() throws {
+        let root = try scratch(["in/a.png", "in/a.PNG", "one/x.png", "two/x.png"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("in")
+        let files = try gatherInputs([folder.path], extensions: ["png"])
+        #expect(files.count == 2)
+        let text = message { _ = try OutputPaths(inputs: files, arguments: [folder.path], output: nil, newExtension: "psic", overwrite: true) }
+        #expect(text.contains("would both be written to") && text.contains("a.psic"))
+        let xs = ["one/x.png", "two/x.png"].map { root.appendingPathComponent($0) }
+        let twoFolders = message {
+            _ = try OutputPaths(inputs: xs, arguments: xs.map(\.path), output: root.path + "/out", newExtension: "psic", overwrite: false)
+        }
+        #expect(twoFolders.contains("would both be written to"))
+        // Next to their inputs they do not collide.
+        #expect(try OutputPaths(inputs: xs, arguments: xs.map(\.path), output: nil, newExtension: "psic", overwrite: false).urls[0].count == 2)
+    }
+
+    @Test func gatheringSkipsSubfoldersAndRepeats() throws {
+        let root = try scratch(["p/a.png", "p/b.PNG", "p/notes.txt", "p/deep/c.png", "p/folder.png/"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = root.appendingPathComponent("p")
+        let files = try gatherInputs([p.path, p.appendingPathComponent("a.png").path], extensions: ["png"])
+        #expect(files.map(\.lastPathComponent) == ["a.png", "b.PNG"])
+    }
+
+    @Test func writesAreWholeOrNothingAndNameTheFile() throws {
+        let root = try scratch(["old.psic"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let target = root.appendingPathComponent("old.psic")
+        try writeOutput([1, 2, 3], to: target)
+        #expect(try Data(contentsOf: target) == Data([1, 2, 3]))
+        let missing = root.appendingPathComponent("no/such/folder/x.psic")
+        let text = message { try writeOutput([1], to: missing) }
+        #expect(text.hasPrefix(missing.path + ": cannot write it"))
+    }
+
+    @Test func aFailingItemDoesNotStopTheBatch() async throws {
+        struct Bad: Error {}
+        let done = Counter()
+        let failed = await forEachItem(0..<7, jobs: 2, progress: ProgressLine(total: 7, enabled: false)) { i in
+            if i % 3 == 0 { throw Bad() }
+            done.add()
+        }
+        #expect(failed == 3)
+        #expect(done.value == 4)
+        #expect("\(BatchFailure(failed: 3, total: 7))" == "3 of 7 files failed (errors above)")
+    }
+}
+
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
