@@ -6,6 +6,9 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     case imageTooLarge(width: Int, height: Int, limit: Int)
     /// A stream asked for more samples than allowed in one call.
     case invalidSampleCount(Int)
+    /// The stream carries no level (the format allows it: only z), so there is nothing to
+    /// decode from.
+    case noLevelsInStream
 
     public var description: String {
         switch self {
@@ -13,6 +16,7 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .imageTooLarge(w, h, limit):
             return "image \(w)x\(h) exceeds the limit of \(limit) pixels per side; split it into tiles"
         case let .invalidSampleCount(n): return "sample count \(n) must be in 1...64"
+        case .noLevelsInStream: return "the stream carries no level (only its hyperprior); decoding needs at least one"
         }
     }
 }

@@ -260,6 +260,7 @@ extension ImageCodec {
                 guard h.levelsTotal == model.levels else {
                     throw StreamError.corrupt(reason: "stream has \(h.levelsTotal) levels, the model \(model.levels)")
                 }
+                guard h.levelsPresent >= 1 else { throw CodecError.noLevelsInStream }
                 let l = min(r.levels ?? h.levelsPresent, h.levelsPresent)
                 guard l >= 1 else { throw CodecError.invalidLevels(requested: r.levels ?? 0, available: 1...model.levels) }
                 let seeds = r.seeds ?? [h.seed]

@@ -32,6 +32,10 @@ public struct ServerOptions: ParsableArguments, Sendable {
             help: "Seconds a request may wait in the queue and run before it is answered 504.")
     public var timeoutSeconds = 60.0
 
+    @Option(name: .customLong("idle-timeout"),
+            help: "Seconds a connection may send nothing (also mid-upload) before it is closed.")
+    public var idleTimeoutSeconds = 30.0
+
     @Option(name: .customLong("graph-cache-mb"),
             help: "Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (least recently used dropped first).")
     public var graphCacheMegabytes = 4096
@@ -40,7 +44,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public var graphCacheBytes: Int { graphCacheMegabytes << 20 }
 
     public func validate() throws {
-        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024") }
         guard maxWaitMilliseconds >= 0, maxWaitMilliseconds <= 10_000 else {
             throw ValidationError("--max-wait-ms must be in 0...10000")
         }
@@ -48,7 +52,13 @@ public struct ServerOptions: ParsableArguments, Sendable {
         guard retryAfterSeconds >= 1 else { throw ValidationError("--retry-after must be at least 1") }
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
-        guard timeoutSeconds > 0 else { throw ValidationError("--timeout must be positive") }
+        // Bounded: the durations are built from integer milliseconds (an infinite value would trap).
+        guard timeoutSeconds >= 0.001, timeoutSeconds <= 86_400 else {
+            throw ValidationError("--timeout must be in 0.001...86400 seconds")
+        }
+        guard idleTimeoutSeconds >= 0.001, idleTimeoutSeconds <= 86_400 else {
+            throw ValidationError("--idle-timeout must be in 0.001...86400 seconds")
+        }
         guard graphCacheMegabytes >= 0, graphCacheMegabytes <= 1 << 24 else {
             throw ValidationError("--graph-cache-mb must be in 0...16777216 (0 keeps no graph between requests)")
         }
@@ -65,6 +75,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
         c.maxBodyBytes = maxBodyBytes
         c.maxPixels = maxPixels
         c.timeout = .milliseconds(Int64(timeoutSeconds * 1000))
+        c.idleTimeout = .milliseconds(Int64(idleTimeoutSeconds * 1000))
         return c
     }
 }

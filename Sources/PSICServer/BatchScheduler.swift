@@ -50,6 +50,9 @@ public final class BatchScheduler: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var queue: [Job] = []
     private var stopping = false
+    /// The service group was cancelled (another service failed, e.g. the HTTP server could not
+    /// bind its port): queued requests are refused instead of run.
+    private var cancelled = false
     private var wakeup: CheckedContinuation<Void, Never>?
 
     /// A queued request. Answered exactly once: by its batch, or by its timeout, whichever is
@@ -142,33 +145,53 @@ public final class BatchScheduler: Service, @unchecked Sendable {
                 job.finish(.failure(ServerError.shuttingDown))
                 return
             }
+            // Requests their timeout already answered hold no place (they would until the next batch).
+            if queue.count >= maxQueue { queue.removeAll { $0.isAnswered } }
             if queue.count >= maxQueue {
+                metrics.queueDepth(queue.count)
                 lock.unlock()
                 job.finish(.failure(ServerError.queueFull(retryAfter: retryAfterSeconds)))
                 return
             }
             queue.append(job)
             accepted += 1
-            let depth = queue.count
+            // Set under the lock: gauge writes from submit and takeBatch must land in queue order.
+            metrics.queueDepth(queue.count)
             let w = wakeup
             wakeup = nil
             lock.unlock()
-            metrics.queueDepth(depth)
             w?.resume()
         }
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await self.loop()
-        } onGracefulShutdown: {
-            self.lock.lock()
-            self.stopping = true
-            let w = self.wakeup
-            self.wakeup = nil
-            self.lock.unlock()
-            w?.resume()
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await self.loop()
+            } onGracefulShutdown: {
+                self.stop(cancelled: false)
+            }
+        } onCancel: {
+            self.stop(cancelled: true)
         }
+    }
+
+    /// Ends the loop once the queue is done (graceful) or at once, refusing what is queued (cancelled).
+    private func stop(cancelled: Bool) {
+        lock.lock()
+        stopping = true
+        var refused: [Job] = []
+        if cancelled {
+            self.cancelled = true
+            refused = queue
+            queue = []
+            metrics.queueDepth(0)
+        }
+        let w = wakeup
+        wakeup = nil
+        lock.unlock()
+        for job in refused { job.finish(.failure(ServerError.shuttingDown)) }
+        w?.resume()
     }
 
     private func loop() async {
@@ -184,7 +207,7 @@ public final class BatchScheduler: Service, @unchecked Sendable {
                     lock.unlock()
                 }
             }
-            let done = lock.withLock { queue.isEmpty && stopping }
+            let done = lock.withLock { (queue.isEmpty && stopping) || cancelled }
             if done {
                 logger.info("batch scheduler stopped")
                 return
@@ -224,9 +247,8 @@ public final class BatchScheduler: Service, @unchecked Sendable {
             if batch.count < maxBatch, job.work.kind == kind { batch.append(job) } else { rest.append(job) }
         }
         queue = rest
-        let depth = queue.count
+        metrics.queueDepth(queue.count)
         lock.unlock()
-        metrics.queueDepth(depth)
         return batch
     }
 

@@ -5,6 +5,7 @@ import PSICCodec
 import PSICEntropy
 import PSICImage
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The PSIC HTTP server: one codec (one model, one backend device) shared by every request,
@@ -23,6 +24,9 @@ public final class EncodingServer: Sendable {
     let isGPU: Bool
     let logger: Logger
     private let group = LockedGroup()
+    /// Coding requests being read, decoded or waiting: bounded so that memory follows
+    /// `--max-queue`, not the number of connections (each body and image is held until answered).
+    let admission: RequestAdmission
 
     public init(codec: ImageCodec, backendName: String, isGPU: Bool,
                 configuration: ServerConfiguration = ServerConfiguration(), logger: Logger) {
@@ -32,6 +36,7 @@ public final class EncodingServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         metrics = ServerMetrics(maxBatch: configuration.maxBatch)
+        admission = RequestAdmission(limit: configuration.maxQueue + configuration.maxBatch)
         scheduler = BatchScheduler(codec: codec, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
                                    maxQueue: configuration.maxQueue, retryAfterSeconds: configuration.retryAfterSeconds,
                                    metrics: metrics, logger: logger)
@@ -44,8 +49,8 @@ public final class EncodingServer: Sendable {
                     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let router = Router()
         router.middlewares.add(RequestMiddleware(server: self))
-        router.post("/v1/encode") { request, _ in try await self.encode(request) }
-        router.post("/v1/decode") { request, _ in try await self.decode(request) }
+        router.post("/v1/encode") { request, _ in try await self.admitted { try await self.encode(request) } }
+        router.post("/v1/decode") { request, _ in try await self.admitted { try await self.decode(request) } }
         router.get("/v1/info") { _, _ in try self.info() }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
@@ -58,6 +63,7 @@ public final class EncodingServer: Sendable {
         let logger = self.logger
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1e6)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "psic"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -87,16 +93,28 @@ public final class EncodingServer: Sendable {
 
     // MARK: Handlers
 
-    /// The body and the query fields both coding endpoints take (`levels`, `seed`), validated.
-    private func codingRequest(_ request: Request) async throws -> (body: [UInt8], levels: Int?, seed: UInt64?) {
-        let body = try await collectBody(request)
+    /// Runs a coding request if fewer than the admission limit are in hand, else refuses it as a
+    /// full queue before its body is read.
+    private func admitted(_ body: () async throws -> Response) async throws -> Response {
+        guard admission.enter() else { throw ServerError.queueFull(retryAfter: configuration.retryAfterSeconds) }
+        defer { admission.leave() }
+        return try await body()
+    }
+
+    /// The body and the query fields both coding endpoints take (`levels`, `seed`), validated;
+    /// a parameter not in `accepted` is refused (a misspelt `level=2` must not encode every level).
+    private func codingRequest(_ request: Request, accepted: [String]) async throws -> (body: [UInt8], levels: Int?, seed: UInt64?) {
         let query = request.uri.queryParameters
+        for (name, _) in query where !accepted.contains(String(name)) {
+            throw ServerError.invalidQuery("unknown query parameter '\(name)'; \(request.uri.path) takes " + accepted.joined(separator: ", "))
+        }
         let levels = try intParameter(query["levels"], "levels", range: 1...codec.model.levels)
-        return (body, levels, try seedParameter(query["seed"]))
+        let seed = try seedParameter(query["seed"])
+        return (try await collectBody(request), levels, seed)
     }
 
     private func encode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request)
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed"])
         let image: RGBImage
         do {
             let maxPixels = configuration.maxPixels
@@ -112,7 +130,7 @@ public final class EncodingServer: Sendable {
     }
 
     private func decode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request)
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "details"])
         // Refuse before queueing what can be judged from the header alone.
         let header: StreamHeader
         do {
@@ -176,6 +194,9 @@ public final class EncodingServer: Sendable {
         } catch let e as HTTPResponseError where e.status == .contentTooLarge {
             // NIOTooManyBytesError: the body grew past the limit while streaming in.
             throw ServerError.bodyTooLarge(limit: configuration.maxBodyBytes)
+        } catch {
+            // The connection closed or the upload broke off: the client's doing, not a 500.
+            throw ServerError.incompleteBody("\(error)")
         }
         guard buffer.readableBytes > 0 else { throw ServerError.emptyBody }
         return Array(buffer.readableBytesView)
@@ -244,6 +265,27 @@ extension Duration {
     }
 }
 
+/// Counts requests in hand against a limit (`EncodingServer.admission`).
+final class RequestAdmission: Sendable {
+    let limit: Int
+    private let count = Mutex(0)
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Takes a place; false (nothing taken) when all `limit` are in use.
+    func enter() -> Bool {
+        count.withLock { n in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+    }
+
+    func leave() { count.withLock { $0 -= 1 } }
+
+    var inUse: Int { count.withLock { $0 } }
+}
+
 /// The running service group, for `shutdown()`.
 private final class LockedGroup: @unchecked Sendable {
     private let lock = NSLock()
@@ -285,9 +327,9 @@ struct RequestMiddleware: RouterMiddleware {
                 e = .notFound("no endpoint \(request.method) \(request.uri.path)")
             case let h as HTTPResponseError:
                 // Hummingbird's own refusals (e.g. a malformed request): keep the status, JSON body.
-                failure = nil
-                response = Self.json(status: h.status, code: "bad_request", message: "\(error)", headers: [:])
-                return finish(response, request: request, endpoint: endpoint, start: start, code: "bad_request")
+                let code = h.status == .badRequest ? "bad_request" : "http_\(h.status.code)"
+                response = Self.json(status: h.status, code: code, message: "\(error)", headers: [:])
+                return finish(response, request: request, endpoint: endpoint, start: start, code: code)
             default: e = .internalError("\(error)")
             }
             failure = e

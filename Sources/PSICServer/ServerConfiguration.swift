@@ -18,6 +18,9 @@ public struct ServerConfiguration: Sendable {
     public var timeout: Duration = .seconds(60)
     /// Value of the Retry-After header (seconds) when the queue is full.
     public var retryAfterSeconds: Int = 1
+    /// A connection that sends nothing for this long is closed, also mid-upload: a stalled client
+    /// must not hold a connection (and graceful shutdown) forever.
+    public var idleTimeout: Duration = .seconds(30)
 
     public init() {}
 }

@@ -6,7 +6,7 @@ import PSICEntropy
 import PSICImage
 
 /// Every way a request can fail, each with its HTTP status and a stable machine-readable code.
-/// Handlers throw these; `ErrorMiddleware` turns them (and anything else thrown) into
+/// Handlers throw these; `RequestMiddleware` turns them (and anything else thrown) into
 /// `{"error": code, "message": text}` with the status, so a client never sees a bare error page.
 public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// 400: the body is not a PNG image libpng can read.
@@ -17,10 +17,14 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidQuery(String)
     /// 400: the request has no body.
     case emptyBody
+    /// 400: the body ended before it was complete (the client went away or broke the upload).
+    case incompleteBody(String)
     /// 413: the body is larger than `--max-body-bytes`.
     case bodyTooLarge(limit: Int)
     /// 413: the image (or the image a stream decodes to) has more than `--max-pixels` pixels.
     case tooManyPixels(width: Int, height: Int, limit: Int)
+    /// 413: the image is wider or taller than the codec takes (its side limit).
+    case imageTooLarge(String)
     /// 422: the stream was encoded with another model than the one this server runs.
     case modelMismatch(String)
     /// 404: no such endpoint.
@@ -38,8 +42,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var status: HTTPResponse.Status {
         switch self {
-        case .invalidPNG, .invalidStream, .invalidQuery, .emptyBody: return .badRequest
-        case .bodyTooLarge, .tooManyPixels: return .contentTooLarge
+        case .invalidPNG, .invalidStream, .invalidQuery, .emptyBody, .incompleteBody: return .badRequest
+        case .bodyTooLarge, .tooManyPixels, .imageTooLarge: return .contentTooLarge
         case .modelMismatch: return .unprocessableContent
         case .notFound: return .notFound
         case .queueFull, .shuttingDown, .insufficientMemory: return .serviceUnavailable
@@ -55,8 +59,10 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidStream: return "invalid_stream"
         case .invalidQuery: return "invalid_query"
         case .emptyBody: return "empty_body"
+        case .incompleteBody: return "incomplete_body"
         case .bodyTooLarge: return "body_too_large"
         case .tooManyPixels: return "too_many_pixels"
+        case .imageTooLarge: return "image_too_large"
         case .modelMismatch: return "model_mismatch"
         case .notFound: return "not_found"
         case .queueFull: return "queue_full"
@@ -73,8 +79,10 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidStream(m): return "the body is not a valid PSIC stream: \(m)"
         case let .invalidQuery(m): return m
         case .emptyBody: return "the request has no body"
+        case let .incompleteBody(m): return "the body ended before it was complete: \(m)"
         case let .bodyTooLarge(limit): return "the body is larger than the limit of \(limit) bytes"
         case let .tooManyPixels(w, h, limit): return "image is \(w)x\(h), more than the limit of \(limit) pixels"
+        case let .imageTooLarge(m): return m
         case let .modelMismatch(m): return m
         case let .notFound(m): return m
         case let .queueFull(s): return "the server's queue is full; retry in \(s) s"
@@ -100,7 +108,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case let e as CodecError:
             switch e {
             case .invalidLevels, .invalidSampleCount: return .invalidQuery(e.description)
-            case .imageTooLarge: return decoding ? .invalidStream(e.description) : .invalidQuery(e.description)
+            case .noLevelsInStream: return .invalidStream(e.description)
+            case .imageTooLarge: return decoding ? .invalidStream(e.description) : .imageTooLarge(e.description)
             }
         case let e as EngineError:
             if e.isOutOfMemory { return .insufficientMemory(e.description) }

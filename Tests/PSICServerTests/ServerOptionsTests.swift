@@ -10,9 +10,17 @@ final class ServerOptionsTests: XCTestCase {
     }
 
     func testOutOfRangeValuesAreRefused() {
-        for args in [["--graph-cache-mb=-1"], ["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"]] {
+        for args in [["--graph-cache-mb=-1"], ["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"],
+                     ["--timeout", "inf"], ["--timeout", "nan"], ["--timeout", "1e17"], ["--timeout", "0.0001"],
+                     ["--max-batch", "100000000"], ["--idle-timeout", "0"], ["--idle-timeout", "inf"]] {
             XCTAssertThrowsError(try ServerOptions.parse(args), "\(args)")
         }
+    }
+
+    /// `--device` picks a Vulkan device: with the CPU backend it would be ignored, so it is refused.
+    func testDeviceWithTheCPUBackendIsRefused() {
+        XCTAssertThrowsError(try ModelOptions.parse(["--backend", "cpu", "--device", "0"]))
+        XCTAssertNoThrow(try ModelOptions.parse(["--backend", "vulkan", "--device", "0"]))
     }
 
     /// `--tile-mb` (every command that runs the model) in mebibytes, default the codec's.

@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import PSICCodec
 @testable import PSICEntropy
 import PSICImage
@@ -97,6 +100,12 @@ final class ServerTests: XCTestCase {
              400, "invalid_stream"),
             ("decode levels 0", "/v1/decode?levels=0", stream, 400, "invalid_query"),
             ("unknown details", "/v1/decode?details=median", stream, 400, "invalid_query"),
+            ("misspelt parameter", "/v1/encode?level=2", png, 400, "invalid_query"),
+            ("details on encode", "/v1/encode?details=mean", png, 400, "invalid_query"),
+            ("stream without levels", "/v1/decode", try PSICStream(bytes: stream).truncated(toLevels: 0), 400, "invalid_stream"),
+            ("image wider than the codec takes", "/v1/encode",
+             try PNGCodec.encode(RGBImage(width: ImageCodec.maxSide + 1, height: 1,
+                                          pixels: [UInt8](repeating: 9, count: 3 * (ImageCodec.maxSide + 1)))), 413, "image_too_large"),
             ("another model's stream", "/v1/decode", otherModel, 422, "model_mismatch"),
             ("body too large", "/v1/encode", [UInt8](repeating: 7, count: (1 << 20) + 1), 413, "body_too_large"),
             ("unknown endpoint", "/v1/transcode", png, 404, "not_found"),
@@ -111,6 +120,56 @@ final class ServerTests: XCTestCase {
         // Still serving.
         let ok = try await client.send(s.url("/v1/encode?levels=1"), body: png)
         XCTAssertEqual(ok.status, 200)
+        try await s.stop()
+    }
+
+    /// A server that cannot bind its port fails and returns (it used to wait for ever on its
+    /// scheduler), so a supervisor sees the failure.
+    func testPortInUseEndsTheServer() async throws {
+        let first = try await RunningServer.start()
+        var c = ServerConfiguration()
+        c.host = "127.0.0.1"
+        c.port = first.port
+        let second = EncodingServer(codec: try ServerFixtures.cpuCodec.get(), backendName: "cpu", isGPU: false,
+                                    configuration: c, logger: ServerFixtures.logger)
+        let ended = expectation(description: "the second server returned")
+        let failed = expectation(description: "the second server failed")
+        let outcome = Task {
+            do { try await second.run(gracefulShutdownSignals: []) } catch { failed.fulfill() }
+            ended.fulfill()
+        }
+        // Fails (rather than hangs) if the server does not return.
+        await fulfillment(of: [failed, ended], timeout: 20)
+        outcome.cancel()
+        try await first.stop()
+    }
+
+    /// A client that starts an upload and goes quiet is disconnected after the idle timeout,
+    /// and the server still shuts down promptly.
+    func testStalledUploadIsDisconnected() async throws {
+        let s = try await RunningServer.start { $0.idleTimeout = .milliseconds(300) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(s.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let head = "POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789"
+        XCTAssertEqual(head.utf8.count, head.withCString { send(fd, $0, strlen($0), 0) })
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let start = ContinuousClock.now
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var n = 0
+        repeat { n = recv(fd, &buffer, buffer.count, 0) } while n > 0  // a response, if any, then the close
+        let waited = ContinuousClock.now - start
+        XCTAssertEqual(n, 0, "the connection was not closed (recv: \(n), errno \(errno))")
+        XCTAssertLessThan(waited, .seconds(5))
         try await s.stop()
     }
 
