@@ -26,6 +26,13 @@ public enum PNGCodec {
         guard width > 0, height > 0, width <= 1 << 20, height <= 1 << 20, width * height <= maxPixels else {
             throw ImageError.tooLarge(width: width, height: height, maxPixels: maxPixels)
         }
+        // Deflate expands at most ~1032:1, so a file far smaller than its declared rows cannot
+        // hold them: refuse it before allocating the pixels (a 69-byte file declaring 16384²
+        // would otherwise take 800 MB first and fail after).
+        if let raw = declaredRowBytes(data), raw > data.count * maxDeflateRatio {
+            throw ImageError.notPNG(reason: "declares \(width)x\(height) pixels, \(raw) bytes of rows, but the file has only "
+                                    + "\(data.count) bytes: it is truncated or corrupt")
+        }
         // Without this flag an untagged 16-bit file counts as linear light and comes out brightened.
         image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         image.format = UInt32(PNG_FORMAT_RGB)
@@ -38,6 +45,26 @@ public enum PNGCodec {
         }
         guard ok != 0 else { throw ImageError.notPNG(reason: message(of: &image)) }
         return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// The most a deflate stream expands (258-byte matches from 2-bit codes), with a margin.
+    private static let maxDeflateRatio = 1100
+
+    /// Bytes of the filtered rows the IHDR chunk announces (before compression), or nil when the
+    /// header is not where a PNG has it (libpng has read it already; this only bounds memory).
+    private static func declaredRowBytes(_ data: [UInt8]) -> Int? {
+        guard data.count >= 29, Array(data[12..<16]) == Array("IHDR".utf8) else { return nil }
+        func be32(_ o: Int) -> Int { data[o..<(o + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        let width = be32(16), height = be32(20), depth = Int(data[24])
+        let channels: Int
+        switch data[25] {
+        case 0, 3: channels = 1   // gray, palette
+        case 2: channels = 3
+        case 4: channels = 2
+        case 6: channels = 4
+        default: return nil
+        }
+        return height * (1 + (width * channels * depth + 7) / 8)
     }
 
     /// Encodes an 8-bit RGB PNG.

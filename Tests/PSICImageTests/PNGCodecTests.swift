@@ -91,6 +91,18 @@ private func pixel(_ img: RGBImage, _ x: Int, _ y: Int) -> [UInt8] {
         }
     }
 
+    /// A tiny file declaring a huge image is refused from its header, before the pixels are
+    /// allocated: its rows cannot fit in so few compressed bytes.
+    @Test func rejectsFilesTooSmallForTheirDeclaredSize() throws {
+        var png = try fixture("rgb8.png")
+        // IHDR width and height (bytes 16...23) → 16384 x 16384, with the chunk's CRC redone.
+        for (o, v) in [(16, 16384), (20, 16384)] { for k in 0..<4 { png[o + k] = UInt8((v >> (24 - 8 * k)) & 255) } }
+        let crc = crc32(png[12..<29])
+        for k in 0..<4 { png[29 + k] = UInt8((crc >> (24 - 8 * k)) & 255) }
+        #expect(throws: ImageError.self) { try PNGCodec.decode(png) }
+        do { _ = try PNGCodec.decode(png) } catch { #expect("\(error)".contains("truncated or corrupt"), "\(error)") }
+    }
+
     @Test func rejectsImagesOverThePixelLimitBeforeDecoding() throws {
         #expect(throws: ImageError.tooLarge(width: 17, height: 13, maxPixels: 100)) {
             try PNGCodec.decode(try fixture("rgb8.png"), maxPixels: 100)
@@ -105,4 +117,14 @@ private func pixel(_ img: RGBImage, _ x: Int, _ y: Int) -> [UInt8] {
         let back = RGBImage(planar: p, planeWidth: 4, planeHeight: 2, width: 2, height: 1)
         #expect(back == img)
     }
+}
+
+/// CRC-32 of PNG chunks (ISO 3309), for fixtures edited in place.
+private func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    }
+    return ~c
 }
