@@ -79,7 +79,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICServerTests",
-                    dependencies: ["PSICServer", "PSICCodec", "PSICImage", "PSICEntropy", "PSICModel", "PSICCommandLine",
+                    dependencies: ["PSICServer", "PSICCodec", "PSICEngine", "PSICImage", "PSICEntropy", "PSICModel", "PSICCommandLine",
                                    .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "PSICCodecTests", dependencies: ["PSICCodec"]),
         .testTarget(name: "PSICCommandLineTests", dependencies: ["PSICCommandLine"]),

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 import PSICCodec
+import PSICEngine
 @testable import PSICEntropy
 import PSICImage
 import PSICServer
@@ -46,6 +47,29 @@ final class ServerTests: XCTestCase {
         let full = try await client.send(s.url("/v1/encode"), body: png)
         XCTAssertEqual(full.status, 200)
         XCTAssertEqual(try PSICStream.peekHeader(full.body).levelsPresent, codec.model.levels)
+        try await s.stop()
+    }
+
+    /// An engine that fails answers every request of the batch with a 500 (none hangs, none is
+    /// blamed on the client), and the server goes on serving what does not need the engine.
+    func testEngineFailureIsA500ForEveryRequestOfTheBatch() async throws {
+        let codec = try ImageCodec(model: try ServerFixtures.model.get(), backend: FailingBackend())
+        let s = try await RunningServer.start(codec: codec) {
+            $0.maxBatch = 4
+            $0.maxWait = .milliseconds(300)
+        }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let client = self.client!
+        let replies = try await withThrowingTaskGroup(of: Reply.self) { g in
+            for _ in 0..<3 { g.addTask { try await client.send(s.url("/v1/encode"), body: png) } }
+            var out: [Reply] = []
+            for try await r in g { out.append(r) }
+            return out
+        }
+        XCTAssertEqual(replies.map(\.status), [500, 500, 500], replies.map(\.text).joined(separator: "\n"))
+        XCTAssertTrue(replies.allSatisfy { $0.errorCode == "internal" && $0.text.contains("device lost") })
+        let health = try await client.send(s.url("/healthz"))
+        XCTAssertEqual(health.status, 200)
         try await s.stop()
     }
 
@@ -306,4 +330,19 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try PNGCodec.decode(d.body), try codec.decode(replies[0]!.body, seeds: [4])[0])
         try await s.stop()
     }
+}
+
+/// A backend whose every run fails, as a lost GPU would.
+private final class FailingBackend: Backend, @unchecked Sendable {
+    let name = "failing"
+
+    final class Prepared: PreparedGraph {
+        let graph: Graph
+        init(graph: Graph) { self.graph = graph }
+        func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+            throw EngineError.backendFailure(backend: "failing", reason: "device lost")
+        }
+    }
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph { Prepared(graph: graph) }
 }
