@@ -96,14 +96,30 @@ private func message(_ body: () throws -> Void) -> String {
     @Test func aFailingItemDoesNotStopTheBatch() async throws {
         struct Bad: Error {}
         let done = Counter()
-        let failed = await forEachItem(0..<7, jobs: 2, progress: ProgressLine(total: 7, enabled: false)) { i in
+        let text = Text()
+        let progress = ProgressLine(total: 7, style: .log(interval: 3600), write: text.add)
+        // As the commands do: the body reports its success, forEachItem the failures.
+        let failed = await forEachItem(0..<7, jobs: 2, progress: progress) { i in
             if i % 3 == 0 { throw Bad() }
             done.add()
+            progress.advance("\(i)")
         }
         #expect(failed == 3)
         #expect(done.value == 4)
+        // Each failure on a line of its own; the log style's first line (nothing logged yet) and its last.
+        let lines = text.value.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("psic: Bad") }.count == 3)
+        #expect(lines.filter { $0.contains("files,") }.map { $0.prefix(11) } == ["psic: 1/7 f", "psic: 7/7 f"])
         #expect("\(BatchFailure(failed: 3, total: 7))" == "3 of 7 files failed (errors above)")
     }
+}
+
+/// Text a progress line wrote.
+private final class Text: @unchecked Sendable {
+    private let lock = NSLock()
+    private var s = ""
+    func add(_ t: String) { lock.lock(); s += t; lock.unlock() }
+    var value: String { lock.lock(); defer { lock.unlock() }; return s }
 }
 
 private final class Counter: @unchecked Sendable {
