@@ -6,6 +6,20 @@ import PSICCommandLine
 final class BatchSummary: @unchecked Sendable {
     private let lock = NSLock()
     private var images = 0, pixels = 0, streamBytes = 0, otherBytes = 0
+    private var identical = 0
+
+    /// A decode whose samples came out identical (nothing was left to sample).
+    func noteIdenticalSamples() {
+        lock.lock()
+        identical += 1
+        lock.unlock()
+    }
+
+    var identicalSamples: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return identical
+    }
 
     /// `otherBytes` are the PNG bytes read (encode) or written (decode).
     func add(pixels p: Int, streamBytes s: Int, otherBytes o: Int) {

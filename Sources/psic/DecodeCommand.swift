@@ -73,15 +73,24 @@ struct DecodeCommand: AsyncParsableCommand {
                 return try codec.decode(stream, levels: levels, seeds: (0..<samples).map { base &+ UInt64($0) }, details: details)
             }
             var written = 0
+            // Every level present (or mean details): the samples are one image, coded once.
+            let same = images.count > 1 && images.dropFirst().allSatisfy { $0 == images[0] }
+            if same { summary.noteIdenticalSamples() }
+            var png: [UInt8] = []
             for (s, img) in images.enumerated() {
-                let png = try withFile(files[i]) { try PNGCodec.encode(img) }
+                if s == 0 || !same { png = try withFile(files[i]) { try PNGCodec.encode(img) } }
                 try writeOutput(png, to: outputs[i, suffix: s])
                 written += png.count
             }
             summary.add(pixels: images[0].width * images[0].height, streamBytes: stream.count, otherBytes: written)
             progress.advance(files[i].lastPathComponent)
         }
-        summary.print(verb: "decoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
+        if failed < files.count { summary.print(verb: "decoded", seconds: Date().timeIntervalSince(start), backend: handle.name) }
+        if summary.identicalSamples > 0 {
+            let n = summary.identicalSamples
+            print("note: \(n) stream\(n == 1 ? "" : "s") carried every level decoded, so \(n == 1 ? "its" : "their") \(samples) samples are identical "
+                  + "(samples differ only in levels the stream lacks: cut it with `psic truncate` or decode fewer with --levels)")
+        }
         printFallbackNote(codec: codec, handle: handle)
         if failed > 0 { throw BatchFailure(failed: failed, total: files.count) }
     }

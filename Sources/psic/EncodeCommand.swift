@@ -52,7 +52,7 @@ struct EncodeCommand: AsyncParsableCommand {
             summary.add(pixels: image.width * image.height, streamBytes: stream.count, otherBytes: png.count)
             progress.advance(files[i].lastPathComponent)
         }
-        summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name)
+        if failed < files.count { summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name) }
         printFallbackNote(codec: codec, handle: handle)
         if failed > 0 { throw BatchFailure(failed: failed, total: files.count) }
     }
