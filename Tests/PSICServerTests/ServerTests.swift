@@ -241,6 +241,40 @@ final class ServerTests: XCTestCase {
         try await s.stop()
     }
 
+    /// Encodes and decodes that arrive together run in batches of their own kind, each answered
+    /// with its own result.
+    func testEncodesAndDecodesBatchApart() async throws {
+        let codec = try ServerFixtures.cpuCodec.get()
+        let s = try await RunningServer.start {
+            $0.maxBatch = 4
+            $0.maxWait = .milliseconds(300)
+        }
+        let png = try ServerFixtures.png("image_64x64.png")
+        let image = try PNGCodec.decode(png)
+        let stream = try codec.encode(image, levels: 3)
+        let client = self.client!
+        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
+            for i in 0..<4 {
+                let path = i % 2 == 0 ? "/v1/encode?levels=\(i + 1)" : "/v1/decode?seed=\(i)"
+                g.addTask { (i, try await client.send(s.url(path), body: i % 2 == 0 ? png : stream)) }
+            }
+            var out: [Int: Reply] = [:]
+            for try await (i, r) in g { out[i] = r }
+            return out
+        }
+        for i in [0, 2] { XCTAssertEqual(replies[i]?.body, try codec.encode(image, levels: i + 1), "encode \(i)") }
+        for i in [1, 3] {
+            XCTAssertEqual(replies[i]?.status, 200)
+            XCTAssertEqual(try PNGCodec.decode(replies[i]?.body ?? []), try codec.decode(stream, seeds: [UInt64(i)])[0], "decode \(i)")
+        }
+        let metrics = try await client.send(s.url("/metrics")).text
+        for kind in ["encode", "decode"] {
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("psic_batch_size_sum{kind=\"\(kind)\"}") }
+            XCTAssertEqual(Double(line?.split(separator: " ").last ?? ""), 2, "\(kind) batches held 2 requests in all:\n\(metrics)")
+        }
+        try await s.stop()
+    }
+
     /// More requests than one running plus a queue of one: the rest get 503 with Retry-After.
     func testOverloadGets503WithRetryAfter() async throws {
         let s = try await RunningServer.start {
