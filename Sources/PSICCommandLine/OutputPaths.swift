@@ -35,28 +35,31 @@ public struct OutputPaths: Sendable {
             let stem = url.deletingPathExtension()
             urls = suffixes.map { s in [stem.deletingLastPathComponent().appendingPathComponent(stem.lastPathComponent + s + "." + ext)] }
         } else {
-            var folder: URL?
-            if let output {
-                do { try fm.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-                    throw ValidationError("-o \(output): cannot create the output folder (\(error.localizedDescription))")
-                }
-                folder = URL(fileURLWithPath: output)
-            }
+            let folder = output.map { URL(fileURLWithPath: $0) }
             urls = suffixes.map { s in
                 inputs.map { u in
                     (folder ?? u.deletingLastPathComponent()).appendingPathComponent(u.deletingPathExtension().lastPathComponent + s + "." + newExtension)
                 }
             }
+            try Self.check(urls, inputs: inputs, overwrite: overwrite)
+            // Only once the command is sure to run: a refused one leaves nothing behind.
+            if let output {
+                do { try fm.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+                    throw ValidationError("-o \(output): cannot create the output folder (\(error.localizedDescription))")
+                }
+            }
+            return
         }
         try Self.check(urls, inputs: inputs, overwrite: overwrite)
     }
 
     private static func check(_ urls: [[URL]], inputs: [URL], overwrite: Bool) throws {
-        let inputPaths = Set(inputs.map(\.standardizedFileURL.path))
+        // Through symbolic links: a link to an input is that input.
+        let inputPaths = Set(inputs.map { $0.resolvingSymlinksInPath().path })
         var writers: [String: Int] = [:]
         for row in urls {
             for (i, url) in row.enumerated() {
-                let path = url.standardizedFileURL.path
+                let path = url.resolvingSymlinksInPath().path
                 if inputPaths.contains(path) {
                     throw ValidationError("'\(url.path)' is an input and would be replaced by an output; write elsewhere with -o")
                 }
@@ -81,8 +84,15 @@ public struct UnwritableFile: Error, CustomStringConvertible {
 
 /// Writes `bytes` to `url` whole or not at all (a temporary file renamed into place), so a
 /// failure leaves any previous file intact and never a partial one; errors name the file.
+/// A file replaced keeps its permissions, and a symbolic link its target (which is written).
 public func writeOutput(_ bytes: [UInt8], to url: URL) throws {
-    do { try Data(bytes).write(to: url, options: .atomic) } catch {
+    let fm = FileManager.default
+    let target = url.resolvingSymlinksInPath()
+    let permissions = (try? fm.attributesOfItem(atPath: target.path))?[.posixPermissions]
+    do {
+        try Data(bytes).write(to: target, options: .atomic)
+        if let permissions { try fm.setAttributes([.posixPermissions: permissions], ofItemAtPath: target.path) }
+    } catch {
         throw FileError(path: url.path, underlying: UnwritableFile(reason: error.localizedDescription))
     }
 }

@@ -48,7 +48,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
         guard maxWaitMilliseconds >= 0, maxWaitMilliseconds <= 10_000 else {
             throw ValidationError("--max-wait-ms must be in 0...10000")
         }
-        guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+        guard (1...1_000_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 1...1000000") }
         guard retryAfterSeconds >= 1 else { throw ValidationError("--retry-after must be at least 1") }
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }

@@ -36,7 +36,8 @@ public final class EncodingServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         metrics = ServerMetrics(maxBatch: configuration.maxBatch)
-        admission = RequestAdmission(limit: configuration.maxQueue + configuration.maxBatch)
+        let (limit, overflow) = configuration.maxQueue.addingReportingOverflow(configuration.maxBatch)
+        admission = RequestAdmission(limit: overflow ? Int.max : limit)
         scheduler = BatchScheduler(codec: codec, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
                                    maxQueue: configuration.maxQueue, retryAfterSeconds: configuration.retryAfterSeconds,
                                    metrics: metrics, logger: logger)
@@ -188,12 +189,20 @@ public final class EncodingServer: Sendable {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > configuration.maxBodyBytes {
             throw ServerError.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
-        let buffer: ByteBuffer
+        // Read by hand, with a deadline: a client trickling a byte now and then resets the idle
+        // timer for ever, and would hold its admission place as long.
+        let limit = configuration.maxBodyBytes
+        let deadline = ContinuousClock.now + configuration.timeout
+        var buffer = ByteBuffer()
         do {
-            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
-            // NIOTooManyBytesError: the body grew past the limit while streaming in.
-            throw ServerError.bodyTooLarge(limit: configuration.maxBodyBytes)
+            for try await chunk in request.body {
+                guard buffer.readableBytes + chunk.readableBytes <= limit else { throw ServerError.bodyTooLarge(limit: limit) }
+                var chunk = chunk
+                buffer.writeBuffer(&chunk)
+                if ContinuousClock.now > deadline { throw ServerError.uploadTimeout(seconds: configuration.timeout.milliseconds / 1000) }
+            }
+        } catch let e as ServerError {
+            throw e
         } catch {
             // The connection closed or the upload broke off: the client's doing, not a 500.
             throw ServerError.incompleteBody("\(error)")

@@ -27,6 +27,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case imageTooLarge(String)
     /// 422: the stream was encoded with another model than the one this server runs.
     case modelMismatch(String)
+    /// 408: the body did not arrive within `--timeout`.
+    case uploadTimeout(seconds: Double)
     /// 404: no such endpoint.
     case notFound(String)
     /// 503: the queue holds `--max-queue` requests already; retry after `retryAfter` seconds.
@@ -46,6 +48,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .bodyTooLarge, .tooManyPixels, .imageTooLarge: return .contentTooLarge
         case .modelMismatch: return .unprocessableContent
         case .notFound: return .notFound
+        case .uploadTimeout: return .requestTimeout
         case .queueFull, .shuttingDown, .insufficientMemory: return .serviceUnavailable
         case .timeout: return .gatewayTimeout
         case .internalError: return .internalServerError
@@ -65,6 +68,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .imageTooLarge: return "image_too_large"
         case .modelMismatch: return "model_mismatch"
         case .notFound: return "not_found"
+        case .uploadTimeout: return "upload_timeout"
         case .queueFull: return "queue_full"
         case .shuttingDown: return "shutting_down"
         case .insufficientMemory: return "insufficient_memory"
@@ -85,6 +89,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .imageTooLarge(m): return m
         case let .modelMismatch(m): return m
         case let .notFound(m): return m
+        case let .uploadTimeout(s): return "the body did not arrive within \(s) s"
         case let .queueFull(s): return "the server's queue is full; retry in \(s) s"
         case .shuttingDown: return "the server is shutting down"
         case let .insufficientMemory(m): return m

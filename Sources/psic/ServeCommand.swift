@@ -14,7 +14,7 @@ struct ServeCommand: AsyncParsableCommand {
             POST /v1/decode (stream body; query levels, seed, details=sampled|mean) returns a PNG; \
             GET /v1/info; GET /healthz; GET /metrics (Prometheus text format). Errors are JSON \
             {"error": code, "message": text}: 400 bad PNG, stream, query (unknown parameters too) or \
-            broken upload; 404 unknown endpoint; 413 body or image too large; 422 stream from another \
+            broken upload; 404 unknown endpoint; 408 upload slower than --timeout; 413 body or image too large; 422 stream from another \
             model; 503 queue full (with Retry-After), shutting down or not enough memory free; \
             504 timeout; 500 engine failure. One model and one backend device serve every request; requests that arrive \
             together are batched. SIGTERM or SIGINT stop accepting connections, finish the requests \

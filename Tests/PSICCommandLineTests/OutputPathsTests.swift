@@ -49,6 +49,13 @@ private func message(_ body: () throws -> Void) -> String {
         let text = message { _ = try OutputPaths(inputs: [a], arguments: [a.path], output: nil, newExtension: "psic", overwrite: false) }
         #expect(text.contains("a.psic' already exists; pass --force"))
         #expect(try OutputPaths(inputs: [a], arguments: [a.path], output: nil, newExtension: "psic", overwrite: true)[0].lastPathComponent == "a.psic")
+        // A link to an input is that input.
+        let link = root.appendingPathComponent("b.psic")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: a)
+        let b = root.appendingPathComponent("b.png")
+        try Data("x".utf8).write(to: b)
+        let viaLink = message { _ = try OutputPaths(inputs: [a, b], arguments: [a.path, b.path], output: nil, newExtension: "psic", overwrite: true) }
+        #expect(viaLink.contains("is an input"), "\(viaLink)")
         // Decoding next to the source photo would replace it: refused even with --force.
         let s = root.appendingPathComponent("a.psic")
         let both = message {
@@ -70,6 +77,7 @@ private func message(_ body: () throws -> Void) -> String {
             _ = try OutputPaths(inputs: xs, arguments: xs.map(\.path), output: root.path + "/out", newExtension: "psic", overwrite: false)
         }
         #expect(twoFolders.contains("would both be written to"))
+        #expect(!FileManager.default.fileExists(atPath: root.path + "/out"), "a refused command created its output folder")
         // Next to their inputs they do not collide.
         #expect(try OutputPaths(inputs: xs, arguments: xs.map(\.path), output: nil, newExtension: "psic", overwrite: false).urls[0].count == 2)
     }
@@ -82,12 +90,21 @@ private func message(_ body: () throws -> Void) -> String {
         #expect(files.map(\.lastPathComponent) == ["a.png", "b.PNG"])
     }
 
-    @Test func writesAreWholeOrNothingAndNameTheFile() throws {
+    /// A replaced file keeps its permissions and a link its target; a failure names the file.
+    @Test func replacingKeepsPermissionsAndLinksAndFailuresNameTheFile() throws {
         let root = try scratch(["old.psic"])
         defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
         let target = root.appendingPathComponent("old.psic")
+        try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target.path)
         try writeOutput([1, 2, 3], to: target)
         #expect(try Data(contentsOf: target) == Data([1, 2, 3]))
+        #expect((try fm.attributesOfItem(atPath: target.path)[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let link = root.appendingPathComponent("link.psic")
+        try fm.createSymbolicLink(at: link, withDestinationURL: target)
+        try writeOutput([4, 5], to: link)
+        #expect(try fm.destinationOfSymbolicLink(atPath: link.path) == target.path, "the link was replaced by a file")
+        #expect(try Data(contentsOf: target) == Data([4, 5]))
         let missing = root.appendingPathComponent("no/such/folder/x.psic")
         let text = message { try writeOutput([1], to: missing) }
         #expect(text.hasPrefix(missing.path + ": cannot write it"))

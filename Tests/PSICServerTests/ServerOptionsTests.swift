@@ -12,7 +12,8 @@ final class ServerOptionsTests: XCTestCase {
     func testOutOfRangeValuesAreRefused() {
         for args in [["--graph-cache-mb=-1"], ["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"],
                      ["--timeout", "inf"], ["--timeout", "nan"], ["--timeout", "1e17"], ["--timeout", "0.0001"],
-                     ["--max-batch", "100000000"], ["--idle-timeout", "0"], ["--idle-timeout", "inf"]] {
+                     ["--max-batch", "100000000"], ["--idle-timeout", "0"], ["--idle-timeout", "inf"],
+                     ["--max-queue", "9223372036854775807"]] {
             XCTAssertThrowsError(try ServerOptions.parse(args), "\(args)")
         }
     }

@@ -68,6 +68,13 @@ final class ServerTests: XCTestCase {
         }
         XCTAssertEqual(replies.map(\.status), [500, 500, 500], replies.map(\.text).joined(separator: "\n"))
         XCTAssertTrue(replies.allSatisfy { $0.errorCode == "internal" && $0.text.contains("device lost") })
+        // They failed together: at least two of them in one batch.
+        let metrics = try await client.send(s.url("/metrics")).text
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + "{kind=\"encode\"}") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        XCTAssertEqual(value("psic_batch_size_sum"), 3, metrics)
+        XCTAssertLessThan(value("psic_batch_size_count") ?? 3, 3, metrics)
         let health = try await client.send(s.url("/healthz"))
         XCTAssertEqual(health.status, 200)
         try await s.stop()
@@ -172,28 +179,32 @@ final class ServerTests: XCTestCase {
     /// and the server still shuts down promptly.
     func testStalledUploadIsDisconnected() async throws {
         let s = try await RunningServer.start { $0.idleTimeout = .milliseconds(300) }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
+        let fd = try connectLoopback(port: s.port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(s.port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        XCTAssertEqual(connected, 0)
         let head = "POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789"
-        XCTAssertEqual(head.utf8.count, head.withCString { send(fd, $0, strlen($0), 0) })
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        XCTAssertEqual(sendText(fd, head), head.utf8.count)
         let start = ContinuousClock.now
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var n = 0
-        repeat { n = recv(fd, &buffer, buffer.count, 0) } while n > 0  // a response, if any, then the close
+        _ = receiveText(fd)  // a response, if any, then the close
         let waited = ContinuousClock.now - start
-        XCTAssertEqual(n, 0, "the connection was not closed (recv: \(n), errno \(errno))")
-        XCTAssertLessThan(waited, .seconds(5))
+        XCTAssertLessThan(waited, .seconds(5), "the connection was not closed")
+        try await s.stop()
+    }
+
+    /// An upload trickled in past `--timeout` (each piece resetting the idle timer) is answered
+    /// 408 instead of holding its place in the server.
+    func testTrickledUploadTimesOut() async throws {
+        let s = try await RunningServer.start {
+            $0.timeout = .milliseconds(200)
+            $0.idleTimeout = .seconds(10)
+        }
+        let fd = try connectLoopback(port: s.port)
+        defer { close(fd) }
+        _ = sendText(fd, "POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+        try await Task.sleep(for: .milliseconds(400))
+        _ = sendText(fd, "0123456789")
+        let reply = receiveText(fd, until: "}")  // the end of the JSON error body
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408"), reply)
+        XCTAssertTrue(reply.contains("upload_timeout"), reply)
         try await s.stop()
     }
 
@@ -379,4 +390,38 @@ private final class FailingBackend: Backend, @unchecked Sendable {
     }
 
     func prepare(_ graph: Graph) throws -> PreparedGraph { Prepared(graph: graph) }
+}
+
+/// A TCP connection to 127.0.0.1:`port` (a raw socket: the HTTP client cannot stall an upload).
+private func connectLoopback(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw XCTSkip("no socket") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { close(fd); throw XCTSkip("cannot connect to port \(port)") }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    return fd
+}
+
+private func sendText(_ fd: Int32, _ text: String) -> Int {
+    text.withCString { send(fd, $0, strlen($0), 0) }
+}
+
+/// What arrives until the peer closes, 10 s pass without data, or `until` has arrived.
+private func receiveText(_ fd: Int32, until marker: String? = nil) -> String {
+    var all: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n > 0 else { break }
+        all += buffer[..<n]
+        if let marker, String(decoding: all, as: UTF8.self).contains(marker) { break }
+    }
+    return String(decoding: all, as: UTF8.self)
 }

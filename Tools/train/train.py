@@ -203,7 +203,7 @@ def main(argv=None):
     profiler = None
     if args.profile_steps > 0:
         args.steps = step + 1 + args.profile_steps
-        steps_bound = args.steps - step
+        steps_bound = args.steps
         profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                           schedule=torch.profiler.schedule(wait=0, warmup=1, active=args.profile_steps,
                                                                            repeat=1))
