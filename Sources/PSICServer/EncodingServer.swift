@@ -73,7 +73,7 @@ public final class EncodingServer: Sendable {
                     "host": "\(c.host)", "port": "\(port)", "backend": "\(self.backendName)",
                     "max_batch": "\(c.maxBatch)", "max_wait_ms": "\(c.maxWait.milliseconds)", "max_queue": "\(c.maxQueue)",
                     "max_body_bytes": "\(c.maxBodyBytes)", "max_pixels": "\(c.maxPixels)",
-                    "timeout_s": "\(c.timeout.milliseconds / 1000)"])
+                    "timeout_s": "\(c.timeout.milliseconds / 1000)", "idle_timeout_s": "\(c.idleTimeout.milliseconds / 1000)"])
                 await onRunning(port)
             },
             logger: logger)
@@ -167,7 +167,8 @@ public final class EncodingServer: Sendable {
             model: hex(codec.model.fingerprint), levels: codec.model.levels, backend: backendName, gpu: isGPU,
             maxBatch: configuration.maxBatch, maxWaitMilliseconds: configuration.maxWait.milliseconds,
             maxQueue: configuration.maxQueue, maxBodyBytes: configuration.maxBodyBytes,
-            maxPixels: configuration.maxPixels, timeoutSeconds: configuration.timeout.milliseconds / 1000)
+            maxPixels: configuration.maxPixels, timeoutSeconds: configuration.timeout.milliseconds / 1000,
+            idleTimeoutSeconds: configuration.idleTimeout.milliseconds / 1000)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Response(status: .ok, headers: [.contentType: "application/json"],
@@ -260,6 +261,7 @@ struct ServerInfo: Codable, Sendable {
     let maxBodyBytes: Int
     let maxPixels: Int
     let timeoutSeconds: Double
+    let idleTimeoutSeconds: Double
 }
 
 /// The JSON body of every error response.

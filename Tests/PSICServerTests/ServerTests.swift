@@ -81,7 +81,10 @@ final class ServerTests: XCTestCase {
     }
 
     func testInfoHealthAndMetrics() async throws {
-        let s = try await RunningServer.start { $0.maxBatch = 3 }
+        let s = try await RunningServer.start {
+            $0.maxBatch = 3
+            $0.idleTimeout = .milliseconds(2500)
+        }
         let health = try await client.send(s.url("/healthz"))
         XCTAssertEqual(health.status, 200)
         XCTAssertEqual(health.text, "ok\n")
@@ -92,6 +95,7 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(o["maxBatch"] as? Int, 3)
         XCTAssertEqual(o["levels"] as? Int, try ServerFixtures.model.get().levels)
         XCTAssertEqual(o["backend"] as? String, "cpu")
+        XCTAssertEqual(o["idleTimeoutSeconds"] as? Double, 2.5)
 
         _ = try await client.send(s.url("/v1/encode"), body: try ServerFixtures.png("image_64x64.png"))
         _ = try await client.send(s.url("/v1/encode"), body: [1, 2, 3])
