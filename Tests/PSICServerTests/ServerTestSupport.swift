@@ -94,3 +94,21 @@ extension HTTPClient {
         return Reply(status: Int(response.status.code), headers: h, body: Array(buffer.readableBytesView))
     }
 }
+
+extension HTTPClient {
+    /// Sends every `(path, body)` of `requests` at once (POST with a body, GET without) and
+    /// returns the replies in request order.
+    func sendTogether(_ server: RunningServer, _ requests: [(path: String, body: [UInt8]?)]) async throws -> [Reply] {
+        try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
+            for (i, r) in requests.enumerated() { g.addTask { (i, try await self.send(server.url(r.path), body: r.body)) } }
+            var out = [Reply?](repeating: nil, count: requests.count)
+            for try await (i, r) in g { out[i] = r }
+            return out.map { $0! }
+        }
+    }
+}
+
+/// The value of a Prometheus sample, e.g. `metricValue(text, "psic_batch_size_count", kind: "encode")`.
+func metricValue(_ metrics: String, _ name: String, kind: String) -> Double? {
+    metrics.split(separator: "\n").first { $0.hasPrefix(name + "{kind=\"\(kind)\"}") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+}

@@ -59,22 +59,13 @@ final class ServerTests: XCTestCase {
             $0.maxWait = .milliseconds(300)
         }
         let png = try ServerFixtures.png("image_64x64.png")
-        let client = self.client!
-        let replies = try await withThrowingTaskGroup(of: Reply.self) { g in
-            for _ in 0..<3 { g.addTask { try await client.send(s.url("/v1/encode"), body: png) } }
-            var out: [Reply] = []
-            for try await r in g { out.append(r) }
-            return out
-        }
+        let replies = try await client.sendTogether(s, Array(repeating: ("/v1/encode", png), count: 3))
         XCTAssertEqual(replies.map(\.status), [500, 500, 500], replies.map(\.text).joined(separator: "\n"))
         XCTAssertTrue(replies.allSatisfy { $0.errorCode == "internal" && $0.text.contains("device lost") })
         // They failed together: at least two of them in one batch.
         let metrics = try await client.send(s.url("/metrics")).text
-        func value(_ name: String) -> Double? {
-            metrics.split(separator: "\n").first { $0.hasPrefix(name + "{kind=\"encode\"}") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-        }
-        XCTAssertEqual(value("psic_batch_size_sum"), 3, metrics)
-        XCTAssertLessThan(value("psic_batch_size_count") ?? 3, 3, metrics)
+        XCTAssertEqual(metricValue(metrics, "psic_batch_size_sum", kind: "encode"), 3, metrics)
+        XCTAssertLessThan(metricValue(metrics, "psic_batch_size_count", kind: "encode") ?? 3, 3, metrics)
         let health = try await client.send(s.url("/healthz"))
         XCTAssertEqual(health.status, 200)
         try await s.stop()
@@ -235,22 +226,13 @@ final class ServerTests: XCTestCase {
         }
         let png = try ServerFixtures.png("image_64x64.png")
         let image = try PNGCodec.decode(png)
-        let client = self.client!
-        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
-            for i in 0..<4 {
-                g.addTask { (i, try await client.send(s.url("/v1/encode?levels=\(i + 1)&seed=\(i)"), body: png)) }
-            }
-            var out: [Int: Reply] = [:]
-            for try await (i, r) in g { out[i] = r }
-            return out
-        }
+        let replies = try await client.sendTogether(s, (0..<4).map { i in ("/v1/encode?levels=\(i + 1)&seed=\(i)", png) })
         for i in 0..<4 {
-            XCTAssertEqual(replies[i]?.status, 200)
-            XCTAssertEqual(replies[i]?.body, try codec.encode(image, levels: i + 1, seed: UInt64(i)), "request \(i)")
+            XCTAssertEqual(replies[i].status, 200)
+            XCTAssertEqual(replies[i].body, try codec.encode(image, levels: i + 1, seed: UInt64(i)), "request \(i)")
         }
         let metrics = try await client.send(s.url("/metrics")).text
-        let batches = metrics.split(separator: "\n").first { $0.hasPrefix("psic_batch_size_count{kind=\"encode\"}") }
-        let count = Double(batches?.split(separator: " ").last ?? "") ?? 0
+        let count = metricValue(metrics, "psic_batch_size_count", kind: "encode") ?? 0
         XCTAssertGreaterThan(count, 0)
         XCTAssertLessThan(count, 4, "four requests sent together ran in \(count) batches:\n\(metrics)")
         try await s.stop()
@@ -267,25 +249,17 @@ final class ServerTests: XCTestCase {
         let png = try ServerFixtures.png("image_64x64.png")
         let image = try PNGCodec.decode(png)
         let stream = try codec.encode(image, levels: 3)
-        let client = self.client!
-        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { g in
-            for i in 0..<4 {
-                let path = i % 2 == 0 ? "/v1/encode?levels=\(i + 1)" : "/v1/decode?seed=\(i)"
-                g.addTask { (i, try await client.send(s.url(path), body: i % 2 == 0 ? png : stream)) }
-            }
-            var out: [Int: Reply] = [:]
-            for try await (i, r) in g { out[i] = r }
-            return out
-        }
-        for i in [0, 2] { XCTAssertEqual(replies[i]?.body, try codec.encode(image, levels: i + 1), "encode \(i)") }
+        let replies = try await client.sendTogether(s, (0..<4).map { i in
+            i % 2 == 0 ? ("/v1/encode?levels=\(i + 1)", png) : ("/v1/decode?seed=\(i)", stream)
+        })
+        for i in [0, 2] { XCTAssertEqual(replies[i].body, try codec.encode(image, levels: i + 1), "encode \(i)") }
         for i in [1, 3] {
-            XCTAssertEqual(replies[i]?.status, 200)
-            XCTAssertEqual(try PNGCodec.decode(replies[i]?.body ?? []), try codec.decode(stream, seeds: [UInt64(i)])[0], "decode \(i)")
+            XCTAssertEqual(replies[i].status, 200)
+            XCTAssertEqual(try PNGCodec.decode(replies[i].body), try codec.decode(stream, seeds: [UInt64(i)])[0], "decode \(i)")
         }
         let metrics = try await client.send(s.url("/metrics")).text
         for kind in ["encode", "decode"] {
-            let line = metrics.split(separator: "\n").first { $0.hasPrefix("psic_batch_size_sum{kind=\"\(kind)\"}") }
-            XCTAssertEqual(Double(line?.split(separator: " ").last ?? ""), 2, "\(kind) batches held 2 requests in all:\n\(metrics)")
+            XCTAssertEqual(metricValue(metrics, "psic_batch_size_sum", kind: kind), 2, "\(kind) batches held 2 requests in all:\n\(metrics)")
         }
         try await s.stop()
     }
