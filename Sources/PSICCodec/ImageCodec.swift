@@ -343,32 +343,28 @@ extension ImageCodec {
     public func decodeBatch(_ requests: [DecodeRequest], profile: CodecProfile? = nil) -> [Result<[RGBImage], Error>] {
         let decoded = decodeDistinctLatents(requests, profile: profile)
         var results = decoded.map { r in r.map { _ in [RGBImage]() } }
-        var lanes: [(k: Int, header: StreamHeader)] = []
+        // One lane per distinct grid; `copies` seeds share it (the image repeats for them).
+        var lanes: [(k: Int, header: StreamHeader, copies: Int)] = []
         var latents: [Tensor] = []
         for (k, r) in decoded.enumerated() {
             guard case let .success(d) = r, let header = try? PSICStream.peekHeader(requests[k].stream) else { continue }
             for y in d.latents {
-                lanes.append((k, header))
+                lanes.append((k, header, d.seedCount / d.latents.count))
                 latents.append(y)
             }
         }
         do {
             let xs = try transforms.synthesize(latents, profile: profile)
-            for ((k, h), x) in zip(lanes, xs) {
+            for ((k, h, copies), x) in zip(lanes, xs) {
                 let image = RGBImage(planar: x.floats ?? [], planeWidth: x.shape.width, planeHeight: x.shape.height,
                                      width: h.width, height: h.height)
                 if case var .success(images) = results[k] {
-                    images.append(image)
+                    images.append(contentsOf: repeatElement(image, count: copies))
                     results[k] = .success(images)
                 }
             }
         } catch {
             for k in Set(lanes.map(\.k)) { results[k] = .failure(error) }
-        }
-        // A request whose seeds share one grid was synthesized once: the image repeats per seed.
-        for (k, r) in decoded.enumerated() {
-            guard case let .success(d) = r, case let .success(images) = results[k], images.count == 1, d.seedCount > 1 else { continue }
-            results[k] = .success(Array(repeating: images[0], count: d.seedCount))
         }
         return results
     }

@@ -29,7 +29,9 @@ public struct OutputPaths: Sendable {
             var isDir: ObjCBool = false
             return fm.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
         }
-        if let output, arguments.count == 1, inputs.count == 1, !isFolder(arguments[0]), !output.hasSuffix("/"), !isFolder(output) {
+        let intoFolder = !(output != nil && arguments.count == 1 && inputs.count == 1 && !isFolder(arguments[0])
+                           && !output!.hasSuffix("/") && !isFolder(output!))
+        if !intoFolder, let output {
             let url = URL(fileURLWithPath: output)
             let ext = url.pathExtension.isEmpty ? newExtension : url.pathExtension
             let stem = url.deletingPathExtension()
@@ -41,16 +43,14 @@ public struct OutputPaths: Sendable {
                     (folder ?? u.deletingLastPathComponent()).appendingPathComponent(u.deletingPathExtension().lastPathComponent + s + "." + newExtension)
                 }
             }
-            try Self.check(urls, inputs: inputs, overwrite: overwrite)
-            // Only once the command is sure to run: a refused one leaves nothing behind.
-            if let output {
-                do { try fm.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-                    throw ValidationError("-o \(output): cannot create the output folder (\(error.localizedDescription))")
-                }
-            }
-            return
         }
         try Self.check(urls, inputs: inputs, overwrite: overwrite)
+        // Only once the command is sure to run: a refused one leaves nothing behind.
+        if intoFolder, let output {
+            do { try fm.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+                throw ValidationError("-o \(output): cannot create the output folder (\(error.localizedDescription))")
+            }
+        }
     }
 
     private static func check(_ urls: [[URL]], inputs: [URL], overwrite: Bool) throws {
