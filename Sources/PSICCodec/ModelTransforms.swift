@@ -8,10 +8,11 @@ import PSICModel
 /// Every stage takes a batch (one item per image, sizes may differ) and runs it with one
 /// `Backend.runBatch`, i.e. one queue submission on Vulkan. A batch of one is the plain case.
 ///
-/// A large image runs g_a and g_s in tiles (`TilePlan`) when its graph's largest tensor would
+/// A large image runs each network in tiles (`TilePlan`) when its graph's largest tensor would
 /// exceed `tileTensorBytes`, or the backend's `maxTensorBytes` when there is no fallback: memory
 /// stays bounded whatever the image size, and a GPU (or lavapipe) with a small storage buffer
-/// range takes any image. Otherwise a graph whose largest tensor exceeds `backend.maxTensorBytes`
+/// range takes any image. g_a and g_s tile on the latent grid, h_a and h_s on z's grid, the
+/// entropy-parameter networks (1×1 convolutions) on the latent grid without a halo. Otherwise a graph whose largest tensor exceeds `backend.maxTensorBytes`
 /// runs on `fallback`; integer graphs give the same results on every backend, and float ones
 /// agree within rounding, so the stream stays decodable everywhere.
 final class ModelTransforms: @unchecked Sendable {
@@ -28,10 +29,15 @@ final class ModelTransforms: @unchecked Sendable {
     /// Keys `fits` holds at most (internal: tests lower it).
     var fitsLimit = 4096
     private var fallbackItems = 0
-    /// Bytes of g_a's and g_s's largest tensor per latent cell (16 × 16 pixels): it scales with
-    /// the area, so one small graph of each tells when an image needs tiles.
+    /// Bytes of each network's largest tensor per cell of the grid it tiles on: g_a, g_s and
+    /// the entropy-parameter networks (one per level) per latent cell (16 × 16 pixels), h_a and
+    /// h_s per cell of z (64 × 64 pixels). It scales with the area, so one small graph of each
+    /// tells when an image needs tiles.
     private let analysisBytesPerCell: Double
     private let synthesisBytesPerCell: Double
+    private let hyperAnalysisBytesPerCell: Double
+    private let hyperSynthesisBytesPerCell: Double
+    private let levelBytesPerCell: [Double]
     private var tiledItems = 0
     /// Largest tensor a g_a or g_s graph may hold before the image is tiled.
     let tileTensorBytes: Int
@@ -43,6 +49,15 @@ final class ModelTransforms: @unchecked Sendable {
     static let tileHalo = 2
     /// Tile halo in cells (internal: tests shrink it to show that the halo matters).
     var tileHalo = ModelTransforms.tileHalo
+
+    /// Cells of z (64 × 64 pixels) an h_a or h_s tile reaches past its core. h_a's receptive
+    /// field (a 3×3 convolution, then two 5×5 stride-2 ones) spans 1 + 2 + 2·2 = 7 latent cells
+    /// each side of a z cell, under two z cells; an h_s output depends on z from one cell before
+    /// its own to two after (two 5×5 stride-2 transposed convolutions, then a 3×3 one). Tests
+    /// check that one cell is too few for h_s.
+    static let hyperTileHalo = 2
+    /// h_a and h_s tile halo in z cells (internal: tests shrink it).
+    var hyperTileHalo = ModelTransforms.hyperTileHalo
 
     init(model: CodecModel, backend: Backend, fallback: Backend? = nil, idleGraphBytesLimit: Int,
          tileTensorBytes: Int = Int.max) throws {
@@ -57,6 +72,15 @@ final class ModelTransforms: @unchecked Sendable {
                                                              hyper: false).largestTensorBytes) / 16
         synthesisBytesPerCell = Double(try Self.synthesisGraph(model, TensorShape(channels: model.latentChannels, height: 4, width: 4))
             .largestTensorBytes) / 16
+        hyperAnalysisBytesPerCell = Double(try Self.floatGraph(input: "y", shape: TensorShape(channels: model.latentChannels, height: 16, width: 16),
+                                                               stages: [model.hyperAnalysis]).largestTensorBytes) / 16
+        hyperSynthesisBytesPerCell = Double(try Self.integerGraph(kind: "h_s", layers: model.hyperSynthesis,
+                                                                  shape: TensorShape(channels: model.hyperSynthesis[0].inChannels,
+                                                                                     height: 4, width: 4)).largestTensorBytes) / 16
+        levelBytesPerCell = try model.entropyParameters.map { layers in
+            Double(try Self.integerGraph(kind: "ep", layers: layers,
+                                         shape: TensorShape(channels: layers[0].inChannels, height: 4, width: 4)).largestTensorBytes) / 16
+        }
     }
 
     /// Graph runs (one per image and stage) that went to `fallback` so far.
@@ -74,11 +98,14 @@ final class ModelTransforms: @unchecked Sendable {
     }
 
     /// g_a then h_a on padded planar images `[3][height][width]`: returns y and z of each.
-    /// Images too large for one graph run g_a in tiles, then h_a on the joined y.
+    /// Images too large for one graph run g_a in tiles, then h_a on the joined y (itself in tiles
+    /// of z cells when y is too large for one graph).
     func analyze(_ images: [(pixels: [Float], height: Int, width: Int)],
                  profile: CodecProfile? = nil) throws -> [(y: Tensor, z: Tensor)] {
         let shapes = images.map { TensorShape(channels: 3, height: $0.height, width: $0.width) }
-        let plans = shapes.map { s in tilePlan(height: s.height / 16, width: s.width / 16, bytesPerCell: analysisBytesPerCell) }
+        let plans = shapes.map { s in
+            tilePlan(height: s.height / 16, width: s.width / 16, bytesPerCell: analysisBytesPerCell, halo: tileHalo)
+        }
         let whole = shapes.indices.filter { plans[$0] == nil }
         let results = try run(kind: "analysis", shapes: whole.map { shapes[$0] }, inputs: whole.map { i in
             Tensor(shape: shapes[i], floats: images[i].pixels)
@@ -97,15 +124,26 @@ final class ModelTransforms: @unchecked Sendable {
                                  scale: 1, profile: profile, input: { r, c in
                 image.crop(rows: r.start * 16..<r.end * 16, columns: c.start * 16..<c.end * 16)
             }, build: { try Self.analysisGraph(self.model, $0, hyper: false) })
-            let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile) { shape in
-                try Self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis])
-            }
-            guard let zt = z.first?.first else {
-                throw EngineError.backendFailure(backend: backend.name, reason: "h_a graph returned no output")
-            }
-            out[i] = (y, zt)
+            out[i] = (y, try hyperAnalyze(y, profile: profile))
         }
         return out.map { $0! }
+    }
+
+    /// h_a alone on a joined y (4 × 4 latent cells per z cell), in tiles of z cells when y is
+    /// too large for one graph.
+    func hyperAnalyze(_ y: Tensor, profile: CodecProfile? = nil) throws -> Tensor {
+        let zCells = (height: y.shape.height / 4, width: y.shape.width / 4)
+        let build = { (shape: TensorShape) in try Self.floatGraph(input: "y", shape: shape, stages: [self.model.hyperAnalysis]) }
+        if let plan = tilePlan(height: zCells.height, width: zCells.width, bytesPerCell: hyperAnalysisBytesPerCell,
+                               halo: hyperTileHalo) {
+            return try runTiles(kind: "h_a", plan: plan, outputCells: zCells, scale: 1, profile: profile, input: { r, c in
+                y.crop(rows: r.start * 4..<r.end * 4, columns: c.start * 4..<c.end * 4)
+            }, build: build)
+        }
+        guard let z = try run(kind: "h_a", shapes: [y.shape], inputs: [y], profile: profile, build: build).first?.first else {
+            throw EngineError.backendFailure(backend: backend.name, reason: "h_a graph returned no output")
+        }
+        return z
     }
 
     /// g_a, and h_a after it when `hyper` (outputs y, then z).
@@ -130,8 +168,8 @@ final class ModelTransforms: @unchecked Sendable {
         return g
     }
 
-    /// The tiles for a grid of `height` × `width` latent cells, or nil when one graph takes it whole.
-    private func tilePlan(height: Int, width: Int, bytesPerCell perCell: Double) -> TilePlan? {
+    /// The tiles for a grid of `height` × `width` cells, or nil when one graph takes it whole.
+    private func tilePlan(height: Int, width: Int, bytesPerCell perCell: Double, halo: Int) -> TilePlan? {
         let bytes = Double(height * width) * perCell
         // With a fallback, a graph between the device's limit and the tile limit runs whole there.
         guard bytes > Double(tileTensorBytes) || (fallback == nil && bytes > Double(backend.maxTensorBytes)) else {
@@ -140,7 +178,7 @@ final class ModelTransforms: @unchecked Sendable {
         // Tiles small enough for the device, so that they run on it.
         let limit = min(tileTensorBytes, backend.maxTensorBytes)
         return TilePlan(height: height, width: width,
-                        maxSide: TilePlan.maxSide(bytesLimit: limit, bytesPerCell: perCell), halo: tileHalo)
+                        maxSide: TilePlan.maxSide(bytesLimit: limit, bytesPerCell: perCell), halo: halo)
     }
 
     /// Runs the graph `build` makes on every tile of `plan` (`input` cuts a tile's input) and
@@ -156,7 +194,7 @@ final class ModelTransforms: @unchecked Sendable {
             }
             if canvas == nil {
                 canvas = TileCanvas(shape: TensorShape(channels: out.shape.channels, height: outputCells.height * scale,
-                                                       width: outputCells.width * scale))
+                                                       width: outputCells.width * scale), scalarType: out.scalarType)
             }
             canvas!.paste(out, rows: rows, columns: columns, scale: scale)
         }
@@ -169,14 +207,17 @@ final class ModelTransforms: @unchecked Sendable {
         return canvas.tensor
     }
 
-    /// h_s in integers: z_hat → hyper features.
+    /// h_s in integers: z_hat → hyper features (4 × 4 per z cell). Large grids run in tiles.
     func hyperSynthesize(_ zHats: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
-        try runInteger(kind: "h_s", layers: model.hyperSynthesis, inputs: zHats, profile: profile)
+        try runInteger(kind: "h_s", layers: model.hyperSynthesis, inputs: zHats, scale: 4, halo: hyperTileHalo,
+                       bytesPerCell: hyperSynthesisBytesPerCell, profile: profile)
     }
 
-    /// Entropy-parameter network of `level` on contexts `[hyper | levels < level]`.
+    /// Entropy-parameter network of `level` on contexts `[hyper | levels < level]`. Its 1×1
+    /// convolutions need no halo: large grids run in tiles that just partition the grid.
     func levelParameters(level: Int, contexts: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
-        try runInteger(kind: "ep\(level)", layers: model.entropyParameters[level], inputs: contexts, profile: profile)
+        try runInteger(kind: "ep\(level)", layers: model.entropyParameters[level], inputs: contexts, scale: 1, halo: 0,
+                       bytesPerCell: levelBytesPerCell[level], profile: profile)
     }
 
     /// g_s on decoded latent grids (integers in units of 1/16): returns planar `[3][16h][16w]` each.
@@ -185,7 +226,9 @@ final class ModelTransforms: @unchecked Sendable {
         let scale = 1 / Float(model.latentScale)
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
         guard !latents.isEmpty else { return [] }
-        let plans = latents.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: synthesisBytesPerCell) }
+        let plans = latents.map {
+            tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: synthesisBytesPerCell, halo: tileHalo)
+        }
         let whole = latents.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: latents.count)
         let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },
@@ -224,20 +267,41 @@ final class ModelTransforms: @unchecked Sendable {
         try synthesize([latents])[0]
     }
 
-    private func runInteger(kind: String, layers: [IntConv2dLayer], inputs: [Tensor], profile: CodecProfile?) throws -> [Tensor] {
-        try run(kind: kind, shapes: inputs.map(\.shape), inputs: inputs, profile: profile) { shape in
-            var g = Graph()
-            let x = g.addInput(kind, shape: shape, type: .int32)
-            var v = g.whole(x)
-            for l in layers { v = try g.append(.intConv2d(l), input: v) }
-            g.markOutput(v.tensor)
-            return g
-        }.map { outs in
-            guard let out = outs.first else {
+    /// Runs the integer network `layers` on each input: the inputs that fit as one batch, each
+    /// larger one in tiles of its grid (`scale` outputs per input cell along each axis, `halo`
+    /// cells past each core). Integer results do not depend on the tiling.
+    private func runInteger(kind: String, layers: [IntConv2dLayer], inputs: [Tensor], scale: Int, halo: Int,
+                            bytesPerCell: Double, profile: CodecProfile?) throws -> [Tensor] {
+        let build = { (shape: TensorShape) in try Self.integerGraph(kind: kind, layers: layers, shape: shape) }
+        let plans = inputs.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: bytesPerCell, halo: halo) }
+        let whole = inputs.indices.filter { plans[$0] == nil }
+        var out = [Tensor?](repeating: nil, count: inputs.count)
+        let results = try run(kind: kind, shapes: whole.map { inputs[$0].shape }, inputs: whole.map { inputs[$0] },
+                              profile: profile, build: build)
+        for (i, outs) in zip(whole, results) {
+            guard let x = outs.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "\(kind) graph returned no output")
             }
-            return out
+            out[i] = x
         }
+        for i in inputs.indices {
+            guard let plan = plans[i] else { continue }
+            out[i] = try runTiles(kind: kind, plan: plan, outputCells: (inputs[i].shape.height, inputs[i].shape.width),
+                                  scale: scale, profile: profile, input: { r, c in
+                inputs[i].crop(rows: r.start..<r.end, columns: c.start..<c.end)
+            }, build: build)
+        }
+        return out.map { $0! }
+    }
+
+    /// The integer layers in a chain from one int32 input named `kind`.
+    private static func integerGraph(kind: String, layers: [IntConv2dLayer], shape: TensorShape) throws -> Graph {
+        var g = Graph()
+        let x = g.addInput(kind, shape: shape, type: .int32)
+        var v = g.whole(x)
+        for l in layers { v = try g.append(.intConv2d(l), input: v) }
+        g.markOutput(v.tensor)
+        return g
     }
 
     /// Runs the graph `build` makes for each shape (one prepared instance per item) as one

@@ -152,4 +152,104 @@ final class TiledTransformsTests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(c.pixels, d.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0, 1)
         XCTAssertGreaterThan(psnr(c, image), 20)
     }
+    // MARK: h_a, h_s and the entropy-parameter networks
+
+    /// Deterministic values in `-bound...bound` (a linear congruential sequence).
+    private static func values(_ count: Int, bound: Int32, seed: UInt64) -> [Int32] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int32(truncatingIfNeeded: Int64(state >> 33) % Int64(2 * bound + 1)) - bound
+        }
+    }
+
+    /// z_hat of 12 × 12 z cells within z's clamp, and the transforms whole and with tiles of
+    /// `side` × `side` z cells for h_s (8192 bytes a z cell: 128 int32 at 4 × 4).
+    private func hyperFixture(on backend: any Backend = CodecFixtures.cpu, side: Int = 6,
+                              halo: Int = ModelTransforms.hyperTileHalo) throws -> (zHat: Tensor, whole: ModelTransforms, tiled: ModelTransforms) {
+        let model = try CodecFixtures.loadModel()
+        let n = model.hyperSynthesis[0].inChannels
+        let zHat = Tensor(shape: TensorShape(channels: n, height: 12, width: 12),
+                          ints: Self.values(n * 144, bound: Int32(model.info.constants.zClamp), seed: 1))
+        let whole = try ModelTransforms(model: model, backend: CodecFixtures.cpu, idleGraphBytesLimit: 1 << 30)
+        let tiled = try ModelTransforms(model: model, backend: backend, idleGraphBytesLimit: 1 << 30,
+                                        tileTensorBytes: side * side * 8192)
+        tiled.hyperTileHalo = halo
+        return (zHat, whole, tiled)
+    }
+
+    /// Level `i`'s context: the hyper features, then levels < i as random latents within the
+    /// network's input bound.
+    private static func context(hyper: Tensor, level i: Int, model: CodecModel) -> Tensor {
+        let extra = i * model.levelChannels * hyper.shape.height * hyper.shape.width
+        let bound = min(model.entropyParameters[i][0].inputBound, 4096)
+        return Tensor(shape: TensorShape(channels: hyper.shape.channels + i * model.levelChannels,
+                                         height: hyper.shape.height, width: hyper.shape.width),
+                      ints: (hyper.ints ?? []) + values(extra, bound: bound, seed: UInt64(i + 7)))
+    }
+
+    /// Integer networks tile exactly: h_s on 12 × 12 z cells in 6 × 6 tiles (36 tiles, 2 z cells
+    /// kept each), and every level's entropy-parameter network on the 48 × 48 latent grid (16 ×
+    /// 16-cell tiles under the same byte limit at the last level, no halo), equal the whole grid's.
+    func testTiledHyperSynthesisAndEntropyParametersEqualTheWholeGrid() throws {
+        let (zHat, whole, tiled) = try hyperFixture()
+        let model = whole.model
+        let hyper = try whole.hyperSynthesize(zHat), tiledHyper = try tiled.hyperSynthesize(zHat)
+        XCTAssertEqual(tiled.tiledRuns, 36)
+        XCTAssertEqual(whole.tiledRuns, 0)
+        XCTAssertEqual(hyper.shape, TensorShape(channels: 128, height: 48, width: 48))
+        XCTAssertTrue(tiledHyper == hyper, "h_s in tiles")
+        XCTAssertGreaterThan(Set(hyper.ints ?? []).count, 100, "a real output, not a constant one")
+        for i in 0..<model.levels {
+            let before = tiled.tiledRuns
+            let context = Self.context(hyper: hyper, level: i, model: model)
+            let a = try whole.levelParameters(level: i, context: context)
+            let b = try tiled.levelParameters(level: i, context: context)
+            // The largest tensor is the context (or, at level 0, the 128-channel hidden layers).
+            let side = Int((Double(6 * 6 * 8192) / Double(4 * max(context.shape.channels, 128))).squareRoot())
+            XCTAssertEqual(tiled.tiledRuns - before, ((48 + side - 1) / side) * ((48 + side - 1) / side), "level \(i)")
+            XCTAssertTrue(a == b, "level \(i) in tiles")
+        }
+    }
+
+    /// With one z cell of halo, h_s outputs near the seams miss z two cells on: the comparison
+    /// above must catch that.
+    func testAHyperSynthesisHaloTooSmallShows() throws {
+        let (zHat, whole, tiled) = try hyperFixture(halo: 1)
+        let a = try whole.hyperSynthesize(zHat).ints ?? [], b = try tiled.hyperSynthesize(zHat).ints ?? []
+        XCTAssertGreaterThan(tiled.tiledRuns, 0)
+        XCTAssertGreaterThan(zip(a, b).filter { $0 != $1 }.count, 100)
+    }
+
+    /// h_a on a y of 8 × 8 z cells in tiles of 6 × 6 z cells (10240 bytes a z cell: y's 160
+    /// floats at 4 × 4), against the whole y; one z cell of halo (4 latent cells, under h_a's
+    /// reach of 7) must show.
+    func testTiledHyperAnalysisEqualsTheWholeGrid() throws {
+        let model = try CodecFixtures.loadModel()
+        let c = model.latentChannels
+        let y = Tensor(shape: TensorShape(channels: c, height: 32, width: 32),
+                       floats: Self.values(c * 1024, bound: 1000, seed: 3).map { Float($0) / 200 })
+        let whole = try ModelTransforms(model: model, backend: CodecFixtures.cpu, idleGraphBytesLimit: 1 << 30)
+        let tiled = try ModelTransforms(model: model, backend: CodecFixtures.cpu, idleGraphBytesLimit: 1 << 30,
+                                        tileTensorBytes: 6 * 6 * 10240)
+        let z = try whole.hyperAnalyze(y), tz = try tiled.hyperAnalyze(y)
+        XCTAssertEqual(tiled.tiledRuns, 16, "cores of 2 × 2 z cells")
+        XCTAssertEqual(tz.shape, z.shape)
+        XCTAssertLessThan(relativeError(tz, z), 1e-5)
+        tiled.hyperTileHalo = 1
+        XCTAssertGreaterThan(relativeError(try tiled.hyperAnalyze(y), z), 1e-3)
+    }
+
+    /// On Vulkan (lavapipe in CI) the tiled integer networks give the CPU's whole-grid results
+    /// exactly: what lets `--backend vulkan` take images whose contexts pass the device's range.
+    func testVulkanTiledIntegerNetworksEqualTheCPU() throws {
+        let (zHat, whole, tiled) = try hyperFixture(on: try CodecFixtures.vulkanBackend())
+        let hyper = try whole.hyperSynthesize(zHat)
+        XCTAssertTrue(try tiled.hyperSynthesize(zHat) == hyper, "h_s")
+        let last = whole.model.levels - 1
+        let context = Self.context(hyper: hyper, level: last, model: whole.model)
+        XCTAssertTrue(try tiled.levelParameters(level: last, context: context) == whole.levelParameters(level: last, context: context),
+                      "level \(last)")
+        XCTAssertEqual(tiled.tiledRuns, 36 + 9)
+    }
 }
