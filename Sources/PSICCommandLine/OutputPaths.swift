@@ -87,7 +87,8 @@ public struct UnwritableFile: Error, CustomStringConvertible {
 /// A file replaced keeps its permissions, and a symbolic link its target (which is written).
 /// The rename breaks hard links, as any atomic replacement does. Foundation syncs the temporary
 /// file before the rename (seen with `strace -e fsync,rename`); on the development VM's ext4 that
-/// cost 0.37 ms a small file over a plain write, against ≥ 50 ms to code an image: kept.
+/// cost 0.37 ms a small file over a plain write, against 120 ms for `psic encode` of a 64×64
+/// PNG on the CPU backend: kept.
 public func writeOutput(_ bytes: [UInt8], to url: URL) throws {
     let fm = FileManager.default
     let target = url.resolvingSymlinksInPath()
