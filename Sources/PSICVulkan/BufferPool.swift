@@ -77,8 +77,11 @@ final class VulkanBuffer: @unchecked Sendable {
 /// Buffers recycled across prepared graphs and images: allocating device memory costs far
 /// more than a kernel on small images, and a codec processes many same-sized images.
 ///
-/// Sizes are rounded up to size classes (eighths of a power of two, at least 64 KiB) so a
-/// buffer freed by one image fits the next of a similar size, wasting at most 12.5%.
+/// Sizes are rounded up to size classes (multiples of an eighth of the power of two at or
+/// above the size, at least 64 KiB) so a buffer freed by one image fits the next of a similar
+/// size: four classes per octave, wasting up to 25 % just above a power of two and under
+/// 12.5 % from three quarters of one up. `VulkanPreparedGraph.memoryBytes` counts the sizes
+/// asked for, not the rounded ones.
 final class BufferPool: @unchecked Sendable {
     let device: VulkanDevice
     /// Idle bytes kept for reuse; beyond this the least recently released buffers are freed.

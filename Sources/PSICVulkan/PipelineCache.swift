@@ -67,6 +67,15 @@ final class PipelineCache: @unchecked Sendable {
             try check(vk.createDescriptorSetLayout(device.handle, &setInfo, nil, &setLayout), "vkCreateDescriptorSetLayout")
         }
         self.setLayout = setLayout!
+        // A throwing initialiser runs no deinit: what was created is destroyed here on failure.
+        var created = false
+        var pipelineLayoutCreated: VkPipelineLayout?
+        defer {
+            if !created {
+                if let layout = pipelineLayoutCreated { vk.destroyPipelineLayout(device.handle, layout, nil) }
+                vk.destroyDescriptorSetLayout(device.handle, setLayout!, nil)
+            }
+        }
 
         var range = VkPushConstantRange()
         range.stageFlags = UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
@@ -86,12 +95,14 @@ final class PipelineCache: @unchecked Sendable {
         }
         try check(r, "vkCreatePipelineLayout")
         pipelineLayout = layout!
+        pipelineLayoutCreated = layout
 
         var cacheInfo = VkPipelineCacheCreateInfo()
         cacheInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO
         var cache: VkPipelineCache?
         try check(vk.createPipelineCache(device.handle, &cacheInfo, nil, &cache), "vkCreatePipelineCache")
         vkCache = cache!
+        created = true
     }
 
     deinit {

@@ -114,13 +114,20 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         try VulkanPreparedGraph(backend: self, graph: graph)
     }
 
-    /// Uploaded parameters of `layer`, packing and uploading them on first use.
-    func parameters(for layer: AnyObject, packing: Packing, pack: () -> PackedParameters) throws -> UploadedParameters {
+    /// Uploaded parameters of `layer` (of the graph node `node`), packing and uploading them on
+    /// first use. Kernels read parameters through one texel view, so a layer with more than
+    /// `maxTexelBufferElements` four-component texels cannot run here (the spec's minimum is
+    /// 65536: 262144 values; the shipped model's largest layer has 384000).
+    func parameters(for layer: AnyObject, node: String, packing: Packing, pack: () -> PackedParameters) throws -> UploadedParameters {
         let id = ParameterKey(layer: ObjectIdentifier(layer), packing: packing)
         parameterLock.lock()
         defer { parameterLock.unlock() }
         if let p = parameters[id] { return p }
         let packed = pack().paddedToTexels()
+        guard packed.count / 4 <= device.maxTexelBufferElements else {
+            throw VulkanError.unsupportedOp(node: node, reason: "its \(packed.count) packed parameters exceed the device's texel "
+                                            + "buffer limit of \(device.maxTexelBufferElements) four-value texels; use the CPU backend")
+        }
         // Owned by the cache for the backend's lifetime rather than pooled: weights are
         // reused by every image.
         let buffer = try VulkanBuffer(device: device, kind: .device, size: max(packed.byteCount, 4))
@@ -244,31 +251,31 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         case let .conv2d(l):
             let u = ConvTiling.forConv(outChannels: l.outChannels, device: deviceInfo.type)
             if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
-                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
+                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, inputElements: inputElements, push: push, act: act, pack: {
                     WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
                 }) { return kernels }
             }
             if runsSubgroupKernel(u) {
-                let params = try parameters(for: l, packing: .subgroup(block: u.outputChannels)) { ParameterPacking.convSubgroup(l, tiling: u) }
+                let params = try parameters(for: l, node: node.op.name, packing: .subgroup(block: u.outputChannels)) { ParameterPacking.convSubgroup(l, tiling: u) }
                 // Same specialization constants and grid as conv2d; only the kernel and packing differ.
                 return NodeKernels(dispatches: try convDispatches(kernel: .conv2d_subgroup, act: act,
                                                                   k: l.kernelSize, s: l.stride, p: l.padding, tiling: u,
                                                                   transposed: false, params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
-            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.conv(l, tiling: t) }
+            let params = try parameters(for: l, node: node.op.name, packing: .texel(block: t.outputChannels)) { ParameterPacking.conv(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: .conv2d, act: act, k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t, transposed: false,
                                                               params: params), parameters: params)
         case let .convTranspose2d(l):
             if WinogradConvolution.runs(l, on: deviceInfo, method: convolutions) {
-                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, push: push, act: act, pack: {
+                if let kernels = try winogradKernels(l, .init(l, output: out), node: node, inputElements: inputElements, push: push, act: act, pack: {
                     WinogradConvolution.pack(l, outputChannels: $0.outputChannels)
                 }) { return kernels }
             }
             let u = ConvTiling.forConvTranspose(outChannels: l.outChannels, device: deviceInfo.type)
             if runsSubgroupKernel(u) {
-                let params = try parameters(for: l, packing: .subgroup(block: u.outputChannels)) {
+                let params = try parameters(for: l, node: node.op.name, packing: .subgroup(block: u.outputChannels)) {
                     ParameterPacking.convTransposeSubgroup(l, tiling: u)
                 }
                 return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d_subgroup,
@@ -277,7 +284,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                                                   params: params), parameters: params)
             }
             let t = ConvTiling.texelConv(outChannels: l.outChannels, device: deviceInfo.type)
-            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.convTranspose(l, tiling: t) }
+            let params = try parameters(for: l, node: node.op.name, packing: .texel(block: t.outputChannels)) { ParameterPacking.convTranspose(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: .conv_transpose2d, act: act,
                                                               k: l.kernelSize, s: l.stride, p: l.padding, tiling: t,
                                                               transposed: true, params: params), parameters: params)
@@ -287,7 +294,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                                                      device: deviceInfo.name)
             }
             let t = ConvTiling.forIntConv(outChannels: l.outChannels)
-            let params = try parameters(for: l, packing: .texel(block: t.outputChannels)) { ParameterPacking.intConv(l, tiling: t) }
+            let params = try parameters(for: l, node: node.op.name, packing: .texel(block: t.outputChannels)) { ParameterPacking.intConv(l, tiling: t) }
             return NodeKernels(dispatches: try convDispatches(kernel: l.transposed ? .int_conv_transpose2d : .int_conv2d,
                                                               act: act, k: l.kernelSize,
                                                               s: l.stride, p: l.padding, tiling: t,
@@ -295,7 +302,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         case let .gdn(l):
             let t = GDNTiling.forGDN(channels: l.channels, device: deviceInfo.type)
             let vec: Int32 = texel == 1 && out.planeSize % 4 == 0 && inOffset % 4 == 0 && t.pixels % 4 == 0 ? 1 : 0
-            let params = try parameters(for: l, packing: .texel(block: t.channels)) { ParameterPacking.gdn(l, tiling: t) }
+            let params = try parameters(for: l, node: node.op.name, packing: .texel(block: t.channels)) { ParameterPacking.gdn(l, tiling: t) }
             push.biasOffset = Int32(params.packed.biasOffset)
             let pipe = try pipelines.pipeline(.gdn, constants: [Int32(t.groupX), 1, 0, Int32(t.channels),
                                                                  Int32(t.pixels), l.inverse ? 1 : 0, 0, 0, 0, 0, texel, vec])
@@ -313,7 +320,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// scratch would exceed the device's texel-view or storage limits (then the direct
     /// kernel runs the layer).
     private func winogradKernels(_ layer: AnyObject, _ g: WinogradConvolution.Geometry, node: GraphNode,
-                                 push base: KernelPushConstants, act: Int32,
+                                 inputElements: Int, push base: KernelPushConstants, act: Int32,
                                  pack: (WinogradConvolution.Tiling) -> PackedParameters) throws -> NodeKernels? {
         let t = WinogradConvolution.Tiling.forLayer(outChannels: g.productChannels)
         let out = node.outputShape
@@ -323,8 +330,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let vElements = 36 * zC * bands.stride, mElements = 36 * g.productChannels * bands.stride
         guard vElements / 4 <= device.maxTexelBufferElements, mElements <= device.maxTexelBufferElements,
               max(vElements, mElements) * 4 <= device.maxStorageBufferRange else { return nil }
-        let params = try parameters(for: layer, packing: .winograd(block: t.outputChannels)) { pack(t) }
-        let texel: Int32 = node.inputShape.count <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
+        let params = try parameters(for: layer, node: node.op.name, packing: .winograd(block: t.outputChannels)) { pack(t) }
+        let texel: Int32 = inputElements <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
         let lx = 16  // transforms: one invocation per tile quad and channel, no subgroup operations
         // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.
         let vecIn: Int32 = texel == 1 && node.inputShape.width % 4 == 0 && base.inOffset % 4 == 0 ? 1 : 0

@@ -2,7 +2,8 @@ import CVulkan
 import Foundation
 
 /// A logical device with one compute queue. Shared by everything a backend creates; the
-/// queue and the command pool are externally synchronised in Vulkan, hence `queueLock`.
+/// queue is externally synchronised in Vulkan, hence `queueLock`. Command pools are not the
+/// device's: each recorder owns one (`VulkanCommandPool`).
 final class VulkanDevice: @unchecked Sendable {
     let instance: VulkanInstance
     let info: VulkanDeviceInfo
@@ -15,9 +16,12 @@ final class VulkanDevice: @unchecked Sendable {
     let timestampPeriod: Double
     let timestampMask: UInt64
     /// Largest texel buffer view, in elements; bigger tensors are read as storage buffers.
-    let maxTexelBufferElements: Int
+    /// (Settable for tests, which lower the limits of a device of their own before use.)
+    var maxTexelBufferElements: Int
     /// Largest storage buffer binding, in bytes; bounds the size of one tensor.
     let maxStorageBufferRange: Int
+    /// Largest work-group count of one dispatch along x, y and z.
+    var maxWorkGroupCount: (x: Int, y: Int, z: Int)
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     /// Memory type for tensors and weights, and whether the host can map it. On CPU and
     /// integrated devices all memory is host memory, so mapping it skips every staging copy;
@@ -28,7 +32,6 @@ final class VulkanDevice: @unchecked Sendable {
     let stagingMemoryType: UInt32
 
     private let queueLock = NSLock()
-    private let commandPool: VkCommandPool
 
     /// `forceStaging`: never map tensor memory, move data through staging buffers as on a
     /// discrete GPU (lets tests cover that path on lavapipe).
@@ -47,6 +50,8 @@ final class VulkanDevice: @unchecked Sendable {
         timestampPeriod = Double(props.limits.timestampPeriod)
         maxTexelBufferElements = Int(props.limits.maxTexelBufferElements)
         maxStorageBufferRange = Int(props.limits.maxStorageBufferRange)
+        let groups = props.limits.maxComputeWorkGroupCount
+        maxWorkGroupCount = (Int(groups.0), Int(groups.1), Int(groups.2))
 
         var priority: Float = 1
         var device: VkDevice?
@@ -125,45 +130,11 @@ final class VulkanDevice: @unchecked Sendable {
             deviceMemoryType = staging
             deviceMemoryMapped = true
         }
-
-        var poolInfo = VkCommandPoolCreateInfo()
-        poolInfo.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
-        poolInfo.flags = UInt32(VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue)
-        poolInfo.queueFamilyIndex = family.index
-        var pool: VkCommandPool?
-        let poolResult = vk.createCommandPool(device, &poolInfo, nil, &pool)
-        guard poolResult == VK_SUCCESS, let pool else {
-            vk.destroyDevice(device, nil)
-            throw vulkanFailure(poolResult, "vkCreateCommandPool")
-        }
-        commandPool = pool
     }
 
     deinit {
         _ = vk.deviceWaitIdle(handle)
-        vk.destroyCommandPool(handle, commandPool, nil)
         vk.destroyDevice(handle, nil)
-    }
-
-    /// Allocates primary command buffers from the shared pool.
-    func allocateCommandBuffers(_ count: Int) throws -> [VkCommandBuffer] {
-        queueLock.lock()
-        defer { queueLock.unlock() }
-        var info = VkCommandBufferAllocateInfo()
-        info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
-        info.commandPool = commandPool
-        info.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
-        info.commandBufferCount = UInt32(count)
-        var buffers = [VkCommandBuffer?](repeating: nil, count: count)
-        try check(vk.allocateCommandBuffers(handle, &info, &buffers), "vkAllocateCommandBuffers")
-        return buffers.map { $0! }
-    }
-
-    func freeCommandBuffers(_ buffers: [VkCommandBuffer]) {
-        queueLock.lock()
-        defer { queueLock.unlock() }
-        var list: [VkCommandBuffer?] = buffers
-        vk.freeCommandBuffers(handle, commandPool, UInt32(list.count), &list)
     }
 
     func createFence() throws -> VkFence {
@@ -194,11 +165,14 @@ final class VulkanDevice: @unchecked Sendable {
             return vk.queueSubmit(queue, 1, &submit, fence)
         }
         try check(result, "vkQueueSubmit")
-        // A generous bound: a whole 4K transform on lavapipe takes seconds, not minutes;
-        // without one a lost device would hang the caller forever.
-        let timeoutNs: UInt64 = 300_000_000_000
-        let wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE), timeoutNs)
-        if wait == VK_TIMEOUT { throw VulkanError.timeout(seconds: Double(timeoutNs) / 1e9) }
+        // No time limit: a batch of large images on a CPU device may rightly take many minutes,
+        // and giving up while the device still runs would leave its buffers and command buffers
+        // in use by the device for the next caller. A lost or hung device is reported by the
+        // driver (VK_ERROR_DEVICE_LOST), which `check` turns into an error.
+        var wait: VkResult
+        repeat {
+            wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE), UInt64.max)
+        } while wait == VK_TIMEOUT
         try check(wait, "vkWaitForFences")
     }
 
@@ -220,18 +194,22 @@ final class VulkanDevice: @unchecked Sendable {
         vk.destroyBufferView(handle, view, nil)
     }
 
-    /// Records commands with `body` into a temporary command buffer, runs them and waits.
+    /// Records commands with `body` into a temporary command buffer (from a pool of its own, so
+    /// that callers on several threads never share one), runs them and waits.
     func runOnce(_ body: (VkCommandBuffer) throws -> Void) throws {
-        let cb = try allocateCommandBuffers(1)[0]
-        defer { freeCommandBuffers([cb]) }
-        let fence = try createFence()
-        defer { vk.destroyFence(handle, fence, nil) }
-        var begin = VkCommandBufferBeginInfo()
-        begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
-        begin.flags = UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
-        try check(vk.beginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
-        try body(cb)
-        try check(vk.endCommandBuffer(cb), "vkEndCommandBuffer")
-        try submitAndWait(cb, fence: fence)
+        let pool = try VulkanCommandPool(device: self, transient: true)
+        // The pool must outlive the submission: destroying it frees the command buffer.
+        try withExtendedLifetime(pool) {
+            let cb = try pool.allocate()
+            let fence = try createFence()
+            defer { vk.destroyFence(handle, fence, nil) }
+            var begin = VkCommandBufferBeginInfo()
+            begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+            begin.flags = UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
+            try check(vk.beginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
+            try body(cb)
+            try check(vk.endCommandBuffer(cb), "vkEndCommandBuffer")
+            try submitAndWait(cb, fence: fence)
+        }
     }
 }

@@ -22,8 +22,6 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupportedFeature(feature: String, device: String)
     /// The graph holds an op this backend has no kernel for, or a shape the kernels cannot handle.
     case unsupportedOp(node: String, reason: String)
-    /// The device stopped answering (lost device or a hung kernel).
-    case timeout(seconds: Double)
 
     static let installHint = "install a Vulkan driver: on Debian/Ubuntu `apt install libvulkan1 mesa-vulkan-drivers` "
         + "(lavapipe, a CPU implementation) or your GPU vendor's driver (e.g. nvidia-driver); "
@@ -50,8 +48,6 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
             return "Vulkan device '\(device)' lacks \(feature)"
         case let .unsupportedOp(node, reason):
             return "node '\(node)' cannot run on Vulkan: \(reason)"
-        case let .timeout(seconds):
-            return "Vulkan device did not finish within \(seconds) s (device lost or hung)"
         }
     }
 

@@ -49,7 +49,10 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     private let nodes: [NodePlan]
     private let descriptorPool: VkDescriptorPool
     private let fence: VkFence
-    /// Held for a whole run (or batch run): the graph owns one set of buffers.
+    /// The graph's own command pool: recording happens under `lock`, which is what keeps a pool's
+    /// use on one thread at a time (graphs on other threads record into their own pools).
+    private let commandPool: VulkanCommandPool
+    /// Held for a whole run (or batch run): the graph owns one set of buffers and one pool.
     fileprivate let lock = NSLock()
     private var commandBuffer: VkCommandBuffer?
     private var timedCommandBuffer: VkCommandBuffer?
@@ -120,6 +123,15 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                                             outOffset: node.output.channelOffset * node.outputShape.planeSize,
                                             inputElements: graph.tensors[node.input.tensor.index].shape.count))
         }
+        // A kernel's grid grows with the image; a device caps each dimension (65535 on many GPUs).
+        let cap = device.maxWorkGroupCount
+        for (node, k) in zip(graph.nodes, kernels) {
+            for d in k.dispatches where d.groups.x > cap.x || d.groups.y > cap.y || d.groups.z > cap.z {
+                throw VulkanError.unsupportedOp(
+                    node: node.op.name, reason: "its dispatch of \(d.groups.x)×\(d.groups.y)×\(d.groups.z) work groups exceeds "
+                        + "the device's limit of \(cap.x)×\(cap.y)×\(cap.z); use smaller tiles (--tile-mb) or the CPU backend")
+            }
+        }
         var scratchElements: [Int] = []
         for k in kernels {
             for (slot, n) in k.scratchElements.enumerated() {
@@ -154,24 +166,25 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             try check(vk.createDescriptorPool(device.handle, &poolInfo, nil, &pool), "vkCreateDescriptorPool")
         }
         fence = try device.createFence()
+        let commandPool = try VulkanCommandPool(device: device)
 
         var plans: [NodePlan] = []
         for (node, k) in zip(graph.nodes, kernels) {
             let inPlane = node.inputShape.planeSize
             let outPlane = node.outputShape.planeSize
             // Buffer, one-component view and four-component view of a dispatch's source or destination.
-            func resource(_ b: DispatchBuffer) -> (VkBuffer, VkBufferView, VkBufferView) {
+            func resource(_ b: DispatchBuffer) -> (VulkanBuffer, VkBufferView, VkBufferView) {
                 switch b {
-                case .nodeInput: let t = node.input.tensor.index; return (buffers[t].handle, views[t], quadViews[t])
-                case .nodeOutput: let t = node.output.tensor.index; return (buffers[t].handle, views[t], quadViews[t])
-                case let .scratch(i): return (scratch[i].handle, scratchViews[2 * i], scratchViews[2 * i + 1])
+                case .nodeInput: let t = node.input.tensor.index; return (buffers[t], views[t], quadViews[t])
+                case .nodeOutput: let t = node.output.tensor.index; return (buffers[t], views[t], quadViews[t])
+                case let .scratch(i): return (scratch[i], scratchViews[2 * i], scratchViews[2 * i + 1])
                 }
             }
             var sets: [[DispatchBuffer]: VkDescriptorSet] = [:]
             for pair in pairsPerNode[plans.count] {
                 let set = try Self.allocateSet(device: device, pool: pool!, layout: backend.pipelines.setLayout)
                 let src = resource(pair[0]), dst = resource(pair[1])
-                Self.writeSet(device: device, set: set, buffers: [src.0, dst.0, k.parameters.buffer.handle],
+                Self.writeSet(device: device, set: set, buffers: [src.0, dst.0, k.parameters.buffer],
                               texelViews: [src.1, k.parameters.texelView, src.2])
                 sets[pair] = set
             }
@@ -194,15 +207,13 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         nodes = plans
         descriptorPool = pool!
         self.fence = fence!
+        self.commandPool = commandPool
         success = true
     }
 
     deinit {
         let vk = device.vk
-        var cbs: [VkCommandBuffer] = []
-        if let commandBuffer { cbs.append(commandBuffer) }
-        if let timedCommandBuffer { cbs.append(timedCommandBuffer) }
-        if !cbs.isEmpty { device.freeCommandBuffers(cbs) }
+        // The command buffers go with `commandPool`.
         if let queryPool { vk.destroyQueryPool(device.handle, queryPool, nil) }
         vk.destroyDescriptorPool(device.handle, descriptorPool, nil)
         vk.destroyFence(device.handle, fence, nil)
@@ -240,9 +251,13 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     }
 
     /// Binds whole buffers: views are addressed by element offsets in push constants, which
-    /// sidesteps minStorageBufferOffsetAlignment for channel views.
-    private static func writeSet(device: VulkanDevice, set: VkDescriptorSet, buffers: [VkBuffer], texelViews: [VkBufferView]) {
-        var infos = buffers.map { VkDescriptorBufferInfo(buffer: $0, offset: 0, range: VkDeviceSize(VK_WHOLE_SIZE)) }
+    /// sidesteps minStorageBufferOffsetAlignment for channel views. A pooled buffer's size is
+    /// rounded up past what its tensor needs, so the range stops at the device's storage limit
+    /// (every tensor fits within it: checked when the graph is prepared).
+    private static func writeSet(device: VulkanDevice, set: VkDescriptorSet, buffers: [VulkanBuffer], texelViews: [VkBufferView]) {
+        var infos = buffers.map {
+            VkDescriptorBufferInfo(buffer: $0.handle, offset: 0, range: VkDeviceSize(min($0.size, device.maxStorageBufferRange)))
+        }
         var views: [VkBufferView?] = texelViews
         infos.withUnsafeMutableBufferPointer { ip in
             views.withUnsafeMutableBufferPointer { vp in
@@ -292,7 +307,9 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     /// may overlap and their intervals would not mean anything).
     private func record(timed: Bool) throws -> VkCommandBuffer {
         let vk = device.vk
-        let cb = try device.allocateCommandBuffers(1)[0]
+        let cb = try commandPool.allocate()
+        var recorded = false
+        defer { if !recorded { commandPool.free(cb) } }
         var begin = VkCommandBufferBeginInfo()
         begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
         try check(vk.beginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
@@ -404,6 +421,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
                           dst: Self.hostStage, dstAccess: UInt32(VK_ACCESS_HOST_READ_BIT.rawValue))
         }
         try check(vk.endCommandBuffer(cb), "vkEndCommandBuffer")
+        recorded = true
         return cb
     }
 

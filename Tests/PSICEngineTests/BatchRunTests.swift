@@ -1,6 +1,8 @@
+import Foundation
 import XCTest
 @testable import PSICEngine
 import PSICCPU
+@testable import PSICVulkan
 
 /// `Backend.runBatch` must give exactly what running each prepared graph alone gives, for
 /// graphs of different shapes in one batch, and when one graph appears twice.
@@ -59,4 +61,51 @@ final class BatchRunTests: XCTestCase {
     func testVulkanBatchEqualsSingleRuns() throws {
         try check(try SharedVulkan.get())
     }
+    /// Several threads preparing, recording and running graphs at once (what `psic encode -j 2`
+    /// and library users do): every result must equal the serial one. Under the validation
+    /// layer (Tools/scripts/vulkan-sync-check.sh) this also checks that command pools are never
+    /// used from two threads at once. Both memory paths: mapped, and staging (a discrete GPU's,
+    /// where preparing a graph records a fill).
+    func testVulkanGraphsPreparedAndRunOnSeveralThreads() throws {
+        for backend in [try SharedVulkan.get(), try VulkanBackend(device: nil, forceStaging: true)] {
+            var rng = TestRandom(seed: 5)
+            let ints = [try randomIntLayer(&rng, name: "i0", transposed: false, ci: 6, co: 8, k: 3, s: 1,
+                                           activation: .leakyReLU(slopeNumerator: 32))]
+            // Each thread its own sizes, so that every prepare records a new command buffer.
+            let sizes = (0..<16).map { (8 + 4 * $0, 12 + 4 * ($0 % 3)) }
+            let cases = try sizes.map { h, w -> (Graph, TensorID, TensorID, Tensor) in
+                var g = Graph()
+                let x = g.addInput("x", shape: TensorShape(channels: 6, height: h, width: w), type: .int32)
+                var v = g.whole(x)
+                for l in ints { v = try g.append(.intConv2d(l), input: v) }
+                g.markOutput(v.tensor)
+                return (g, x, v.tensor, Tensor(shape: g.shape(of: x), ints: (0..<(6 * h * w)).map { _ in Int32(rng.int(-1000, 1000)) }))
+            }
+            let expected = try cases.map { g, x, y, input in try CPUBackend().prepare(g).run(inputs: [x: input]).outputs[y]! }
+            let results = LockedResults(count: cases.count * 3)
+            DispatchQueue.concurrentPerform(iterations: cases.count) { i in
+                let (g, x, y, input) = cases[i]
+                do {
+                    // A new graph each round: each records its own command buffer.
+                    for round in 0..<3 { results.set(i * 3 + round, try backend.prepare(g).run(inputs: [x: input]).outputs[y]) }
+                } catch {
+                    results.fail(error)
+                }
+            }
+            XCTAssertNil(results.error.map { "\($0)" })
+            for i in 0..<(cases.count * 3) {
+                XCTAssertEqual(results.values[i]?.storage, expected[i / 3].storage, "case \(i / 3), run \(i % 3) on \(backend.name)")
+            }
+        }
+    }
+}
+
+/// Results written from several threads.
+private final class LockedResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [Tensor?]
+    private(set) var error: Error?
+    init(count: Int) { values = [Tensor?](repeating: nil, count: count) }
+    func set(_ i: Int, _ t: Tensor?) { lock.lock(); values[i] = t; lock.unlock() }
+    func fail(_ e: Error) { lock.lock(); error = e; lock.unlock() }
 }

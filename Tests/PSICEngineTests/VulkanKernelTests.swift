@@ -350,6 +350,37 @@ final class VulkanKernelTests: XCTestCase {
         for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-5 * (1 + abs(b[i]))) }
     }
 
+    /// A device whose limits a graph passes refuses it with an error naming the node, before
+    /// anything runs: more work groups than a dispatch may have, or more parameters than one
+    /// texel view reaches (both would otherwise compute garbage or crash the driver).
+    func testGraphsPastTheDeviceLimitsAreRefused() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 9)
+        let conv = try Conv2dLayer(name: "limits.conv", inChannels: 3, outChannels: 8, kernelSize: 3, stride: 1,
+                                   weights: rng.floats(216), bias: rng.floats(8))
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 3, height: 64, width: 64), type: .float32)
+        g.markOutput(try g.append(.conv2d(conv), input: g.whole(x)).tensor)
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(3 * 64 * 64))
+
+        let groups = try VulkanBackend(device: nil, forceStaging: false)
+        groups.device.maxWorkGroupCount = (2, 2, 2)
+        XCTAssertThrowsError(try groups.prepare(g)) { e in
+            guard case let VulkanError.unsupportedOp(node, reason) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(node, "limits.conv")
+            XCTAssertTrue(reason.contains("work groups"), reason)
+        }
+        let texels = try VulkanBackend(device: nil, forceStaging: false)
+        texels.device.maxTexelBufferElements = 16
+        XCTAssertThrowsError(try texels.prepare(g)) { e in
+            guard case let VulkanError.unsupportedOp(node, reason) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(node, "limits.conv")
+            XCTAssertTrue(reason.contains("texel"), reason)
+        }
+        // Within the limits the same graph runs.
+        XCTAssertNotNil(try VulkanBackend(device: nil, forceStaging: false).prepare(g).run(inputs: [x: input]).outputs.first)
+    }
+
     /// Inputs read as storage buffers (the path for tensors too large for texel views).
     func testStorageBufferInputs() throws {
         _ = try SharedVulkan.get()
