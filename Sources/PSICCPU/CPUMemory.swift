@@ -13,16 +13,10 @@ enum CPUMemory {
     /// against the free memory less the claims of graphs still filling theirs.
     static let claims = CPUMemoryClaims()
 
-    /// Bytes the kernel could hand out without swapping (`MemAvailable` of /proc/meminfo), or
-    /// nil where that is unknown.
+    /// Bytes that can be allocated without swapping or passing a container's limit
+    /// (`HostMemory.available`), or nil where that is unknown.
     @Sendable static func available() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 2, let kb = Int(fields[1]) else { return nil }
-            return kb * 1024
-        }
-        return nil
+        HostMemory.available()
     }
 
     /// `bytes` of memory aligned to 64 bytes (free with `deallocate()`).

@@ -1,4 +1,5 @@
 import Foundation
+import PSICCPU
 import PSICEngine
 import PSICEntropy
 import PSICImage
@@ -16,12 +17,13 @@ public final class ImageCodec: Sendable {
     let zTables: CDFTableSet
     let gaussianTables: CDFTableSet
 
-    /// Idle graph memory kept by default: half the machine's memory, at least 4 GiB. A large
-    /// photo's graphs are GBs (a 4096×4096 image's g_a alone ~5 GB), and preparing them again for
-    /// each image of a batch (allocating and zeroing that memory) made a 16-megapixel encode take
-    /// 2–3.5× the time its pixels explain. When memory runs short, preparing a graph drops the
-    /// idle ones first (`PreparedGraphPool`).
-    public static let defaultIdleGraphBytes = max(4 << 30, Int(ProcessInfo.processInfo.physicalMemory / 2))
+    /// Idle graph memory kept by default: half the memory the process may use (the machine's,
+    /// or a container's limit: `HostMemory.total`). A large photo's graphs are GBs (a
+    /// 4096×4096 image's g_a alone ~5 GB), and preparing them again for each image of a batch
+    /// (allocating and zeroing that memory) made a 16-megapixel encode take 2–3.5× the time its
+    /// pixels explain. When memory runs short, preparing a graph drops the idle ones first
+    /// (`PreparedGraphPool`).
+    public static let defaultIdleGraphBytes = HostMemory.total / 2
 
     /// The codec on an opened backend choice, with that choice's fallback.
     public convenience init(model: CodecModel, handle: BackendHandle,
@@ -32,9 +34,13 @@ public final class ImageCodec: Sendable {
     }
 
     /// The largest tensor of a g_a or g_s graph before an image runs in tiles: 512 MiB, reached
-    /// at about 5.5 megapixels (g_a's first layer: 96 channels at half resolution). Tiles cost
-    /// a 32-pixel overlap each side (docs/design.md, "Large images run in tiles").
-    public static let defaultTileTensorBytes = 512 << 20
+    /// at about 5.5 megapixels (g_a's first layer: 96 channels at half resolution), or a
+    /// sixteenth of the memory the process may use when that is less (`HostMemory.total`: a
+    /// container's limit). A graph holds a few times its largest tensor, and oneDNN adds blocked
+    /// copies that no check sees; under a 2 GiB limit a 35-megapixel encode with 512 MiB tiles
+    /// was killed by the kernel, and ran (peak 1.98 GB) with 128 MiB ones. Tiles cost a
+    /// 32-pixel overlap each side (docs/design.md, "Large images run in tiles").
+    public static let defaultTileTensorBytes = min(512 << 20, max(16 << 20, HostMemory.total / 16))
 
     /// Graph runs that were tiles of a larger image so far.
     public var tiledRuns: Int { transforms.tiledRuns }

@@ -1,0 +1,65 @@
+@testable import PSICCPU
+import XCTest
+
+/// `HostMemory` reads a container's memory limit from the control-group files; these tests give
+/// it the files of the usual layouts.
+final class HostMemoryTests: XCTestCase {
+    private func reader(_ files: [String: String]) -> (String) -> String? { { files[$0] } }
+
+    /// cgroup v2 inside a namespace (Docker's default): the group is the mount's root.
+    func testCgroupV2LimitAndRoomLeft() {
+        let groups = HostMemory.cgroups(read: reader([
+            "/proc/self/cgroup": "0::/\n",
+            "/sys/fs/cgroup/memory.max": "4294967296\n",
+            "/sys/fs/cgroup/memory.current": "1073741824\n",
+            "/sys/fs/cgroup/memory.stat": "anon 800000000\nfile 273741824\ninactive_file 73741824\n",
+        ]))
+        XCTAssertEqual(groups, [HostMemory.CgroupMemory(limit: 4 << 30, usage: (1 << 30) - 73741824)])
+        XCTAssertEqual(groups.first?.headroom, (4 << 30) - (1 << 30) + 73741824)
+    }
+
+    /// cgroup v2 with the full path (no namespace): a limit on the parent (a systemd slice)
+    /// counts too, and "max" means no limit.
+    func testCgroupV2LimitOnAnAncestor() {
+        let groups = HostMemory.cgroups(read: reader([
+            "/proc/self/cgroup": "0::/system.slice/psic.service\n",
+            "/sys/fs/cgroup/system.slice/psic.service/memory.max": "max\n",
+            "/sys/fs/cgroup/system.slice/psic.service/memory.current": "100\n",
+            "/sys/fs/cgroup/system.slice/memory.max": "2000000000\n",
+            "/sys/fs/cgroup/system.slice/memory.current": "500000000\n",
+        ]))
+        XCTAssertEqual(groups, [HostMemory.CgroupMemory(limit: 2_000_000_000, usage: 500_000_000)])
+    }
+
+    /// cgroup v1 (this development VM's layout): the memory controller's own line; v1's
+    /// "unlimited" (2^63 rounded down to a page) is no limit.
+    func testCgroupV1() {
+        let files = [
+            "/proc/self/cgroup": "5:devices:/\n4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes": "9191567360\n",
+            "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "3221225472\n",
+            "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "2147483648\n",
+            "/sys/fs/cgroup/memory/docker/abc/memory.stat": "cache 5\ntotal_inactive_file 1073741824\ninactive_file 7\n",
+        ]
+        XCTAssertEqual(HostMemory.cgroups(read: reader(files)), [HostMemory.CgroupMemory(limit: 3 << 30, usage: 1 << 30)])
+    }
+
+    /// No control-group files (another OS, or no memory controller): no groups, and what the
+    /// free-memory figure says stands.
+    func testNoGroupsAndMeminfo() {
+        XCTAssertEqual(HostMemory.cgroups(read: reader([:])), [])
+        XCTAssertEqual(HostMemory.cgroups(read: reader(["/proc/self/cgroup": "1:cpu:/\n"])), [])
+        XCTAssertEqual(HostMemory.memAvailable("MemTotal: 100 kB\nMemAvailable:   2048 kB\n"), 2 << 20)
+        XCTAssertNil(HostMemory.memAvailable("MemTotal: 100 kB\n"))
+        XCTAssertEqual(HostMemory.ancestors("/a/b"), ["/a/b", "/a", "/"])
+        XCTAssertEqual(HostMemory.ancestors("/"), ["/"])
+    }
+
+    /// On this machine: the figures exist and are sane.
+    func testThisMachine() {
+        XCTAssertGreaterThan(HostMemory.total, 0)
+        XCTAssertLessThanOrEqual(HostMemory.total, Int(clamping: ProcessInfo.processInfo.physicalMemory))
+        if let available = HostMemory.available() { XCTAssertLessThanOrEqual(available, HostMemory.total + (1 << 30)) }
+    }
+}
