@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PSICServer
+import PSICCodec
 
 /// Server options shared by `psic serve` and `psic-loadtest`.
 public struct ServerOptions: ParsableArguments, Sendable {
@@ -37,8 +38,9 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public var idleTimeoutSeconds = 30.0
 
     @Option(name: .customLong("graph-cache-mb"),
-            help: "Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (least recently used dropped first).")
-    public var graphCacheMegabytes = 4096
+            help: ArgumentHelp("Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (least recently used dropped first).",
+                               discussion: "The default is 4096, or half the memory available to the process (a container's limit) when that is less."))
+    public var graphCacheMegabytes = min(4096, ImageCodec.defaultIdleGraphBytes >> 20)
 
     /// `graphCacheMegabytes` in bytes, for `ImageCodec(idleGraphBytesLimit:)`.
     public var graphCacheBytes: Int { graphCacheMegabytes << 20 }
