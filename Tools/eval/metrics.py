@@ -38,6 +38,12 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return float("inf") if m == 0 else 10.0 * math.log10(peak * peak / m)
 
 
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM in dB, -10 log10(1 - MS-SSIM), as learned-compression papers plot it
+    (a perfect match is capped at 100 dB)."""
+    return 100.0 if value >= 1.0 else min(100.0, -10.0 * math.log10(1.0 - value))
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     import torch
     from pytorch_msssim import ms_ssim as _ms

@@ -46,7 +46,7 @@ def rate_quality(agg, outdir: Path, metrics, labels):
 def headline(agg, path: Path, labels):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axs = plt.subplots(1, 3, figsize=(13, 3.8), dpi=80)
-    for ax, m in zip(axs, ("psnr", "ms_ssim", "ssimulacra2")):
+    for ax, m in zip(axs, ("psnr", "ms_ssim_db", "ssimulacra2")):
         _axes(ax, agg, m, labels[m])
     axs[0].legend(fontsize=7)
     fig.tight_layout()

@@ -212,3 +212,24 @@ def test_psic_task_measures_mean_details_beside_samples(tmp_path, monkeypatch):
     assert evaluate.task_psic(args) == recs
     agg = evaluate.aggregate(recs)
     assert list(agg) == ["psic", "psic-mean"]
+
+
+def test_ms_ssim_in_db_is_averaged_per_image_and_drives_the_bd_tables():
+    import evaluate
+    assert metrics.ms_ssim_db(0.9) == pytest.approx(10.0)
+    assert metrics.ms_ssim_db(0.99) == pytest.approx(20.0)
+    assert metrics.ms_ssim_db(1.0) == 100.0
+    recs = []
+    for codec, scale in (("jpeg", 1.0), ("psic", 0.8)):
+        for q, (a, b) in enumerate([(0.9, 0.99), (0.95, 0.995), (0.98, 0.998), (0.99, 0.999)]):
+            for image, v in (("x", a), ("y", b)):
+                recs.append({"codec": codec, "quality": q, "image": image, "bytes": 1, "bpp": scale * (q + 1),
+                             "psnr": 30.0 + q + (image == "y"), "ms_ssim": v})
+    agg = evaluate.aggregate(recs)
+    # Mean of per-image dB (10 and 20 dB), not the dB of the mean MS-SSIM (0.945: 12.6 dB).
+    # Four qualities: a cubic BD-rate fit needs four points.
+    assert agg["jpeg"][0]["ms_ssim_db"] == pytest.approx(15.0)
+    table = evaluate.bd_tables(agg)
+    row = next(line for line in table.splitlines() if line.startswith("| ms_ssim_db |"))
+    assert "-20.0" in row   # PSIC needs 0.8x the bits at every quality
+    assert not any(line.startswith("| ms_ssim |") for line in table.splitlines())
