@@ -26,8 +26,10 @@ public enum HostMemory {
     /// One memory control group's limit and what it holds now.
     struct CgroupMemory: Equatable {
         let limit: Int
-        /// Memory charged to the group, less its inactive file cache (reclaimed before the
-        /// group would run out, as `docker stats` counts it).
+        /// Memory charged to the group, less its inactive file cache and half its active one
+        /// (page cache the kernel reclaims before the group would run out; `docker stats`
+        /// leaves out the inactive part, /proc/meminfo's `MemAvailable` counts about half of
+        /// the rest as available).
         let usage: Int
         var headroom: Int { max(0, limit - usage) }
     }
@@ -52,9 +54,9 @@ public enum HostMemory {
                 let base = root + (dir == "/" ? "" : dir) + "/"
                 let group = v2
                     ? cgroup(limit: read(base + "memory.max"), usage: read(base + "memory.current"),
-                             stat: read(base + "memory.stat"), inactiveKey: "inactive_file")
+                             stat: read(base + "memory.stat"), cacheKeys: ("inactive_file", "active_file"))
                     : cgroup(limit: read(base + "memory.limit_in_bytes"), usage: read(base + "memory.usage_in_bytes"),
-                             stat: read(base + "memory.stat"), inactiveKey: "total_inactive_file")
+                             stat: read(base + "memory.stat"), cacheKeys: ("total_inactive_file", "total_active_file"))
                 if let group { found.append(group) }
             }
         }
@@ -74,15 +76,18 @@ public enum HostMemory {
 
     /// A group from its files' text; nil without a limit ("max" in v2, v1's page-rounded
     /// 2^63 − 4096, or anything not a number).
-    private static func cgroup(limit: String?, usage: String?, stat: String?, inactiveKey: String) -> CgroupMemory? {
+    private static func cgroup(limit: String?, usage: String?, stat: String?,
+                               cacheKeys: (inactive: String, active: String)) -> CgroupMemory? {
         guard let limit = limit.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), limit < 1 << 60,
               let usage = usage.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else { return nil }
-        var inactive = 0
+        var inactive = 0, active = 0
         for line in (stat ?? "").split(separator: "\n") {
             let kv = line.split(separator: " ")
-            if kv.count == 2, kv[0] == inactiveKey, let v = Int(kv[1]) { inactive = v }
+            guard kv.count == 2, let v = Int(kv[1]) else { continue }
+            if kv[0] == cacheKeys.inactive { inactive = v }
+            if kv[0] == cacheKeys.active { active = v }
         }
-        return CgroupMemory(limit: limit, usage: max(0, usage - inactive))
+        return CgroupMemory(limit: limit, usage: max(0, usage - inactive - active / 2))
     }
 
     /// `MemAvailable` of /proc/meminfo's text, in bytes.

@@ -33,13 +33,15 @@ public final class ImageCodec: Sendable {
                       idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
     }
 
-    /// The largest tensor of a g_a or g_s graph before an image runs in tiles: 512 MiB, reached
-    /// at about 5.5 megapixels (g_a's first layer: 96 channels at half resolution), or a
+    /// The largest tensor of a network's graph before an image runs in tiles: 512 MiB, reached
+    /// at about 5.5 megapixels by g_a and g_s (g_a's first layer: 96 channels at half
+    /// resolution; the 1/16-resolution networks from about 128 megapixels), or a
     /// sixteenth of the memory the process may use when that is less (`HostMemory.total`: a
     /// container's limit). A graph holds a few times its largest tensor, and oneDNN adds blocked
     /// copies that no check sees; under a 2 GiB limit a 35-megapixel encode with 512 MiB tiles
-    /// was killed by the kernel, and ran (peak 1.98 GB) with 128 MiB ones. Tiles cost a
-    /// 32-pixel overlap each side (docs/design.md, "Large images run in tiles").
+    /// was killed by the kernel, and ran (peak 1.98 GB) with 128 MiB ones. This also applies on
+    /// a machine with under 8 GiB. Tiles cost an overlap each side (32 pixels for g_a and g_s,
+    /// 128 for h_a and h_s; docs/design.md, "Large images run in tiles").
     public static let defaultTileTensorBytes = min(512 << 20, max(16 << 20, HostMemory.total / 16))
 
     /// Graph runs that were tiles of a larger image so far.

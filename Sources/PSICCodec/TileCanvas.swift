@@ -51,6 +51,9 @@ struct TileCanvas {
     /// be the canvas's.
     mutating func paste(_ tile: Tensor, rows: TilePlan.Span, columns: TilePlan.Span, scale: Int) {
         precondition(tile.scalarType == scalarType, "tile of \(tile.scalarType) pasted on a \(scalarType) canvas")
+        // The copy below uses unchecked pointers: the tile must be exactly its span times `scale`.
+        precondition(tile.shape.height == (rows.end - rows.start) * scale && tile.shape.width == (columns.end - columns.start) * scale
+                     && tile.shape.channels == shape.channels, "tile \(tile.shape) does not match its span")
         switch tile.storage {
         case let .float32(v): Self.paste(v, tile.shape, into: &floats, shape, rows, columns, scale)
         case let .int32(v): Self.paste(v, tile.shape, into: &ints, shape, rows, columns, scale)

@@ -19,7 +19,7 @@ public struct ModelOptions: ParsableArguments, Sendable {
     public var device: String?
 
     @Option(name: .long, help: ArgumentHelp("Largest layer, in MiB, before an image runs in tiles.",
-                                            discussion: "Bounds memory per image: lower it on a small machine. Tiles join without seams; each costs a 32-pixel overlap. The default is 512, or a sixteenth of the memory available to the process (a container's limit) when that is less."))
+                                            discussion: "Bounds memory per image: lower it on a small machine. Tiles join without seams; each costs an overlap (32 pixels; 128 for the hyperprior networks). The default is 512, or a sixteenth of the memory available to the process (the machine's, or a container's limit) when that is less."))
     public var tileMb: Int = ImageCodec.defaultTileTensorBytes >> 20
 
     /// `tileMb` in bytes, for `ImageCodec(tileTensorBytes:)`.

@@ -167,6 +167,17 @@ public final class CodecModel: Sendable {
                 throw ModelError.unsupportedModel(reason: "entropy-parameter net \(i) does not match the architecture")
             }
         }
+        // The codec's tiling (ModelTransforms) relies on this geometry: h_s's two 5×5 stride-2
+        // transposed convolutions and a 3×3 (4 outputs per z cell, a reach of two z cells), and
+        // 1×1 entropy-parameter networks (no reach). Another geometry would decode differently
+        // depending on whether an image was tiled, so it is refused here.
+        let hsGeometry = hyperSynthesis.map { [$0.transposed ? 1 : 0, $0.kernelSize, $0.stride] }
+        guard hsGeometry == [[1, 5, 2], [1, 5, 2], [0, 3, 1]] else {
+            throw ModelError.unsupportedModel(reason: "h_s must be two 5×5 stride-2 transposed convolutions and a 3×3 convolution")
+        }
+        for (i, net) in entropyParameters.enumerated() where net.contains(where: { $0.transposed || $0.kernelSize != 1 || $0.stride != 1 }) {
+            throw ModelError.unsupportedModel(reason: "entropy-parameter net \(i) must be 1×1 convolutions")
+        }
         for net in [hyperSynthesis] + entropyParameters {
             for (prev, next) in zip(net, net.dropFirst()) {
                 let r = prev.requantization

@@ -68,6 +68,7 @@ final class VulkanBuffer: @unchecked Sendable {
     }
 
     deinit {
+        guard !device.isAbandoned else { return }  // the hung device may still use it
         // Freeing mapped memory unmaps it implicitly.
         device.vk.destroyBuffer(device.handle, handle, nil)
         device.vk.freeMemory(device.handle, memory, nil)

@@ -106,6 +106,7 @@ final class PipelineCache: @unchecked Sendable {
     }
 
     deinit {
+        guard !device.isAbandoned else { return }
         let vk = device.vk
         for p in pipelines.values { vk.destroyPipeline(device.handle, p.handle, nil) }
         for m in modules.values { vk.destroyShaderModule(device.handle, m, nil) }

@@ -77,12 +77,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     let storageInputs: Bool
 
     /// `forceStaging`: route all transfers through staging buffers even where tensor memory
-    /// could be mapped (the discrete-GPU path). `storageInputs`: see the property. For tests.
+    /// could be mapped (the discrete-GPU path). `storageInputs`: see the property. `limits`:
+    /// device limits lowered for tests.
     init(device selector: VulkanDeviceSelector?, forceStaging: Bool, storageInputs: Bool = false,
-         convolutions: VulkanConvolutionMethod? = nil) throws {
+         convolutions: VulkanConvolutionMethod? = nil, limits: VulkanLimitOverrides = .init()) throws {
         self.storageInputs = storageInputs
         self.convolutions = convolutions
-        let dev = try VulkanDevice(selector: selector ?? .fromEnvironment, forceStaging: forceStaging)
+        let dev = try VulkanDevice(selector: selector ?? .fromEnvironment, forceStaging: forceStaging, limits: limits)
         device = dev
         deviceInfo = dev.info
         name = "vulkan: \(dev.info.name)" + (convolutions.map { " (\($0.rawValue))" } ?? "")
@@ -317,8 +318,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// The bands of a Winograd convolution (see `WinogradConvolution`): per band the input
     /// transform (node input to scratch 0), the products (scratch 0 to 1) and the output
     /// transform (scratch 1 to node output), ordered by the recording's hazard tracking. Nil when one band's
-    /// scratch would exceed the device's texel-view or storage limits (then the direct
-    /// kernel runs the layer).
+    /// scratch or its weights would exceed the device's texel-view or storage limits (then the
+    /// direct kernel runs the layer).
     private func winogradKernels(_ layer: AnyObject, _ g: WinogradConvolution.Geometry, node: GraphNode,
                                  inputElements: Int, push base: KernelPushConstants, act: Int32,
                                  pack: (WinogradConvolution.Tiling) -> PackedParameters) throws -> NodeKernels? {
@@ -330,7 +331,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let vElements = 36 * zC * bands.stride, mElements = 36 * g.productChannels * bands.stride
         guard vElements / 4 <= device.maxTexelBufferElements, mElements <= device.maxTexelBufferElements,
               max(vElements, mElements) * 4 <= device.maxStorageBufferRange else { return nil }
-        let params = try parameters(for: layer, node: node.op.name, packing: .winograd(block: t.outputChannels)) { pack(t) }
+        // Winograd weights take ~6× the direct kernel's; past the texel limit the direct kernel runs.
+        let params: UploadedParameters
+        do {
+            params = try parameters(for: layer, node: node.op.name, packing: .winograd(block: t.outputChannels)) { pack(t) }
+        } catch VulkanError.unsupportedOp {
+            return nil
+        }
         let texel: Int32 = inputElements <= device.maxTexelBufferElements && !storageInputs ? 1 : 0
         let lx = 16  // transforms: one invocation per tile quad and channel, no subgroup operations
         // Quad input fetches need 4-aligned rows; quad output stores 4-aligned output rows.

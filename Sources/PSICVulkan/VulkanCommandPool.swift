@@ -25,6 +25,7 @@ final class VulkanCommandPool {
 
     /// Destroying the pool frees its command buffers; the owner has waited for their submissions.
     deinit {
+        guard !device.isAbandoned else { return }  // the hung device may still run its buffers
         device.vk.destroyCommandPool(device.handle, handle, nil)
     }
 

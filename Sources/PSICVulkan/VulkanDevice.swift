@@ -1,5 +1,6 @@
 import CVulkan
 import Foundation
+import Synchronization
 
 /// A logical device with one compute queue. Shared by everything a backend creates; the
 /// queue is externally synchronised in Vulkan, hence `queueLock`. Command pools are not the
@@ -16,12 +17,11 @@ final class VulkanDevice: @unchecked Sendable {
     let timestampPeriod: Double
     let timestampMask: UInt64
     /// Largest texel buffer view, in elements; bigger tensors are read as storage buffers.
-    /// (Settable for tests, which lower the limits of a device of their own before use.)
-    var maxTexelBufferElements: Int
+    let maxTexelBufferElements: Int
     /// Largest storage buffer binding, in bytes; bounds the size of one tensor.
     let maxStorageBufferRange: Int
     /// Largest work-group count of one dispatch along x, y and z.
-    var maxWorkGroupCount: (x: Int, y: Int, z: Int)
+    let maxWorkGroupCount: (x: Int, y: Int, z: Int)
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     /// Memory type for tensors and weights, and whether the host can map it. On CPU and
     /// integrated devices all memory is host memory, so mapping it skips every staging copy;
@@ -32,10 +32,22 @@ final class VulkanDevice: @unchecked Sendable {
     let stagingMemoryType: UInt32
 
     private let queueLock = NSLock()
+    private let abandoned = Atomic<Bool>(false)
+    /// Seconds one submission may run before the device is given up on. The default (30 min)
+    /// is long enough for a batch of the largest images on lavapipe, which takes minutes.
+    let submissionLimitSeconds: Double
+
+    /// Whether a submission outlived `submissionLimitSeconds`. The device may still be using
+    /// that submission's buffers, so from then on nothing is submitted and nothing the device
+    /// might touch is freed or reused: buffers, pools and the device itself are leaked, and
+    /// every run throws `VulkanError.timeout`.
+    var isAbandoned: Bool { abandoned.load(ordering: .acquiring) }
 
     /// `forceStaging`: never map tensor memory, move data through staging buffers as on a
-    /// discrete GPU (lets tests cover that path on lavapipe).
-    init(selector: VulkanDeviceSelector, forceStaging: Bool = false) throws {
+    /// discrete GPU (lets tests cover that path on lavapipe). `limits`: lower device limits
+    /// (tests of what happens past them).
+    init(selector: VulkanDeviceSelector, forceStaging: Bool = false, limits: VulkanLimitOverrides = .init()) throws {
+        submissionLimitSeconds = limits.submissionSeconds ?? 1800
         instance = try VulkanInstance.shared()
         let fns = instance.functions
         info = try selector.pick(from: instance.devices)
@@ -48,10 +60,10 @@ final class VulkanDevice: @unchecked Sendable {
         var props = VkPhysicalDeviceProperties()
         fns.getPhysicalDeviceProperties(physicalDevice, &props)
         timestampPeriod = Double(props.limits.timestampPeriod)
-        maxTexelBufferElements = Int(props.limits.maxTexelBufferElements)
+        maxTexelBufferElements = min(Int(props.limits.maxTexelBufferElements), limits.texelBufferElements ?? .max)
         maxStorageBufferRange = Int(props.limits.maxStorageBufferRange)
         let groups = props.limits.maxComputeWorkGroupCount
-        maxWorkGroupCount = (Int(groups.0), Int(groups.1), Int(groups.2))
+        maxWorkGroupCount = limits.workGroupCount ?? (Int(groups.0), Int(groups.1), Int(groups.2))
 
         var priority: Float = 1
         var device: VkDevice?
@@ -133,6 +145,8 @@ final class VulkanDevice: @unchecked Sendable {
     }
 
     deinit {
+        // A hung device would never go idle; what it holds is leaked instead.
+        guard !isAbandoned else { return }
         _ = vk.deviceWaitIdle(handle)
         vk.destroyDevice(handle, nil)
     }
@@ -152,6 +166,7 @@ final class VulkanDevice: @unchecked Sendable {
 
     /// Submits `commandBuffers` in one vkQueueSubmit (executed in order) and waits for all.
     func submitAndWait(_ commandBuffers: [VkCommandBuffer], fence: VkFence) throws {
+        guard !isAbandoned else { throw VulkanError.timeout(seconds: submissionLimitSeconds) }
         var fenceVar: VkFence? = fence
         try check(vk.resetFences(handle, 1, &fenceVar), "vkResetFences")
         var cbs: [VkCommandBuffer?] = commandBuffers
@@ -165,14 +180,16 @@ final class VulkanDevice: @unchecked Sendable {
             return vk.queueSubmit(queue, 1, &submit, fence)
         }
         try check(result, "vkQueueSubmit")
-        // No time limit: a batch of large images on a CPU device may rightly take many minutes,
-        // and giving up while the device still runs would leave its buffers and command buffers
-        // in use by the device for the next caller. A lost or hung device is reported by the
-        // driver (VK_ERROR_DEVICE_LOST), which `check` turns into an error.
-        var wait: VkResult
-        repeat {
-            wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE), UInt64.max)
-        } while wait == VK_TIMEOUT
+        // A lost device is reported by the driver (VK_ERROR_DEVICE_LOST, an error from `check`);
+        // one that hangs without that (a runaway kernel, no watchdog) ends the wait at the limit.
+        // The device may still be running the submission then, so its buffers must not go back
+        // to the pool for the next caller: the device is abandoned (`isAbandoned`).
+        let wait = vk.waitForFences(handle, 1, &fenceVar, VkBool32(VK_TRUE),
+                                    UInt64(min(submissionLimitSeconds, 1e9) * 1e9))
+        if wait == VK_TIMEOUT {
+            abandoned.store(true, ordering: .releasing)
+            throw VulkanError.timeout(seconds: submissionLimitSeconds)
+        }
         try check(wait, "vkWaitForFences")
     }
 
@@ -191,6 +208,7 @@ final class VulkanDevice: @unchecked Sendable {
     }
 
     func destroyView(_ view: VkBufferView) {
+        guard !isAbandoned else { return }
         vk.destroyBufferView(handle, view, nil)
     }
 
@@ -202,7 +220,7 @@ final class VulkanDevice: @unchecked Sendable {
         try withExtendedLifetime(pool) {
             let cb = try pool.allocate()
             let fence = try createFence()
-            defer { vk.destroyFence(handle, fence, nil) }
+            defer { if !isAbandoned { vk.destroyFence(handle, fence, nil) } }
             var begin = VkCommandBufferBeginInfo()
             begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
             begin.flags = UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
@@ -212,4 +230,11 @@ final class VulkanDevice: @unchecked Sendable {
             try submitAndWait(cb, fence: fence)
         }
     }
+}
+
+/// Device limits lowered below what the driver reports, for tests.
+struct VulkanLimitOverrides {
+    var texelBufferElements: Int?
+    var workGroupCount: (x: Int, y: Int, z: Int)?
+    var submissionSeconds: Double?
 }

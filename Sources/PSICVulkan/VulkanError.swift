@@ -22,6 +22,8 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupportedFeature(feature: String, device: String)
     /// The graph holds an op this backend has no kernel for, or a shape the kernels cannot handle.
     case unsupportedOp(node: String, reason: String)
+    /// A submission did not finish within the limit (a hung device): the backend no longer runs anything.
+    case timeout(seconds: Double)
 
     static let installHint = "install a Vulkan driver: on Debian/Ubuntu `apt install libvulkan1 mesa-vulkan-drivers` "
         + "(lavapipe, a CPU implementation) or your GPU vendor's driver (e.g. nvidia-driver); "
@@ -48,6 +50,9 @@ public enum VulkanError: Error, Sendable, Equatable, CustomStringConvertible {
             return "Vulkan device '\(device)' lacks \(feature)"
         case let .unsupportedOp(node, reason):
             return "node '\(node)' cannot run on Vulkan: \(reason)"
+        case let .timeout(seconds):
+            return "the Vulkan device did not finish its work within \(Int(seconds)) s (hung); it is no longer used "
+                + "by this process: restart it, or use the CPU backend"
         }
     }
 

@@ -68,6 +68,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
         self.graph = graph
         let device = backend.device
         let vk = device.vk
+        guard !device.isAbandoned else { throw VulkanError.timeout(seconds: device.submissionLimitSeconds) }
 
         var buffers: [VulkanBuffer] = []
         var views: [VkBufferView] = []
@@ -129,7 +130,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
             for d in k.dispatches where d.groups.x > cap.x || d.groups.y > cap.y || d.groups.z > cap.z {
                 throw VulkanError.unsupportedOp(
                     node: node.op.name, reason: "its dispatch of \(d.groups.x)×\(d.groups.y)×\(d.groups.z) work groups exceeds "
-                        + "the device's limit of \(cap.x)×\(cap.y)×\(cap.z); use smaller tiles (--tile-mb) or the CPU backend")
+                        + "the device's limit of \(cap.x)×\(cap.y)×\(cap.z); use the CPU backend")
             }
         }
         var scratchElements: [Int] = []
@@ -212,6 +213,7 @@ final class VulkanPreparedGraph: PreparedGraph, @unchecked Sendable {
     }
 
     deinit {
+        guard !device.isAbandoned else { return }  // leaked: the hung device may still use it all
         let vk = device.vk
         // The command buffers go with `commandPool`.
         if let queryPool { vk.destroyQueryPool(device.handle, queryPool, nil) }
@@ -545,7 +547,7 @@ extension VulkanBackend {
             g.writeInputs(r.inputs)
         }
         let fence = try device.createFence()
-        defer { device.vk.destroyFence(device.handle, fence, nil) }
+        defer { if !device.isAbandoned { device.vk.destroyFence(device.handle, fence, nil) } }
         try device.submitAndWait(commandBuffers, fence: fence)
         return graphs.map { GraphResult(outputs: $0.readOutputs(), timings: []) }
     }

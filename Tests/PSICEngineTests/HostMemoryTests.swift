@@ -12,10 +12,11 @@ final class HostMemoryTests: XCTestCase {
             "/proc/self/cgroup": "0::/\n",
             "/sys/fs/cgroup/memory.max": "4294967296\n",
             "/sys/fs/cgroup/memory.current": "1073741824\n",
-            "/sys/fs/cgroup/memory.stat": "anon 800000000\nfile 273741824\ninactive_file 73741824\n",
+            "/sys/fs/cgroup/memory.stat": "anon 800000000\nfile 273741824\nactive_file 200000000\ninactive_file 73741824\n",
         ]))
-        XCTAssertEqual(groups, [HostMemory.CgroupMemory(limit: 4 << 30, usage: (1 << 30) - 73741824)])
-        XCTAssertEqual(groups.first?.headroom, (4 << 30) - (1 << 30) + 73741824)
+        // Inactive page cache counts as free, and half the active one.
+        XCTAssertEqual(groups, [HostMemory.CgroupMemory(limit: 4 << 30, usage: (1 << 30) - 73741824 - 100_000_000)])
+        XCTAssertEqual(groups.first?.headroom, (4 << 30) - (1 << 30) + 73741824 + 100_000_000)
     }
 
     /// cgroup v2 with the full path (no namespace): a limit on the parent (a systemd slice)
@@ -43,6 +44,21 @@ final class HostMemoryTests: XCTestCase {
             "/sys/fs/cgroup/memory/docker/abc/memory.stat": "cache 5\ntotal_inactive_file 1073741824\ninactive_file 7\n",
         ]
         XCTAssertEqual(HostMemory.cgroups(read: reader(files)), [HostMemory.CgroupMemory(limit: 3 << 30, usage: 1 << 30)])
+    }
+
+    /// A hybrid layout (v1 controllers and the v2 tree side by side) reads both; a v1
+    /// "unlimited" rounded to 64 KiB pages and a group with no room left behave.
+    func testHybridLayoutAndEdgeValues() {
+        let files = [
+            "/proc/self/cgroup": "4:memory:/a\n0::/a\n",
+            "/sys/fs/cgroup/memory/a/memory.limit_in_bytes": "9223372036854710272\n",
+            "/sys/fs/cgroup/memory/a/memory.usage_in_bytes": "5\n",
+            "/sys/fs/cgroup/a/memory.max": "0\n",
+            "/sys/fs/cgroup/a/memory.current": "4096\n",
+        ]
+        let groups = HostMemory.cgroups(read: reader(files))
+        XCTAssertEqual(groups, [HostMemory.CgroupMemory(limit: 0, usage: 4096)])
+        XCTAssertEqual(groups.first?.headroom, 0)
     }
 
     /// No control-group files (another OS, or no memory controller): no groups, and what the

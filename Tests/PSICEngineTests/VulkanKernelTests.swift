@@ -363,15 +363,13 @@ final class VulkanKernelTests: XCTestCase {
         g.markOutput(try g.append(.conv2d(conv), input: g.whole(x)).tensor)
         let input = Tensor(shape: g.shape(of: x), floats: rng.floats(3 * 64 * 64))
 
-        let groups = try VulkanBackend(device: nil, forceStaging: false)
-        groups.device.maxWorkGroupCount = (2, 2, 2)
+        let groups = try VulkanBackend(device: nil, forceStaging: false, limits: .init(workGroupCount: (2, 2, 2)))
         XCTAssertThrowsError(try groups.prepare(g)) { e in
             guard case let VulkanError.unsupportedOp(node, reason) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(node, "limits.conv")
             XCTAssertTrue(reason.contains("work groups"), reason)
         }
-        let texels = try VulkanBackend(device: nil, forceStaging: false)
-        texels.device.maxTexelBufferElements = 16
+        let texels = try VulkanBackend(device: nil, forceStaging: false, limits: .init(texelBufferElements: 16))
         XCTAssertThrowsError(try texels.prepare(g)) { e in
             guard case let VulkanError.unsupportedOp(node, reason) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(node, "limits.conv")
@@ -379,6 +377,31 @@ final class VulkanKernelTests: XCTestCase {
         }
         // Within the limits the same graph runs.
         XCTAssertNotNil(try VulkanBackend(device: nil, forceStaging: false).prepare(g).run(inputs: [x: input]).outputs.first)
+    }
+
+    /// A submission that outlives the limit (a hung device) ends in `VulkanError.timeout`, and the
+    /// backend then refuses all work: the device may still hold the buffers, which must not be
+    /// handed to the next graph. (A 1 ns limit: no real submission finishes within it.)
+    func testASubmissionPastTheLimitAbandonsTheDevice() throws {
+        _ = try SharedVulkan.get()
+        var rng = TestRandom(seed: 10)
+        let conv = try Conv2dLayer(name: "hang.conv", inChannels: 16, outChannels: 16, kernelSize: 5, stride: 1,
+                                   weights: rng.floats(16 * 16 * 25), bias: rng.floats(16))
+        var g = Graph()
+        let x = g.addInput("x", shape: TensorShape(channels: 16, height: 96, width: 96), type: .float32)
+        g.markOutput(try g.append(.conv2d(conv), input: g.whole(x)).tensor)
+        let input = Tensor(shape: g.shape(of: x), floats: rng.floats(16 * 96 * 96))
+        let backend = try VulkanBackend(device: nil, forceStaging: false, limits: .init(submissionSeconds: 1e-9))
+        let prepared = try backend.prepare(g)
+        XCTAssertThrowsError(try prepared.run(inputs: [x: input])) { e in
+            guard case VulkanError.timeout = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertTrue(backend.device.isAbandoned)
+        XCTAssertThrowsError(try prepared.run(inputs: [x: input]), "nothing more is submitted")
+        XCTAssertThrowsError(try backend.prepare(g), "nor prepared")
+        // Wait for lavapipe to finish the abandoned work before the test's objects are leaked,
+        // so that it does not run on into the next test.
+        _ = backend.device.vk.deviceWaitIdle(backend.device.handle)
     }
 
     /// Inputs read as storage buffers (the path for tensors too large for texel views).
