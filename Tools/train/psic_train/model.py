@@ -106,10 +106,13 @@ class PSICModel(nn.Module):
         order from the conditional prior: y_i = mu_i + round(sigma_i * eps); with `mean_details`
         each is its mean mu_i (symbol 0, the decoder's `--details mean`).
 
-        The draw does not pass gradients to sigma: the scale is the coder's, and a distortion
-        measured on sampled details would otherwise shrink it (less sampling noise) below what
-        the rate term calibrates, costing bits at every level (session 14: E[(y-mu)^2/sigma^2]
-        had risen to 1.3-1.6 on the levels sampled most)."""
+        The draw passes gradients to sigma, so the sampled-details distortion pulls the coder's
+        scale down (E[(y-mu)^2/sigma^2] is 1.3-1.6 on the levels sampled most, a bit cost). Cutting
+        that gradient (sigma.detach()) was tried in session 14 from step 40243: within ~300 steps
+        the sampled decodes blew up (their PSNR -80 to -140 dB, loss 1e10-1e16) and the full
+        decode fell 0.3-1 dB, so it was reverted (presumably the sampled term is what bounds sigma
+        where the rate term barely constrains it). A fix needs a separate sampling scale or a
+        bound on sigma, tried as an A/B."""
         levels = list(transmitted)
         for i in range(len(levels), self.cfg.L):
             mean, sigma, _ = self.level_params(i, hyper, levels)
@@ -117,7 +120,7 @@ class PSICModel(nn.Module):
                 levels.append(mean)
                 continue
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            levels.append(mean + ste_round(sigma.detach() * eps))
+            levels.append(mean + ste_round(sigma * eps))
         return levels
 
     def forward(self, x: torch.Tensor, level: int, samples: int, autocast: bool = False):

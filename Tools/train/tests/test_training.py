@@ -331,26 +331,3 @@ def test_keep_freed_memory_takes_on_glibc():
     assert libc.mallinfo2().hblkhd - before < 64 << 20
     assert float(t.sum()) == (64 << 20) // 4
 
-
-def test_sampled_details_pass_no_gradient_to_the_scale():
-    """A loss on sampled details trains the means (and what feeds them) but not the scales: the
-    scales are the coder's and only the rate term may set them."""
-    torch.manual_seed(0)
-    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
-    hyper = torch.rand(1, 16, 4, 4)
-    first = torch.rand(1, 4, 4, 4)
-    seen = {}
-
-    def level_params(i, hyper, previous):
-        mean = torch.zeros(1, 4, 4, 4, requires_grad=True)
-        sigma = torch.full((1, 4, 4, 4), 3.0, requires_grad=True)
-        seen[i] = (mean, sigma)
-        return mean, sigma, sigma.log()
-
-    model.level_params = level_params
-    levels = model.sample_levels(hyper, [first], generator=torch.Generator().manual_seed(1))
-    sum((lv ** 2).sum() for lv in levels[1:]).backward()
-    for i in (1, 2, 3):
-        mean, sigma = seen[i]
-        assert mean.grad is not None and mean.grad.abs().sum() > 0
-        assert sigma.grad is None or sigma.grad.abs().sum() == 0
