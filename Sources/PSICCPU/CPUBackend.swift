@@ -23,7 +23,7 @@ public final class CPUBackend: Backend {
     public let convolutions: CPUConvolutionMethod
     /// Elements of one band of oneDNN's GDN (`OneDNNGDN`); tests make it small to get many bands.
     let gdnBandElements: Int
-    /// Host memory free for a graph's tensors (`CPUMemory.available`); tests substitute a limit.
+    /// Host memory free for a graph's tensors (`HostMemory.available`); tests substitute a limit.
     let availableMemory: @Sendable () -> Int?
     /// Claims on that memory by graphs still filling theirs: one per process (`CPUMemory.claims`),
     /// so every backend's graphs see each other's; tests give a backend its own.
@@ -38,7 +38,7 @@ public final class CPUBackend: Backend {
     }
 
     init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int,
-         availableMemory: @escaping @Sendable () -> Int? = CPUMemory.available,
+         availableMemory: @escaping @Sendable () -> Int? = HostMemory.available,
          claims: CPUMemoryClaims = CPUMemory.claims) {
         self.gdnBandElements = gdnBandElements
         self.availableMemory = availableMemory

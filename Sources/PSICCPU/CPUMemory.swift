@@ -13,12 +13,6 @@ enum CPUMemory {
     /// against the free memory less the claims of graphs still filling theirs.
     static let claims = CPUMemoryClaims()
 
-    /// Bytes that can be allocated without swapping or passing a container's limit
-    /// (`HostMemory.available`), or nil where that is unknown.
-    @Sendable static func available() -> Int? {
-        HostMemory.available()
-    }
-
     /// `bytes` of memory aligned to 64 bytes (free with `deallocate()`).
     static func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         var pointer: UnsafeMutableRawPointer?

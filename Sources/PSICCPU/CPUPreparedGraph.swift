@@ -18,7 +18,7 @@ final class CPUPreparedGraph: PreparedGraph {
     private let oneDNNContext: OneDNNContext?
 
     /// - Parameters:
-    ///   - availableMemory: the host memory free for tensors (`CPUMemory.available`), read
+    ///   - availableMemory: the host memory free for tensors (`HostMemory.available`), read
     ///     while no other graph is claiming memory.
     ///   - claims: where the graph claims its tensors' memory until it has touched it.
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,

@@ -225,28 +225,10 @@ final class ModelTransforms: @unchecked Sendable {
     func synthesize(_ latents: [Tensor], profile: CodecProfile? = nil) throws -> [Tensor] {
         let scale = 1 / Float(model.latentScale)
         let inputs = latents.map { t in Tensor(shape: t.shape, floats: (t.ints ?? []).map { Float($0) * scale }) }
-        guard !latents.isEmpty else { return [] }
-        let plans = latents.map {
-            tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: synthesisBytesPerCell, halo: tileHalo)
+        return try runWholeOrTiled(kinds: (whole: "synthesis", tile: "g_s"), inputs: inputs, scale: 16, halo: tileHalo,
+                                   bytesPerCell: synthesisBytesPerCell, profile: profile) {
+            try Self.synthesisGraph(self.model, $0)
         }
-        let whole = latents.indices.filter { plans[$0] == nil }
-        var out = [Tensor?](repeating: nil, count: latents.count)
-        let results = try run(kind: "synthesis", shapes: whole.map { latents[$0].shape }, inputs: whole.map { inputs[$0] },
-                              profile: profile, build: { try Self.synthesisGraph(self.model, $0) })
-        for (i, outs) in zip(whole, results) {
-            guard let x = outs.first else {
-                throw EngineError.backendFailure(backend: backend.name, reason: "synthesis graph returned no output")
-            }
-            out[i] = x
-        }
-        for i in latents.indices {
-            guard let plan = plans[i] else { continue }
-            out[i] = try runTiles(kind: "g_s", plan: plan, outputCells: (latents[i].shape.height, latents[i].shape.width),
-                                  scale: 16, profile: profile, input: { r, c in
-                inputs[i].crop(rows: r.start..<r.end, columns: c.start..<c.end)
-            }, build: { try Self.synthesisGraph(self.model, $0) })
-        }
-        return out.map { $0! }
     }
 
     // Single-image forms (batches of one), as tests and tools use them.
@@ -272,21 +254,30 @@ final class ModelTransforms: @unchecked Sendable {
     /// cells past each core). Integer results do not depend on the tiling.
     private func runInteger(kind: String, layers: [IntConv2dLayer], inputs: [Tensor], scale: Int, halo: Int,
                             bytesPerCell: Double, profile: CodecProfile?) throws -> [Tensor] {
-        let build = { (shape: TensorShape) in try Self.integerGraph(kind: kind, layers: layers, shape: shape) }
+        try runWholeOrTiled(kinds: (kind, kind), inputs: inputs, scale: scale, halo: halo, bytesPerCell: bytesPerCell,
+                            profile: profile) { try Self.integerGraph(kind: kind, layers: layers, shape: $0) }
+    }
+
+    /// Runs the graph `build` makes on each input: those that fit as one batch (pool kind
+    /// `kinds.whole`), each larger one in tiles of its grid (`kinds.tile`; `scale` outputs per
+    /// input cell along each axis, `halo` cells past each core). Returns each input's output.
+    private func runWholeOrTiled(kinds: (whole: String, tile: String), inputs: [Tensor], scale: Int, halo: Int,
+                                 bytesPerCell: Double, profile: CodecProfile?,
+                                 build: (TensorShape) throws -> Graph) throws -> [Tensor] {
         let plans = inputs.map { tilePlan(height: $0.shape.height, width: $0.shape.width, bytesPerCell: bytesPerCell, halo: halo) }
         let whole = inputs.indices.filter { plans[$0] == nil }
         var out = [Tensor?](repeating: nil, count: inputs.count)
-        let results = try run(kind: kind, shapes: whole.map { inputs[$0].shape }, inputs: whole.map { inputs[$0] },
+        let results = try run(kind: kinds.whole, shapes: whole.map { inputs[$0].shape }, inputs: whole.map { inputs[$0] },
                               profile: profile, build: build)
         for (i, outs) in zip(whole, results) {
             guard let x = outs.first else {
-                throw EngineError.backendFailure(backend: backend.name, reason: "\(kind) graph returned no output")
+                throw EngineError.backendFailure(backend: backend.name, reason: "\(kinds.whole) graph returned no output")
             }
             out[i] = x
         }
-        for i in inputs.indices {
-            guard let plan = plans[i] else { continue }
-            out[i] = try runTiles(kind: kind, plan: plan, outputCells: (inputs[i].shape.height, inputs[i].shape.width),
+        for (i, plan) in zip(inputs.indices, plans) {
+            guard let plan else { continue }
+            out[i] = try runTiles(kind: kinds.tile, plan: plan, outputCells: (inputs[i].shape.height, inputs[i].shape.width),
                                   scale: scale, profile: profile, input: { r, c in
                 inputs[i].crop(rows: r.start..<r.end, columns: c.start..<c.end)
             }, build: build)

@@ -66,10 +66,9 @@ struct TileCanvas {
         let (h, w) = (shape.height, shape.width)
         let y0 = (rows.coreStart - rows.start) * scale, x0 = (columns.coreStart - columns.start) * scale
         let height = (rows.coreEnd - rows.coreStart) * scale, width = (columns.coreEnd - columns.coreStart) * scale
-        let channels = min(shape.channels, tileShape.channels)
         source.withUnsafeBufferPointer { src in
             values.withUnsafeMutableBufferPointer { dst in
-                for c in 0..<channels {
+                for c in 0..<shape.channels {
                     for y in 0..<height {
                         let from = (c * th + y0 + y) * tw + x0
                         let to = (c * h + rows.coreStart * scale + y) * w + columns.coreStart * scale

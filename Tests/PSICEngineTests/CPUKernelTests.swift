@@ -253,7 +253,7 @@ final class CPUKernelTests: XCTestCase {
         let unknown = CPUBackend(threads: 2, convolutions: nil, gdnBandElements: 1 << 20, availableMemory: { nil })
         XCTAssertNoThrow(try unknown.prepare(g))
         // This machine reports its free memory, and it is more than nothing.
-        XCTAssertGreaterThan(try XCTUnwrap(CPUMemory.available()), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(HostMemory.available()), 0)
     }
 
     /// Graphs prepared at the same moment check the free memory one after another (each then

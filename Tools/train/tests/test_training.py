@@ -330,4 +330,3 @@ def test_keep_freed_memory_takes_on_glibc():
     t = torch.ones((64 << 20) // 4)
     assert libc.mallinfo2().hblkhd - before < 64 << 20
     assert float(t.sum()) == (64 << 20) // 4
-
