@@ -38,6 +38,10 @@ class Codec:
     def describe(self) -> str:
         return " ".join(self.encode_cmd(Path("IN"), Path("OUT" + self.ext), "Q"))
 
+    def command_lines(self) -> str:
+        """Both command lines, with placeholders: a record depends on them as on the tools' versions."""
+        return self.describe() + " ; " + " ".join(self.decode_cmd(Path("OUT" + self.ext), Path("DEC")))
+
     def run(self, src: Path, workdir: Path, q) -> dict:
         """Encode + decode; returns bytes, timings and the decoded PNG path."""
         workdir.mkdir(parents=True, exist_ok=True)

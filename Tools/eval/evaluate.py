@@ -295,7 +295,7 @@ def main(argv=None):
             sys.exit(f"{c}: tools {CODECS[c].tools} missing (apt-get install {' '.join(CODECS[c].packages)})")
     print(f"{len(images)} images, codecs {codecs}, metrics {metrics.available()}", flush=True)
 
-    others = {c: (CODECS[c].packages, CODECS[c].tools) for c in codecs if c != "psic"}
+    others = {c: (CODECS[c].packages, CODECS[c].tools, CODECS[c].command_lines()) for c in codecs if c != "psic"}
     tools = reference.toolchain(others) if others else {}
     seed_from_reference(a.reference, a.images, out, images, tools)
 

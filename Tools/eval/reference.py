@@ -3,9 +3,10 @@
 The JPEG / WebP / AVIF / JPEG XL sweeps over Kodak take about an hour on two cores, and their
 numbers change only when the codec or metric tools do, while PSIC's change with every shipped
 model. A reference file (Tools/eval/reference/<image folder>.json) holds those codecs' cached
-records together with what made them: each image file's SHA-256 and the versions of each codec's
-Debian packages and of the metric tools. `evaluate.py` copies a record into its cache only when
-the image and every version match this machine's; anything else is measured as before.
+records together with what made them: each image file's SHA-256, each codec's encode and decode
+command lines, and the versions of its Debian packages and of the metric tools. `evaluate.py`
+copies a record into its cache only when the image, the command lines and every version match
+this machine's; anything else is measured as before.
 Encode and decode times in the records are the machine's that wrote the file (speed figures come
 from `speed.py`, never from these records).
 """
@@ -65,16 +66,17 @@ def _library_packages(tools: tuple[str, ...]) -> set[str]:
     return packages - _BASE_LIBRARIES
 
 
-def toolchain(codecs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> dict:
-    """What a record of each codec depends on besides the image: the versions of its Debian
-    packages and of the libraries its tools load, and of the metric tools every record shares.
-    `codecs` maps a codec to (its packages, its tool binaries)."""
+def toolchain(codecs: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]) -> dict:
+    """What a record of each codec depends on besides the image: its encode and decode command
+    lines, the versions of its Debian packages and of the libraries its tools load, and of the
+    metric tools every record shares. `codecs` maps a codec to (its packages, its tool binaries,
+    its command lines with placeholders)."""
     shared = {"butteraugli": _debian_version("butteraugli"), "ssimulacra2": _pypi_version("ssimulacra2"),
               "pytorch-msssim": _pypi_version("pytorch-msssim")}
     out = {}
-    for c, (packages, tools) in codecs.items():
+    for c, (packages, tools, commands) in codecs.items():
         names = sorted(set(packages) | _library_packages(tools))
-        out[c] = {**{p: _debian_version(p) for p in names}, **shared}
+        out[c] = {**{p: _debian_version(p) for p in names}, **shared, "command lines": commands}
     return out
 
 
@@ -102,7 +104,7 @@ def seed_cache(reference: Path, out: Path, images: list[Path], tools: dict) -> d
             continue
         if tools[codec] != versions:
             changed = sorted(k for k in versions.keys() | tools[codec].keys() if versions.get(k) != tools[codec].get(k))
-            report[codec] = "other tool versions (" + ", ".join(changed) + "): measured"
+            report[codec] = "other tool versions or command lines (" + ", ".join(changed) + "): measured"
             continue
         seeded = 0
         for r in ref["records"]:

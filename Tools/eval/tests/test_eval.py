@@ -73,6 +73,7 @@ def test_codec_commands():
     jx = CODECS["jxl"].encode_cmd(Path("a.png"), Path("b.jxl"), 1.5)
     assert jx[:3] == ["cjxl", "a.png", "b.jxl"] and "-e" in jx and jx[jx.index("-e") + 1] == "7" and jx[jx.index("-d") + 1] == "1.5"
     assert CODECS["jpeg"].describe().startswith("cjpeg -optimize -quality Q")
+    assert CODECS["webp"].command_lines() == "cwebp -quiet -m 6 -q Q IN -o OUT.webp ; dwebp -quiet OUT.webp -o DEC"
 
 
 def test_psic_commands():
@@ -153,7 +154,12 @@ def test_reference_seeds_only_matching_images_and_versions(tmp_path):
     other_out = tmp_path / "out2"
     newer = {"webp": {**tools["webp"], "webp": "1.3.0"}}
     report = reference.seed_cache(ref, other_out, imgs, newer)
-    assert list(report) == ["webp"] and "other tool versions (webp)" in report["webp"]
+    assert list(report) == ["webp"] and "(webp): measured" in report["webp"]
+    assert not (other_out / "cache").exists()
+    # So is a webp whose command lines changed (say, another -m), with the same versions.
+    other_cmd = {"webp": {**tools["webp"], "command lines": "cwebp -m 4 ..."}}
+    report = reference.seed_cache(ref, other_out, imgs, other_cmd)
+    assert "(command lines): measured" in report["webp"]
     assert not (other_out / "cache").exists()
     assert reference.seed_cache(ref, out, imgs, tools)["jpeg"] == "0 results from the reference"
     assert json.loads((out / "cache" / "jpeg" / "a_q5.json").read_text()) == {"mine": 1}
