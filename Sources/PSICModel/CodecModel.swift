@@ -60,12 +60,12 @@ public final class CodecModel: Sendable {
             throw ModelError.unsupportedModel(reason: "sampling rule '\(info.sampling)' is not implemented by this build")
         }
         let a = info.architecture
-        guard a.family == "conv", a.N > 0, a.C > 0, a.L > 0, a.C % a.L == 0, a.hyper > 0, a.epWidth > 0 else {
-            throw ModelError.unsupportedModel(reason: "architecture \(a.family) N=\(a.N) C=\(a.C) L=\(a.L)")
+        let widths = 1...Self.maxChannels
+        guard a.family == "conv", widths ~= a.N, widths ~= a.C, (1...Self.maxLevels) ~= a.L, a.C % a.L == 0,
+              widths ~= a.hyper, widths ~= a.epWidth else {
+            throw ModelError.unsupportedModel(reason: "architecture \(a.family) N=\(a.N) C=\(a.C) L=\(a.L) hyper=\(a.hyper) ep_width=\(a.epWidth) (channels 1...\(Self.maxChannels), levels 1...\(Self.maxLevels) dividing C)")
         }
-        guard info.constants.cdfPrecision == 16, info.constants.meanFractionBits == 4 else {
-            throw ModelError.unsupportedModel(reason: "constants differ from this build's integer model")
-        }
+        try Self.checkConstants(info.constants)
         guard let fp = Self.parseFingerprint(info.fingerprint) else {
             throw ModelError.unsupportedModel(reason: "fingerprint '\(info.fingerprint)' is not 16 hex digits")
         }
@@ -150,6 +150,31 @@ public final class CodecModel: Sendable {
         }
         zTables = try tables("z", rows: a.N)
         gaussianTables = try tables("gaussian", rows: info.constants.scaleCount)
+    }
+
+    /// Widest channel count a model may declare (the shipped model's widest is 160).
+    static let maxChannels = 1 << 14
+    /// Most synonymous levels a model may declare.
+    static let maxLevels = 64
+
+    /// The integer model's constants (docs/integer-entropy-model.md): fixed ones must match this
+    /// build, the others must lie where the codec's integer arithmetic stays exact — a latent
+    /// clamp past 2047 would let `16q + mean` leave the Int16 range the networks read, a z clamp
+    /// past 32767 would leave the h_s input range.
+    private static func checkConstants(_ c: ModelDescription.Constants) throws {
+        guard c.cdfPrecision == 16, c.meanFractionBits == 4 else {
+            throw ModelError.unsupportedModel(reason: "constants differ from this build's integer model (cdf_precision \(c.cdfPrecision), mean_fraction_bits \(c.meanFractionBits); this build: 16 and 4)")
+        }
+        guard (1...2047).contains(c.latentClamp), (1...32767).contains(c.zClamp) else {
+            throw ModelError.unsupportedModel(reason: "latent_clamp \(c.latentClamp) / z_clamp \(c.zClamp) outside 1...2047 / 1...32767")
+        }
+        // Its upper bound is the CDF table set's, checked when the codec builds the tables.
+        guard c.scaleCount >= 1 else {
+            throw ModelError.unsupportedModel(reason: "scale_count \(c.scaleCount) is not positive")
+        }
+        guard (0...256).contains(c.leakySlopeNumerator) else {
+            throw ModelError.unsupportedModel(reason: "leaky_slope_numerator \(c.leakySlopeNumerator) outside 0...256")
+        }
     }
 
     /// Checks that the integer networks chain: each layer's input bound covers what feeds it.

@@ -50,8 +50,15 @@ public struct SafeTensorsFile: Sendable {
             guard let size = Self.elementSize(dtype) else {
                 throw ModelError.badTensor(name: name, reason: "unsupported dtype \(dtype)")
             }
-            let count = shape.reduce(1, *)
-            guard count * size == offs[1] - offs[0] else {
+            // A shape from the file may multiply past Int.max; such a tensor cannot fit the file.
+            var byteCount: Int? = size
+            for d in shape {
+                byteCount = byteCount.flatMap { n in
+                    let (product, overflow) = n.multipliedReportingOverflow(by: d)
+                    return overflow ? nil : product
+                }
+            }
+            guard byteCount == offs[1] - offs[0] else {
                 throw ModelError.malformedFile(reason: "tensor '\(name)' byte range does not match its shape")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: offs[0]..<offs[1])
