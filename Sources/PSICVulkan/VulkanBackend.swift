@@ -19,10 +19,11 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     let bufferPool: BufferPool
     let pipelines: PipelineCache
 
-    /// Parameters uploaded once per layer object. The entry keeps the layer alive so its
-    /// ObjectIdentifier cannot be reused by a different layer while the entry exists.
+    /// Parameters uploaded once per layer object. The cache holds the layer weakly: when a
+    /// model is released its entries go with the next upload (prepared graphs that still use
+    /// them hold them), so a backend that outlives many models does not keep all their weights.
     final class UploadedParameters: @unchecked Sendable {
-        let layer: AnyObject
+        private(set) weak var layer: AnyObject?
         let buffer: VulkanBuffer
         let packed: PackedParameters
         /// Four-component texel view of the parameters.
@@ -54,6 +55,13 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let packing: Packing
     }
     private var parameters: [ParameterKey: UploadedParameters] = [:]
+
+    /// How many uploaded parameter sets the cache holds (tests).
+    var cachedParameterCount: Int {
+        parameterLock.lock()
+        defer { parameterLock.unlock() }
+        return parameters.count
+    }
 
     /// Opens a device: the one `selector` names, else `PSIC_VULKAN_DEVICE`, else the best one
     /// (discrete GPU, integrated GPU, virtual GPU, CPU). Throws `VulkanError` when Vulkan,
@@ -123,7 +131,10 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         let id = ParameterKey(layer: ObjectIdentifier(layer), packing: packing)
         parameterLock.lock()
         defer { parameterLock.unlock() }
-        if let p = parameters[id] { return p }
+        // The layer must be the one the entry was made for: a released layer's identifier can
+        // come back for a new object at the same address.
+        if let p = parameters[id], p.layer === layer { return p }
+        parameters = parameters.filter { $0.value.layer != nil }
         let packed = pack().paddedToTexels()
         guard packed.count / 4 <= device.maxTexelBufferElements else {
             throw VulkanError.unsupportedOp(node: node, reason: "its \(packed.count) packed parameters exceed the device's texel "

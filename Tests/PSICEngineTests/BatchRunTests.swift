@@ -98,6 +98,33 @@ final class BatchRunTests: XCTestCase {
             }
         }
     }
+
+    /// A backend that outlives its models (a server reloading one, a library user opening many)
+    /// must not keep every model's uploaded weights: the cache drops a released layer's entries,
+    /// while a prepared graph that still runs keeps its own.
+    func testReleasedLayersLeaveTheParameterCache() throws {
+        let backend = try VulkanBackend(device: nil, forceStaging: false)
+        var rng = TestRandom(seed: 3)
+        func model() throws -> (Graph, TensorID, TensorID) {
+            let layer = try randomIntLayer(&rng, name: "i0", transposed: false, ci: 6, co: 8, k: 3, s: 1, activation: .relu)
+            var g = Graph()
+            let x = g.addInput("x", shape: TensorShape(channels: 6, height: 8, width: 8), type: .int32)
+            let v = try g.append(.intConv2d(layer), input: g.whole(x))
+            g.markOutput(v.tensor)
+            return (g, x, v.tensor)
+        }
+        let input = Tensor(shape: TensorShape(channels: 6, height: 8, width: 8), ints: (0..<384).map { Int32($0 % 97 - 48) })
+        let (kept, kx, ky) = try model()
+        let keptGraph = try backend.prepare(kept)
+        let expected = try CPUBackend().prepare(kept).run(inputs: [kx: input]).outputs[ky]
+        for _ in 0..<20 {
+            let (g, x, y) = try model()
+            XCTAssertNotNil(try backend.prepare(g).run(inputs: [x: input]).outputs[y])
+        }
+        // The kept graph's entry, the last model's (released, dropped at the next upload) at most.
+        XCTAssertLessThanOrEqual(backend.cachedParameterCount, 2)
+        XCTAssertEqual(try keptGraph.run(inputs: [kx: input]).outputs[ky]?.storage, expected?.storage)
+    }
 }
 
 /// Results written from several threads.
