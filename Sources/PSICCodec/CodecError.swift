@@ -9,6 +9,8 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The stream carries no level (the format allows it: only z), so there is nothing to
     /// decode from.
     case noLevelsInStream
+    /// Not even the first level fits the stream size asked for (`EncodeRequest.maxBytes`).
+    case budgetTooSmall(maxBytes: Int, smallest: Int)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
             return "image \(w)x\(h) exceeds the limit of \(limit) pixels per side; split it into tiles"
         case let .invalidSampleCount(n): return "sample count \(n) must be in 1...64"
         case .noLevelsInStream: return "the stream carries no level (only its hyperprior); decoding needs at least one"
+        case let .budgetTooSmall(maxBytes, smallest):
+            return "a stream of this image needs at least \(smallest) bytes (one level); the limit is \(maxBytes)"
         }
     }
 }

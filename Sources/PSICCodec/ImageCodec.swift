@@ -78,9 +78,10 @@ public final class ImageCodec: Sendable {
 
     // MARK: Encoding
 
-    /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil).
-    public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0) throws -> [UInt8] {
-        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed)])[0].get()
+    /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil), or
+    /// as many of them as fit in `maxBytes` when given (see `EncodeRequest.maxBytes`).
+    public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil) throws -> [UInt8] {
+        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes)])[0].get()
     }
 
     /// Compresses several images together: every network stage runs once for the whole batch
@@ -152,15 +153,34 @@ public final class ImageCodec: Sendable {
             }
             lanes.finishAll { k, st in
                 let grid = st.grid!, image = requests[k].image
+                let kept = try Self.levelsWithin(requests[k].maxBytes, zBytes: st.zSection.count,
+                                                 levelBytes: st.levelSections.map(\.count))
                 let header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
                                           latentWidth: grid.width, latentHeight: grid.height,
-                                          levelsPresent: st.levels, levelsTotal: L, seed: requests[k].seed)
-                return try PSICStream.write(header: header, zSection: st.zSection, levelSections: st.levelSections)
+                                          levelsPresent: kept, levelsTotal: L, seed: requests[k].seed)
+                return try PSICStream.write(header: header, zSection: st.zSection, levelSections: Array(st.levelSections.prefix(kept)))
             }
         } catch {
             lanes.failRemaining(error)
         }
         return lanes.outcome
+    }
+
+    /// How many of the coded levels a stream keeps within `maxBytes` (all when nil): the most
+    /// whose header, z section and level sections fit. Levels are nested, so no other stream
+    /// of this model holds more of the image in that many bytes.
+    static func levelsWithin(_ maxBytes: Int?, zBytes: Int, levelBytes: [Int]) throws -> Int {
+        guard let maxBytes else { return levelBytes.count }
+        var size = StreamHeader.byteCount + zBytes, kept = 0
+        for bytes in levelBytes {
+            size += bytes
+            if size > maxBytes { break }
+            kept += 1
+        }
+        guard kept > 0 else {
+            throw CodecError.budgetTooSmall(maxBytes: maxBytes, smallest: StreamHeader.byteCount + zBytes + (levelBytes.first ?? 0))
+        }
+        return kept
     }
 }
 
@@ -171,11 +191,15 @@ public struct EncodeRequest: Sendable {
     public var levels: Int?
     /// The sampling seed the stream carries.
     public var seed: UInt64
+    /// A size limit for the stream, in bytes: it keeps the most of the coded levels that fit
+    /// (`CodecError.budgetTooSmall` when not even the first does). No limit when nil.
+    public var maxBytes: Int?
 
-    public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0) {
+    public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil) {
         self.image = image
         self.levels = levels
         self.seed = seed
+        self.maxBytes = maxBytes
     }
 }
 

@@ -11,7 +11,7 @@ import UnixSignals
 /// The PSIC HTTP server: one codec (one model, one backend device) shared by every request,
 /// requests batched by a `BatchScheduler`.
 ///
-/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`), `POST /v1/decode`
+/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`), `POST /v1/decode`
 /// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.
@@ -115,7 +115,8 @@ public final class EncodingServer: Sendable {
     }
 
     private func encode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed"])
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes"])
+        let maxBytes = try intParameter(request.uri.queryParameters["max_bytes"], "max_bytes", range: 1...Int.max)
         let image: RGBImage
         do {
             let maxPixels = configuration.maxPixels
@@ -123,7 +124,7 @@ public final class EncodingServer: Sendable {
         } catch {
             throw ServerError.from(codecError: error, decoding: false)
         }
-        let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0)), decoding: false)
+        let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0, maxBytes: maxBytes)), decoding: false)
         guard case let .stream(stream) = output else { throw ServerError.internalError("encode returned no stream") }
         return Response(status: .ok,
                         headers: [.contentType: "application/x-psic"],

@@ -7,6 +7,14 @@ final class BatchSummary: @unchecked Sendable {
     private let lock = NSLock()
     private var images = 0, pixels = 0, streamBytes = 0, otherBytes = 0
     private var identical = 0
+    private var levelsKept: [Int] = []
+
+    /// The levels a stream kept under a size limit (reported as a range).
+    func noteLevels(_ levels: Int) {
+        lock.lock()
+        levelsKept.append(levels)
+        lock.unlock()
+    }
 
     /// A decode whose samples came out identical (nothing was left to sample).
     func noteIdenticalSamples() {
@@ -34,6 +42,11 @@ final class BatchSummary: @unchecked Sendable {
                           verb, images, images == 1 ? "" : "s", streamBytes, bpp, otherBytes, seconds,
                           Double(images) / max(seconds, 1e-9), backend)
         Swift.print(line)
+        if let low = levelsKept.min(), let high = levelsKept.max() {
+            let mean = Double(levelsKept.reduce(0, +)) / Double(levelsKept.count)
+            Swift.print(low == high ? "levels kept within the size limit: \(low)"
+                                    : String(format: "levels kept within the size limit: %d to %d (mean %.2f)", low, high, mean))
+        }
     }
 }
 

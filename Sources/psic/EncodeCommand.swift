@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PSICCodec
 import PSICCommandLine
+import PSICEntropy
 import PSICImage
 
 struct EncodeCommand: AsyncParsableCommand {
@@ -22,6 +23,14 @@ struct EncodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Levels to transmit, 1...L (default: all). Lower is smaller and less faithful.")
     var levels: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Largest stream, in bytes: each stream keeps the most levels that fit.",
+                                            discussion: "An image whose first level does not fit fails (the error says what it needs). With --levels, at most that many levels."))
+    var maxBytes: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Largest stream, in bits per pixel of its image: as --max-bytes, per image.",
+                                            discussion: "For a folder of images of different sizes at one rate, e.g. --max-bpp 0.25."))
+    var maxBpp: Double?
+
     @Option(name: .shortAndLong, help: "Images encoded at once (default: 1 on Vulkan, 2 on the CPU).")
     var jobs: Int?
 
@@ -29,6 +38,15 @@ struct EncodeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if maxBytes != nil, maxBpp != nil { throw ValidationError("give --max-bytes or --max-bpp, not both") }
+        if let maxBytes, maxBytes < 1 { throw ValidationError("--max-bytes must be at least 1") }
+        if let maxBpp, !(maxBpp.isFinite && maxBpp > 0) { throw ValidationError("--max-bpp must be a positive number") }
+    }
+
+    /// The byte limit for an image of `pixels` pixels, if any.
+    private func byteLimit(pixels: Int) -> Int? {
+        if let maxBytes { return maxBytes }
+        return maxBpp.map { Int((Double(pixels) * $0 / 8).rounded(.down)) }
     }
 
     func run() async throws {
@@ -47,9 +65,11 @@ struct EncodeCommand: AsyncParsableCommand {
         let failed = await forEachItem(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2), progress: progress) { i in
             let png = try readBytes(files[i])
             let image = try withFile(files[i]) { try PNGCodec.decode(png) }
-            let stream = try withFile(files[i]) { try codec.encode(image, levels: levels) }
+            let limit = byteLimit(pixels: image.width * image.height)
+            let stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit) }
             try writeOutput(stream, to: outputs[i])
             summary.add(pixels: image.width * image.height, streamBytes: stream.count, otherBytes: png.count)
+            if limit != nil { summary.noteLevels(try PSICStream.peekHeader(stream).levelsPresent) }
             progress.advance(files[i].lastPathComponent)
         }
         if failed < files.count { summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name) }

@@ -63,6 +63,34 @@ final class CodecRoundTripTests: XCTestCase {
         }
     }
 
+    /// A size limit keeps the most levels that fit: exactly the stream `truncated` gives, at
+    /// every boundary; below the first level, a typed error that says what it needs.
+    func testSizeLimitKeepsTheMostLevelsThatFit() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_128x96.png")
+        let stream = try codec.encode(image, seed: 4)
+        let parsed = try PSICStream(bytes: stream)
+        let cuts = try (1...codec.model.levels).map { try parsed.truncated(toLevels: $0) }
+        for (i, cut) in cuts.enumerated() {
+            XCTAssertEqual(try codec.encode(image, seed: 4, maxBytes: cut.count), cut, "limit = level \(i + 1)'s size")
+            if i > 0 {
+                XCTAssertEqual(try codec.encode(image, seed: 4, maxBytes: cut.count - 1), cuts[i - 1], "one byte under level \(i + 1)")
+            }
+        }
+        XCTAssertEqual(try codec.encode(image, seed: 4, maxBytes: Int.max), stream)
+        XCTAssertEqual(try codec.encode(image, levels: 3, seed: 4, maxBytes: Int.max), cuts[2])
+        for limit in [cuts[0].count - 1, 1, 0, -5] {
+            XCTAssertThrowsError(try codec.encode(image, maxBytes: limit)) { error in
+                XCTAssertEqual(error as? CodecError, .budgetTooSmall(maxBytes: limit, smallest: cuts[0].count))
+            }
+        }
+        // In a batch, an image whose limit is too small fails alone.
+        let results = codec.encodeBatch([EncodeRequest(image: image, seed: 4, maxBytes: cuts[1].count),
+                                         EncodeRequest(image: image, seed: 4, maxBytes: 10)])
+        XCTAssertEqual(try results[0].get(), cuts[1])
+        XCTAssertThrowsError(try results[1].get())
+    }
+
     func testSeedsGiveDifferentSynonymsOnlyForSampledLevels() throws {
         let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
         let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))

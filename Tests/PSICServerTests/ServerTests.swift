@@ -47,6 +47,12 @@ final class ServerTests: XCTestCase {
         let full = try await client.send(s.url("/v1/encode"), body: png)
         XCTAssertEqual(full.status, 200)
         XCTAssertEqual(try PSICStream.peekHeader(full.body).levelsPresent, codec.model.levels)
+        // A size limit: the library's stream under the same limit.
+        let limit = full.body.count / 2
+        let capped = try await client.send(s.url("/v1/encode?max_bytes=\(limit)"), body: png)
+        XCTAssertEqual(capped.status, 200, capped.text)
+        XCTAssertLessThanOrEqual(capped.body.count, limit)
+        XCTAssertEqual(capped.body, try codec.encode(image, maxBytes: limit))
         try await s.stop()
     }
 
@@ -120,6 +126,9 @@ final class ServerTests: XCTestCase {
             ("levels too high", "/v1/encode?levels=\(codec.model.levels + 1)", png, 400, "invalid_query"),
             ("levels not a number", "/v1/encode?levels=two", png, 400, "invalid_query"),
             ("negative seed", "/v1/encode?seed=-1", png, 400, "invalid_query"),
+            ("max_bytes 0", "/v1/encode?max_bytes=0", png, 400, "invalid_query"),
+            ("max_bytes under the first level", "/v1/encode?max_bytes=60", png, 400, "invalid_query"),
+            ("max_bytes on decode", "/v1/decode?max_bytes=100", stream, 400, "invalid_query"),
             ("not a stream", "/v1/decode", Array("PSIC but not really".utf8), 400, "invalid_stream"),
             ("truncated stream", "/v1/decode", Array(stream.prefix(stream.count - 7)), 400, "invalid_stream"),
             ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },
