@@ -11,6 +11,8 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     case noLevelsInStream
     /// Not even the first level fits the stream size asked for (`EncodeRequest.maxBytes`).
     case budgetTooSmall(maxBytes: Int, smallest: Int)
+    /// A quality target that is not a finite number.
+    case invalidQualityTarget(Double)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noLevelsInStream: return "the stream carries no level (only its hyperprior); decoding needs at least one"
         case let .budgetTooSmall(maxBytes, smallest):
             return "a stream of this image needs at least \(smallest) bytes (one level); the limit is \(maxBytes)"
+        case let .invalidQualityTarget(v): return "quality target \(v) is not a finite number of dB"
         }
     }
 }

@@ -8,11 +8,14 @@ final class BatchSummary: @unchecked Sendable {
     private var images = 0, pixels = 0, streamBytes = 0, otherBytes = 0
     private var identical = 0
     private var levelsKept: [Int] = []
+    private var missedTarget = 0
 
-    /// The levels a stream kept under a size limit (reported as a range).
-    func noteLevels(_ levels: Int) {
+    /// The levels a stream kept under a size limit or quality target (reported as a range), and
+    /// whether it reached the target (a stream that keeps every level may stay under it).
+    func noteLevels(_ levels: Int, reachedTarget: Bool = true) {
         lock.lock()
         levelsKept.append(levels)
+        if !reachedTarget { missedTarget += 1 }
         lock.unlock()
     }
 
@@ -36,7 +39,8 @@ final class BatchSummary: @unchecked Sendable {
         lock.unlock()
     }
 
-    func print(verb: String, seconds: Double, backend: String) {
+    /// `limit` names the size limit or quality target in the levels line.
+    func print(verb: String, seconds: Double, backend: String, limit: String = "the size limit") {
         let bpp = pixels > 0 ? Double(streamBytes * 8) / Double(pixels) : 0
         let line = String(format: "%@ %d image%@: %d stream bytes (%.4f bpp), %d PNG bytes, %.2f s (%.2f images/s) on %@",
                           verb, images, images == 1 ? "" : "s", streamBytes, bpp, otherBytes, seconds,
@@ -44,8 +48,11 @@ final class BatchSummary: @unchecked Sendable {
         Swift.print(line)
         if let low = levelsKept.min(), let high = levelsKept.max() {
             let mean = Double(levelsKept.reduce(0, +)) / Double(levelsKept.count)
-            Swift.print(low == high ? "levels kept within the size limit: \(low)"
-                                    : String(format: "levels kept within the size limit: %d to %d (mean %.2f)", low, high, mean))
+            Swift.print(low == high ? "levels kept for \(limit): \(low)"
+                                    : String(format: "levels kept for %@: %d to %d (mean %.2f)", limit, low, high, mean))
+        }
+        if missedTarget > 0 {
+            Swift.print("\(missedTarget) image\(missedTarget == 1 ? "" : "s") stayed under \(limit) with every level (kept them all)")
         }
     }
 }

@@ -31,6 +31,10 @@ struct EncodeCommand: AsyncParsableCommand {
                                             discussion: "For a folder of images of different sizes at one rate, e.g. --max-bpp 0.25."))
     var maxBpp: Double?
 
+    @Option(name: .long, help: ArgumentHelp("Smallest PSNR in dB: each stream keeps the fewest levels whose decode reaches it.",
+                                            discussion: "Measured on the decode `psic decode` gives on this backend (the stream's seed), by decoding up to 1 + log2(L) cuts per image. An image that stays under it with every level keeps them all and is counted in the summary."))
+    var minPsnr: Double?
+
     @Option(name: .shortAndLong, help: "Images encoded at once (default: 1 on Vulkan, 2 on the CPU).")
     var jobs: Int?
 
@@ -41,6 +45,10 @@ struct EncodeCommand: AsyncParsableCommand {
         if maxBytes != nil, maxBpp != nil { throw ValidationError("give --max-bytes or --max-bpp, not both") }
         if let maxBytes, maxBytes < 1 { throw ValidationError("--max-bytes must be at least 1") }
         if let maxBpp, !(maxBpp.isFinite && maxBpp > 0) { throw ValidationError("--max-bpp must be a positive number") }
+        if minPsnr != nil, levels != nil || maxBytes != nil || maxBpp != nil {
+            throw ValidationError("--min-psnr chooses the levels itself: drop --levels, --max-bytes and --max-bpp")
+        }
+        if let minPsnr, !minPsnr.isFinite { throw ValidationError("--min-psnr must be a number of dB, e.g. 30") }
     }
 
     /// The byte limit for an image of `pixels` pixels, if any.
@@ -66,13 +74,23 @@ struct EncodeCommand: AsyncParsableCommand {
             let png = try readBytes(files[i])
             let image = try withFile(files[i]) { try PNGCodec.decode(png) }
             let limit = byteLimit(pixels: image.width * image.height)
-            let stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit) }
+            let stream: [UInt8]
+            if let minPsnr {
+                let chosen = try withFile(files[i]) { try codec.encode(image, minimumPSNR: minPsnr) }
+                stream = chosen.stream
+                summary.noteLevels(chosen.levels, reachedTarget: chosen.reached)
+            } else {
+                stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit) }
+                if limit != nil { summary.noteLevels(try PSICStream.peekHeader(stream).levelsPresent) }
+            }
             try writeOutput(stream, to: outputs[i])
             summary.add(pixels: image.width * image.height, streamBytes: stream.count, otherBytes: png.count)
-            if limit != nil { summary.noteLevels(try PSICStream.peekHeader(stream).levelsPresent) }
             progress.advance(files[i].lastPathComponent)
         }
-        if failed < files.count { summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name) }
+        if failed < files.count {
+            summary.print(verb: "encoded", seconds: Date().timeIntervalSince(start), backend: handle.name,
+                          limit: minPsnr.map { String(format: "%.2f dB", $0) } ?? "the size limit")
+        }
         printFallbackNote(codec: codec, handle: handle)
         if failed > 0 { throw BatchFailure(failed: failed, total: files.count) }
     }

@@ -91,6 +91,38 @@ final class CodecRoundTripTests: XCTestCase {
         XCTAssertThrowsError(try results[1].get())
     }
 
+    /// A PSNR target keeps the fewest levels whose own decode reaches it, and reports the PSNR
+    /// that decode really has.
+    func testQualityTargetKeepsTheFewestLevelsThatReachIt() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_128x96.png")
+        let stream = try codec.encode(image, seed: 6)
+        let parsed = try PSICStream(bytes: stream)
+        let L = codec.model.levels
+        let cuts = try (1...L).map { try parsed.truncated(toLevels: $0) }
+        let psnrs = try cuts.map { try codec.decode($0)[0].psnr(to: image) }
+        for l in 1..<L { XCTAssertGreaterThan(psnrs[l], psnrs[l - 1], "PSNR at level \(l + 1)") }
+        for l in 1...L {
+            for target in [psnrs[l - 1], psnrs[l - 1] - 0.01] {
+                let chosen = try codec.encode(image, minimumPSNR: target, seed: 6)
+                XCTAssertTrue(chosen.reached)
+                XCTAssertEqual(chosen.levels, (1...L).first { psnrs[$0 - 1] >= target }, "target \(target) dB")
+                XCTAssertEqual(chosen.stream, cuts[chosen.levels - 1])
+                XCTAssertEqual(chosen.psnr, psnrs[chosen.levels - 1])
+                XCTAssertGreaterThanOrEqual(chosen.psnr, target)
+            }
+        }
+        let beyond = try codec.encode(image, minimumPSNR: psnrs[L - 1] + 0.01, seed: 6)
+        XCTAssertFalse(beyond.reached)
+        XCTAssertEqual(beyond.levels, L)
+        XCTAssertEqual(beyond.stream, stream)
+        for bad in [Double.nan, .infinity] {
+            XCTAssertThrowsError(try codec.encode(image, minimumPSNR: bad)) { error in
+                guard case .invalidQualityTarget? = error as? CodecError else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
     func testSeedsGiveDifferentSynonymsOnlyForSampledLevels() throws {
         let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
         let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))

@@ -48,9 +48,11 @@ expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o mean.png --details mean
 cmp -s cut.png mean.png && { echo "FAIL: --details mean decoded the sampled image"; failures=$((failures + 1)); }
 for f in cut.png mean.png s-s0.png s-s1.png; do [ -s "$f" ] || { echo "FAIL: decode wrote no $f"; failures=$((failures + 1)); }; done
 # A size limit keeps the most levels that fit: at the 3-level cut's size, that cut.
-expect 0 "levels kept within the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
+expect 0 "levels kept for the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
 cmp -s limited.psic cut.psic || { echo "FAIL: --max-bytes at the 3-level size is not the 3-level cut"; failures=$((failures + 1)); }
-expect 0 "levels kept within the size limit: 8" -- "$psic" encode "$image" --max-bpp 100 -o all.psic --backend cpu
+expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bpp 100 -o all.psic --backend cpu
+expect 0 "levels kept for 10.00 dB: 1" -- "$psic" encode "$image" --min-psnr 10 -o q10.psic --backend cpu
+expect 0 "1 image stayed under 99.00 dB with every level" -- "$psic" encode "$image" --min-psnr 99 -o q99.psic --backend cpu
 
 # Bad inputs: each names its file or option.
 expect 64 "'missing.png' does not exist" -- "$psic" encode missing.png --backend cpu
@@ -60,6 +62,7 @@ expect 1 "needs at least" -- "$psic" encode "$image" --max-bytes 50 -o small.psi
 expect 64 "--max-bytes must be at least 1" -- "$psic" encode "$image" --max-bytes 0 --backend cpu
 expect 64 "--max-bytes or --max-bpp, not both" -- "$psic" encode "$image" --max-bytes 900 --max-bpp 1 --backend cpu
 expect 64 "--max-bpp must be a positive number" -- "$psic" encode "$image" --max-bpp nan --backend cpu
+expect 64 "--min-psnr chooses the levels itself" -- "$psic" encode "$image" --min-psnr 30 --levels 2 --backend cpu
 expect 1 "empty.psic: stream is truncated in the header" -- "$psic" decode empty.psic -o e.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" decode random.psic -o r.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
