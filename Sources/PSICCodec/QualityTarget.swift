@@ -1,7 +1,22 @@
 import PSICEntropy
 import PSICImage
 
-/// What `ImageCodec.encode(_:minimumPSNR:seed:)` chose for one image.
+/// One image of `ImageCodec.encodeBatch(targeting:)`.
+public struct QualityRequest: Sendable {
+    public var image: RGBImage
+    /// The smallest PSNR in dB the stream's decode must reach.
+    public var minimumPSNR: Double
+    /// The sampling seed the stream carries (and its decode uses).
+    public var seed: UInt64
+
+    public init(image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0) {
+        self.image = image
+        self.minimumPSNR = minimumPSNR
+        self.seed = seed
+    }
+}
+
+/// What a quality-targeted encode chose for one image.
 public struct QualityTargetedStream: Sendable {
     /// The stream: the fewest levels whose decode reaches the target, or every level.
     public let stream: [UInt8]
@@ -13,37 +28,103 @@ public struct QualityTargetedStream: Sendable {
     public let reached: Bool
 }
 
+/// The bisection over one stream's cuts: which cut to decode next, and what the answer is
+/// once the measured PSNRs settle it. It takes the PSNR to grow with the level (for the
+/// shipped model each level adds 1.0 dB or more on every Kodak image, `out/eval/per_image.csv`
+/// of the step-40243 sweep), and measures every level it returns.
+struct LevelSearch {
+    let target: Double
+    let allLevels: Int
+    private(set) var measured: [Int: Double] = [:]
+    /// The answer lies in `low...high` once every level is known to reach the target.
+    private var low = 1, high: Int
+
+    init(target: Double, allLevels: Int) {
+        self.target = target
+        self.allLevels = allLevels
+        high = allLevels
+    }
+
+    /// The cut to decode next; nil when the search is over.
+    var nextProbe: Int? {
+        guard let all = measured[allLevels] else { return allLevels }
+        guard all >= target, low < high else { return nil }
+        return (low + high) / 2
+    }
+
+    mutating func record(levels: Int, psnr: Double) {
+        measured[levels] = psnr
+        guard levels < allLevels else { return }
+        if psnr >= target { high = levels } else { low = levels + 1 }
+    }
+
+    /// The levels chosen, their PSNR and whether they reach the target; after the search.
+    var outcome: (levels: Int, psnr: Double, reached: Bool) {
+        let all = measured[allLevels] ?? -.infinity
+        guard all >= target, let p = measured[high] else { return (allLevels, all, false) }
+        return (high, p, true)
+    }
+}
+
 extension ImageCodec {
     /// Compresses `image` into the fewest levels whose decode, as `decode(_:)` gives it on this
-    /// backend (the stream's seed, sampled details), reaches `minimumPSNR` dB.
-    ///
-    /// All levels are coded once; the cuts are decoded and measured by bisection, which takes
-    /// the PSNR to grow with the level (for the shipped model each level adds 1.0 dB or more on
-    /// every Kodak image, `out/eval/per_image.csv` of the step-40243 sweep). That is at most
-    /// 1 + log2(L) decodes (4 for 8 levels), so this costs several times a plain encode. The
-    /// PSNR reported is the measured one, never an estimate.
+    /// backend (the stream's seed, sampled details), reaches `minimumPSNR` dB. See
+    /// `encodeBatch(targeting:)` for how.
     public func encode(_ image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0) throws -> QualityTargetedStream {
-        guard minimumPSNR.isFinite else { throw CodecError.invalidQualityTarget(minimumPSNR) }
-        let stream = try encode(image, seed: seed)
-        let parsed = try PSICStream(bytes: stream)
-        let all = parsed.header.levelsPresent
-        var measured: [Int: Double] = [:]
-        func psnr(_ levels: Int) throws -> Double {
-            if let p = measured[levels] { return p }
-            let cut = levels == all ? stream : try parsed.truncated(toLevels: levels)
-            let p = try decode(cut)[0].psnr(to: image)
-            measured[levels] = p
-            return p
+        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed)])[0].get()
+    }
+
+    /// Compresses each image into the fewest levels whose decode reaches its PSNR target.
+    ///
+    /// All levels are coded once (one `encodeBatch`); then the cuts are decoded and measured by
+    /// bisection, one cut per image per round, each round one `decodeBatch`: at most
+    /// 1 + log2(L) rounds (4 for 8 levels), so this costs several times a plain encode. The PSNR
+    /// reported is the measured one, never an estimate. An image fails alone.
+    public func encodeBatch(targeting requests: [QualityRequest], profile: CodecProfile? = nil) -> [Result<QualityTargetedStream, Error>] {
+        var results = [Result<QualityTargetedStream, Error>?](repeating: nil, count: requests.count)
+        for (k, r) in requests.enumerated() where !r.minimumPSNR.isFinite {
+            results[k] = .failure(CodecError.invalidQualityTarget(r.minimumPSNR))
         }
-        guard try psnr(all) >= minimumPSNR else {
-            return QualityTargetedStream(stream: stream, levels: all, psnr: try psnr(all), reached: false)
+        let todo = requests.indices.filter { results[$0] == nil }
+        let streams = encodeBatch(todo.map { EncodeRequest(image: requests[$0].image, seed: requests[$0].seed) }, profile: profile)
+        var searches: [Int: (parsed: PSICStream, search: LevelSearch)] = [:]
+        for (k, s) in zip(todo, streams) {
+            do {
+                let parsed = try PSICStream(bytes: try s.get())
+                searches[k] = (parsed, LevelSearch(target: requests[k].minimumPSNR, allLevels: parsed.header.levelsPresent))
+            } catch {
+                results[k] = .failure(error)
+            }
         }
-        var low = 1, high = all   // the answer lies in low...high; high always reaches the target
-        while low < high {
-            let mid = (low + high) / 2
-            if try psnr(mid) >= minimumPSNR { high = mid } else { low = mid + 1 }
+        func cut(_ parsed: PSICStream, _ levels: Int) throws -> [UInt8] {
+            levels == parsed.header.levelsPresent ? parsed.bytes : try parsed.truncated(toLevels: levels)
         }
-        let cut = high == all ? stream : try parsed.truncated(toLevels: high)
-        return QualityTargetedStream(stream: cut, levels: high, psnr: try psnr(high), reached: true)
+        while true {
+            var round: [(k: Int, levels: Int, stream: [UInt8])] = []
+            for k in searches.keys.sorted() {
+                let (parsed, search) = searches[k]!
+                guard let probe = search.nextProbe else {
+                    let o = search.outcome
+                    results[k] = Result { QualityTargetedStream(stream: try cut(parsed, o.levels), levels: o.levels, psnr: o.psnr, reached: o.reached) }
+                    searches[k] = nil
+                    continue
+                }
+                do { round.append((k, probe, try cut(parsed, probe))) } catch {
+                    results[k] = .failure(error)
+                    searches[k] = nil
+                }
+            }
+            if round.isEmpty { break }
+            let decoded = decodeBatch(round.map { DecodeRequest(stream: $0.stream) }, profile: profile)
+            for (probe, d) in zip(round, decoded) {
+                do {
+                    searches[probe.k]!.search.record(levels: probe.levels, psnr: try d.get()[0].psnr(to: requests[probe.k].image))
+                } catch {
+                    results[probe.k] = .failure(error)
+                    searches[probe.k] = nil
+                }
+            }
+        }
+        return results.map { $0! }
     }
 }

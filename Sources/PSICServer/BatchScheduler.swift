@@ -7,11 +7,14 @@ import ServiceLifecycle
 /// What a job asks of the codec.
 enum CodecJob: Sendable {
     case encode(EncodeRequest)
+    /// An encode to a PSNR target (`ImageCodec.encodeBatch(targeting:)`).
+    case encodeToQuality(QualityRequest)
     case decode(DecodeRequest)
 
     var kind: String {
         switch self {
         case .encode: return "encode"
+        case .encodeToQuality: return "encode_quality"
         case .decode: return "decode"
         }
     }
@@ -20,6 +23,7 @@ enum CodecJob: Sendable {
 /// What a job gives back.
 enum CodecOutput: Sendable {
     case stream([UInt8])
+    case targeted(QualityTargetedStream)
     case images([RGBImage])
 }
 
@@ -264,6 +268,11 @@ public final class BatchScheduler: Service, @unchecked Sendable {
                         if case let .encode(r) = job.work { return r } else { return nil }
                     }
                     c.resume(returning: codec.encodeBatch(requests, profile: profile).map { $0.map(CodecOutput.stream) })
+                case .encodeToQuality:
+                    let requests = batch.compactMap { job -> QualityRequest? in
+                        if case let .encodeToQuality(r) = job.work { return r } else { return nil }
+                    }
+                    c.resume(returning: codec.encodeBatch(targeting: requests, profile: profile).map { $0.map(CodecOutput.targeted) })
                 case .decode:
                     let requests = batch.compactMap { job -> DecodeRequest? in
                         if case let .decode(r) = job.work { return r } else { return nil }

@@ -11,7 +11,7 @@ import UnixSignals
 /// The PSIC HTTP server: one codec (one model, one backend device) shared by every request,
 /// requests batched by a `BatchScheduler`.
 ///
-/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`), `POST /v1/decode`
+/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`, `min_psnr`), `POST /v1/decode`
 /// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.
@@ -115,14 +115,27 @@ public final class EncodingServer: Sendable {
     }
 
     private func encode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes"])
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes", "min_psnr"])
         let maxBytes = try intParameter(request.uri.queryParameters["max_bytes"], "max_bytes", range: 1...Int.max)
+        let minPSNR = try psnrParameter(request.uri.queryParameters["min_psnr"])
+        if minPSNR != nil, levels != nil || maxBytes != nil {
+            throw ServerError.invalidQuery("min_psnr chooses the levels itself: drop levels and max_bytes")
+        }
         let image: RGBImage
         do {
             let maxPixels = configuration.maxPixels
             image = try await offload { try PNGCodec.decode(body, maxPixels: maxPixels) }
         } catch {
             throw ServerError.from(codecError: error, decoding: false)
+        }
+        if let minPSNR {
+            let output = try await run(.encodeToQuality(QualityRequest(image: image, minimumPSNR: minPSNR, seed: seed ?? 0)), decoding: false)
+            guard case let .targeted(t) = output else { throw ServerError.internalError("encode returned no stream") }
+            var headers: HTTPFields = [.contentType: "application/x-psic"]
+            headers[Self.levelsHeader] = String(t.levels)
+            headers[Self.psnrHeader] = String(format: "%.3f", t.psnr)
+            headers[Self.reachedHeader] = t.reached ? "true" : "false"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: t.stream)))
         }
         let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0, maxBytes: maxBytes)), decoding: false)
         guard case let .stream(stream) = output else { throw ServerError.internalError("encode returned no stream") }
@@ -217,6 +230,20 @@ public final class EncodingServer: Sendable {
         guard let raw else { return nil }
         guard let v = Int(raw), range.contains(v) else {
             throw ServerError.invalidQuery("\(name)=\(raw) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    /// Response headers of an encode to a PSNR target: levels kept, their decode's PSNR, and
+    /// whether it reaches the target (when not, every level is kept).
+    static let levelsHeader = HTTPFields.Element.Name("PSIC-Levels")!
+    static let psnrHeader = HTTPFields.Element.Name("PSIC-PSNR")!
+    static let reachedHeader = HTTPFields.Element.Name("PSIC-Target-Reached")!
+
+    private func psnrParameter(_ raw: Substring?) throws -> Double? {
+        guard let raw else { return nil }
+        guard let v = Double(raw), v.isFinite else {
+            throw ServerError.invalidQuery("min_psnr=\(raw) must be a number of dB, e.g. 32")
         }
         return v
     }

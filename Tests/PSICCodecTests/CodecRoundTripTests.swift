@@ -121,6 +121,32 @@ final class CodecRoundTripTests: XCTestCase {
                 guard case .invalidQualityTarget? = error as? CodecError else { return XCTFail("\(error)") }
             }
         }
+        // A batch (one decodeBatch per round) gives each image what it gets alone; a bad target fails alone.
+        let small = try CodecFixtures.image("image_64x64.png")
+        let batch = codec.encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: psnrs[4], seed: 6),
+                                                  QualityRequest(image: small, minimumPSNR: .nan),
+                                                  QualityRequest(image: small, minimumPSNR: 24, seed: 1)])
+        XCTAssertEqual(try batch[0].get().stream, cuts[4])
+        XCTAssertThrowsError(try batch[1].get())
+        XCTAssertEqual(try batch[2].get().stream, try codec.encode(small, minimumPSNR: 24, seed: 1).stream)
+    }
+
+    /// The bisection finds the fewest levels reaching the target with at most 1 + ⌈log2 L⌉ decodes.
+    func testLevelSearchBisects() {
+        for L in 1...8 {
+            for target in stride(from: 0.5, through: Double(L) + 0.5, by: 0.5) {
+                var search = LevelSearch(target: target, allLevels: L)
+                var probes = 0
+                while let p = search.nextProbe {
+                    probes += 1
+                    search.record(levels: p, psnr: Double(p))   // PSNR = level
+                }
+                let expected = (1...L).first { Double($0) >= target }
+                XCTAssertEqual(search.outcome.reached, expected != nil, "L \(L), target \(target)")
+                XCTAssertEqual(search.outcome.levels, expected ?? L, "L \(L), target \(target)")
+                XCTAssertLessThanOrEqual(probes, 1 + Int(ceil(log2(Double(L)))), "L \(L), target \(target)")
+            }
+        }
     }
 
     func testSeedsGiveDifferentSynonymsOnlyForSampledLevels() throws {

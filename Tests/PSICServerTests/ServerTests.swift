@@ -53,6 +53,14 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(capped.status, 200, capped.text)
         XCTAssertLessThanOrEqual(capped.body.count, limit)
         XCTAssertEqual(capped.body, try codec.encode(image, maxBytes: limit))
+        // A PSNR target: the library's choice, with the levels and the measured PSNR in headers.
+        let target = try await client.send(s.url("/v1/encode?min_psnr=22&seed=2"), body: png)
+        XCTAssertEqual(target.status, 200, target.text)
+        let chosen = try codec.encode(image, minimumPSNR: 22, seed: 2)
+        XCTAssertEqual(target.body, chosen.stream)
+        XCTAssertEqual(target.headers["psic-levels"], String(chosen.levels))
+        XCTAssertEqual(target.headers["psic-psnr"], String(format: "%.3f", chosen.psnr))
+        XCTAssertEqual(target.headers["psic-target-reached"], chosen.reached ? "true" : "false")
         try await s.stop()
     }
 
@@ -129,6 +137,8 @@ final class ServerTests: XCTestCase {
             ("max_bytes 0", "/v1/encode?max_bytes=0", png, 400, "invalid_query"),
             ("max_bytes under the first level", "/v1/encode?max_bytes=60", png, 400, "invalid_query"),
             ("max_bytes on decode", "/v1/decode?max_bytes=100", stream, 400, "invalid_query"),
+            ("min_psnr not a number", "/v1/encode?min_psnr=high", png, 400, "invalid_query"),
+            ("min_psnr with levels", "/v1/encode?min_psnr=30&levels=2", png, 400, "invalid_query"),
             ("not a stream", "/v1/decode", Array("PSIC but not really".utf8), 400, "invalid_stream"),
             ("truncated stream", "/v1/decode", Array(stream.prefix(stream.count - 7)), 400, "invalid_stream"),
             ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },
