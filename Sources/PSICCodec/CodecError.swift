@@ -13,6 +13,9 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     case budgetTooSmall(maxBytes: Int, smallest: Int)
     /// A quality target that is not a finite number.
     case invalidQualityTarget(Double)
+    /// The image's own buffers (planes, latents; one set per seed of a decode) need more memory
+    /// than is free, so the work is refused before it starts.
+    case insufficientMemory(width: Int, height: Int, neededBytes: Int, availableBytes: Int)
 
     public var description: String {
         switch self {
@@ -24,6 +27,9 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .budgetTooSmall(maxBytes, smallest):
             return "a stream of this image needs at least \(smallest) bytes (one level); the limit is \(maxBytes)"
         case let .invalidQualityTarget(v): return "quality target \(v) is not a finite number of dB"
+        case let .insufficientMemory(w, h, needed, available):
+            return "a \(w)x\(h) image needs about \(needed >> 20) MiB for its buffers and \(available >> 20) MiB is free"
+                + " (a container's limit counts; a decode needs them once per sample): free memory or use a larger machine"
         }
     }
 }

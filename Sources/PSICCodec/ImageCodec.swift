@@ -16,6 +16,7 @@ public final class ImageCodec: Sendable {
     let transforms: ModelTransforms
     let zTables: CDFTableSet
     let gaussianTables: CDFTableSet
+    let availableMemory: @Sendable () -> Int?
 
     /// Idle graph memory kept by default: half the memory the process may use (the machine's,
     /// or a container's limit: `HostMemory.total`). A large photo's graphs are GBs (a
@@ -63,10 +64,15 @@ public final class ImageCodec: Sendable {
     ///   - tileTensorBytes: a larger image runs its analysis and synthesis transforms in tiles
     ///     whose graphs hold no tensor over this (nor over `backend.maxTensorBytes` when there
     ///     is no fallback), so memory stays bounded whatever the image size.
+    ///   - availableMemory: the memory free for the image-sized buffers every image needs
+    ///     whatever the tiling (`HostMemory.available`: the machine's, or a container's room);
+    ///     an image that cannot fit them fails with `CodecError.insufficientMemory` up front.
     public init(model: CodecModel, backend: Backend, fallback: Backend? = nil,
                 idleGraphBytesLimit: Int = ImageCodec.defaultIdleGraphBytes,
-                tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes) throws {
+                tileTensorBytes: Int = ImageCodec.defaultTileTensorBytes,
+                availableMemory: @escaping @Sendable () -> Int? = HostMemory.available) throws {
         self.model = model
+        self.availableMemory = availableMemory
         self.transforms = try ModelTransforms(model: model, backend: backend, fallback: fallback,
                                               idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
         self.zTables = try CDFTableSet(model.zTables)
@@ -100,6 +106,8 @@ public final class ImageCodec: Sendable {
                 lanes.fail(k, CodecError.invalidLevels(requested: l, available: 1...L))
             } else if r.image.width > Self.maxSide || r.image.height > Self.maxSide {
                 lanes.fail(k, CodecError.imageTooLarge(width: r.image.width, height: r.image.height, limit: Self.maxSide))
+            } else if let e = memoryShortfall(width: r.image.width, height: r.image.height, copies: 1) {
+                lanes.fail(k, e)
             } else {
                 valid.append(k)
             }
@@ -164,6 +172,27 @@ public final class ImageCodec: Sendable {
             lanes.failRemaining(error)
         }
         return lanes.outcome
+    }
+
+    /// Bytes one image of `width`×`height` needs whatever the tiling: twice its buffers, which
+    /// are its padded float planes (3 × 4 bytes a pixel), the RGB image (3), the latents as Int32
+    /// and as float (2 × 4 × C per 16×16 block) and the largest entropy-parameter context
+    /// (4 × (hyper + C) per block), 24.5 bytes a pixel for the shipped model. Twice, because
+    /// stages copy them: a 34.6-megapixel image with 16 MiB tiles peaked at 60 bytes a pixel
+    /// (decode) and 67 (encode), so a refusal at 49 is never of an image that would have fit.
+    func imageBufferBytes(width: Int, height: Int) -> Int {
+        let m = CodecModel.sizeMultiple
+        let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m
+        let cells = (ph / 16) * (pw / 16)
+        return 2 * (ph * pw * 12 + width * height * 3 + cells * 4 * (3 * model.latentChannels + model.hyperChannels))
+    }
+
+    /// The error for an image whose buffers (`copies` of them: one per seed of a decode) do not
+    /// fit the free memory; nil when they fit or the free memory is unknown.
+    func memoryShortfall(width: Int, height: Int, copies: Int) -> CodecError? {
+        let needed = imageBufferBytes(width: width, height: height) * copies
+        guard let available = availableMemory(), needed > available else { return nil }
+        return .insufficientMemory(width: width, height: height, neededBytes: needed, availableBytes: available)
     }
 
     /// How many of the coded levels a stream keeps within `maxBytes` (all when nil): the most
@@ -297,6 +326,8 @@ extension ImageCodec {
                 guard l >= 1 else { throw CodecError.invalidLevels(requested: r.levels ?? 0, available: 1...model.levels) }
                 let seeds = r.seeds ?? [h.seed]
                 guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
+                // A stream of a few hundred KB can describe a flat image of billions of pixels.
+                if let e = memoryShortfall(width: h.width, height: h.height, copies: seeds.count) { throw e }
                 let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
                 let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
                     try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)

@@ -115,6 +115,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             case .invalidLevels, .invalidSampleCount, .budgetTooSmall, .invalidQualityTarget: return .invalidQuery(e.description)
             case .noLevelsInStream: return .invalidStream(e.description)
             case .imageTooLarge: return decoding ? .invalidStream(e.description) : .imageTooLarge(e.description)
+            case .insufficientMemory: return .insufficientMemory(e.description)
             }
         case let e as EngineError:
             if e.isOutOfMemory { return .insufficientMemory(e.description) }

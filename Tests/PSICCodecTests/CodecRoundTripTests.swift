@@ -131,6 +131,29 @@ final class CodecRoundTripTests: XCTestCase {
         XCTAssertEqual(try batch[2].get().stream, try codec.encode(small, minimumPSNR: 24, seed: 1).stream)
     }
 
+    /// An image whose own buffers do not fit the free memory is refused before any work, with
+    /// what it needs and what is free (a small stream can describe a huge flat image).
+    func testImagesLargerThanTheFreeMemoryAreRefused() throws {
+        let model = try CodecFixtures.loadModel()
+        let image = try CodecFixtures.image("image_128x96.png")
+        let stream = try ImageCodec(model: model, backend: CodecFixtures.cpu).encode(image)
+        let perImage = try ImageCodec(model: model, backend: CodecFixtures.cpu).imageBufferBytes(width: 128, height: 96)
+        XCTAssertEqual(perImage, 2 * (128 * 128 * 12 + 128 * 96 * 3 + 64 * 4 * (3 * 160 + 128)))
+        // Room for one image's buffers, not for four.
+        let tight = try ImageCodec(model: model, backend: CodecFixtures.cpu, availableMemory: { perImage + 1000 })
+        XCTAssertEqual(try tight.encode(image), stream)
+        XCTAssertEqual(try tight.decode(stream).count, 1)
+        XCTAssertThrowsError(try tight.decode(stream, seeds: [1, 2, 3, 4])) { error in
+            XCTAssertEqual(error as? CodecError, .insufficientMemory(width: 128, height: 96, neededBytes: 4 * perImage,
+                                                                     availableBytes: perImage + 1000))
+        }
+        let none = try ImageCodec(model: model, backend: CodecFixtures.cpu, availableMemory: { 100_000 })
+        XCTAssertThrowsError(try none.encode(image)) { XCTAssertTrue($0 is CodecError, "\($0)") }
+        XCTAssertThrowsError(try none.decode(stream)) { XCTAssertTrue($0 is CodecError, "\($0)") }
+        // Unknown free memory: no check.
+        XCTAssertEqual(try ImageCodec(model: model, backend: CodecFixtures.cpu, availableMemory: { nil }).encode(image), stream)
+    }
+
     /// The bisection finds the fewest levels reaching the target with at most 1 + ⌈log2 L⌉ decodes.
     func testLevelSearchBisects() {
         for L in 1...8 {
