@@ -178,8 +178,10 @@ public final class ImageCodec: Sendable {
     /// are its padded float planes (3 × 4 bytes a pixel), the RGB image (3), the latents as Int32
     /// and as float (2 × 4 × C per 16×16 block) and the largest entropy-parameter context
     /// (4 × (hyper + C) per block), 24.5 bytes a pixel for the shipped model. Twice, because
-    /// stages copy them: a 34.6-megapixel image with 16 MiB tiles peaked at 60 bytes a pixel
-    /// (decode) and 67 (encode), so a refusal at 49 is never of an image that would have fit.
+    /// stages copy them and tile graphs come on top: in memory groups a 34.6-megapixel image
+    /// was OOM-killed decoding under 1.5 GiB (46.5 bytes a pixel) and ran under 1.75 GiB, and
+    /// encoding was killed under 1.75 GiB (54) and ran under 2 GiB, so a refusal at 49 bytes a
+    /// pixel is of an image that could not have run.
     func imageBufferBytes(width: Int, height: Int) -> Int {
         let m = CodecModel.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m
