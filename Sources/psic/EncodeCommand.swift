@@ -54,7 +54,8 @@ struct EncodeCommand: AsyncParsableCommand {
     /// The byte limit for an image of `pixels` pixels, if any.
     private func byteLimit(pixels: Int) -> Int? {
         if let maxBytes { return maxBytes }
-        return maxBpp.map { Int((Double(pixels) * $0 / 8).rounded(.down)) }
+        // A rate past Int's range is no limit at all (converting it would trap).
+        return maxBpp.map { Int(min((Double(pixels) * $0 / 8).rounded(.down), Double(Int.max / 2))) }
     }
 
     func run() async throws {

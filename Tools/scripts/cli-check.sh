@@ -51,6 +51,7 @@ for f in cut.png mean.png s-s0.png s-s1.png; do [ -s "$f" ] || { echo "FAIL: dec
 expect 0 "levels kept for the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
 cmp -s limited.psic cut.psic || { echo "FAIL: --max-bytes at the 3-level size is not the 3-level cut"; failures=$((failures + 1)); }
 expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bpp 100 -o all.psic --backend cpu
+expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bpp 1e300 -o huge.psic --backend cpu
 expect 0 "levels kept for 10.00 dB: 1" -- "$psic" encode "$image" --min-psnr 10 -o q10.psic --backend cpu
 expect 0 "1 image stayed under 99.00 dB with every level" -- "$psic" encode "$image" --min-psnr 99 -o q99.psic --backend cpu
 
