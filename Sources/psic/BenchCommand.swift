@@ -106,6 +106,13 @@ struct BenchKernels: ParsableCommand {
     }
 
     func run() throws {
+        // A layer's input, output and weights must fit at once; absurd sizes would trap in the
+        // allocator instead of saying so (estimated in Double: the product may pass Int's range).
+        let widest = Double(max(N, C, 3))
+        let needed = 4 * (2 * widest * Double(width / 2) * Double(height / 2) + 25 * widest * widest)
+        if let free = HostMemory.available(), needed > Double(free) {
+            throw BenchmarkTooLarge(width: width, height: height, N: N, C: C, neededBytes: needed, freeBytes: free)
+        }
         let backends = try backend.open(device: device, cpuConvolutions: cpuConvolutions, vulkanConvolutions: vulkanConvolutions)
         let report = try KernelBenchmark.run(backends: backends, width: width, height: height, N: N, C: C,
                                              repeats: repeats, only: layers.map(LayerSelection.init(list:)), progress: { line in
@@ -114,6 +121,18 @@ struct BenchKernels: ParsableCommand {
         if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }
         let wrong = report.integerDisagreements
         if !wrong.isEmpty { throw IntegerDisagreement(layers: wrong) }
+    }
+}
+
+/// A kernel benchmark whose layers cannot fit the free memory.
+struct BenchmarkTooLarge: Error, CustomStringConvertible {
+    let width: Int, height: Int, N: Int, C: Int
+    let neededBytes: Double
+    let freeBytes: Int
+    var description: String {
+        String(format: "a %dx%d benchmark with N=%d, C=%d needs about %.1f GiB for one layer and %.1f GiB is free: "
+               + "choose a smaller --width/--height or --n/--c", width, height, N, C,
+               neededBytes / Double(1 << 30), Double(freeBytes) / Double(1 << 30))
     }
 }
 
@@ -155,6 +174,10 @@ struct BenchCodec: ParsableCommand {
         var entropyShareOfDecode: Double { entropyDecodeSeconds / decodeSeconds }
     }
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+    }
+
     func run() throws {
         let m = try CodecModelLoader.load(model)
         let img: RGBImage
@@ -165,7 +188,7 @@ struct BenchCodec: ParsableCommand {
             var stream = try codec.encode(img)   // warm-up: pipelines, weights
             _ = try codec.decode(stream)
             var enc: [Double] = [], dec: [Double] = [], ent: [Double] = []
-            for _ in 0..<max(1, repeats) {
+            for _ in 0..<repeats {
                 var t0 = Date()
                 stream = try codec.encode(img)
                 enc.append(Date().timeIntervalSince(t0))

@@ -64,6 +64,8 @@ expect 64 "--max-bytes must be at least 1" -- "$psic" encode "$image" --max-byte
 expect 64 "--max-bytes or --max-bpp, not both" -- "$psic" encode "$image" --max-bytes 900 --max-bpp 1 --backend cpu
 expect 64 "--max-bpp must be a positive number" -- "$psic" encode "$image" --max-bpp nan --backend cpu
 expect 64 "--min-psnr chooses the levels itself" -- "$psic" encode "$image" --min-psnr 30 --levels 2 --backend cpu
+expect 64 "--repeats must be at least 1" -- "$psic" bench codec "$image" --repeats 0 --backend cpu
+expect 1 "choose a smaller --width/--height" -- "$psic" bench kernels --backend cpu --width 6400000 --height 6400000
 expect 1 "empty.psic: stream is truncated in the header" -- "$psic" decode empty.psic -o e.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" decode random.psic -o r.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
