@@ -57,6 +57,9 @@ struct LoadTestCommand: AsyncParsableCommand {
                                   + "requests beyond the queue would be refused with 503")
         }
         guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
+        guard (1...8192).contains(width), (1...8192).contains(height) else {
+            throw ValidationError("--width and --height must be in 1...8192 (give --image for another photo)")
+        }
     }
 
     func run() async throws {
