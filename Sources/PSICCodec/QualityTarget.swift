@@ -3,6 +3,7 @@ import PSICImage
 
 /// One image of `ImageCodec.encodeBatch(targeting:)`.
 public struct QualityRequest: Sendable {
+    /// The image to compress.
     public var image: RGBImage
     /// The smallest PSNR in dB the stream's decode must reach.
     public var minimumPSNR: Double
