@@ -8,7 +8,13 @@ if (($# == 0)); then
   echo "usage: $0 COMMAND [ARGS...]   (pauses Tools/train/train.py processes while COMMAND runs)" >&2
   exit 2
 fi
-pids=$(pgrep -f "Tools/train/train.py" || true)
+# Only Python processes: this script's own command line (and the subshell running pgrep) may
+# name train.py too, when the command it wraps does; stopping those would hang it.
+pids=""
+for pid in $(pgrep -f "Tools/train/train.py" || true); do
+  case "$(cat /proc/"$pid"/comm 2>/dev/null)" in python*) pids="$pids $pid" ;; esac
+done
+pids=${pids# }
 resume() { if [ -n "$pids" ]; then kill -CONT $pids 2>/dev/null || true; fi; }
 trap resume EXIT
 if [ -n "$pids" ]; then
