@@ -97,20 +97,17 @@ extension ImageCodec {
                 results[k] = .failure(error)
             }
         }
-        func cut(_ parsed: PSICStream, _ levels: Int) throws -> [UInt8] {
-            levels == parsed.header.levelsPresent ? parsed.bytes : try parsed.truncated(toLevels: levels)
-        }
         while true {
             var round: [(k: Int, levels: Int, stream: [UInt8])] = []
             for k in searches.keys.sorted() {
                 let (parsed, search) = searches[k]!
                 guard let probe = search.nextProbe else {
                     let o = search.outcome
-                    results[k] = Result { QualityTargetedStream(stream: try cut(parsed, o.levels), levels: o.levels, psnr: o.psnr, reached: o.reached) }
+                    results[k] = Result { QualityTargetedStream(stream: try parsed.truncated(toLevels: o.levels), levels: o.levels, psnr: o.psnr, reached: o.reached) }
                     searches[k] = nil
                     continue
                 }
-                do { round.append((k, probe, try cut(parsed, probe))) } catch {
+                do { round.append((k, probe, try parsed.truncated(toLevels: probe))) } catch {
                     results[k] = .failure(error)
                     searches[k] = nil
                 }

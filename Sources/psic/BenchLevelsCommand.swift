@@ -38,7 +38,7 @@ struct BenchLevels: ParsableCommand {
                 let stream = try codec.encode(image)
                 let parsed = try PSICStream(bytes: stream)
                 for l in 1...L {
-                    let cut = l == L ? stream : try parsed.truncated(toLevels: l)
+                    let cut = try parsed.truncated(toLevels: l)
                     let decoded = try codec.decode(cut, seeds: [seed])[0]
                     bits[l - 1] += Double(cut.count * 8)
                     psnrSum[l - 1] += min(decoded.psnr(to: image), 99)   // 99 dB for an exact decode keeps the mean finite

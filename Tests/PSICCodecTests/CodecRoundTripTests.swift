@@ -54,6 +54,7 @@ final class CodecRoundTripTests: XCTestCase {
         let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
         let stream = try codec.encode(try CodecFixtures.image("image_64x64.png"))
         let parsed = try PSICStream(bytes: stream)
+        XCTAssertEqual(try parsed.truncated(toLevels: codec.model.levels), stream, "a cut at every level is the stream")
         for l in 1..<codec.model.levels {
             let cut = try parsed.truncated(toLevels: l)
             XCTAssertLessThan(cut.count, stream.count)
