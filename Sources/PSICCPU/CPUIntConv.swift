@@ -25,17 +25,20 @@ enum CPUIntConv {
         // protocol witness it ran the generic body: the six layers of the codec took 2.5× as long.
         if l.inputBound <= Int32(Int16.max) && !alwaysDouble {
             let kernel = try PreparedIntConv<Int16GEMM>(l, inputShape: inputShape, outputShape: outputShape)
-            return CPUIntConvKernel(memoryBytes: kernel.memoryBytes) { kernel.run(input: $0, output: $1, threads: $2) }
+            return CPUIntConvKernel(weightBytes: kernel.w.bytes, work: kernel.work) { kernel.run(input: $0, output: $1, threads: $2) }
         }
         let kernel = try PreparedIntConv<DoubleGEMM>(l, inputShape: inputShape, outputShape: outputShape)
-        return CPUIntConvKernel(memoryBytes: kernel.memoryBytes) { kernel.run(input: $0, output: $1, threads: $2) }
+        return CPUIntConvKernel(weightBytes: kernel.w.bytes, work: kernel.work) { kernel.run(input: $0, output: $1, threads: $2) }
     }
 }
 
 /// A prepared integer convolution (`CPUIntConv.prepare`).
 struct CPUIntConvKernel {
-    /// Bytes of the buffers it owns.
-    let memoryBytes: Int
+    /// Bytes of its converted weights.
+    let weightBytes: Int
+    /// Its work buffers (the input converted, the accumulator, the columns): rewritten by every
+    /// run, so an idle graph may release them.
+    let work: [CPUPages]
     /// Computes the node's output from its input (both planar NCHW, the shapes it was prepared
     /// for) on the given number of threads.
     let run: (_ input: UnsafeMutablePointer<Int32>, _ output: UnsafeMutablePointer<Int32>, _ threads: Int) -> Void
@@ -85,9 +88,8 @@ private final class PreparedIntConv<G: ExactGEMM> {
         }
     }
 
-    var memoryBytes: Int {
-        x.bytes + w.bytes + acc.bytes + (operandColumns?.bytes ?? 0) + (productColumns?.bytes ?? 0)
-    }
+    /// The buffers every run overwrites in full before reading them.
+    var work: [CPUPages] { [x.pages, acc.pages] + [operandColumns?.pages, productColumns?.pages].compactMap { $0 } }
 
     func run(input: UnsafeMutablePointer<Int32>, output: UnsafeMutablePointer<Int32>, threads: Int) {
         let l = layer
@@ -166,14 +168,15 @@ private final class PreparedIntConv<G: ExactGEMM> {
     }
 }
 
-/// Uninitialised memory for `count` values, owned (an error, not a trap, when refused).
+/// Memory for `count` values in pages of its own (an error, not a trap, when refused).
 private final class Buffer<T> {
+    let pages: CPUPages
     let pointer: UnsafeMutablePointer<T>
-    let bytes: Int
+    var bytes: Int { pages.bytes }
 
     init(count: Int) throws {
-        bytes = max(1, count) * MemoryLayout<T>.stride
-        pointer = try CPUMemory.allocate(bytes: bytes).bindMemory(to: T.self, capacity: max(1, count))
+        pages = try CPUPages(bytes: max(1, count) * MemoryLayout<T>.stride)
+        pointer = pages.pointer.bindMemory(to: T.self, capacity: max(1, count))
     }
 
     subscript(i: Int) -> T {
@@ -181,7 +184,6 @@ private final class Buffer<T> {
         set { pointer[i] = newValue }
     }
 
-    deinit { pointer.deallocate() }
 }
 
 /// An exact GEMM for the integer layers: operand and accumulator types and C = A·B over them,

@@ -2,14 +2,21 @@ import Foundation
 import PSICEngine
 
 /// A graph ready to run on the CPU: every tensor allocated once, nodes run in order.
+///
+/// While idle it can give its tensors' pages back (`releaseTensorMemory`), keeping its
+/// prepared layers; the next run claims the memory again like a prepare does.
 final class CPUPreparedGraph: PreparedGraph {
     let graph: Graph
     private let storage: [CPUTensorStorage]
     private let threads: Int
     private let scratch = CPUScratch()
     /// The memory every tensor lives in (`CPUMemoryPlan`).
-    private let slabs: [UnsafeMutableRawPointer]
+    private let slabs: [CPUPages]
     private let slabBytes: Int
+    /// Whether the slabs and work buffers hold their pages (false after `releaseTensorMemory`).
+    private var resident = true
+    private let availableMemory: () -> Int?
+    private let claims: CPUMemoryClaims
     /// oneDNN's prepared layers, by node index (empty with `CPUConvolutionMethod.im2col`).
     private var oneDNNLayers: [Int: OneDNNLayer] = [:]
     /// The integer layers, by node index.
@@ -23,9 +30,11 @@ final class CPUPreparedGraph: PreparedGraph {
     ///   - claims: where the graph claims its tensors' memory until it has touched it.
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
          gdnBandElements: Int = OneDNNGDN.defaultBandElements,
-         availableMemory: () -> Int? = { nil }, claims: CPUMemoryClaims = CPUMemory.claims) throws {
+         availableMemory: @escaping () -> Int? = { nil }, claims: CPUMemoryClaims = CPUMemory.claims) throws {
         self.graph = graph
         self.threads = threads
+        self.availableMemory = availableMemory
+        self.claims = claims
         let plan = CPUMemoryPlan(graph)
         let planBytes = plan.slabBytes.reduce(0, +)
         // A graph larger than the memory the machine has free would be killed mid-run (or trap
@@ -33,18 +42,21 @@ final class CPUPreparedGraph: PreparedGraph {
         try claims.claim(bytes: planBytes, available: availableMemory)
         // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched pages
         // count as used in the free-memory figure, so the claim ends once they are filled.
-        var slabs: [UnsafeMutableRawPointer] = []
+        var slabs: [CPUPages] = []
         do {
-            for bytes in plan.slabBytes { slabs.append(try CPUMemory.allocateZeroed(bytes: bytes)) }
+            for bytes in plan.slabBytes {
+                let slab = try CPUPages(bytes: bytes)
+                slab.touch()
+                slabs.append(slab)
+            }
             claims.release(bytes: planBytes)
         } catch {
             claims.release(bytes: planBytes)
-            for slab in slabs { slab.deallocate() }
             throw error
         }
         self.slabs = slabs
         let storage = graph.tensors.enumerated().map { t, decl in
-            CPUTensorStorage(shape: decl.shape, scalarType: decl.scalarType, raw: slabs[plan.slabOfTensor[t]])
+            CPUTensorStorage(shape: decl.shape, scalarType: decl.scalarType, raw: slabs[plan.slabOfTensor[t]].pointer)
         }
         self.storage = storage
         slabBytes = planBytes
@@ -83,18 +95,50 @@ final class CPUPreparedGraph: PreparedGraph {
     }
 
     deinit {
-        oneDNNLayers.removeAll()  // their memory objects point into the slabs
-        for slab in slabs { slab.deallocate() }
+        oneDNNLayers.removeAll()  // their memory objects point into the slabs (unmapped after this)
     }
 
-    /// Tensor slabs, the integer layers' buffers and the scratch grown so far.
-    var memoryBytes: Int { slabBytes + intConvLayers.values.reduce(0) { $0 + $1.memoryBytes } + scratch.capacityBytes }
+    /// The integer layers' work buffers.
+    private var workPages: [CPUPages] { intConvLayers.values.flatMap(\.work) }
+
+    /// Tensor slabs, the integer layers' buffers and the scratch grown so far; after
+    /// `releaseTensorMemory`, only the integer layers' weights.
+    var memoryBytes: Int {
+        let weights = intConvLayers.values.reduce(0) { $0 + $1.weightBytes }
+        guard resident else { return weights }
+        return slabBytes + weights + workPages.reduce(0) { $0 + $1.bytes } + scratch.capacityBytes
+    }
+
+    /// Releases the slabs, the integer layers' work buffers and the scratch. Every tensor a run
+    /// reads was written earlier in the run or is an input copied in, except concatenation
+    /// targets' unwritten channels, which must read zeros: released pages come back zeroed.
+    func releaseTensorMemory() -> Bool {
+        guard resident else { return false }
+        for pages in slabs + workPages { pages.release() }
+        scratch.release()
+        resident = false
+        return true
+    }
+
+    /// Claims the released memory against the free memory (as a prepare does) and touches it.
+    func reserveTensorMemory() throws {
+        guard !resident else { return }
+        let pages = slabs + workPages
+        let bytes = pages.reduce(0) { $0 + $1.bytes }
+        try claims.claim(bytes: bytes, available: availableMemory)
+        defer { claims.release(bytes: bytes) }
+        for p in pages { p.touch() }
+        let scratchBytes = oneDNNLayers.values.map(\.scratchBytes).max() ?? 0
+        _ = try scratch.floats((scratchBytes + 3) / 4)
+        resident = true
+    }
 
     /// oneDNN's implementation name per node index (tests and diagnostics).
     var oneDNNImplementations: [Int: String] { oneDNNLayers.mapValues(\.implementation) }
 
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
         try validateInputs(inputs)
+        try reserveTensorMemory()
         for (id, tensor) in inputs {
             let dst = storage[id.index]
             switch tensor.storage {
@@ -172,6 +216,13 @@ final class CPUScratch {
 
     /// Bytes allocated now.
     var capacityBytes: Int { capacity * 4 }
+
+    /// Frees the memory; the next request allocates again.
+    func release() {
+        buffer.deallocate()
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        capacity = 16
+    }
 
     deinit { buffer.deallocate() }
 }

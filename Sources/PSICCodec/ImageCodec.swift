@@ -18,13 +18,15 @@ public final class ImageCodec: Sendable {
     let gaussianTables: CDFTableSet
     let availableMemory: @Sendable () -> Int?
 
-    /// Idle graph memory kept by default: half the memory the process may use (the machine's,
-    /// or a container's limit: `HostMemory.total`). A large photo's graphs are GBs (a
-    /// 4096×4096 image's g_a alone ~5 GB), and preparing them again for each image of a batch
-    /// (allocating and zeroing that memory) made a 16-megapixel encode take 2–3.5× the time its
-    /// pixels explain. When memory runs short, preparing a graph drops the idle ones first
-    /// (`PreparedGraphPool`).
-    public static let defaultIdleGraphBytes = HostMemory.total / 2
+    /// Idle graph memory kept by default: an eighth of the memory the process may use (the
+    /// machine's, or a container's limit: `HostMemory.total`). Preparing graphs again for each
+    /// image of a batch (allocating and zeroing their memory) made a 16-megapixel encode take
+    /// 2–3.5× the time its pixels explain, so graphs stay prepared; past this budget the least
+    /// recently used give their tensor memory back and keep their layers (`PreparedGraphPool`).
+    /// Half, as before session 16, let idle graphs take the room a large image's own buffers
+    /// needed: a 34.6-megapixel encode was OOM-killed in a 1 GiB memory group with half and
+    /// ran with an eighth (docs/design.md).
+    public static let defaultIdleGraphBytes = HostMemory.total / 8
 
     /// The codec on an opened backend choice, with that choice's fallback.
     public convenience init(model: CodecModel, handle: BackendHandle,
@@ -47,6 +49,9 @@ public final class ImageCodec: Sendable {
 
     /// Graph runs that were tiles of a larger image so far.
     public var tiledRuns: Int { transforms.tiledRuns }
+
+    /// Tensor memory idle prepared graphs hold now (internal: tests).
+    var idleGraphBytes: Int { transforms.idleGraphBytes }
 
     /// Graph runs (one per image and network stage) that were too large for the backend and
     /// ran on the fallback backend so far.
@@ -174,27 +179,31 @@ public final class ImageCodec: Sendable {
         return lanes.outcome
     }
 
-    /// Bytes one image of `width`×`height` needs whatever the tiling: twice its buffers, which
-    /// are its padded float planes (3 × 4 bytes a pixel), the RGB image (3), the latents as Int32
-    /// and as float (2 × 4 × C per 16×16 block) and the largest entropy-parameter context
-    /// (4 × (hyper + C) per block), 24.5 bytes a pixel for the shipped model. Twice, because
-    /// stages copy them and tile graphs come on top: in memory groups a 34.6-megapixel image
-    /// was OOM-killed decoding under 1.5 GiB (46.5 bytes a pixel) and ran under 1.75 GiB, and
-    /// encoding was killed under 1.75 GiB (54) and ran under 2 GiB, so a refusal at 49 bytes a
-    /// pixel is of an image that could not have run.
+    /// Bytes one image of `width`×`height` needs whatever the tiling: its buffers, which are its
+    /// padded float planes (3 × 4 bytes a pixel), the RGB image (3), the latents as Int32 and as
+    /// float (2 × 4 × C per 16×16 block) and the largest entropy-parameter context (4 × (hyper +
+    /// C) per block), 24.5 bytes a pixel for the shipped model. Tile graphs and idle graphs come
+    /// on top, bounded by a sixteenth and an eighth of the memory the process may use. Measured
+    /// in memory groups on a 34.6-megapixel image (808 MiB of buffers by this count): encode and
+    /// decode ran under 960 MiB (peaks 821 and 894 MiB) and are refused under 896 MiB, so the
+    /// refusal is of an image that could not have run. (Until session 16 the check counted the
+    /// buffers twice, as the image then needed 1.75 GiB to decode and 2 GiB to encode.)
     func imageBufferBytes(width: Int, height: Int) -> Int {
         let m = CodecModel.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m
         let cells = (ph / 16) * (pw / 16)
-        return 2 * (ph * pw * 12 + width * height * 3 + cells * 4 * (3 * model.latentChannels + model.hyperChannels))
+        return ph * pw * 12 + width * height * 3 + cells * 4 * (3 * model.latentChannels + model.hyperChannels)
     }
 
     /// The error for an image whose buffers (`copies` of them: one per seed of a decode) do not
-    /// fit the free memory; nil when they fit or the free memory is unknown.
+    /// fit the free memory; nil when they fit or the free memory is unknown. Idle graphs give
+    /// their tensor memory back first when that is what stands in the way.
     func memoryShortfall(width: Int, height: Int, copies: Int) -> CodecError? {
         let needed = imageBufferBytes(width: width, height: height) * copies
         guard let available = availableMemory(), needed > available else { return nil }
-        return .insufficientMemory(width: width, height: height, neededBytes: needed, availableBytes: available)
+        transforms.releaseIdleMemory()
+        guard let after = availableMemory(), needed > after else { return nil }
+        return .insufficientMemory(width: width, height: height, neededBytes: needed, availableBytes: after)
     }
 
     /// How many of the coded levels a stream keeps within `maxBytes` (all when nil): the most

@@ -90,6 +90,18 @@ final class ModelTransforms: @unchecked Sendable {
         return fallbackItems
     }
 
+    /// Prepared graphs kept idle for reuse (internal: tests count them).
+    var idleGraphCount: Int { pool.idleCount }
+
+    /// Tensor memory idle graphs hold now (internal: tests).
+    var idleGraphBytes: Int { pool.idleMemoryBytes + (fallbackPool?.idleMemoryBytes ?? 0) }
+
+    /// Has every idle graph give its tensor memory back (see `PreparedGraphPool`).
+    func releaseIdleMemory() {
+        pool.releaseIdle()
+        fallbackPool?.releaseIdle()
+    }
+
     /// Graph runs that were tiles of a larger image so far.
     var tiledRuns: Int {
         lock.lock()

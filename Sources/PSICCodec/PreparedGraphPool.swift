@@ -5,10 +5,12 @@ import PSICEngine
 /// concurrent encodes of same-sized images each get their own buffers while images processed one
 /// after another reuse pipelines, weights and buffers.
 ///
-/// Idle graphs are kept up to `idleBytesLimit` bytes of tensor memory, least recently used
-/// dropped first: a server or a batch run sees many image sizes, and every size's graphs hold
-/// buffers proportional to its pixels (GBs for a large photo), so an unbounded pool grew
-/// without end.
+/// Idle graphs are kept up to `idleBytesLimit` bytes of tensor memory: a server or a batch run
+/// sees many image sizes, and every size's graphs hold buffers proportional to its pixels (GBs
+/// for a large photo), so an unbounded pool grew without end. Over the limit, the least
+/// recently used idle graphs first give their tensor memory back (`releaseTensorMemory`: the
+/// CPU's keep their prepared layers and take the memory again on their next run), and are
+/// dropped when that is not enough or more than `idleCountLimit` graphs are idle.
 final class PreparedGraphPool: @unchecked Sendable {
     struct Key: Hashable {
         let kind: String
@@ -18,6 +20,9 @@ final class PreparedGraphPool: @unchecked Sendable {
 
     private let backend: Backend
     let idleBytesLimit: Int
+    /// Idle graphs kept at most, released or not (a released graph still holds its kernels and
+    /// converted weights).
+    let idleCountLimit: Int
     private let lock = NSLock()
     private var idle: [Key: [Entry]] = [:]
     private var idleBytes = 0
@@ -25,14 +30,15 @@ final class PreparedGraphPool: @unchecked Sendable {
 
     private struct Entry {
         let graph: PreparedGraph
-        let bytes: Int
+        var bytes: Int
         /// When it was last returned (larger: more recent).
         let stamp: Int
     }
 
-    init(backend: Backend, idleBytesLimit: Int) {
+    init(backend: Backend, idleBytesLimit: Int, idleCountLimit: Int = 128) {
         self.backend = backend
         self.idleBytesLimit = idleBytesLimit
+        self.idleCountLimit = idleCountLimit
     }
 
     /// Bytes held by idle graphs now (tests, diagnostics).
@@ -66,8 +72,15 @@ final class PreparedGraphPool: @unchecked Sendable {
             let cached = idle[key]?.popLast()
             if let cached { idleBytes -= cached.bytes }
             lock.unlock()
-            let prepared = try cached?.graph ?? prepare(try build(i))
-            taken.append((key, prepared))
+            let prepared: PreparedGraph
+            if let cached {
+                taken.append((key, cached.graph))
+                try reserve(cached.graph)
+                prepared = cached.graph
+            } else {
+                prepared = try prepare(try build(i))
+                taken.append((key, prepared))
+            }
             graphs.append(prepared)
         }
         return try body(graphs)
@@ -83,6 +96,29 @@ final class PreparedGraphPool: @unchecked Sendable {
         }
     }
 
+    /// Takes back a released graph's memory; when that is out of memory while idle graphs hold
+    /// some, drops them all and tries once more.
+    private func reserve(_ graph: PreparedGraph) throws {
+        do {
+            try graph.reserveTensorMemory()
+        } catch let error as EngineError where error.isOutOfMemory && dropIdle() > 0 {
+            try graph.reserveTensorMemory()
+        }
+    }
+
+    /// Releases every idle graph's tensor memory (an image about to need more than is free).
+    func releaseIdle() {
+        lock.lock()
+        defer { lock.unlock() }
+        for key in Array(idle.keys) {
+            for i in idle[key]!.indices where idle[key]![i].graph.releaseTensorMemory() {
+                let bytes = idle[key]![i].graph.memoryBytes
+                idleBytes += bytes - idle[key]![i].bytes
+                idle[key]![i].bytes = bytes
+            }
+        }
+    }
+
     /// Drops every idle graph; returns how many there were.
     private func dropIdle() -> Int {
         lock.lock()
@@ -93,8 +129,9 @@ final class PreparedGraphPool: @unchecked Sendable {
         return dropped.values.reduce(0) { $0 + $1.count }  // released here, outside the lock
     }
 
-    /// Returns graphs to the idle set, then drops the least recently returned idle graphs while
-    /// the idle set is over budget (a graph alone over budget is dropped at once).
+    /// Returns graphs to the idle set. While the idle set is over budget, the least recently
+    /// returned graphs release their tensor memory, then, if still over (or over the count),
+    /// are dropped (a graph alone over budget that cannot release is dropped at once).
     private func giveBack(_ graphs: [(Key, PreparedGraph)]) {
         lock.lock()
         defer { lock.unlock() }
@@ -104,12 +141,23 @@ final class PreparedGraphPool: @unchecked Sendable {
             idle[key, default: []].append(entry)
             idleBytes += entry.bytes
         }
-        while idleBytes > idleBytesLimit {
-            guard let (key, index) = idle.flatMap({ key, entries in entries.indices.map { (key, $0) } })
-                .min(by: { idle[$0.0]![$0.1].stamp < idle[$1.0]![$1.1].stamp }) else { break }
-            let dropped = idle[key]!.remove(at: index)
+        guard idleBytes > idleBytesLimit || idle.values.reduce(0, { $0 + $1.count }) > idleCountLimit else { return }
+        var byAge = idle.flatMap { key, entries in entries.map { (key, $0.stamp) } }.sorted { $0.1 < $1.1 }
+        for (key, stamp) in byAge where idleBytes > idleBytesLimit {
+            let i = idle[key]!.firstIndex { $0.stamp == stamp }!
+            guard idle[key]![i].graph.releaseTensorMemory() else { continue }
+            let bytes = idle[key]![i].graph.memoryBytes
+            idleBytes += bytes - idle[key]![i].bytes
+            idle[key]![i].bytes = bytes
+        }
+        var count = byAge.count
+        while idleBytes > idleBytesLimit || count > idleCountLimit, !byAge.isEmpty {
+            let (key, stamp) = byAge.removeFirst()
+            let i = idle[key]!.firstIndex { $0.stamp == stamp }!
+            let dropped = idle[key]!.remove(at: i)
             if idle[key]!.isEmpty { idle[key] = nil }
             idleBytes -= dropped.bytes
+            count -= 1
         }
     }
 }

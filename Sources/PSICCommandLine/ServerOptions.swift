@@ -38,8 +38,8 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public var idleTimeoutSeconds = 30.0
 
     @Option(name: .customLong("graph-cache-mb"),
-            help: ArgumentHelp("Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (least recently used dropped first).",
-                               discussion: "The default is 4096, or half the memory available to the process (a container's limit) when that is less."))
+            help: ArgumentHelp("Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (past it the least recently used give their memory back, then are dropped).",
+                               discussion: "The default is 4096, or an eighth of the memory available to the process (a container's limit) when that is less."))
     public var graphCacheMegabytes = min(4096, ImageCodec.defaultIdleGraphBytes >> 20)
 
     /// `graphCacheMegabytes` in bytes, for `ImageCodec(idleGraphBytesLimit:)`.

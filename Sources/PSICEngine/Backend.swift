@@ -34,6 +34,15 @@ public protocol PreparedGraph: AnyObject {
     var memoryBytes: Int { get }
     /// Runs every node. `inputs` must hold a tensor for each graph input, of its declared shape and type.
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult
+    /// Gives the tensors' memory back to the system while the graph is idle, keeping what is
+    /// costly to make again (kernels, converted weights); `memoryBytes` then counts what is
+    /// left. Returns whether anything was released (the default, for backends that cannot,
+    /// releases nothing).
+    func releaseTensorMemory() -> Bool
+    /// Takes back released tensor memory before a run, or throws `EngineError.outOfMemory` when
+    /// the free memory cannot hold it. Runs do this themselves; callers that can make room
+    /// (drop other idle graphs) call it first. Default: nothing to take back.
+    func reserveTensorMemory() throws
 }
 
 /// One run of a batch: a prepared graph and the inputs to run it on.
@@ -73,6 +82,10 @@ extension Backend {
 extension PreparedGraph {
     /// Default: every tensor of the graph, 4 bytes an element (what both backends allocate).
     public var memoryBytes: Int { graph.tensors.reduce(0) { $0 + $1.shape.count * 4 } }
+
+    public func releaseTensorMemory() -> Bool { false }
+
+    public func reserveTensorMemory() throws {}
 
     public func run(inputs: [TensorID: Tensor]) throws -> GraphResult {
         try run(inputs: inputs, collectTimings: false)

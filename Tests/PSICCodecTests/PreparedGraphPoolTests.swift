@@ -59,6 +59,39 @@ private final class RoomBackend: Backend, @unchecked Sendable {
     }
 }
 
+/// A backend whose graphs can give their memory back, as the CPU's do: a released graph holds
+/// nothing until `reserveTensorMemory`, which fails while `refuse` is set.
+private final class ReleasingBackend: Backend, @unchecked Sendable {
+    let name = "releasing"
+    var prepared = 0
+    var refuse = false
+
+    final class Prepared: PreparedGraph {
+        let graph: Graph
+        let backend: ReleasingBackend
+        var released = false
+        init(graph: Graph, backend: ReleasingBackend) { (self.graph, self.backend) = (graph, backend) }
+        var memoryBytes: Int { released ? 0 : graph.tensors.reduce(0) { $0 + $1.shape.count * 4 } }
+        func releaseTensorMemory() -> Bool {
+            defer { released = true }
+            return !released
+        }
+        func reserveTensorMemory() throws {
+            guard released else { return }
+            if backend.refuse { throw EngineError.outOfMemory(backend: backend.name, bytes: 1, available: 0) }
+            released = false
+        }
+        func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
+            GraphResult(outputs: [:], timings: [])
+        }
+    }
+
+    func prepare(_ graph: Graph) throws -> PreparedGraph {
+        prepared += 1
+        return Prepared(graph: graph, backend: self)
+    }
+}
+
 final class PreparedGraphPoolTests: XCTestCase {
     func testOutOfMemoryDropsIdleGraphsAndRetries() throws {
         let backend = RoomBackend(room: 2)
@@ -122,6 +155,51 @@ final class PreparedGraphPoolTests: XCTestCase {
         XCTAssertEqual(backend.prepared, 3)
         try use("b")
         XCTAssertEqual(backend.prepared, 4)
+    }
+
+    /// Over the limit, graphs that can release their memory are kept released instead of
+    /// dropped: reusing one prepares nothing and takes its memory back.
+    func testOverTheLimitGraphsReleaseTheirMemoryBeforeBeingDropped() throws {
+        let backend = ReleasingBackend()
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 2048, idleCountLimit: 3)
+        func use(_ kind: String) throws -> ReleasingBackend.Prepared {
+            try pool.with(.init(kind: kind, height: 16, width: 16), build: { graph(side: 16) }) { $0 as! ReleasingBackend.Prepared }
+        }
+        let a = try use("a")
+        _ = try use("b"); _ = try use("c")  // three of 1 KiB idle: "a", the least recently used, releases
+        XCTAssertEqual(pool.idleCount, 3)
+        XCTAssertEqual(pool.idleMemoryBytes, 2048)
+        XCTAssertTrue(a.released)
+        XCTAssertTrue(try use("a") === a, "kept, not prepared again")
+        XCTAssertEqual(backend.prepared, 3)
+        XCTAssertEqual(pool.idleMemoryBytes, 2048, "a took its memory back; b, now the oldest, released")
+        _ = try use("d")  // a fourth idle graph: over the count, the oldest ("b") is dropped
+        XCTAssertEqual(pool.idleCount, 3)
+        _ = try use("b")
+        XCTAssertEqual(backend.prepared, 5)
+        // releaseIdle empties the idle memory without dropping anything.
+        pool.releaseIdle()
+        XCTAssertEqual(pool.idleMemoryBytes, 0)
+        XCTAssertEqual(pool.idleCount, 3)
+    }
+
+    /// A released graph that cannot take its memory back makes the pool drop its other idle
+    /// graphs and try once more, like a prepare; when that fails too, the error reaches the caller.
+    func testTakingMemoryBackFailsLikeAPrepare() throws {
+        let backend = ReleasingBackend()
+        let pool = PreparedGraphPool(backend: backend, idleBytesLimit: 1 << 20)
+        let k = PreparedGraphPool.Key(kind: "a", height: 16, width: 16)
+        try pool.with(k, build: { graph(side: 16) }) { _ in }
+        try pool.with(.init(kind: "b", height: 16, width: 16), build: { graph(side: 16) }) { _ in }
+        pool.releaseIdle()
+        backend.refuse = true
+        XCTAssertThrowsError(try pool.with(k, build: { graph(side: 16) }) { _ in }) { error in
+            XCTAssertTrue((error as? EngineError)?.isOutOfMemory == true)
+        }
+        XCTAssertEqual(pool.idleCount, 1, "b was dropped to make room; a went back, released")
+        backend.refuse = false
+        try pool.with(k, build: { graph(side: 16) }) { _ in }
+        XCTAssertEqual(backend.prepared, 2)
     }
 
     func testGraphLargerThanTheLimitIsNotKept() throws {
