@@ -183,7 +183,6 @@ private final class Buffer<T> {
         get { pointer[i] }
         set { pointer[i] = newValue }
     }
-
 }
 
 /// An exact GEMM for the integer layers: operand and accumulator types and C = A·B over them,
