@@ -86,23 +86,23 @@ final class PreparedGraphPool: @unchecked Sendable {
         return try body(graphs)
     }
 
-    /// Prepares `graph`; when the backend is out of memory while idle graphs hold some, drops
-    /// them all and tries once more (a large photo after a batch of other sizes).
+    /// Prepares `graph` (a large photo after a batch of other sizes may need idle graphs dropped).
     private func prepare(_ graph: Graph) throws -> PreparedGraph {
-        do {
-            return try backend.prepare(graph)
-        } catch let error as EngineError where error.isOutOfMemory && dropIdle() > 0 {
-            return try backend.prepare(graph)
-        }
+        try droppingIdleOnOutOfMemory { try backend.prepare(graph) }
     }
 
-    /// Takes back a released graph's memory; when that is out of memory while idle graphs hold
-    /// some, drops them all and tries once more.
+    /// Takes back a released graph's memory.
     private func reserve(_ graph: PreparedGraph) throws {
+        try droppingIdleOnOutOfMemory { try graph.reserveTensorMemory() }
+    }
+
+    /// Runs `body`; when it is out of memory while idle graphs hold some, drops them all and
+    /// runs it once more.
+    private func droppingIdleOnOutOfMemory<T>(_ body: () throws -> T) throws -> T {
         do {
-            try graph.reserveTensorMemory()
+            return try body()
         } catch let error as EngineError where error.isOutOfMemory && dropIdle() > 0 {
-            try graph.reserveTensorMemory()
+            return try body()
         }
     }
 
@@ -111,12 +111,19 @@ final class PreparedGraphPool: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         for key in Array(idle.keys) {
-            for i in idle[key]!.indices where idle[key]![i].graph.releaseTensorMemory() {
-                let bytes = idle[key]![i].graph.memoryBytes
-                idleBytes += bytes - idle[key]![i].bytes
-                idle[key]![i].bytes = bytes
-            }
+            for i in idle[key]!.indices { releaseLocked(key, i) }
         }
+    }
+
+    /// Has idle entry `i` of `key` release its tensor memory and recounts its bytes; returns
+    /// whether it released anything. Call with the lock held.
+    @discardableResult
+    private func releaseLocked(_ key: Key, _ i: Int) -> Bool {
+        guard idle[key]![i].graph.releaseTensorMemory() else { return false }
+        let bytes = idle[key]![i].graph.memoryBytes
+        idleBytes += bytes - idle[key]![i].bytes
+        idle[key]![i].bytes = bytes
+        return true
     }
 
     /// Drops every idle graph; returns how many there were.
@@ -144,11 +151,7 @@ final class PreparedGraphPool: @unchecked Sendable {
         guard idleBytes > idleBytesLimit || idle.values.reduce(0, { $0 + $1.count }) > idleCountLimit else { return }
         var byAge = idle.flatMap { key, entries in entries.map { (key, $0.stamp) } }.sorted { $0.1 < $1.1 }
         for (key, stamp) in byAge where idleBytes > idleBytesLimit {
-            let i = idle[key]!.firstIndex { $0.stamp == stamp }!
-            guard idle[key]![i].graph.releaseTensorMemory() else { continue }
-            let bytes = idle[key]![i].graph.memoryBytes
-            idleBytes += bytes - idle[key]![i].bytes
-            idle[key]![i].bytes = bytes
+            releaseLocked(key, idle[key]!.firstIndex { $0.stamp == stamp }!)
         }
         var count = byAge.count
         while idleBytes > idleBytesLimit || count > idleCountLimit, !byAge.isEmpty {

@@ -28,10 +28,9 @@ struct TilePlan: Equatable, Sendable {
     /// cannot be tiled (`maxSide` leaves no core beside the halos).
     init?(height: Int, width: Int, maxSide: Int, halo: Int) {
         guard height > maxSide || width > maxSide else { return nil }
-        let core = maxSide - 2 * halo
-        guard core >= 1 else { return nil }
-        rows = Self.spans(length: height, maxSide: maxSide, core: core, halo: halo)
-        columns = Self.spans(length: width, maxSide: maxSide, core: core, halo: halo)
+        guard maxSide - 2 * halo >= 1 else { return nil }
+        rows = Self.spans(length: height, maxSide: maxSide, halo: halo)
+        columns = Self.spans(length: width, maxSide: maxSide, halo: halo)
     }
 
     /// Every tile, row-major.
@@ -47,8 +46,9 @@ struct TilePlan: Equatable, Sendable {
     /// `halo` cells into it (at the edge for the first) and runs to the next core, which the
     /// spacing keeps at least `halo` cells before the tile's end (at the edge for the last).
     /// An axis that fits whole is not cut (it needs no halo).
-    static func spans(length: Int, maxSide: Int, core maxCore: Int, halo: Int) -> [Span] {
+    static func spans(length: Int, maxSide: Int, halo: Int) -> [Span] {
         if length <= maxSide { return [Span(start: 0, end: length, coreStart: 0, coreEnd: length)] }
+        let maxCore = maxSide - 2 * halo
         let count = (length - 2 * halo + maxCore - 1) / maxCore
         let side = (length - 2 * halo + count - 1) / count + 2 * halo
         let starts = (0..<count).map { i in i * (length - side) / (count - 1) }
