@@ -38,8 +38,16 @@ final class CPUPages {
         _ = madvise(pointer, length, MADV_DONTNEED)
     }
 
-    /// Writes zeros over the region, so its pages count as used (what `CPUMemoryClaims` waits for).
-    func touch() {
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    /// Faults the region's pages in, so they count as used (what `CPUMemoryClaims` waits for).
+    /// Only for a fresh or released region: its pages read as zeros either way.
+    ///
+    /// `MADV_POPULATE_WRITE` (Linux 5.14) maps zeroed pages in one call; writing zeros from
+    /// here instead costs a fault per page and a second pass over memory the kernel has just
+    /// zeroed (0.36 s against 0.21 s for 512 MiB on the 2-core development machine, training
+    /// beside it). Older kernels answer EINVAL and get the writes.
+    func populate() {
+        if madvise(pointer, length, MADV_POPULATE_WRITE) != 0 {
+            pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        }
     }
 }

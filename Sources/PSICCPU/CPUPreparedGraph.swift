@@ -40,13 +40,13 @@ final class CPUPreparedGraph: PreparedGraph {
         // A graph larger than the memory the machine has free would be killed mid-run (or trap
         // on the allocation): refuse it up front with the figures.
         try claims.claim(bytes: planBytes, available: availableMemory)
-        // Zeroed now: concatenation targets rely on it (see CPUMemoryPlan), and touched pages
-        // count as used in the free-memory figure, so the claim ends once they are filled.
+        // Fresh pages read as zeros, which concatenation targets rely on (see CPUMemoryPlan);
+        // populated, they count as used in the free-memory figure, so the claim ends then.
         var slabs: [CPUPages] = []
         do {
             for bytes in plan.slabBytes {
                 let slab = try CPUPages(bytes: bytes)
-                slab.touch()
+                slab.populate()
                 slabs.append(slab)
             }
             claims.release(bytes: planBytes)
@@ -120,14 +120,14 @@ final class CPUPreparedGraph: PreparedGraph {
         return true
     }
 
-    /// Claims the released memory against the free memory (as a prepare does) and touches it.
+    /// Claims the released memory against the free memory (as a prepare does) and populates it.
     func reserveTensorMemory() throws {
         guard !resident else { return }
         let pages = slabs + workPages
         let bytes = pages.reduce(0) { $0 + $1.bytes }
         try claims.claim(bytes: bytes, available: availableMemory)
         defer { claims.release(bytes: bytes) }
-        for p in pages { p.touch() }
+        for p in pages { p.populate() }
         let scratchBytes = oneDNNLayers.values.map(\.scratchBytes).max() ?? 0
         _ = try scratch.floats((scratchBytes + 3) / 4)
         resident = true

@@ -66,7 +66,7 @@ final class CPUReleasedMemoryTests: XCTestCase {
     }
 
     /// The pages really go back: the process's resident memory falls by about the graph's
-    /// tensors (here ~100 MB), and comes back when it runs.
+    /// tensors and scratch (here ~130 MB), and the tensors come back when it is taken back.
     func testReleaseLowersResidentMemory() throws {
         let (g, x, out) = try concatGraph(side: 1024)
         let prepared = try CPUBackend(threads: 2).prepare(g)
@@ -78,6 +78,28 @@ final class CPUReleasedMemoryTests: XCTestCase {
         XCTAssertTrue(prepared.releaseTensorMemory())
         let after = try Self.residentBytes()
         XCTAssertGreaterThan(before - after, held * 3 / 4, "resident \(before >> 20) → \(after >> 20) MiB")
+        // Taken back, the slabs are in before the claim ends (the claims count on it); the
+        // scratch comes when a run writes it.
+        try prepared.reserveTensorMemory()
+        let back = try Self.residentBytes()
+        let slabs = CPUMemoryPlan(g).slabBytes.reduce(0, +)
+        XCTAssertGreaterThan(slabs, 32 << 20)
+        XCTAssertGreaterThan(back - after, slabs * 3 / 4, "resident \(after >> 20) → \(back >> 20) MiB")
+    }
+
+    /// `populate` faults a released region back in, and it reads as zeros (what concatenation
+    /// targets need), not as what was written before the release.
+    func testPopulatedPagesAreResidentAndZero() throws {
+        let bytes = 32 << 20
+        let pages = try CPUPages(bytes: bytes)
+        pages.pointer.initializeMemory(as: UInt8.self, repeating: 0xAB, count: bytes)
+        pages.release()
+        let released = try Self.residentBytes()
+        pages.populate()
+        let populated = try Self.residentBytes()
+        XCTAssertGreaterThan(populated - released, bytes * 3 / 4, "resident \(released >> 20) → \(populated >> 20) MiB")
+        let words = UnsafeBufferPointer(start: pages.pointer.assumingMemoryBound(to: UInt64.self), count: bytes / 8)
+        XCTAssertNil(words.firstIndex { $0 != 0 })
     }
 
     /// Taking the memory back goes through the claims like a prepare: refused when the free
