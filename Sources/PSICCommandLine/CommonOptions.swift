@@ -25,12 +25,23 @@ public struct ModelOptions: ParsableArguments, Sendable {
     /// `tileMb` in bytes, for `ImageCodec(tileTensorBytes:)`.
     public var tileTensorBytes: Int { tileMb << 20 }
 
+    @Option(name: .customLong("graph-cache-mb"),
+            help: ArgumentHelp("Tensor memory, in MiB, kept in prepared graphs between images (or requests) for reuse by images of the same size.",
+                               discussion: "Past it the least recently used graphs give their memory back, then are dropped. 0 keeps none: every image prepares its graphs again. The default is 4096, or an eighth of the memory available to the process (a container's limit) when that is less."))
+    public var graphCacheMegabytes = min(4096, ImageCodec.defaultIdleGraphBytes >> 20)
+
+    /// `graphCacheMegabytes` in bytes, for `ImageCodec(idleGraphBytesLimit:)`.
+    public var graphCacheBytes: Int { graphCacheMegabytes << 20 }
+
     public func validate() throws {
         if backend == .cpu, let device {
             throw ValidationError("--device \(device) chooses a Vulkan device; drop it, or use --backend vulkan or auto")
         }
         guard (1...(1 << 20)).contains(tileMb) else {
             throw ValidationError("--tile-mb must be between 1 and 1048576 MiB (default \(ImageCodec.defaultTileTensorBytes >> 20))")
+        }
+        guard (0...(1 << 24)).contains(graphCacheMegabytes) else {
+            throw ValidationError("--graph-cache-mb must be between 0 and 16777216 MiB (0 keeps no graph between images)")
         }
     }
 
@@ -41,6 +52,11 @@ public struct ModelOptions: ParsableArguments, Sendable {
 
     public func makeBackend() throws -> BackendHandle {
         try BackendHandle(choice: backend, device: device)
+    }
+
+    /// The codec for `model` on `handle`, with `--tile-mb` and `--graph-cache-mb`.
+    public func makeCodec(model: CodecModel, handle: BackendHandle) throws -> ImageCodec {
+        try ImageCodec(model: model, handle: handle, idleGraphBytesLimit: graphCacheBytes, tileTensorBytes: tileTensorBytes)
     }
 }
 

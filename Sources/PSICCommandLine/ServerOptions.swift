@@ -37,14 +37,6 @@ public struct ServerOptions: ParsableArguments, Sendable {
             help: "Seconds a connection may send nothing (also mid-upload) before it is closed.")
     public var idleTimeoutSeconds = 30.0
 
-    @Option(name: .customLong("graph-cache-mb"),
-            help: ArgumentHelp("Tensor memory, in MiB, kept in prepared graphs between requests for reuse by images of the same size (past it the least recently used give their memory back, then are dropped).",
-                               discussion: "The default is 4096, or an eighth of the memory available to the process (a container's limit) when that is less."))
-    public var graphCacheMegabytes = min(4096, ImageCodec.defaultIdleGraphBytes >> 20)
-
-    /// `graphCacheMegabytes` in bytes, for `ImageCodec(idleGraphBytesLimit:)`.
-    public var graphCacheBytes: Int { graphCacheMegabytes << 20 }
-
     public func validate() throws {
         guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024") }
         guard maxWaitMilliseconds >= 0, maxWaitMilliseconds <= 10_000 else {
@@ -60,9 +52,6 @@ public struct ServerOptions: ParsableArguments, Sendable {
         }
         guard idleTimeoutSeconds >= 0.001, idleTimeoutSeconds <= 86_400 else {
             throw ValidationError("--idle-timeout must be in 0.001...86400 seconds")
-        }
-        guard graphCacheMegabytes >= 0, graphCacheMegabytes <= 1 << 24 else {
-            throw ValidationError("--graph-cache-mb must be in 0...16777216 (0 keeps no graph between requests)")
         }
     }
 

@@ -67,7 +67,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         quiet.logLevel = .error
         let model = try modelOptions.loadModel()
         let backend = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: backend, idleGraphBytesLimit: serverOptions.graphCacheBytes)
+        let codec = try modelOptions.makeCodec(model: model, handle: backend)
         let img: RGBImage
         if let image { img = try PNGCodec.decode(try readBytes(URL(fileURLWithPath: image))) } else { img = SyntheticImage.make(width: width, height: height) }
         let body: [UInt8]

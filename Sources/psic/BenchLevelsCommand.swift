@@ -27,7 +27,7 @@ struct BenchLevels: ParsableCommand {
         guard !files.isEmpty else { throw ValidationError("no PNG files among the inputs") }
         let model = try modelOptions.loadModel()
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
+        let codec = try modelOptions.makeCodec(model: model, handle: handle)
         let L = model.levels
         var bits = [Double](repeating: 0, count: L), psnrSum = [Double](repeating: 0, count: L)
         var pixels = 0.0

@@ -61,7 +61,7 @@ struct DecodeCommand: AsyncParsableCommand {
         let outputs = try OutputPaths(inputs: files, arguments: inputs, output: output, newExtension: "png",
                                       suffixes: samples == 1 ? [""] : (0..<samples).map { "-s\($0)" }, overwrite: force)
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
+        let codec = try modelOptions.makeCodec(model: model, handle: handle)
         let progress = ProgressLine(total: files.count)
         let summary = BatchSummary()
         let start = Date()

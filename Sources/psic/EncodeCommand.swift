@@ -67,7 +67,7 @@ struct EncodeCommand: AsyncParsableCommand {
         }
         let outputs = try OutputPaths(inputs: files, arguments: inputs, output: output, newExtension: "psic", overwrite: force)
         let handle = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: handle, tileTensorBytes: modelOptions.tileTensorBytes)
+        let codec = try modelOptions.makeCodec(model: model, handle: handle)
         let progress = ProgressLine(total: files.count)
         let start = Date()
         let summary = BatchSummary()

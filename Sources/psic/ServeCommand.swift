@@ -48,9 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "psic.serve")
         let model = try modelOptions.loadModel()
         let backend = try modelOptions.makeBackend()
-        let codec = try ImageCodec(model: model, handle: backend,
-                                   idleGraphBytesLimit: serverOptions.graphCacheBytes,
-                                   tileTensorBytes: modelOptions.tileTensorBytes)
+        let codec = try modelOptions.makeCodec(model: model, handle: backend)
         logger.info("model loaded", metadata: ["backend": "\(backend.name)", "gpu": "\(backend.isGPU)",
                                                "levels": "\(model.levels)"])
         let server = EncodingServer(codec: codec, backendName: backend.name, isGPU: backend.isGPU,

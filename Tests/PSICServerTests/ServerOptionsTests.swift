@@ -4,15 +4,18 @@ import XCTest
 
 /// The options `psic serve` and `psic-loadtest` share: parsing, limits, the configuration built.
 final class ServerOptionsTests: XCTestCase {
+    /// `--graph-cache-mb` (every command that runs the model) in mebibytes.
     func testGraphCacheIsInMebibytes() throws {
         // The default: 4096 MiB, or the codec's default idle memory when less (a small machine).
-        XCTAssertEqual(try ServerOptions.parse([]).graphCacheBytes, min(4096, ImageCodec.defaultIdleGraphBytes >> 20) << 20)
-        XCTAssertEqual(try ServerOptions.parse(["--graph-cache-mb", "3"]).graphCacheBytes, 3 << 20)
-        XCTAssertEqual(try ServerOptions.parse(["--graph-cache-mb", "0"]).graphCacheBytes, 0)
+        XCTAssertEqual(try ModelOptions.parse([]).graphCacheBytes, min(4096, ImageCodec.defaultIdleGraphBytes >> 20) << 20)
+        XCTAssertEqual(try ModelOptions.parse(["--graph-cache-mb", "3"]).graphCacheBytes, 3 << 20)
+        XCTAssertEqual(try ModelOptions.parse(["--graph-cache-mb", "0"]).graphCacheBytes, 0)
+        XCTAssertThrowsError(try ModelOptions.parse(["--graph-cache-mb=-1"]))
+        XCTAssertThrowsError(try ModelOptions.parse(["--graph-cache-mb", "16777217"]))
     }
 
     func testOutOfRangeValuesAreRefused() {
-        for args in [["--graph-cache-mb=-1"], ["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"],
+        for args in [["--max-batch", "0"], ["--timeout", "0"], ["--max-wait-ms", "20000"],
                      ["--timeout", "inf"], ["--timeout", "nan"], ["--timeout", "1e17"], ["--timeout", "0.0001"],
                      ["--max-batch", "100000000"], ["--idle-timeout", "0"], ["--idle-timeout", "inf"],
                      ["--max-queue", "9223372036854775807"]] {

@@ -55,6 +55,11 @@ expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bp
 expect 0 "levels kept for 10.00 dB: 1" -- "$psic" encode "$image" --min-psnr 10 -o q10.psic --backend cpu
 expect 0 "1 image stayed under 99.00 dB with every level" -- "$psic" encode "$image" --min-psnr 99 -o q99.psic --backend cpu
 
+# Keeping no graph between images (every image prepares again) changes no byte.
+mkdir -p nocache; cp "$image" nocache/a.png; cp "$image" nocache/b.png
+expect 0 "encoded 2 images" -- "$psic" encode nocache -o nocache-out --backend cpu --graph-cache-mb 0
+for f in a b; do cmp -s "nocache-out/$f.psic" good.psic || { echo "FAIL: --graph-cache-mb 0 changed the stream of $f.png"; failures=$((failures + 1)); }; done
+
 # Bad inputs: each names its file or option.
 expect 64 "'missing.png' does not exist" -- "$psic" encode missing.png --backend cpu
 expect 1 "text.png: not a readable PNG image" -- "$psic" encode text.png -o t.psic --backend cpu
@@ -107,6 +112,7 @@ for f in one three; do [ -s "batch-out/$f.psic" ] || { echo "FAIL: the batch sto
 # Options that would be ignored are refused.
 expect 64 "--device 0 chooses a Vulkan device" -- "$psic" encode "$image" -o d.psic --backend cpu --device 0
 expect 64 "--jobs must be at least 1" -- "$psic" encode "$image" -o j.psic --backend cpu -j 0
+expect 64 "--graph-cache-mb must be between 0 and" -- "$psic" decode good.psic -o g.png --graph-cache-mb=-1 --backend cpu
 expect 64 "--levels must be in 1...8 for this model" -- "$psic" decode good.psic -o l.png --levels 9 --backend cpu
 
 # The shipped model is found from the executable when psic is run through PATH.
