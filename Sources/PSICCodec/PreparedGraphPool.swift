@@ -24,15 +24,14 @@ final class PreparedGraphPool: @unchecked Sendable {
     /// converted weights).
     let idleCountLimit: Int
     private let lock = NSLock()
-    private var idle: [Key: [Entry]] = [:]
+    /// Idle graphs, least recently returned first (at most `idleCountLimit`, so scans are short).
+    private var idle: [Entry] = []
     private var idleBytes = 0
-    private var clock = 0
 
     private struct Entry {
+        let key: Key
         let graph: PreparedGraph
         var bytes: Int
-        /// When it was last returned (larger: more recent).
-        let stamp: Int
     }
 
     init(backend: Backend, idleBytesLimit: Int, idleCountLimit: Int = 128) {
@@ -52,7 +51,7 @@ final class PreparedGraphPool: @unchecked Sendable {
     var idleCount: Int {
         lock.lock()
         defer { lock.unlock() }
-        return idle.values.reduce(0) { $0 + $1.count }
+        return idle.count
     }
 
     /// Runs `body` with a prepared graph for `key`, building it with `build` when none is idle.
@@ -69,7 +68,7 @@ final class PreparedGraphPool: @unchecked Sendable {
         var graphs: [PreparedGraph] = []
         for (i, key) in keys.enumerated() {
             lock.lock()
-            let cached = idle[key]?.popLast()
+            let cached = idle.lastIndex { $0.key == key }.map { idle.remove(at: $0) }
             if let cached { idleBytes -= cached.bytes }
             lock.unlock()
             let prepared: PreparedGraph
@@ -110,30 +109,25 @@ final class PreparedGraphPool: @unchecked Sendable {
     func releaseIdle() {
         lock.lock()
         defer { lock.unlock() }
-        for key in Array(idle.keys) {
-            for i in idle[key]!.indices { releaseLocked(key, i) }
-        }
+        for i in idle.indices { releaseLocked(i) }
     }
 
-    /// Has idle entry `i` of `key` release its tensor memory and recounts its bytes; returns
-    /// whether it released anything. Call with the lock held.
-    @discardableResult
-    private func releaseLocked(_ key: Key, _ i: Int) -> Bool {
-        guard idle[key]![i].graph.releaseTensorMemory() else { return false }
-        let bytes = idle[key]![i].graph.memoryBytes
-        idleBytes += bytes - idle[key]![i].bytes
-        idle[key]![i].bytes = bytes
-        return true
+    /// Has idle entry `i` release its tensor memory and recounts its bytes. Call with the lock held.
+    private func releaseLocked(_ i: Int) {
+        guard idle[i].graph.releaseTensorMemory() else { return }
+        let bytes = idle[i].graph.memoryBytes
+        idleBytes += bytes - idle[i].bytes
+        idle[i].bytes = bytes
     }
 
     /// Drops every idle graph; returns how many there were.
     private func dropIdle() -> Int {
         lock.lock()
         let dropped = idle
-        idle = [:]
+        idle = []
         idleBytes = 0
         lock.unlock()
-        return dropped.values.reduce(0) { $0 + $1.count }  // released here, outside the lock
+        return dropped.count  // released here, outside the lock
     }
 
     /// Returns graphs to the idle set. While the idle set is over budget, the least recently
@@ -141,26 +135,24 @@ final class PreparedGraphPool: @unchecked Sendable {
     /// are dropped (a graph alone over budget that cannot release is dropped at once).
     private func giveBack(_ graphs: [(Key, PreparedGraph)]) {
         lock.lock()
-        defer { lock.unlock() }
         for (key, prepared) in graphs {
-            clock += 1
-            let entry = Entry(graph: prepared, bytes: prepared.memoryBytes, stamp: clock)
-            idle[key, default: []].append(entry)
+            let entry = Entry(key: key, graph: prepared, bytes: prepared.memoryBytes)
+            idle.append(entry)
             idleBytes += entry.bytes
         }
-        guard idleBytes > idleBytesLimit || idle.values.reduce(0, { $0 + $1.count }) > idleCountLimit else { return }
-        var byAge = idle.flatMap { key, entries in entries.map { (key, $0.stamp) } }.sorted { $0.1 < $1.1 }
-        for (key, stamp) in byAge where idleBytes > idleBytesLimit {
-            releaseLocked(key, idle[key]!.firstIndex { $0.stamp == stamp }!)
+        var i = 0
+        while idleBytes > idleBytesLimit, i < idle.count {
+            releaseLocked(i)
+            i += 1
         }
-        var count = byAge.count
-        while idleBytes > idleBytesLimit || count > idleCountLimit, !byAge.isEmpty {
-            let (key, stamp) = byAge.removeFirst()
-            let i = idle[key]!.firstIndex { $0.stamp == stamp }!
-            let dropped = idle[key]!.remove(at: i)
-            if idle[key]!.isEmpty { idle[key] = nil }
-            idleBytes -= dropped.bytes
-            count -= 1
+        var dropCount = 0
+        while idleBytes > idleBytesLimit || idle.count - dropCount > idleCountLimit, dropCount < idle.count {
+            idleBytes -= idle[dropCount].bytes
+            dropCount += 1
         }
+        let dropped = Array(idle.prefix(dropCount))
+        idle.removeFirst(dropCount)
+        lock.unlock()
+        withExtendedLifetime(dropped) {}  // released here, outside the lock
     }
 }
