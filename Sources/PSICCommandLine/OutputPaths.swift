@@ -35,6 +35,11 @@ public struct OutputPaths: Sendable {
             let url = URL(fileURLWithPath: output)
             let ext = url.pathExtension.isEmpty ? newExtension : url.pathExtension
             let stem = url.deletingPathExtension()
+            // Checked now, not when the result is written after minutes of work.
+            let parent = url.deletingLastPathComponent().path
+            guard isFolder(parent) else {
+                throw ValidationError("-o \(output): the folder '\(parent)' does not exist; create it, or end -o with / to have a folder made")
+            }
             urls = suffixes.map { s in [stem.deletingLastPathComponent().appendingPathComponent(stem.lastPathComponent + s + "." + ext)] }
         } else {
             let folder = output.map { URL(fileURLWithPath: $0) }

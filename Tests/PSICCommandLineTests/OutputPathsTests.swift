@@ -42,6 +42,16 @@ private func message(_ body: () throws -> Void) -> String {
         #expect(beside[0, suffix: 1].path == root.path + "/a-s1.psic")
     }
 
+    /// A named output file in a folder that does not exist is refused before any work.
+    @Test func refusesAnOutputFileInAMissingFolder() throws {
+        let root = try scratch(["a.png"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a.png")
+        let text = message { _ = try OutputPaths(inputs: [a], arguments: [a.path], output: root.path + "/missing/x.psic", newExtension: "psic", overwrite: false) }
+        #expect(text.contains("the folder '\(root.path)/missing' does not exist"), "\(text)")
+        #expect(!FileManager.default.fileExists(atPath: root.path + "/missing"))
+    }
+
     @Test func refusesToReplaceFilesUnlessForced() throws {
         let root = try scratch(["a.png", "a.psic"])
         defer { try? FileManager.default.removeItem(at: root) }

@@ -93,6 +93,7 @@ cmp -s photo.png "$image" || { echo "FAIL: decode replaced the source photo"; fa
 expect 0 "decoded 1 image" -- "$psic" decode photo.psic --levels 1 --backend cpu --force
 cmp -s photo.png "$image" && { echo "FAIL: decode --force did not write photo.png"; failures=$((failures + 1)); }
 expect 64 "photo.psic' already exists" -- "$psic" encode "$image" -o photo.psic --backend cpu
+expect 64 "nofolder' does not exist; create it" -- "$psic" encode "$image" -o nofolder/x.psic --backend cpu
 expect 64 "is an input" -- "$psic" encode photo.png -o photo.png --backend cpu --force
 expect 64 "cut.psic' already exists; pass --force" -- "$psic" truncate good.psic --levels 2 -o cut.psic
 mkdir -p clash
