@@ -3,17 +3,22 @@
 # quotes for large images: wall time, peak memory, stream size and the decode's PSNR.
 #
 # Usage: Tools/scripts/large-image-check.sh [--backend cpu|vulkan] [--size WxH] [--image PNG]
-#                                           [--limit-mib N] [--keep DIR]
+#                                           [--limit-mib N] [--keep DIR] [--psic PATH]
+#                                           [--tile-mb N] [--graph-cache-mb N]
 #   --size     the test image's size (default 6144x5632, 34.6 MP), made once with Pillow from
 #              --image (default ../shared/data/train/bsds500_test_100007.png), resized bicubic
 #   --limit-mib  run each step inside a memory control group with this limit
 #              (Tools/scripts/cgroup-run.sh: root and cgroup v1), as a container would
 #   --keep     where the image, stream and decode are written (default a temporary folder)
+#   --psic     the psic executable (default .build/release/psic; another build to compare)
+#   --tile-mb, --graph-cache-mb  passed to psic encode and decode (default psic's own)
 # Needs: `swift build -c release --product psic`, GNU time, Python with Pillow and NumPy
 # (PYTHON, default /work/venv-train/bin/python when present, else python3).
 set -euo pipefail
+start=$PWD
 cd "$(dirname "$0")/../.."
 backend=cpu size=6144x5632 image=../shared/data/train/bsds500_test_100007.png limit="" keep=""
+psic=.build/release/psic extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;;
@@ -21,11 +26,12 @@ while [ $# -gt 0 ]; do
     --image) image="$2"; shift 2 ;;
     --limit-mib) limit="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --psic) psic=$(cd "$start" && realpath -- "$2"); shift 2 ;;
+    --tile-mb|--graph-cache-mb) extra+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-psic=.build/release/psic
 [ -x "$psic" ] || { echo "error: $psic missing: run 'swift build -c release --product psic' first" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "error: GNU time missing: apt-get install time" >&2; exit 2; }
 if [ -z "${PYTHON:-}" ]; then
@@ -63,9 +69,9 @@ measure() {
   echo "$label: ${wall} s wall, peak RSS ${peak} MiB (psic's own process when not in a group)"
 }
 
-echo "image $big ($size), backend $backend${limit:+, memory group $limit MiB}"
-measure encode "$psic" encode "$big" --backend "$backend" -o "$dir/large.psic" --force
-measure decode "$psic" decode "$dir/large.psic" --backend "$backend" -o "$dir/large-decoded.png" --force
+echo "image $big ($size), backend $backend${limit:+, memory group $limit MiB}, $psic ${extra[*]}"
+measure encode "$psic" encode "$big" --backend "$backend" "${extra[@]}" -o "$dir/large.psic" --force
+measure decode "$psic" decode "$dir/large.psic" --backend "$backend" "${extra[@]}" -o "$dir/large-decoded.png" --force
 "$PYTHON" - "$big" "$dir/large-decoded.png" "$dir/large.psic" <<'EOF'
 import os, sys
 import numpy as np

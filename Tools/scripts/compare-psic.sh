@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs one psic command with two executables, alternated, and prints each run's wall time and
+# peak memory, then the ratio of the medians: a side-by-side measurement of one change.
+#
+# Usage: Tools/scripts/compare-psic.sh --a PSIC --b PSIC [--runs N] [--limit-mib N] -- ARGS...
+#   --a, --b     the two executables (e.g. a copy of an older build, and .build/release/psic)
+#   --runs       runs of each (default 3), in the order a b a b ...
+#   --limit-mib  run each inside a memory control group with this limit
+#                (Tools/scripts/cgroup-run.sh: root and cgroup v1); the peak is then the group's
+#   ARGS         the psic arguments; "{out}" in them is replaced by a fresh empty folder per run
+# Example: Tools/scripts/compare-psic.sh --a /tmp/psic-old --b .build/release/psic \
+#            -- encode ../shared/data/kodak -o {out} --backend cpu --graph-cache-mb 64
+set -euo pipefail
+start=$PWD
+cd "$(dirname "$0")/../.."
+a="" b="" runs=3 limit=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --a) a=$(cd "$start" && realpath -- "$2"); shift 2 ;;
+    --b) b=$(cd "$start" && realpath -- "$2"); shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --limit-mib) limit="$2"; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -x "$a" ] && [ -x "$b" ] || { echo "error: give two executables with --a and --b (see --help)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "error: give the psic arguments after -- (see --help)" >&2; exit 2; }
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "error: --runs wants a positive count" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "error: GNU time missing: apt-get install time" >&2; exit 2; }
+
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+declare -A walls
+for ((r = 1; r <= runs; r++)); do
+  for which in a b; do
+    exe=${!which}
+    out="$dir/$which-$r"; mkdir -p "$out"
+    args=()
+    for arg in "$@"; do args+=("${arg//\{out\}/$out}"); done
+    log="$dir/time"
+    if [ -n "$limit" ]; then
+      LIMIT=$((limit << 20)) /usr/bin/time -v -o "$log" Tools/scripts/cgroup-run.sh "$exe" "${args[@]}" > "$dir/stdout" 2>&1 \
+        || { echo "error: run $r of $which failed:"; tail -5 "$dir/stdout"; exit 1; } >&2
+    else
+      /usr/bin/time -v -o "$log" "$exe" "${args[@]}" > "$dir/stdout" 2>&1 \
+        || { echo "error: run $r of $which failed:"; tail -5 "$dir/stdout"; exit 1; } >&2
+    fi
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+    peak=$(awk -F': ' '/Maximum resident set size/{printf "%d", $2/1024}' "$log")
+    group=$(grep -o 'peak [0-9]* MiB; OOM kills [0-9a-z]*' "$dir/stdout" | sed 's/^/group /' || true)
+    echo "$which run $r: $wall s, peak RSS $peak MiB${group:+, $group}"
+    walls[$which]+="$wall "
+  done
+done
+median() { tr ' ' '\n' <<< "$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+ma=$(median "${walls[a]}") mb=$(median "${walls[b]}")
+awk -v a="$ma" -v b="$mb" 'BEGIN {printf "median a %.2f s, b %.2f s: b/a = %.3f\n", a, b, b / a}'
+echo "a = $a"
+echo "b = $b"
