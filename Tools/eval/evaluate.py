@@ -235,6 +235,30 @@ def curves_table(agg) -> str:
     return "\n".join(lines)
 
 
+def level_gains(records, codec="psic") -> str:
+    """The smallest PSNR gain from one level to the next over every image, as a sentence:
+    `psic encode --min-psnr` bisects over the levels and assumes the PSNR grows with them
+    (Sources/PSICCodec/QualityTarget.swift); each sweep re-checks it."""
+    by = {}
+    for r in records:
+        if r["codec"] == codec and r.get("psnr") is not None:
+            by.setdefault(r["image"], {})[int(r["quality"])] = r["psnr"]
+    worst = None
+    for image, levels in sorted(by.items()):
+        ls = sorted(levels)
+        for lo, hi in zip(ls, ls[1:]):
+            gain = levels[hi] - levels[lo]
+            if worst is None or gain < worst[0]:
+                worst = (gain, image, lo, hi)
+    if worst is None:
+        return ""
+    gain, image, lo, hi = worst
+    verdict = "PSNR grows with the level on every image" if gain > 0 else \
+        "PSNR does NOT grow with the level on every image: `--min-psnr` may keep a level more than needed"
+    return (f"Smallest PSNR gain from one {codec} level to the next: {gain:+.2f} dB ({image}, level {lo} → {hi}, "
+            f"{len(by)} images): {verdict}.\n")
+
+
 def seed_from_reference(option, images_dir, out, images, tools):
     """Seeds the cache from the reference file (`--reference`; by default the committed one for
     this image folder, when there is one). The reference holds no LPIPS: with LPIPS on, nothing
@@ -349,7 +373,7 @@ def main(argv=None):
                                                   "commands": {c: CODECS[c].describe() for c in codecs if c != "psic"},
                                                   "curves": agg}, indent=1))
     (out / "bdrate.md").write_text("\n".join(t for t in (bd_tables(agg, c) for c in TESTS) if t))
-    (out / "curves.md").write_text(curves_table(agg))
+    (out / "curves.md").write_text(curves_table(agg) + "\n" + level_gains(records))
     print((out / "bdrate.md").read_text())
 
     import plots

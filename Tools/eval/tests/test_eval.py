@@ -239,3 +239,16 @@ def test_ms_ssim_in_db_is_averaged_per_image_and_drives_the_bd_tables():
     row = next(line for line in table.splitlines() if line.startswith("| ms_ssim_db |"))
     assert "-20.0" in row   # PSIC needs 0.8x the bits at every quality
     assert not any(line.startswith("| ms_ssim |") for line in table.splitlines())
+
+
+def test_level_gains_names_the_smallest_step_and_a_drop():
+    import evaluate
+    rec = lambda image, q, p: {"codec": "psic", "image": image, "quality": q, "psnr": p}
+    rising = [rec("a", 1, 20.0), rec("a", 2, 22.0), rec("a", 3, 23.5), rec("b", 1, 19.0), rec("b", 2, 21.0),
+              {"codec": "jpeg", "image": "a", "quality": 50, "psnr": 1.0}]
+    text = evaluate.level_gains(rising)
+    assert "+1.50 dB (a, level 2 → 3, 2 images)" in text and "grows with the level on every image" in text
+    falling = rising + [rec("b", 3, 20.5)]
+    text = evaluate.level_gains(falling)
+    assert "-0.50 dB (b, level 2 → 3" in text and "does NOT grow" in text
+    assert evaluate.level_gains([]) == ""
