@@ -91,8 +91,9 @@ public final class ImageCodec: Sendable {
 
     /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil), or
     /// as many of them as fit in `maxBytes` when given (see `EncodeRequest.maxBytes`).
-    public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil) throws -> [UInt8] {
-        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes)])[0].get()
+    public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil,
+                       profile: CodecProfile? = nil) throws -> [UInt8] {
+        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes)], profile: profile)[0].get()
     }
 
     /// Compresses several images together: every network stage runs once for the whole batch

@@ -199,7 +199,8 @@ final class ModelTransforms: @unchecked Sendable {
                           profile: CodecProfile?, input: (TilePlan.Span, TilePlan.Span) -> Tensor,
                           build: (TensorShape) throws -> Graph) throws -> Tensor {
         var canvas: TileCanvas?
-        for (rows, columns) in plan.tiles {
+        let tiles = plan.tiles
+        for (k, (rows, columns)) in tiles.enumerated() {
             let x = input(rows, columns)
             guard let out = try run(kind: kind, shapes: [x.shape], inputs: [x], profile: profile, build: build).first?.first else {
                 throw EngineError.backendFailure(backend: backend.name, reason: "\(kind) graph returned no output")
@@ -209,6 +210,7 @@ final class ModelTransforms: @unchecked Sendable {
                                                        width: outputCells.width * scale), scalarType: out.scalarType)
             }
             canvas!.paste(out, rows: rows, columns: columns, scale: scale)
+            profile?.onTile?(TileProgress(network: kind, done: k + 1, total: tiles.count))
         }
         lock.lock()
         tiledItems += plan.rows.count * plan.columns.count

@@ -73,8 +73,9 @@ extension ImageCodec {
     /// Compresses `image` into the fewest levels whose decode, as `decode(_:)` gives it on this
     /// backend (the stream's seed, sampled details), reaches `minimumPSNR` dB. See
     /// `encodeBatch(targeting:)` for how.
-    public func encode(_ image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0) throws -> QualityTargetedStream {
-        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed)])[0].get()
+    public func encode(_ image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0,
+                       profile: CodecProfile? = nil) throws -> QualityTargetedStream {
+        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed)], profile: profile)[0].get()
     }
 
     /// Compresses each image into the fewest levels whose decode reaches its PSNR target.

@@ -70,7 +70,8 @@ struct DecodeCommand: AsyncParsableCommand {
             let stream = try readBytes(files[i])
             let images = try withFile(files[i]) {
                 let base = try seed ?? codec.streamSeed(stream)
-                return try codec.decode(stream, levels: levels, seeds: (0..<samples).map { base &+ UInt64($0) }, details: details)
+                return try codec.decode(stream, levels: levels, seeds: (0..<samples).map { base &+ UInt64($0) }, details: details,
+                                        profile: progress.tileProfile(for: files[i].lastPathComponent))
             }
             var written = 0
             // Every level present (or mean details): the samples are one image, coded once.

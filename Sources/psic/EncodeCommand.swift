@@ -76,12 +76,13 @@ struct EncodeCommand: AsyncParsableCommand {
             let image = try withFile(files[i]) { try PNGCodec.decode(png) }
             let limit = byteLimit(pixels: image.width * image.height)
             let stream: [UInt8]
+            let profile = progress.tileProfile(for: files[i].lastPathComponent)
             if let minPsnr {
-                let chosen = try withFile(files[i]) { try codec.encode(image, minimumPSNR: minPsnr) }
+                let chosen = try withFile(files[i]) { try codec.encode(image, minimumPSNR: minPsnr, profile: profile) }
                 stream = chosen.stream
                 summary.noteLevels(chosen.levels, reachedTarget: chosen.reached)
             } else {
-                stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit) }
+                stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit, profile: profile) }
                 if limit != nil { summary.noteLevels(try PSICStream.peekHeader(stream).levelsPresent) }
             }
             try writeOutput(stream, to: outputs[i])

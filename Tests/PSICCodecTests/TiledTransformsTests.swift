@@ -121,6 +121,30 @@ final class TiledTransformsTests: XCTestCase {
         XCTAssertGreaterThan(psnr(a, image), 20, "a real decode, not a blank one")
     }
 
+    /// A profile's `onTile` sees every tile of every tiled network, in order, on the calling
+    /// thread; a profile on an image that needs no tiles hears nothing.
+    func testProfileReportsEachTile() throws {
+        let model = try CodecFixtures.loadModel()
+        let image = try CodecFixtures.image("image_128x96.png")
+        let tiled = try ImageCodec(model: model, backend: CodecFixtures.cpu, tileTensorBytes: Self.limit(side: 6))
+        var seen: [TileProgress] = []
+        let profile = CodecProfile()
+        profile.onTile = { seen.append($0) }
+        let stream = try tiled.encode(image, profile: profile)
+        let ga = seen.filter { $0.network == "g_a" }
+        XCTAssertGreaterThan(ga.count, 1)
+        XCTAssertEqual(ga.map(\.done), Array(1...ga.count))
+        XCTAssertTrue(ga.allSatisfy { $0.total == ga.count })
+        XCTAssertEqual(tiled.tiledRuns, seen.count, "one report per tile run")
+        seen = []
+        _ = try tiled.decode(stream, profile: profile)
+        XCTAssertEqual(seen.filter { $0.network == "g_s" }.last.map { $0.done == $0.total }, true)
+        seen = []
+        let whole = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        _ = try whole.encode(image, profile: profile)
+        XCTAssertEqual(seen, [])
+    }
+
     /// A batch mixing tiled and whole images keeps each image's result in its place: every
     /// stream and decode equals that image's alone.
     func testBatchMixingTiledAndWholeImagesKeepsOrder() throws {

@@ -139,6 +139,34 @@ private func message(_ body: () throws -> Void) -> String {
         #expect(lines.filter { $0.contains("files,") }.map { $0.prefix(11) } == ["psic: 1/7 f", "psic: 7/7 f"])
         #expect("\(BatchFailure(failed: 3, total: 7))" == "3 of 7 files failed (errors above)")
     }
+
+    /// Within an item, details (a large image's tiles): a single item, which shows no bar, shows
+    /// them too; into a log at most once per interval; on a terminal the line is cleared when the
+    /// item is done.
+    @Test func detailsShowTilesOfASingleImage() {
+        let log = Text()
+        let logged = ProgressLine(total: 1, style: .log(interval: 3600), write: log.add)
+        logged.detail("big.png", "g_a tile 1/38")
+        logged.detail("big.png", "g_a tile 2/38")
+        logged.advance("big.png")
+        #expect(log.value.hasPrefix("psic: big.png: g_a tile 1/38, "))
+        #expect(log.value.split(separator: "\n").count == 1)
+        let term = Text()
+        let terminal = ProgressLine(total: 1, style: .terminal, write: term.add)
+        terminal.detail("big.png", "g_s tile 5/38")
+        terminal.advance("big.png")
+        #expect(term.value == "\r\u{1B}[Kbig.png: g_s tile 5/38\r\u{1B}[K")
+        let quiet = Text()
+        let small = ProgressLine(total: 1, style: .terminal, write: quiet.add)
+        small.advance("small.png")
+        #expect(quiet.value == "", "one small image: nothing drawn")
+        let batch = Text()
+        let bar = ProgressLine(total: 2, style: .terminal, write: batch.add)
+        bar.detail("a.png", "g_a tile 3/9")
+        #expect(batch.value.hasSuffix("a.png: g_a tile 3/9"))
+        bar.advance("a.png")
+        #expect(batch.value.hasSuffix("  a.png"), "the detail goes with its item")
+    }
 }
 
 /// Text a progress line wrote.
