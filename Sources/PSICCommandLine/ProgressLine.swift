@@ -31,7 +31,8 @@ public final class ProgressLine: @unchecked Sendable {
     private var label = ""
 
     /// - Parameters:
-    ///   - style: default: a bar on a terminal, else a line every 10 s; nothing for one item.
+    ///   - style: default: a bar on a terminal, else a line every 10 s; for one item, no bar,
+    ///     only its details.
     ///   - write: where text goes (standard error; tests capture it).
     public init(total: Int, style: Style? = nil,
                 write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
