@@ -12,8 +12,6 @@ public final class ProgressLine: @unchecked Sendable {
         case terminal
         /// Plain lines, at most one per interval (seconds).
         case log(interval: Double)
-        /// Errors only.
-        case silent
     }
 
     private let total: Int
@@ -50,8 +48,6 @@ public final class ProgressLine: @unchecked Sendable {
         detailText = "\(label): \(text)"
         let now = Date()
         switch style {
-        case .silent:
-            return
         case .terminal:
             guard now.timeIntervalSince(lastDetailDrawn) >= 0.2 else { return }
             lastDetailDrawn = now
@@ -96,8 +92,6 @@ public final class ProgressLine: @unchecked Sendable {
             return
         }
         switch style {
-        case .silent:
-            return
         case .terminal:
             let width = 30
             let filled = width * done / max(total, 1)
