@@ -2,33 +2,47 @@
 # Runs one psic command with two executables, alternated, and prints each run's wall time and
 # peak memory, then the ratio of the medians: a side-by-side measurement of one change.
 #
-# Usage: Tools/scripts/compare-psic.sh --a PSIC --b PSIC [--runs N] [--limit-mib N] -- ARGS...
+# Usage: Tools/scripts/compare-psic.sh --a PSIC|--a-rev REV --b PSIC|--b-rev REV [--runs N]
+#                                      [--limit-mib N] -- ARGS...
 #   --a, --b     the two executables (e.g. a copy of an older build, and .build/release/psic)
+#   --a-rev, --b-rev  instead, the release psic of a git revision, built apart by
+#                Tools/scripts/build-revision.sh (minutes the first time, then reused); a
+#                revision written "REV-COMMIT" is REV with COMMIT's change to Sources/ undone
 #   --runs       runs of each (default 3), in the order a b a b ...
 #   --limit-mib  run each inside a memory control group with this limit
 #                (Tools/scripts/cgroup-run.sh: root and cgroup v1); the peak is then the group's
 #   ARGS         the psic arguments; "{out}" in them is replaced by a fresh empty folder per run
-# Example: Tools/scripts/compare-psic.sh --a /tmp/psic-old --b .build/release/psic \
+# Example (the MADV_POPULATE_WRITE change of commit 61b3764 measured at 8d97943, which added
+# --graph-cache-mb to encode; docs/design.md):
+#   Tools/scripts/compare-psic.sh --a-rev 8d97943-61b3764 --b-rev 8d97943 \
 #            -- encode ../shared/data/kodak -o {out} --backend cpu --graph-cache-mb 64
 set -euo pipefail
 start=$PWD
 cd "$(dirname "$0")/../.."
+. Tools/scripts/lib/gnu-time.sh
 a="" b="" runs=3 limit=""
+# "REV" or "REV-COMMIT" (REV without COMMIT's change) to an executable.
+build_rev() {
+  if [[ "$1" == *-* ]]; then Tools/scripts/build-revision.sh "${1%%-*}" --without "${1#*-}"
+  else Tools/scripts/build-revision.sh "$1"; fi
+}
 while [ $# -gt 0 ]; do
   case "$1" in
     --a) a=$(cd "$start" && realpath -- "$2"); shift 2 ;;
     --b) b=$(cd "$start" && realpath -- "$2"); shift 2 ;;
+    --a-rev) a=$(build_rev "$2") || exit 2; shift 2 ;;
+    --b-rev) b=$(build_rev "$2") || exit 2; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --limit-mib) limit="$2"; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -x "$a" ] && [ -x "$b" ] || { echo "error: give two executables with --a and --b (see --help)" >&2; exit 2; }
+[ -x "$a" ] && [ -x "$b" ] || { echo "error: give two executables with --a/--a-rev and --b/--b-rev (see --help)" >&2; exit 2; }
 [ $# -gt 0 ] || { echo "error: give the psic arguments after -- (see --help)" >&2; exit 2; }
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "error: --runs wants a positive count" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "error: GNU time missing: apt-get install time" >&2; exit 2; }
+gnu_time_require
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -40,15 +54,10 @@ for ((r = 1; r <= runs; r++)); do
     args=()
     for arg in "$@"; do args+=("${arg//\{out\}/$out}"); done
     log="$dir/time"
-    if [ -n "$limit" ]; then
-      LIMIT=$((limit << 20)) /usr/bin/time -v -o "$log" Tools/scripts/cgroup-run.sh "$exe" "${args[@]}" > "$dir/stdout" 2>&1 \
-        || { echo "error: run $r of $which failed:"; tail -5 "$dir/stdout"; exit 1; } >&2
-    else
-      /usr/bin/time -v -o "$log" "$exe" "${args[@]}" > "$dir/stdout" 2>&1 \
-        || { echo "error: run $r of $which failed:"; tail -5 "$dir/stdout"; exit 1; } >&2
-    fi
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
-    peak=$(awk -F': ' '/Maximum resident set size/{printf "%d", $2/1024}' "$log")
+    gnu_time_run "$log" "$limit" "$exe" "${args[@]}" > "$dir/stdout" 2>&1 \
+      || { echo "error: run $r of $which failed:"; tail -5 "$dir/stdout"; exit 1; } >&2
+    wall=$(gnu_time_wall "$log")
+    peak=$(gnu_time_peak_mib "$log")
     group=$(grep -o 'peak [0-9]* MiB; OOM kills [0-9a-z]*' "$dir/stdout" | sed 's/^/group /' || true)
     echo "$which run $r: $wall s, peak RSS $peak MiB${group:+, $group}"
     walls[$which]+="$wall "

@@ -17,6 +17,7 @@
 set -euo pipefail
 start=$PWD
 cd "$(dirname "$0")/../.."
+. Tools/scripts/lib/gnu-time.sh
 backend=cpu size=6144x5632 image=../shared/data/train/bsds500_test_100007.png limit="" keep=""
 psic=.build/release/psic extra=()
 while [ $# -gt 0 ]; do
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$psic" ] || { echo "error: $psic missing: run 'swift build -c release --product psic' first" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "error: GNU time missing: apt-get install time" >&2; exit 2; }
+gnu_time_require
 if [ -z "${PYTHON:-}" ]; then
   if [ -x /work/venv-train/bin/python ]; then PYTHON=/work/venv-train/bin/python; else PYTHON=python3; fi
 fi
@@ -58,14 +59,10 @@ fi
 measure() {
   local label="$1"; shift
   local log="$dir/$label.time"
-  if [ -n "$limit" ]; then
-    LIMIT=$((limit << 20)) /usr/bin/time -v -o "$log" Tools/scripts/cgroup-run.sh "$@"
-  else
-    /usr/bin/time -v -o "$log" "$@"
-  fi
+  gnu_time_run "$log" "$limit" "$@"
   local wall peak
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
-  peak=$(awk -F': ' '/Maximum resident set size/{printf "%d", $2/1024}' "$log")
+  wall=$(gnu_time_wall "$log")
+  peak=$(gnu_time_peak_mib "$log")
   echo "$label: ${wall} s wall, peak RSS ${peak} MiB (psic's own process when not in a group)"
 }
 
