@@ -62,6 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--samples", type=int, default=2, help="M: detail draws per image for the expected distortion")
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                   help="raise the learning rate linearly to --lr over the first N steps of this process (0 = "
+                        "none); for a run whose Adam state starts fresh, e.g. --init from a model file, where "
+                        "Adam's first steps move every weight by about the learning rate whatever its gradient")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
@@ -100,6 +104,14 @@ def parse_args(argv=None):
     for f, v in vars(ObjectiveConfig()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=v, help=f"objective {f}")
     return p.parse_args(argv)
+
+
+def warmup_factor(steps_done: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier for the next step after `steps_done` steps of this process:
+    1/N, 2/N, ... up to 1 over the first N = `warmup_steps` steps, then 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (steps_done + 1) / warmup_steps)
 
 
 def ema_parameters(ema) -> dict:
@@ -214,6 +226,7 @@ def main(argv=None):
         profiler.start()
     t_start = time.time()
     t_ckpt = time.time()
+    first_step = step
     window = []
     progress = Progress(cfg.L, step, args.log_every, max_steps=steps_bound, hours=args.hours)
     log = open(os.devnull if profiler else args.out / "log.jsonl", "a")
@@ -237,6 +250,9 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if args.warmup_steps > 0:
+            for g in opt.param_groups:
+                g["lr"] = args.lr * warmup_factor(step - first_step, args.warmup_steps)
         opt.step()
         if ema is not None:
             ema.update_parameters(model)

@@ -221,6 +221,20 @@ def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
     assert "ema" not in torch.load(tmp_path / "last.pt", weights_only=False)
 
 
+def test_warmup_raises_the_learning_rate_over_this_process_first_steps(data, tmp_path):
+    assert [train.warmup_factor(k, 4) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert train.warmup_factor(0, 0) == 1.0
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2, "--lr", 1e-3, "--warmup-steps", 4])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 2 / 4)   # the second step's
+    # a resumed process warms up again from its own first step
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 3, "--lr", 1e-3, "--warmup-steps", 4])
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 1 / 4)
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 4, "--lr", 1e-3])
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"] == 1e-3
+
+
 def test_evaluation_crops_sizes(tmp_path):
     from psic_train.data import evaluation_crops
     Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
