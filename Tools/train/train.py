@@ -3,7 +3,8 @@
 
     python Tools/train/train.py --out Tools/train/runs/main            # start
     python Tools/train/train.py --out Tools/train/runs/main --resume   # continue from last.pt
-    python Tools/train/train.py --out Tools/train/runs/main --init Models/psic-conv.safetensors  # from the shipped model
+    python Tools/train/train.py --out Tools/train/runs/main --init Models/psic-conv.safetensors \
+        --warmup-steps 500                                            # from the shipped model
     python Tools/train/train.py --out runs/gan --init runs/main/last.pt \
         --adversarial-weight 0.01 --steps 20000                        # adversarial fine-tuning stage
 
