@@ -8,7 +8,8 @@
 #              measured in the context of later ones (e.g. options it did not have yet)
 #   --product  the SwiftPM product to build (default psic)
 # The revision's files go to .build/revisions/SHA[-without-SHA]/ (git archive: committed files
-# only) and are built there with their own build folder; a second call reuses the build.
+# only) and are built there with their own build folder; a second call reuses the build. Each
+# takes about 0.5 GB (`rm -rf .build/revisions` frees them) and 5–6 minutes on 2 cores.
 # Progress goes to stderr; stdout is the executable's path alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --product) product="$2"; shift 2 ;;
     --without) without="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) [ -z "$rev" ] || { echo "error: give one revision (see --help)" >&2; exit 2; }; rev="$1"; shift ;;
   esac
