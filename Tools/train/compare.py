@@ -11,10 +11,12 @@ across levels, and the PSNR BD-rate (Tools/eval/bdrate.py), the rate change at e
 
 --details mean decodes the levels past each cut as their mean (the decoder's `--details mean`)
 instead of sampling them; --details both prints both and, per model, the mean's PSNR gain per level.
+--json PATH also writes the curves, e.g. as the reference of `figures.py heldout --ref PATH`.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,6 +56,7 @@ def main(argv=None) -> None:
                    help="how levels past the cut are filled: sampled (seed 0, train.py's evaluation), "
                         "their mean, or both side by side")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write every model's per-level curves to this JSON file")
     args = p.parse_args(argv)
     if args.crop != 0 and args.crop < 64:
         raise SystemExit("compare.py: --crop must be 0 (whole photos) or at least 64")
@@ -66,6 +69,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
     modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
     first: dict[bool, list[tuple[float, float]]] = {}
+    written = []
     for path in args.models:
         model, name = load(path, args.raw)
         by_mode = {}
@@ -91,6 +95,12 @@ def main(argv=None) -> None:
             # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
             gains = [qm - qs for (_, qm), (_, qs) in zip(by_mode[True], by_mode[False])]
             print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
+        written.append({"name": name, "path": str(path), **{
+            "mean" if m else "sampled": [{"level": i + 1, "bpp": b, "psnr": q} for i, (b, q) in enumerate(rows)]
+            for m, rows in by_mode.items()}})
+    if args.json:
+        args.json.write_text(json.dumps({"data": str(args.data), "holdout": args.holdout, "crop": args.crop,
+                                         "raw": args.raw, "models": written}, indent=1) + "\n")
 
 if __name__ == "__main__":
     main()

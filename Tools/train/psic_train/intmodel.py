@@ -211,11 +211,12 @@ class IntEntropyModel:
         return {"H": H, "mu": np.concatenate(mus, 1), "k": np.concatenate(ks, 1),
                 "q": np.concatenate(qs, 1), "y_hat": buf[:, self.hyper:]}
 
-    def sample(self, H: np.ndarray, y_hat_transmitted: np.ndarray, level: int, seed: int,
+    def sample(self, H: np.ndarray, y_hat_transmitted: np.ndarray, level: int, seed: int | None,
                exact_int: bool = False) -> dict:
         """Decode at level `level`: levels < level come from y_hat_transmitted (its first
-        level*C/L channels), levels level..L-1 are sampled in order. Returns Y^ for all C channels
-        plus the sampled levels' mu, k, q."""
+        level*C/L channels), levels level..L-1 are sampled in order (seed None: each at its mean,
+        symbol 0, the decoder's --details mean). Returns Y^ for all C channels plus the sampled
+        levels' mu, k, q."""
         lc = self.level_channels
         B, _, h, w = H.shape
         buf = np.concatenate([H, np.zeros((B, self.C, h, w), np.int64)], axis=1)
@@ -223,8 +224,11 @@ class IntEntropyModel:
         mus, ks, qs = [], [], []
         for i in range(level, self.L):
             mu, k = self.level_params(i, buf, exact_int)
-            u = sampler_uniforms(seed, i, lc, h, w)[None].repeat(B, axis=0)
-            q = self.gaussian.sample(k, u)
+            if seed is None:
+                q = np.zeros_like(k)
+            else:
+                u = sampler_uniforms(seed, i, lc, h, w)[None].repeat(B, axis=0)
+                q = self.gaussian.sample(k, u)
             buf[:, self.hyper + i * lc:self.hyper + (i + 1) * lc] = latent_from_symbol(q, mu)
             mus.append(mu), ks.append(k), qs.append(q)
         cat = (lambda a: np.concatenate(a, 1)) if mus else (lambda a: np.zeros((B, 0, h, w), np.int64))

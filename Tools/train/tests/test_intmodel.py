@@ -130,6 +130,42 @@ def test_sample_decode_deterministic(setup):
     assert np.array_equal(a["y_hat"][:, 2 * lc:], im.latent_from_symbol(a["q"], a["mu"]))
 
 
+def test_mean_details_decode_each_untransmitted_level_at_its_mean(setup):
+    """seed None is the decoder's --details mean: symbol 0 everywhere past the cut, so Y^ = mu there,
+    with each level's mu predicted from the levels decoded before it (not from the encoder's)."""
+    _, ent, y, z = setup
+    enc = ent.encode(y.numpy()[:2], z.numpy()[:2])
+    lc = ent.level_channels
+    m = ent.sample(enc["H"], enc["y_hat"], 1, None)
+    assert not m["q"].any() and m["q"].shape[1] == 3 * lc
+    assert np.array_equal(m["y_hat"][:, :lc], enc["y_hat"][:, :lc])
+    assert np.array_equal(m["y_hat"][:, lc:], np.clip(m["mu"], -im.LATENT_INT_MAX, im.LATENT_INT_MAX))
+    buf = np.concatenate([enc["H"], m["y_hat"]], 1)
+    mu3, _ = ent.level_params(3, buf)
+    assert np.array_equal(m["mu"][:, 2 * lc:], mu3)
+    assert not np.array_equal(m["y_hat"], ent.sample(enc["H"], enc["y_hat"], 1, seed=0)["y_hat"])
+
+
+def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
+    import export
+    from PIL import Image
+    model, ent, _, _ = setup
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False, training={"steps": 0})
+    folder = tmp_path / "kodak"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
+    rep = export.evaluate_kodak(ModelFile(path), model, folder)
+    rows = rep["mean"]
+    assert [r["level"] for r in rows] == [1, 2, 3, 4] and rep["images"] == 1
+    # the full level transmits everything: both modes are the same image
+    assert rows[-1]["psnr"] == rows[-1]["psnr_mean_details"]
+    assert all(math.isfinite(r[k]) for r in rows for k in ("psnr", "psnr_mean_details", "ms_ssim_mean_details"))
+    assert any(r["psnr"] != r["psnr_mean_details"] for r in rows[:-1])
+    assert rows == sorted(rows, key=lambda r: r["bpp"])
+
+
 def test_export_round_trip(setup, tmp_path):
     model, ent, y, z = setup
     path = tmp_path / "m.safetensors"

@@ -1,0 +1,190 @@
+"""Figures from what training and export already wrote: no model is run, so each takes a second.
+
+    # held-out evaluations of a run (train.py's periodic EMA evaluation in log.jsonl), each as a
+    # PSNR BD-rate against a reference: another evaluation (LOG:STEP) or compare.py --json output
+    python Tools/train/figures.py heldout --ref Tools/train/runs/s6/log.jsonl:64000 Tools/train/runs/s6/log.jsonl
+    python Tools/train/figures.py heldout --ref shipped.json Tools/train/runs/s7/log.jsonl
+
+    # A/B of two runs fed the same batches: mean training loss, bpp and PSNR over a step range
+    python Tools/train/figures.py loss --steps 66050:66600 Tools/train/runs/s6/log.jsonl Tools/train/runs/s6d/log.jsonl
+
+    # two exporter reports (export.py --kodak): BD-rates of B against A, per-level rows
+    python Tools/train/figures.py exports Models/psic-conv.report.json /tmp/exp/psic-conv.report.json
+
+BD-rates are pchip (Tools/eval/bdrate.py); negative means B (or the evaluation) needs fewer bits at
+equal quality. `exports` reads both detail modes when both reports have them: "sampled" (levels
+past the cut sampled with the report's seed, what the codec shows by default) and "mean" (those
+levels at their mean, the decoder's --details mean).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+from bdrate import bd_rate  # noqa: E402
+
+
+class FiguresError(Exception):
+    """A file that is missing, unreadable or lacks what a figure needs; main() prints it and exits 2."""
+
+
+def read_log(path: Path) -> list[dict]:
+    """The records of a train.py log.jsonl (a line cut short by a stopped run is skipped)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise FiguresError(f"cannot read {path}: {e.strerror}") from None
+    records = []
+    for n, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n != len(lines) - 1:     # only the last line may be half-written
+                raise FiguresError(f"{path}:{n + 1} is not JSON: is this a train.py log.jsonl?") from None
+    return records
+
+
+def evaluations(path: Path) -> dict[int, list[dict]]:
+    """step -> [{level, bpp, psnr}] of every held-out evaluation in a log (a resumed step's last)."""
+    return {r["step"]: r["eval"] for r in read_log(path) if "eval" in r}
+
+
+def reference_rows(ref: str) -> tuple[list[dict], str]:
+    """The reference curve of `heldout --ref`: LOG:STEP, or a compare.py --json file (its first model,
+    sampled details)."""
+    path, _, step = ref.rpartition(":")
+    if path and step.isdigit():
+        evals = evaluations(Path(path))
+        if int(step) not in evals:
+            known = ", ".join(str(s) for s in sorted(evals)[-5:]) or "none"
+            raise FiguresError(f"{path} has no evaluation at step {step} (last ones: {known})")
+        return evals[int(step)], f"{Path(path).parent.name} step {step}"
+    try:
+        doc = json.loads(Path(ref).read_text())
+        first = doc["models"][0]
+        return first["sampled"], first["name"]
+    except OSError as e:
+        raise FiguresError(f"cannot read {ref}: {e.strerror}") from None
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+        raise FiguresError(f"{ref} is neither LOG:STEP nor compare.py --json output "
+                           "(with sampled details)") from None
+
+
+def bd(ref: list[dict], test: list[dict], quality: str = "psnr") -> float:
+    return bd_rate([r["bpp"] for r in ref], [r[quality] for r in ref],
+                   [r["bpp"] for r in test], [r[quality] for r in test], "pchip")
+
+
+def heldout(args) -> list[str]:
+    ref, ref_name = reference_rows(args.ref)
+    out = [f"reference: {ref_name}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in ref)]
+    for log in args.logs:
+        evals = evaluations(log)
+        if not evals:
+            raise FiguresError(f"{log} has no held-out evaluation yet (train.py writes one every --eval-every steps)")
+        for step, rows in sorted(evals.items()):
+            if len(rows) != len(ref):
+                raise FiguresError(f"{log} step {step} has {len(rows)} levels, the reference {len(ref)}")
+            out.append(f"{log.parent.name} {step}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in rows)
+                       + f"  BD-rate {bd(ref, rows):+.2f} %")
+    return out
+
+
+def loss(args) -> list[str]:
+    lo, sep, hi = args.steps.partition(":")
+    if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
+        raise FiguresError(f"--steps {args.steps}: expected FIRST:LAST, e.g. 66050:66600")
+    lo, hi = int(lo), int(hi)
+    keys = ("loss", "bpp", "psnr_full", "psnr_sampled")
+    out, first = [], None
+    for log in args.logs:
+        # a resumed run logs some steps twice: the later line is the one that continued
+        by_step = {r["step"]: r for r in read_log(log) if "loss" in r and lo <= r["step"] <= hi}
+        if not by_step:
+            raise FiguresError(f"{log} logs no training step in {lo}..{hi}")
+        means = {k: sum(r[k] for r in by_step.values()) / len(by_step) for k in keys}
+        line = (f"{log.parent.name}: {len(by_step)} log lines, steps {min(by_step)}..{max(by_step)}: "
+                f"loss {means['loss']:.4f}, bpp {means['bpp']:.4f}, PSNR full {means['psnr_full']:.2f} dB, "
+                f"sampled {means['psnr_sampled']:.2f} dB")
+        if first is None:
+            first = (means, set(by_step))
+        else:
+            if set(by_step) != first[1]:
+                line += "  (other steps than the first log: not the same batches)"
+            line += (f"  vs first: loss {100 * (means['loss'] / first[0]['loss'] - 1):+.2f} %, "
+                     f"bpp {100 * (means['bpp'] / first[0]['bpp'] - 1):+.2f} %, "
+                     f"PSNR full {means['psnr_full'] - first[0]['psnr_full']:+.3f} dB")
+        out.append(line)
+    return out
+
+
+def kodak_curves(path: Path) -> tuple[dict, dict[str, list[dict]]]:
+    try:
+        report = json.loads(path.read_text())
+        mean = report["kodak"]["mean"]
+    except OSError as e:
+        raise FiguresError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise FiguresError(f"{path} is not an export.py report with a Kodak evaluation (export.py --kodak)") from None
+    curves = {"sampled": mean}
+    if all("psnr_mean_details" in r for r in mean):
+        curves["mean"] = [{"level": r["level"], "bpp": r["bpp"], "psnr": r["psnr_mean_details"],
+                           "ms_ssim": r["ms_ssim_mean_details"]} for r in mean]
+    return report, curves
+
+
+def exports(args) -> list[str]:
+    (ra, a), (rb, b) = kodak_curves(args.a), kodak_curves(args.b)
+    out = [f"A: {args.a} (step {ra.get('step', '?')}, {ra.get('fingerprint', '?')})",
+           f"B: {args.b} (step {rb.get('step', '?')}, {rb.get('fingerprint', '?')})"]
+    for mode in ("sampled", "mean"):
+        if mode not in a or mode not in b:
+            out.append(f"{mode} details: not in both reports (export.py writes them since session 19)")
+            continue
+        if len(a[mode]) != len(b[mode]):
+            raise FiguresError(f"the reports have {len(a[mode])} and {len(b[mode])} levels")
+        out.append(f"{mode} details: PSNR BD-rate {bd(a[mode], b[mode]):+.2f} %, "
+                   f"MS-SSIM BD-rate {bd(a[mode], b[mode], 'ms_ssim'):+.2f} %")
+        for x, y in zip(a[mode], b[mode]):
+            out.append(f"  L{x['level']} {x['bpp']:.3f} bpp {x['psnr']:.2f} dB {x['ms_ssim']:.4f} -> "
+                       f"{y['bpp']:.3f} bpp {y['psnr']:.2f} dB {y['ms_ssim']:.4f}")
+    for name, report in (("A", ra), ("B", rb)):
+        losses = ", ".join(f"{k} {100 * v['rate_loss']:+.3f} %" for k, v in report.get("rates", {}).items())
+        out.append(f"{name} integer rate loss: {losses or 'not reported'}; "
+                   f"Kodak {100 * report['kodak'].get('rate_loss', float('nan')):+.3f} %")
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    h = sub.add_parser("heldout", help="held-out evaluations of runs as BD-rates against a reference")
+    h.add_argument("--ref", required=True, help="LOG:STEP (an evaluation in a log.jsonl) or compare.py --json output")
+    h.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
+    h.set_defaults(run=heldout)
+    l = sub.add_parser("loss", help="mean training loss, bpp and PSNR of runs over one step range")
+    l.add_argument("--steps", required=True, help="FIRST:LAST, inclusive")
+    l.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files; the first is the baseline")
+    l.set_defaults(run=loss)
+    e = sub.add_parser("exports", help="two export.py reports: BD-rates of B against A on Kodak")
+    e.add_argument("a", type=Path, help="baseline report (e.g. Models/psic-conv.report.json)")
+    e.add_argument("b", type=Path, help="candidate report")
+    e.set_defaults(run=exports)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        print("\n".join(args.run(args)))
+    except FiguresError as e:
+        print(f"figures.py {args.command}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

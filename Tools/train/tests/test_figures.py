@@ -1,0 +1,127 @@
+"""Tests of figures.py: held-out BD-rates from log.jsonl, A/B loss means, export report comparison."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import figures  # noqa: E402
+
+CURVE = [(0.03, 17.0), (0.11, 19.0), (0.25, 20.6), (0.41, 22.2)]
+
+
+def rows(curve, rate_scale=1.0):
+    return [{"level": i + 1, "bpp": b * rate_scale, "psnr": q} for i, (b, q) in enumerate(curve)]
+
+
+def write_log(path: Path, records, torn_tail=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    path.write_text(text + ('{"step": 9' if torn_tail else ""))
+    return path
+
+
+def train_line(step, loss, bpp=1.0, psnr=29.0):
+    return {"step": step, "loss": loss, "bpp": bpp, "psnr_full": psnr, "psnr_sampled": psnr - 6}
+
+
+def run(capsys, *argv):
+    code = figures.main(list(map(str, argv)))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_heldout_bd_rate_against_an_evaluation_in_a_log(tmp_path, capsys):
+    log = write_log(tmp_path / "s6" / "log.jsonl", [
+        train_line(990, 4.0), {"step": 1000, "eval": rows(CURVE)},
+        {"step": 2000, "eval": rows(CURVE, 0.9)}], torn_tail=True)
+    code, out, _ = run(capsys, "heldout", "--ref", f"{log}:1000", log)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("s6 1000:") and lines[1].endswith("BD-rate +0.00 %")
+    # the same PSNR with 10 % fewer bits everywhere is a -10 % BD-rate
+    assert lines[2].startswith("s6 2000:") and lines[2].endswith("BD-rate -10.00 %")
+
+
+def test_heldout_reference_from_compare_json(tmp_path, capsys):
+    ref = tmp_path / "shipped.json"
+    ref.write_text(json.dumps({"models": [{"name": "psic-conv.safetensors (step 1)",
+                                           "sampled": rows(CURVE, 1.1)}]}))
+    log = write_log(tmp_path / "s7" / "log.jsonl", [{"step": 5, "eval": rows(CURVE)}])
+    code, out, _ = run(capsys, "heldout", "--ref", ref, log)
+    assert code == 0 and "psic-conv.safetensors (step 1)" in out
+    assert out.splitlines()[1].endswith("BD-rate -9.09 %")
+
+
+def test_heldout_errors_are_typed_and_name_what_to_do(tmp_path, capsys):
+    log = write_log(tmp_path / "s6" / "log.jsonl", [{"step": 1000, "eval": rows(CURVE)}])
+    code, _, err = run(capsys, "heldout", "--ref", f"{log}:1500", log)
+    assert code == 2 and "no evaluation at step 1500" in err and "1000" in err
+    code, _, err = run(capsys, "heldout", "--ref", tmp_path / "missing.json", log)
+    assert code == 2 and "cannot read" in err
+    bad = tmp_path / "bad" / "log.jsonl"
+    bad.parent.mkdir()
+    bad.write_text("not json\n{}\n")
+    code, _, err = run(capsys, "heldout", "--ref", f"{log}:1000", bad)
+    assert code == 2 and "log.jsonl:1 is not JSON" in err
+    empty = write_log(tmp_path / "e" / "log.jsonl", [train_line(1, 4.0)])
+    code, _, err = run(capsys, "heldout", "--ref", f"{log}:1000", empty)
+    assert code == 2 and "no held-out evaluation yet" in err
+
+
+def test_loss_means_over_a_step_range_take_a_resumed_steps_last_line(tmp_path, capsys):
+    a = write_log(tmp_path / "a" / "log.jsonl", [train_line(s, 4.0) for s in (100, 125, 150, 175)])
+    # b logged step 125 twice (stopped and resumed): the second line counts
+    b = write_log(tmp_path / "b" / "log.jsonl",
+                  [train_line(100, 3.0), train_line(125, 99.0), train_line(125, 3.0), train_line(150, 3.0)])
+    code, out, _ = run(capsys, "loss", "--steps", "100:150", a, b)
+    assert code == 0
+    first, second = out.splitlines()
+    assert "3 log lines, steps 100..150: loss 4.0000" in first
+    assert "loss 3.0000" in second and "vs first: loss -25.00 %" in second
+    assert "not the same batches" not in second
+    code, out, _ = run(capsys, "loss", "--steps", "100:175", a, b)
+    assert "not the same batches" in out.splitlines()[1]
+    code, _, err = run(capsys, "loss", "--steps", "150:100", a)
+    assert code == 2 and "FIRST:LAST" in err
+    code, _, err = run(capsys, "loss", "--steps", "500:600", a)
+    assert code == 2 and "no training step in 500..600" in err
+
+
+def report(path: Path, curve, rate_scale=1.0, mean_gain=None, step=1):
+    mean = []
+    for r in rows(curve, rate_scale):
+        r["ms_ssim"] = 0.9 + r["psnr"] / 1000
+        if mean_gain is not None:
+            r["psnr_mean_details"] = r["psnr"] + mean_gain
+            r["ms_ssim_mean_details"] = r["ms_ssim"]
+        mean.append(r)
+    path.write_text(json.dumps({"step": step, "fingerprint": "f" * 16,
+                                "rates": {"calibration": {"rate_loss": -0.001}},
+                                "kodak": {"rate_loss": 0.002, "mean": mean}}))
+    return path
+
+
+def test_exports_compares_both_detail_modes_when_both_reports_have_them(tmp_path, capsys):
+    a = report(tmp_path / "a.json", CURVE, mean_gain=1.0)
+    b = report(tmp_path / "b.json", CURVE, rate_scale=0.95, mean_gain=1.0, step=2)
+    code, out, _ = run(capsys, "exports", a, b)
+    assert code == 0
+    assert "sampled details: PSNR BD-rate -5.00 %, MS-SSIM BD-rate -5.00 %" in out
+    assert "mean details: PSNR BD-rate -5.00 %" in out
+    assert "L2 0.110 bpp 19.00 dB" in out and "Kodak +0.200 %" in out
+    # an older report (no mean details): sampled only, and says so
+    old = report(tmp_path / "old.json", CURVE)
+    code, out, _ = run(capsys, "exports", old, b)
+    assert code == 0 and "mean details: not in both reports" in out
+    code, _, err = run(capsys, "exports", old, tmp_path / "a.json.missing")
+    assert code == 2 and "cannot read" in err
+    (tmp_path / "nokodak.json").write_text("{}")
+    code, _, err = run(capsys, "exports", old, tmp_path / "nokodak.json")
+    assert code == 2 and "export.py --kodak" in err
+
+
+def test_subcommand_is_required():
+    with pytest.raises(SystemExit):
+        figures.parse_args([])
