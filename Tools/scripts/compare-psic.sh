@@ -8,6 +8,8 @@
 #   --a-rev, --b-rev  instead, the release psic of a git revision, built apart by
 #                Tools/scripts/build-revision.sh (minutes the first time, then reused); a
 #                revision written "REV-COMMIT" is REV with COMMIT's change to Sources/ undone
+#                (a name that is itself a revision, like a tag "v1-rc", is taken whole;
+#                otherwise it splits at the last "-")
 #   --runs       runs of each (default 3), in the order a b a b ...
 #   --limit-mib  run each inside a memory control group with this limit
 #                (Tools/scripts/cgroup-run.sh: root and cgroup v1); the peak is then the group's
@@ -23,7 +25,8 @@ cd "$(dirname "$0")/../.."
 a="" b="" runs=3 limit=""
 # "REV" or "REV-COMMIT" (REV without COMMIT's change) to an executable.
 build_rev() {
-  if [[ "$1" == *-* ]]; then Tools/scripts/build-revision.sh "${1%%-*}" --without "${1#*-}"
+  if [[ "$1" == *-* ]] && ! git rev-parse -q --verify "$1^{commit}" >/dev/null; then
+    Tools/scripts/build-revision.sh "${1%-*}" --without "${1##*-}"
   else Tools/scripts/build-revision.sh "$1"; fi
 }
 while [ $# -gt 0 ]; do
