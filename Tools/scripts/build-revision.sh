@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --product) product="$2"; shift 2 ;;
     --without) without="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) [ -z "$rev" ] || { echo "error: give one revision (see --help)" >&2; exit 2; }; rev="$1"; shift ;;
   esac
