@@ -47,8 +47,12 @@ KODAK_SAMPLE_SEED = 0
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="training checkpoint (*.pt) to export")
+    src.add_argument("--evaluate", type=Path, metavar="MODEL",
+                     help="no export: evaluate this model file (*.safetensors) on --kodak and write --report "
+                          "(e.g. a report with mean details for a model exported before they were read)")
+    p.add_argument("--out", type=Path, help="model file to write (.safetensors); required with --checkpoint")
     p.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="the checkpoint's moving average of the weights (when it has one) or its raw weights")
     p.add_argument("--fp16", action="store_true", help="store g_a/g_s/h_a in F16 if that costs < 0.05 dB")
@@ -66,7 +70,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="write the model even if the rate loss exceeds 1%%")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.checkpoint and not args.out:
+        p.error("--checkpoint needs --out (the model file to write)")
+    if args.evaluate and not (args.kodak and args.report):
+        p.error("--evaluate needs --kodak (the images) and --report (where the table goes)")
+    return args
 
 
 def log(msg: str):
@@ -213,9 +222,32 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
             "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
 
 
+def evaluate_file(args) -> None:
+    """--evaluate: the Kodak table of a model file as it is shipped. The float model that the integer
+    rate loss is measured against is the one rebuilt from the file (psic_train.fromfile), not the
+    checkpoint's, so that figure is not the exporter's."""
+    from psic_train.fromfile import model_from_file
+    t_start = time.time()
+    if not args.evaluate.exists():
+        raise SystemExit(f"export.py: {args.evaluate} does not exist")
+    mf = ModelFile(args.evaluate)
+    model, meta = model_from_file(args.evaluate)
+    model.eval()
+    log(f"evaluating {args.evaluate} (step {meta.get('training', {}).get('steps', '?')}) on {args.kodak}")
+    report = {"model_file": str(args.evaluate), "step": meta.get("training", {}).get("steps"),
+              "fingerprint": meta["fingerprint"], "evaluated_only": True,
+              "kodak": evaluate_kodak(mf, model, args.kodak)}
+    report["seconds"] = time.time() - t_start
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    log(f"report {args.report} ({report['seconds']:.0f} s)")
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.evaluate:
+        return evaluate_file(args)
     t_start = time.time()
     report_path = args.report or args.out.with_suffix(".report.json")
 

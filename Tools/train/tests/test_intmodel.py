@@ -164,6 +164,18 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
     assert all(math.isfinite(r[k]) for r in rows for k in ("psnr", "psnr_mean_details", "ms_ssim_mean_details"))
     assert any(r["psnr"] != r["psnr_mean_details"] for r in rows[:-1])
     assert rows == sorted(rows, key=lambda r: r["bpp"])
+    # the same table for the written file alone (export.py --evaluate), as the file computes it
+    out = tmp_path / "r.json"
+    export.main(["--evaluate", str(path), "--kodak", str(folder), "--report", str(out)])
+    import json
+    again = json.loads(out.read_text())
+    assert again["evaluated_only"] and again["fingerprint"] == ModelFile(path).meta["fingerprint"]
+    assert [r["bpp"] for r in again["kodak"]["mean"]] == [r["bpp"] for r in rows]
+    assert [r["psnr_mean_details"] for r in again["kodak"]["mean"]] == [r["psnr_mean_details"] for r in rows]
+    with pytest.raises(SystemExit):
+        export.parse_args(["--evaluate", str(path), "--kodak", str(folder)])     # no --report
+    with pytest.raises(SystemExit):
+        export.parse_args(["--checkpoint", "x.pt"])                               # no --out
 
 
 def test_export_round_trip(setup, tmp_path):
