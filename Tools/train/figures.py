@@ -1,8 +1,10 @@
 """Figures from what training and export already wrote: no model is run, so each takes a second.
+(The one exception below is making a reference with compare.py.)
 
     # held-out evaluations of a run (train.py's periodic EMA evaluation in log.jsonl), each as a
     # PSNR BD-rate against a reference: another evaluation (LOG:STEP) or compare.py --json output
     python Tools/train/figures.py heldout --ref Tools/train/runs/s6/log.jsonl:64000 Tools/train/runs/s6/log.jsonl
+    python Tools/train/compare.py Models/psic-conv.safetensors --json shipped.json    # same crops, 20 s
     python Tools/train/figures.py heldout --ref shipped.json Tools/train/runs/s7/log.jsonl
 
     # A/B of two runs fed the same batches: mean training loss, bpp and PSNR over a step range
