@@ -251,7 +251,7 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if args.warmup_steps > 0:
+        if step - first_step < args.warmup_steps:     # past the ramp the last value set is --lr
             for g in opt.param_groups:
                 g["lr"] = args.lr * warmup_factor(step - first_step, args.warmup_steps)
         opt.step()
