@@ -104,9 +104,10 @@ def loss(args) -> list[str]:
     out, first = [], None
     for log in args.logs:
         # a resumed run logs some steps twice: the later line is the one that continued
-        by_step = {r["step"]: r for r in read_log(log) if "loss" in r and lo <= r["step"] <= hi}
+        by_step = {r["step"]: r for r in read_log(log)
+                   if all(k in r for k in keys) and lo <= r.get("step", -1) <= hi}
         if not by_step:
-            raise FiguresError(f"{log} logs no training step in {lo}..{hi}")
+            raise FiguresError(f"{log} logs no training step in {lo}..{hi} (train.py lines with {', '.join(keys)})")
         means = {k: sum(r[k] for r in by_step.values()) / len(by_step) for k in keys}
         line = (f"{log.parent.name}: {len(by_step)} log lines, steps {min(by_step)}..{max(by_step)}: "
                 f"loss {means['loss']:.4f}, bpp {means['bpp']:.4f}, PSNR full {means['psnr_full']:.2f} dB, "
