@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, evaluate_levels  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
 from bdrate import bd_rate  # noqa: E402
@@ -74,10 +74,7 @@ def main(argv=None) -> None:
         model, name = load(path, args.raw)
         by_mode = {}
         for mean_details in modes:
-            with torch.no_grad():
-                res = [evaluate_levels(model, x, mean_details=mean_details) for x in crops]
-            levels = [(sum(r[i]["bpp"] for r in res) / len(res), sum(r[i]["psnr"] for r in res) / len(res))
-                      for i in range(len(res[0]))]
+            levels = [(r["bpp"], r["psnr"]) for r in mean_curve(model, crops, mean_details)]
             by_mode[mean_details] = levels
             label = name + (" [mean details]" if mean_details else "")
             print(label + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))

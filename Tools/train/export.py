@@ -12,7 +12,10 @@ PSNR moves by < 0.05 dB), write the model file, re-read it, and optionally regen
 vectors (Tests/Golden) and evaluate per-level bpp / PSNR / MS-SSIM on Kodak with the integer
 entropy model's real symbol costs, below level L both with sampled details (seed 0; "psnr",
 "ms_ssim") and with mean details ("psnr_mean_details", ...). A JSON report goes to --report
-(default: <out>.report.json); `figures.py exports OLD NEW` compares two of them.
+(default: <out>.report.json); `figures.py exports OLD NEW` compares two of them. The report also
+holds the written file's curve on train.py's held-out evaluation crops ("heldout_eval", the file
+rebuilt as floats as compare.py does), so `figures.py heldout --ref <report> <log.jsonl>` reads
+a run's evaluations against the shipped file without running a model.
 """
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.data import list_images, load_rgb  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
+from psic_train.data import evaluation_crops, list_images, load_rgb  # noqa: E402
+from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
 from psic_train.quantize import all_layers, analyse, calibrate, quantize_entropy_model  # noqa: E402
 from psic_train.rates import float_bits, int_bits, z_bits_int  # noqa: E402
@@ -50,8 +54,9 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="training checkpoint (*.pt) to export")
     src.add_argument("--evaluate", type=Path, metavar="MODEL",
-                     help="no export: evaluate this model file (*.safetensors) on --kodak and write --report "
-                          "(e.g. a report with mean details for a model exported before they were read)")
+                     help="no export: evaluate this model file (*.safetensors) on the held-out crops and, "
+                          "with --kodak, on those images, and write --report (e.g. for a model exported "
+                          "before the report held these tables)")
     p.add_argument("--out", type=Path, help="model file to write (.safetensors); required with --checkpoint")
     p.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="the checkpoint's moving average of the weights (when it has one) or its raw weights")
@@ -73,8 +78,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.checkpoint and not args.out:
         p.error("--checkpoint needs --out (the model file to write)")
-    if args.evaluate and not (args.kodak and args.report):
-        p.error("--evaluate needs --kodak (the images) and --report (where the table goes)")
+    if args.evaluate and not args.report:
+        p.error("--evaluate needs --report (where the tables go)")
     return args
 
 
@@ -222,21 +227,35 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
             "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
 
 
+def heldout_eval(model: PSICModel, data: Path, holdout: int) -> dict | None:
+    """A model file's curve on train.py's held-out evaluation crops (the last `holdout` photos'
+    top-left 256x256, levels past each cut sampled with seed 0); `model` is the file rebuilt as
+    floats (psic_train.fromfile, as compare.py does), so this is the reference a run's log.jsonl
+    evaluations are read against. None when nothing is held out."""
+    crops = evaluation_crops(list_images(data)[-holdout:]) if holdout else []
+    if not crops:
+        return None
+    return {"data": str(data), "holdout": holdout, "crop": 256, "crops": len(crops),
+            "sampled": mean_curve(model, crops)}
+
+
 def evaluate_file(args) -> None:
-    """--evaluate: the Kodak table of a model file as it is shipped. The float model that the integer
-    rate loss is measured against is the one rebuilt from the file (psic_train.fromfile), not the
-    checkpoint's, so that figure is not the exporter's."""
-    from psic_train.fromfile import model_from_file
+    """--evaluate: the held-out and (with --kodak) Kodak tables of a model file as it is shipped. The
+    float model that the integer rate loss is measured against is the one rebuilt from the file
+    (psic_train.fromfile), not the checkpoint's, so that figure is not the exporter's."""
     t_start = time.time()
     if not args.evaluate.exists():
         raise SystemExit(f"export.py: {args.evaluate} does not exist")
     mf = ModelFile(args.evaluate)
     model, meta = model_from_file(args.evaluate)
     model.eval()
-    log(f"evaluating {args.evaluate} (step {meta.get('training', {}).get('steps', '?')}) on {args.kodak}")
+    log(f"evaluating {args.evaluate} (step {meta.get('training', {}).get('steps', '?')})")
     report = {"model_file": str(args.evaluate), "step": meta.get("training", {}).get("steps"),
               "fingerprint": meta["fingerprint"], "evaluated_only": True,
-              "kodak": evaluate_kodak(mf, model, args.kodak)}
+              "heldout_eval": heldout_eval(model, args.data, args.holdout)}
+    if args.kodak:
+        log(f"evaluating on {args.kodak}")
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak)
     report["seconds"] = time.time() - t_start
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -343,6 +362,10 @@ def main(argv=None):
         "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",
     }
+    report["heldout_eval"] = heldout_eval(model_from_file(args.out)[0], args.data, args.holdout)
+    if report["heldout_eval"]:
+        log("held-out evaluation crops (the file rebuilt as floats): " + " ".join(
+            f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in report["heldout_eval"]["sampled"]))
     if args.golden:
         pngs = sorted(args.golden.glob("*.png"))
         for png in pngs:

@@ -1,11 +1,14 @@
 """Figures from what training and export already wrote: no model is run, so each takes a second.
-(The one exception below is making a reference with compare.py.)
+(The one exception below is making a reference of another model with compare.py.)
 
     # held-out evaluations of a run (train.py's periodic EMA evaluation in log.jsonl), each as a
     # PSNR BD-rate against a reference: another evaluation (LOG:STEP) or compare.py --json output
     python Tools/train/figures.py heldout --ref Tools/train/runs/s6/log.jsonl:64000 Tools/train/runs/s6/log.jsonl
-    python Tools/train/compare.py Models/psic-conv.safetensors --json shipped.json    # same crops, 20 s
-    python Tools/train/figures.py heldout --ref shipped.json Tools/train/runs/s7/log.jsonl
+    # against the shipped file: its export report holds its curve on the same crops
+    python Tools/train/figures.py heldout --ref Models/psic-conv.report.json Tools/train/runs/s7/log.jsonl
+    # any model file or checkpoint as the reference (same crops, 20 s)
+    python Tools/train/compare.py Tools/train/runs/s6/last.pt --json s6.json
+    python Tools/train/figures.py heldout --ref s6.json Tools/train/runs/s7/log.jsonl
 
     # A/B of two runs fed the same batches: mean training loss, bpp and PSNR over a step range
     python Tools/train/figures.py loss --steps 66050:66600 Tools/train/runs/s6/log.jsonl Tools/train/runs/s6d/log.jsonl
@@ -55,8 +58,8 @@ def evaluations(path: Path) -> dict[int, list[dict]]:
 
 
 def reference_rows(ref: str) -> tuple[list[dict], str]:
-    """The reference curve of `heldout --ref`: LOG:STEP, or a compare.py --json file (its first model,
-    sampled details)."""
+    """The reference curve of `heldout --ref`: LOG:STEP, an export.py report (its "heldout_eval"), or a
+    compare.py --json file (its first model, sampled details)."""
     path, _, step = ref.rpartition(":")
     if path and step.isdigit():
         evals = evaluations(Path(path))
@@ -66,12 +69,16 @@ def reference_rows(ref: str) -> tuple[list[dict], str]:
         return evals[int(step)], f"{Path(path).parent.name} step {step}"
     try:
         doc = json.loads(Path(ref).read_text())
+        if isinstance(doc, dict) and doc.get("heldout_eval"):
+            return doc["heldout_eval"]["sampled"], (f"{doc.get('model_file', ref)} (step {doc.get('step', '?')}, "
+                                                    "export report)")
         first = doc["models"][0]
         return first["sampled"], first["name"]
     except OSError as e:
         raise FiguresError(f"cannot read {ref}: {e.strerror}") from None
     except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-        raise FiguresError(f"{ref} is neither LOG:STEP nor compare.py --json output "
+        raise FiguresError(f"{ref} is neither LOG:STEP, an export.py report with a held-out evaluation "
+                           "(export.py --evaluate MODEL --report OUT adds one) nor compare.py --json output "
                            "(with sampled details)") from None
 
 
@@ -165,7 +172,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     h = sub.add_parser("heldout", help="held-out evaluations of runs as BD-rates against a reference")
-    h.add_argument("--ref", required=True, help="LOG:STEP (an evaluation in a log.jsonl) or compare.py --json output")
+    h.add_argument("--ref", required=True, help="LOG:STEP (an evaluation in a log.jsonl), an export.py report "
+                                                 "(e.g. Models/psic-conv.report.json) or compare.py --json output")
     h.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
     h.set_defaults(run=heldout)
     l = sub.add_parser("loss", help="mean training loss, bpp and PSNR of runs over one step range")

@@ -38,7 +38,7 @@ from psic_train.allocator import keep_freed_memory  # noqa: E402
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
 from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, evaluate_levels  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
@@ -272,10 +272,7 @@ def main(argv=None):
             progress.log(step, line)
             window = []
         if val and step % args.eval_every == 0 and not profiler:
-            res = [evaluate_levels(ema.module if ema else model, v) for v in val]
-            summary = [{"level": r[0]["level"] if False else i + 1,
-                        "bpp": sum(rr[i]["bpp"] for rr in res) / len(res),
-                        "psnr": sum(rr[i]["psnr"] for rr in res) / len(res)} for i, r in enumerate(res[0])]
+            summary = mean_curve(ema.module if ema else model, val)
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
             progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))

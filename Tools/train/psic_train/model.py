@@ -213,3 +213,12 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
         results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12))})
     model.train()
     return results
+
+
+def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool = False) -> list[dict]:
+    """evaluate_levels averaged over crops (each crop weighs the same, whatever its size): the
+    held-out curve that train.py logs, compare.py prints and export.py stores in its report."""
+    with torch.no_grad():
+        res = [evaluate_levels(model, x, mean_details=mean_details) for x in crops]
+    return [{"level": i + 1, "bpp": sum(r[i]["bpp"] for r in res) / len(res),
+             "psnr": sum(r[i]["psnr"] for r in res) / len(res)} for i in range(len(res[0]))]

@@ -54,6 +54,20 @@ def test_heldout_reference_from_compare_json(tmp_path, capsys):
     assert out.splitlines()[1].endswith("BD-rate -9.09 %")
 
 
+def test_heldout_reference_from_an_export_report(tmp_path, capsys):
+    ref = tmp_path / "psic-conv.report.json"
+    ref.write_text(json.dumps({"model_file": "Models/psic-conv.safetensors", "step": 71101,
+                               "heldout_eval": {"crops": 8, "sampled": rows(CURVE, 0.8)}}))
+    log = write_log(tmp_path / "s7" / "log.jsonl", [{"step": 72000, "eval": rows(CURVE)}])
+    code, out, _ = run(capsys, "heldout", "--ref", ref, log)
+    assert code == 0 and "step 71101, export report" in out
+    assert out.splitlines()[1].endswith("BD-rate +25.00 %")
+    # a report written before it held the curve says how to add one
+    ref.write_text(json.dumps({"model_file": "Models/psic-conv.safetensors", "kodak": {"mean": []}}))
+    code, _, err = run(capsys, "heldout", "--ref", ref, log)
+    assert code == 2 and "export.py --evaluate" in err
+
+
 def test_heldout_errors_are_typed_and_name_what_to_do(tmp_path, capsys):
     log = write_log(tmp_path / "s6" / "log.jsonl", [{"step": 1000, "eval": rows(CURVE)}])
     code, _, err = run(capsys, "heldout", "--ref", f"{log}:1500", log)

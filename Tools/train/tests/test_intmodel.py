@@ -165,13 +165,28 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
     assert any(r["psnr"] != r["psnr_mean_details"] for r in rows[:-1])
     assert rows == sorted(rows, key=lambda r: r["bpp"])
     # the same table for the written file alone (export.py --evaluate), as the file computes it
+    data = tmp_path / "train"
+    data.mkdir()
+    for i, (h, w) in enumerate([(90, 100), (130, 70), (40, 300)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(data / f"p{i}.png")
     out = tmp_path / "r.json"
-    export.main(["--evaluate", str(path), "--kodak", str(folder), "--report", str(out)])
+    export.main(["--evaluate", str(path), "--kodak", str(folder), "--report", str(out), "--data", str(data),
+                 "--holdout", "2"])
     import json
     again = json.loads(out.read_text())
     assert again["evaluated_only"] and again["fingerprint"] == ModelFile(path).meta["fingerprint"]
     assert [r["bpp"] for r in again["kodak"]["mean"]] == [r["bpp"] for r in rows]
     assert [r["psnr_mean_details"] for r in again["kodak"]["mean"]] == [r["psnr_mean_details"] for r in rows]
+    # ... and its held-out curve: the last 2 photos, one of them under 64 px high and so skipped,
+    # the same numbers compare.py gives for the file on those crops (figures.py heldout's reference)
+    held = again["heldout_eval"]
+    assert held["crops"] == 1 and [r["level"] for r in held["sampled"]] == [1, 2, 3, 4]
+    import compare
+    compare.main([str(path), "--data", str(data), "--holdout", "2", "--threads", "1", "--json", str(tmp_path / "c.json")])
+    assert json.loads((tmp_path / "c.json").read_text())["models"][0]["sampled"] == held["sampled"]
+    # without --kodak only the held-out table is computed
+    export.main(["--evaluate", str(path), "--report", str(out), "--data", str(data), "--holdout", "2"])
+    assert "kodak" not in json.loads(out.read_text()) and json.loads(out.read_text())["heldout_eval"] == held
     with pytest.raises(SystemExit):
         export.parse_args(["--evaluate", str(path), "--kodak", str(folder)])     # no --report
     with pytest.raises(SystemExit):
