@@ -204,6 +204,9 @@ def main(argv=None):
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
+    if sampler.skipped:
+        print(f"warning: {sampler.skipped} of {len(train_files)} training images are smaller than "
+              f"{args.crop}x{args.crop} and are not used; a smaller --crop uses them all", flush=True)
     # Levels and detail noise too are seeded from the step, so that a resumed run does not
     # replay the level and noise sequence of its start (crops above likewise).
     torch.manual_seed(args.seed + step)

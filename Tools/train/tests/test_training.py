@@ -235,6 +235,21 @@ def test_warmup_raises_the_learning_rate_over_this_process_first_steps(data, tmp
     assert torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"] == 1e-3
 
 
+def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys):
+    from psic_train.data import CropSampler
+    Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((90, 300, 3), np.uint8)).save(tmp_path / "b.png")
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "c.png")   # held out
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    assert CropSampler(files, 64).skipped == 0
+    s = CropSampler(files, 128)
+    assert s.skipped == 1 and len(s.images) == 1 and s.batch(2).shape == (2, 3, 128, 128)
+    with pytest.raises(SystemExit):
+        CropSampler(files, 256)
+    run(["--data", tmp_path, "--out", tmp_path / "run", *TINY, *RUN, "--crop", 128, "--steps", 1])
+    assert "warning: 1 of 2 training images are smaller than 128x128" in capsys.readouterr().out
+
+
 def test_evaluation_crops_sizes(tmp_path):
     from psic_train.data import evaluation_crops
     Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
