@@ -44,6 +44,11 @@ from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perce
 from psic_train.progress import Progress, summarize  # noqa: E402
 
 DEFAULT_STEPS = 1_000_000
+# 2 crops of 256² rather than 8 of 128² (the same pixels per step): on 128² crops z is 2×2 and the
+# hyperprior learns mostly from padding; the A/B of session 20 (Tools/train/RESULTS.md) gave -2.5 %
+# PSNR BD-rate on the whole held-out photos within 1600 steps. 256 is also the largest crop that
+# every photo of ../shared/data/train (sides 256-640 px) can give.
+DEFAULT_BATCH, DEFAULT_CROP = 2, 256
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,8 +64,12 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None,
                    help=f"stop after this many total steps (default {DEFAULT_STEPS}; the progress ETA only when given)")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours of this process")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"crops per step (default: the checkpoint's with --resume or --init CHECKPOINT.pt, "
+                        f"else {DEFAULT_BATCH})")
+    p.add_argument("--crop", type=int, default=None,
+                   help=f"side of the square training crops in pixels (default: the checkpoint's with --resume or "
+                        f"--init CHECKPOINT.pt, else {DEFAULT_CROP}); photos smaller than it are not used")
     p.add_argument("--samples", type=int, default=2, help="M: detail draws per image for the expected distortion")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
@@ -105,6 +114,24 @@ def parse_args(argv=None):
     for f, v in vars(ObjectiveConfig()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=v, help=f"objective {f}")
     return p.parse_args(argv)
+
+
+def batch_shape(args, ckpt: dict | None) -> str:
+    """Fills --batch and --crop when not given: a run continued from a checkpoint keeps the shape it
+    was trained with (a resume must not silently change the recipe), else the defaults. Returns
+    where the shape came from, for the start-up line."""
+    stored = (ckpt or {}).get("args", {})
+    source = "given"
+    for name, default in (("batch", DEFAULT_BATCH), ("crop", DEFAULT_CROP)):
+        if getattr(args, name) is None:
+            value = stored.get(name)
+            if value not in (None, "None"):
+                setattr(args, name, int(value))
+                source = "the checkpoint's"
+            else:
+                setattr(args, name, default)
+                source = "default" if source == "given" else source
+    return source
 
 
 def warmup_factor(steps_done: int, warmup_steps: int) -> float:
@@ -201,7 +228,9 @@ def main(argv=None):
 
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
+    shape_source = batch_shape(args, ckpt)
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
+          f"batch {args.batch}x{args.crop}² ({shape_source}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

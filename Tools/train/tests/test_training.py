@@ -250,6 +250,24 @@ def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys)
     assert "warning: 1 of 2 training images are smaller than 128x128" in capsys.readouterr().out
 
 
+def test_resume_keeps_the_checkpoints_batch_shape_unless_given(data, tmp_path, capsys):
+    import argparse
+    fresh = argparse.Namespace(batch=None, crop=None)
+    assert train.batch_shape(fresh, None) == "default" and (fresh.batch, fresh.crop) == (2, 256)
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--batch", 3, "--crop", 64, "--steps", 1])
+    no_shape = [a for i, a in enumerate(RUN) if a not in ("--batch", "--crop") and RUN[i - 1] not in ("--batch", "--crop")]
+    capsys.readouterr()
+    run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--steps", 2])
+    assert "batch 3x64² (the checkpoint's)" in capsys.readouterr().out
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["args"]["batch"] == "3"
+    run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--batch", 1, "--crop", 64, "--steps", 3])
+    assert "batch 1x64² (given)" in capsys.readouterr().out
+    # a checkpoint from before these defaults stored its shape too ("8", "128"): kept on resume
+    old = argparse.Namespace(batch=None, crop=None)
+    assert train.batch_shape(old, {"args": {"batch": "8", "crop": "128"}}) == "the checkpoint's"
+    assert (old.batch, old.crop) == (8, 128)
+
+
 def test_evaluation_crops_sizes(tmp_path):
     from psic_train.data import evaluation_crops
     Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
