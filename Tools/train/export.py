@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.data import evaluation_crops, list_images, load_rgb  # noqa: E402
+from psic_train.data import EVAL_CROP, evaluation_crops, list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
@@ -235,7 +235,7 @@ def heldout_eval(model: PSICModel, data: Path, holdout: int) -> dict | None:
     crops = evaluation_crops(list_images(data)[-holdout:]) if holdout else []
     if not crops:
         return None
-    return {"data": str(data), "holdout": holdout, "crop": 256, "crops": len(crops),
+    return {"data": str(data), "holdout": holdout, "crop": EVAL_CROP, "crops": len(crops),
             "sampled": mean_curve(model, crops)}
 
 

@@ -23,7 +23,11 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def evaluation_crops(files: list[Path], size: int = 256) -> list[torch.Tensor]:
+# Side of the held-out evaluation crops (train.py, compare.py, export.py's report).
+EVAL_CROP = 256
+
+
+def evaluation_crops(files: list[Path], size: int = EVAL_CROP) -> list[torch.Tensor]:
     """The held-out evaluation set of train.py and compare.py: each photo's top-left crop of at most
     size x size (the whole photo when size is 0), cut to multiples of 64 (the transforms' total
     stride), as 1x3xHxW floats in [0, 1]; photos under 64x64 are skipped."""
