@@ -121,17 +121,19 @@ def batch_shape(args, ckpt: dict | None) -> str:
     was trained with (a resume must not silently change the recipe), else the defaults. Returns
     where the shape came from, for the start-up line."""
     stored = (ckpt or {}).get("args", {})
-    source = "given"
+    sources = []
     for name, default in (("batch", DEFAULT_BATCH), ("crop", DEFAULT_CROP)):
-        if getattr(args, name) is None:
-            value = stored.get(name)
-            if value not in (None, "None"):
-                setattr(args, name, int(value))
-                source = "the checkpoint's"
-            else:
-                setattr(args, name, default)
-                source = "default" if source == "given" else source
-    return source
+        if getattr(args, name) is not None:
+            source = "given"
+        elif stored.get(name) not in (None, "None"):
+            setattr(args, name, int(stored[name]))
+            source = "the checkpoint's"
+        else:
+            setattr(args, name, default)
+            source = "default"
+        if source not in sources:
+            sources.append(source)
+    return " and ".join(sources)
 
 
 def warmup_factor(steps_done: int, warmup_steps: int) -> float:

@@ -266,6 +266,10 @@ def test_resume_keeps_the_checkpoints_batch_shape_unless_given(data, tmp_path, c
     old = argparse.Namespace(batch=None, crop=None)
     assert train.batch_shape(old, {"args": {"batch": "8", "crop": "128"}}) == "the checkpoint's"
     assert (old.batch, old.crop) == (8, 128)
+    # each field says where it came from
+    mixed = argparse.Namespace(batch=4, crop=None)
+    assert train.batch_shape(mixed, {"args": {"batch": "8", "crop": "128"}}) == "given and the checkpoint's"
+    assert (mixed.batch, mixed.crop) == (4, 128)
 
 
 def test_evaluation_crops_sizes(tmp_path):
