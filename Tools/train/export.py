@@ -38,6 +38,7 @@ from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
 from psic_train.quantize import all_layers, analyse, calibrate, quantize_entropy_model  # noqa: E402
+from psic_train.recipe import recipe_defaults  # noqa: E402
 from psic_train.rates import float_bits, int_bits, z_bits_int  # noqa: E402
 from psic_train.tables import gaussian_tables, z_tables  # noqa: E402
 
@@ -339,7 +340,9 @@ def main(argv=None):
             + ("stored as F16" if use_fp16 else "difference >= 0.05 dB, kept F32"))
 
     training = {"steps": step, "checkpoint": args.checkpoint.name, "weights": "ema" if use_ema else "raw",
-                "device": str(ckpt.get("args", {}).get("device", "cpu"))}
+                "device": str(ckpt.get("args", {}).get("device", "cpu")),
+                # what train.py --init MODEL_FILE continues with (train.fill_recipe)
+                "recipe": {k: v for k, v in ckpt.get("args", {}).items() if k in recipe_defaults()}}
     meta = write_model(args.out, model, ent, use_fp16, training)
     size = args.out.stat().st_size
     log(f"wrote {args.out} ({size / 2**20:.2f} MiB, fingerprint {meta['fingerprint']})")

@@ -40,6 +40,7 @@ from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: 
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
+from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults, stored_recipe  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 
@@ -48,7 +49,6 @@ DEFAULT_STEPS = 1_000_000
 # hyperprior learns mostly from padding; the A/B of session 20 (Tools/train/RESULTS.md) gave -2.5 %
 # PSNR BD-rate on the whole held-out photos within 1600 steps. 256 is also the largest crop that
 # every photo of ../shared/data/train (sides 256-640 px) can give.
-DEFAULT_BATCH, DEFAULT_CROP = 2, 256
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--crop", type=int, default=None,
                    help=f"side of the square training crops in pixels (default: the checkpoint's with --resume or "
                         f"--init CHECKPOINT.pt, else {DEFAULT_CROP}); photos smaller than it are not used")
-    p.add_argument("--samples", type=int, default=2, help="M: detail draws per image for the expected distortion")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
+                        f"else {DEFAULT_SAMPLES})")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
                    help="raise the learning rate linearly to --lr over the first N steps of this process (0 = "
@@ -112,28 +114,19 @@ def parse_args(argv=None):
     for f, v in ModelConfig().to_dict().items():
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=v, help=f"model size {f} (new runs only)")
     for f, v in vars(ObjectiveConfig()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=float, default=v, help=f"objective {f}")
+        p.add_argument(f"--{f.replace('_', '-')}", type=float, default=None,
+                       help=f"objective {f} (default: the checkpoint's, else {v:g})")
     return p.parse_args(argv)
 
 
-def batch_shape(args, ckpt: dict | None) -> str:
-    """Fills --batch and --crop when not given: a run continued from a checkpoint keeps the shape it
-    was trained with (a resume must not silently change the recipe), else the defaults. Returns
-    where the shape came from, for the start-up line."""
-    stored = (ckpt or {}).get("args", {})
-    sources = []
-    for name, default in (("batch", DEFAULT_BATCH), ("crop", DEFAULT_CROP)):
-        if getattr(args, name) is not None:
-            source = "given"
-        elif stored.get(name) not in (None, "None"):
-            setattr(args, name, int(stored[name]))
-            source = "the checkpoint's"
-        else:
-            setattr(args, name, default)
-            source = "default"
-        if source not in sources:
-            sources.append(source)
-    return " and ".join(sources)
+def recipe_line(args, sources: dict[str, str]) -> str:
+    """Start-up line: the batch shape and where it came from, then every recipe value that is not
+    the default."""
+    shape = list(dict.fromkeys(sources[n] for n in ("batch", "crop")))
+    line = f"batch {args.batch}x{args.crop}² ({' and '.join(shape)})"
+    changed = [f"{n} {getattr(args, n):g} ({sources[n]})" for n, d in recipe_defaults().items()
+               if n not in ("batch", "crop") and getattr(args, n) != d]
+    return line + ("; " + ", ".join(changed) if changed else "")
 
 
 def warmup_factor(steps_done: int, warmup_steps: int) -> float:
@@ -181,9 +174,11 @@ def main(argv=None):
         # A shipped model file: the function it stores, rebuilt as float layers (psic_train/fromfile.py).
         shipped, meta = model_from_file(args.init)
         ckpt = {"config": shipped.cfg.to_dict(), "model": shipped.state_dict(),
-                "step": int(meta.get("training", {}).get("steps", 0))}
+                "step": int(meta.get("training", {}).get("steps", 0)),
+                "recipe": meta.get("training", {}).get("recipe", {})}
     elif args.init:
         ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
+    recipe_sources = fill_recipe(args, stored_recipe(ckpt))
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})
     model = PSICModel(cfg).to(args.device).to(memory_format=torch.channels_last)
@@ -230,9 +225,8 @@ def main(argv=None):
 
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
-    shape_source = batch_shape(args, ckpt)
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"batch {args.batch}x{args.crop}² ({shape_source}); "
+          f"{recipe_line(args, recipe_sources)}; "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

@@ -251,6 +251,28 @@ def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
     assert cross < np.mean(entropy) * 1.03 + 0.01, (cross, np.mean(entropy))
 
 
+def test_init_from_a_model_file_keeps_its_training_recipe(setup, tmp_path, capsys):
+    """A new machine continues from the committed model file: the recipe export.py wrote into it
+    (train.py's options at the exported step) is what train.py --init MODEL continues with."""
+    import train
+    from PIL import Image
+    model, ent, y, z = setup
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False,
+                training={"steps": 7, "recipe": {"batch": "1", "crop": "64", "lambda_max": "2240.0"}})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    train.main(["--init", str(path), "--data", str(photos), "--out", str(tmp_path / "run"), "--holdout", "1",
+                "--threads", "1", "--steps", "8", "--eval-every", "100"])
+    out = capsys.readouterr().out
+    assert "step 7; batch 1x64² (the checkpoint's); lambda_max 2240 (the checkpoint's)" in out
+    stored = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["args"]
+    assert float(stored["lambda_max"]) == 2240 and stored["batch"] == "1"
+
+
 def test_headroom_schedule_shrinks_to_the_floor():
     from export import headroom_schedule
     assert headroom_schedule(2.0) == [2.0, 1.5, 1.125]

@@ -250,26 +250,37 @@ def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys)
     assert "warning: 1 of 2 training images are smaller than 128x128" in capsys.readouterr().out
 
 
-def test_resume_keeps_the_checkpoints_batch_shape_unless_given(data, tmp_path, capsys):
+def test_resume_keeps_the_checkpoints_recipe_unless_given(data, tmp_path, capsys):
     import argparse
-    fresh = argparse.Namespace(batch=None, crop=None)
-    assert train.batch_shape(fresh, None) == "default" and (fresh.batch, fresh.crop) == (2, 256)
-    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--batch", 3, "--crop", 64, "--steps", 1])
+    from psic_train.recipe import fill_recipe, recipe_defaults
+
+    def blank(**given):
+        return argparse.Namespace(**{**{n: None for n in recipe_defaults()}, **given})
+
+    fresh = blank()
+    assert set(fill_recipe(fresh, None).values()) == {"default"} and (fresh.batch, fresh.crop) == (2, 256)
+    assert fresh.lambda_max == recipe_defaults()["lambda_max"] and fresh.samples == 2
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--batch", 3, "--crop", 64, "--lambda-max", 1000,
+         "--steps", 1])
     no_shape = [a for i, a in enumerate(RUN) if a not in ("--batch", "--crop") and RUN[i - 1] not in ("--batch", "--crop")]
     capsys.readouterr()
     run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--steps", 2])
-    assert "batch 3x64² (the checkpoint's)" in capsys.readouterr().out
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["args"]["batch"] == "3"
-    run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--batch", 1, "--crop", 64, "--steps", 3])
-    assert "batch 1x64² (given)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "batch 3x64² (the checkpoint's); lambda_max 1000 (the checkpoint's)" in out
+    stored = torch.load(tmp_path / "last.pt", weights_only=False)["args"]
+    assert stored["batch"] == "3" and float(stored["lambda_max"]) == 1000
+    run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--batch", 1, "--crop", 64,
+         "--lambda-max", 900, "--steps", 3])
+    assert "batch 1x64² (given); lambda_max 900 (given)" in capsys.readouterr().out
     # a checkpoint from before these defaults stored its shape too ("8", "128"): kept on resume
-    old = argparse.Namespace(batch=None, crop=None)
-    assert train.batch_shape(old, {"args": {"batch": "8", "crop": "128"}}) == "the checkpoint's"
-    assert (old.batch, old.crop) == (8, 128)
-    # each field says where it came from
-    mixed = argparse.Namespace(batch=4, crop=None)
-    assert train.batch_shape(mixed, {"args": {"batch": "8", "crop": "128"}}) == "given and the checkpoint's"
-    assert (mixed.batch, mixed.crop) == (4, 128)
+    old = blank()
+    sources = fill_recipe(old, {"batch": "8", "crop": "128", "lambda_max": "2048.0", "samples": "2"})
+    assert (old.batch, old.crop, old.lambda_max) == (8, 128, 2048.0) and sources["crop"] == "the checkpoint's"
+    # each option says where it came from
+    mixed = blank(batch=4)
+    sources = fill_recipe(mixed, {"batch": "8", "crop": "128"})
+    assert (mixed.batch, mixed.crop) == (4, 128) and (sources["batch"], sources["crop"]) == ("given", "the checkpoint's")
+    assert train.recipe_line(mixed, sources).startswith("batch 4x128² (given and the checkpoint's)")
 
 
 def test_evaluation_crops_sizes(tmp_path):

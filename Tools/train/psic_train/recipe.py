@@ -1,0 +1,43 @@
+"""The training recipe: the options that define what a run trains on and towards (batch shape,
+detail draws M, the objective's weights). A run continued from a checkpoint (train.py --resume,
+--init CHECKPOINT.pt) or from a model file (--init MODEL.safetensors, whose training metadata
+holds the recipe since session 21) keeps its recipe unless an option is given: a resume must
+never silently change what is trained."""
+from __future__ import annotations
+
+from .objective import ObjectiveConfig
+
+DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES = 2, 256, 2
+
+
+def recipe_defaults() -> dict:
+    """The options that define what a run trains on and towards (batch shape, M, the objective),
+    with their defaults: a run continued from a checkpoint keeps its own values of these."""
+    return {"batch": DEFAULT_BATCH, "crop": DEFAULT_CROP, "samples": DEFAULT_SAMPLES, **vars(ObjectiveConfig())}
+
+
+def fill_recipe(args, stored: dict | None) -> dict[str, str]:
+    """Fills each recipe option not given on the command line from `stored` (the recipe a
+    checkpoint or model file was trained with; values may be strings) or else its default, so that
+    a resume never silently changes the recipe. Returns where each value came from: "given",
+    "the checkpoint's" or "default"."""
+    stored = stored or {}
+    sources = {}
+    for name, default in recipe_defaults().items():
+        if getattr(args, name) is not None:
+            sources[name] = "given"
+        elif stored.get(name) not in (None, "None"):
+            setattr(args, name, float(stored[name]) if isinstance(default, float)
+                    else int(stored[name]))
+            sources[name] = "the checkpoint's"
+        else:
+            setattr(args, name, default)
+            sources[name] = "default"
+    return sources
+
+
+def stored_recipe(ckpt: dict | None) -> dict:
+    """The recipe a checkpoint (its "args") or a model file (its training metadata) was trained with."""
+    if not ckpt:
+        return {}
+    return ckpt.get("args") or ckpt.get("recipe") or {}
