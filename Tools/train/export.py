@@ -341,7 +341,7 @@ def main(argv=None):
 
     training = {"steps": step, "checkpoint": args.checkpoint.name, "weights": "ema" if use_ema else "raw",
                 "device": str(ckpt.get("args", {}).get("device", "cpu")),
-                # what train.py --init MODEL_FILE continues with (train.fill_recipe)
+                # what train.py --init MODEL_FILE continues with (psic_train/recipe.py)
                 "recipe": {k: v for k, v in ckpt.get("args", {}).items() if k in recipe_defaults()}}
     meta = write_model(args.out, model, ent, use_fp16, training)
     size = args.out.stat().st_size

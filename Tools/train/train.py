@@ -45,10 +45,6 @@ from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perce
 from psic_train.progress import Progress, summarize  # noqa: E402
 
 DEFAULT_STEPS = 1_000_000
-# 2 crops of 256² rather than 8 of 128² (the same pixels per step): on 128² crops z is 2×2 and the
-# hyperprior learns mostly from padding; the A/B of session 20 (Tools/train/RESULTS.md) gave -2.5 %
-# PSNR BD-rate on the whole held-out photos within 1600 steps. 256 is also the largest crop that
-# every photo of ../shared/data/train (sides 256-640 px) can give.
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,11 +61,11 @@ def parse_args(argv=None):
                    help=f"stop after this many total steps (default {DEFAULT_STEPS}; the progress ETA only when given)")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours of this process")
     p.add_argument("--batch", type=int, default=None,
-                   help=f"crops per step (default: the checkpoint's with --resume or --init CHECKPOINT.pt, "
+                   help=f"crops per step (default: the checkpoint's or model file's with --resume or --init, "
                         f"else {DEFAULT_BATCH})")
     p.add_argument("--crop", type=int, default=None,
-                   help=f"side of the square training crops in pixels (default: the checkpoint's with --resume or "
-                        f"--init CHECKPOINT.pt, else {DEFAULT_CROP}); photos smaller than it are not used")
+                   help=f"side of the square training crops in pixels (default: the checkpoint's or model file's with "
+                        f"--resume or --init, else {DEFAULT_CROP}); photos smaller than it are not used")
     p.add_argument("--samples", type=int, default=None,
                    help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
                         f"else {DEFAULT_SAMPLES})")
