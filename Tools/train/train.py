@@ -40,7 +40,7 @@ from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: 
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
-from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults, stored_recipe  # noqa: E402
+from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 
@@ -171,10 +171,10 @@ def main(argv=None):
         shipped, meta = model_from_file(args.init)
         ckpt = {"config": shipped.cfg.to_dict(), "model": shipped.state_dict(),
                 "step": int(meta.get("training", {}).get("steps", 0)),
-                "recipe": meta.get("training", {}).get("recipe", {})}
+                "args": meta.get("training", {}).get("recipe", {})}   # what a checkpoint's "args" would hold
     elif args.init:
         ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
-    recipe_sources = fill_recipe(args, stored_recipe(ckpt))
+    recipe_sources = fill_recipe(args, (ckpt or {}).get("args"))
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})
     model = PSICModel(cfg).to(args.device).to(memory_format=torch.channels_last)

@@ -15,8 +15,7 @@ DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES = 2, 256, 2
 
 
 def recipe_defaults() -> dict:
-    """The options that define what a run trains on and towards (batch shape, M, the objective),
-    with their defaults: a run continued from a checkpoint keeps its own values of these."""
+    """Each recipe option with its default."""
     return {"batch": DEFAULT_BATCH, "crop": DEFAULT_CROP, "samples": DEFAULT_SAMPLES, **vars(ObjectiveConfig())}
 
 
@@ -39,9 +38,3 @@ def fill_recipe(args, stored: dict | None) -> dict[str, str]:
             sources[name] = "default"
     return sources
 
-
-def stored_recipe(ckpt: dict | None) -> dict:
-    """The recipe a checkpoint (its "args") or a model file (its training metadata) was trained with."""
-    if not ckpt:
-        return {}
-    return ckpt.get("args") or ckpt.get("recipe") or {}
