@@ -72,11 +72,16 @@ def task_codec(args):
     return rec
 
 
+def psic_model_path() -> Path:
+    """The model the psic runs use: $PSIC_MODEL, else the repository's shipped model (psic's
+    default when run from the repository root)."""
+    return Path(os.environ.get("PSIC_MODEL") or HERE.parents[1] / "Models" / "psic-conv.safetensors")
+
+
 def psic_model_fingerprint() -> str:
-    """The fingerprint of the model the psic runs use: $PSIC_MODEL, else the repository's shipped
-    model (psic's default when run from the repository root). PSIC's cache entries are kept per
-    fingerprint, so a new model is never measured from an old model's cache."""
-    path = Path(os.environ.get("PSIC_MODEL") or HERE.parents[1] / "Models" / "psic-conv.safetensors")
+    """The fingerprint of `psic_model_path()`. PSIC's cache entries are kept per fingerprint, so a
+    new model is never measured from an old model's cache."""
+    path = psic_model_path()
     try:
         with open(path, "rb") as f:
             size = struct.unpack("<Q", f.read(8))[0]
@@ -259,6 +264,14 @@ def level_gains(records, codec="psic") -> str:
             f"{len(by)} images): {verdict}.\n")
 
 
+def measured_on(out: Path, model: str) -> str:
+    """When this model's PSIC entries were measured: the newest of its cache files (a run from the
+    cache, --skip-metrics, keeps the date of the measurement, not of the tables)."""
+    files = list((out / "cache" / "psic" / model).glob("*.json"))
+    t = max((f.stat().st_mtime for f in files), default=time.time())
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
+
+
 def seed_from_reference(option, images_dir, out, images, tools):
     """Seeds the cache from the reference file (`--reference`; by default the committed one for
     this image folder, when there is one). The reference holds no LPIPS: with LPIPS on, nothing
@@ -298,7 +311,10 @@ def main(argv=None):
                          "Tools/train/psic_train/perceptual.py); use a fresh --out, cached results "
                          "without LPIPS are not recomputed")
     ap.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
-    ap.add_argument("--docs", default="", help="copy the headline plots here (e.g. docs)")
+    ap.add_argument("--docs", default="",
+                    help="copy the headline plots to this folder (e.g. docs) and rewrite the measured blocks "
+                         "of its results.md and of README.md beside it (Tools/eval/results_doc.py); "
+                         "needs the whole image set and every codec")
     ap.add_argument("--reference", default=None,
                     help="committed results of the other codecs to reuse where the images and tool versions "
                          "match (default Tools/eval/reference/<images folder name>.json when it exists; "
@@ -307,6 +323,15 @@ def main(argv=None):
                     help="write this run's results of the other codecs, with the tool versions, to FILE")
     a = ap.parse_args(argv)
 
+    if a.docs and (a.limit or set(a.codecs.split(",")) != {"psic", "jpeg", "webp", "avif", "jxl"}):
+        ap.error("--docs rewrites the published figures: run it on the whole image set (no --limit) "
+                 "with every codec (the default --codecs)")
+    if a.docs:
+        import results_doc
+        try:
+            results_doc.check_documents(Path(a.docs) / "results.md", Path(a.docs).resolve().parent / "README.md")
+        except results_doc.ResultsDocError as e:
+            ap.error(f"--docs: {e}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics.configure_lpips(a.lpips_weights, a.lpips_net)
@@ -372,9 +397,19 @@ def main(argv=None):
                                                   "metrics": metrics.available(),
                                                   "commands": {c: CODECS[c].describe() for c in codecs if c != "psic"},
                                                   "curves": agg}, indent=1))
-    (out / "bdrate.md").write_text("\n".join(t for t in (bd_tables(agg, c) for c in TESTS) if t))
-    (out / "curves.md").write_text(curves_table(agg) + "\n" + level_gains(records))
-    print((out / "bdrate.md").read_text())
+    bd_md = "\n".join(t for t in (bd_tables(agg, c) for c in TESTS) if t)
+    curves_md = curves_table(agg) + "\n" + level_gains(records)
+    (out / "bdrate.md").write_text(bd_md)
+    (out / "curves.md").write_text(curves_md)
+    print(bd_md)
+    if a.docs:
+        import results_doc
+        docs = Path(a.docs).resolve()
+        info = results_doc.run_info(psic_model_path(), len(images), a.images, measured_on(out, model),
+                                    HERE.parents[1])
+        results_doc.update_results(docs / "results.md", info, agg, curves_md, bd_md)
+        results_doc.update_readme(docs.parent / "README.md", info, agg)
+        print(f"rewrote the measured blocks of {docs / 'results.md'} and {docs.parent / 'README.md'}", flush=True)
 
     import plots
     plots.rate_quality(agg, out / "plots", RD_METRICS, LABEL)

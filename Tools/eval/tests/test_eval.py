@@ -252,3 +252,90 @@ def test_level_gains_names_the_smallest_step_and_a_drop():
     text = evaluate.level_gains(falling)
     assert "-0.50 dB (b, level 2 → 3" in text and "does NOT grow" in text
     assert evaluate.level_gains([]) == ""
+
+
+def _doc_agg(psic_scale):
+    """Four anchors and PSIC (seed 0 and mean details) on the same quality grid; PSIC needs
+    psic_scale x each anchor's rate."""
+    import evaluate
+    recs = []
+    for codec, scale in (("jpeg", 1.0), ("webp", 0.5), ("avif", 0.25), ("jxl", 1.0),
+                         ("psic", psic_scale), ("psic-mean", psic_scale)):
+        for q in range(1, 5):
+            recs.append({"codec": codec, "quality": q, "image": "x", "bytes": 1, "bpp": scale * 2 ** q,
+                         "psnr": 25.0 + 2 * q, "ms_ssim": 1 - 10 ** (-q / 2), "ssimulacra2": 10.0 * q})
+    return evaluate.aggregate(recs)
+
+
+def _doc(tmp_path, headline="old headline"):
+    import results_doc
+    names = ("model", "headline", "history", "curves", "bdrate", "samples")
+    text = "# r\n\n" + "\n\nprose\n\n".join(f"<!-- eval:{n} -->\n{headline if n == 'headline' else 'x'}\n<!-- /eval:{n} -->"
+                                           for n in names) + "\n"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text(text)
+    readme = "\n\n".join(f"<!-- eval:{n} -->\nx\n<!-- /eval:{n} -->" for n in ("readme-model", "readme-levels",
+                                                                                "readme-bdrate"))
+    (tmp_path / "README.md").write_text("# PSIC\n\n" + readme + "\n\n## Layout\n")
+    return results_doc
+
+
+def _info(results_doc, fingerprint, step):
+    return results_doc.RunInfo(fingerprint=fingerprint, step=step, weights="EMA", architecture="conv, N=1",
+                               commit="abc1234", date="2026-12-04 17:00 UTC", images=24, folder="kodak")
+
+
+def test_results_doc_rewrites_every_block_and_keeps_the_prose(tmp_path):
+    rd = _doc(tmp_path)
+    agg = _doc_agg(0.8)
+    doc = tmp_path / "docs" / "results.md"
+    rd.update_results(doc, _info(rd, "aaaa", 100), agg, "CURVES", "BDRATE")
+    text = doc.read_text()
+    assert text.count("prose") == 5 and "CURVES" in text and "BDRATE" in text
+    assert "fingerprint `aaaa`, training step 100, EMA weights" in text
+    # PSIC needs 0.8x JPEG's bits, 1.6x WebP's, 3.2x AVIF's: -20 / +60 / +220 / -20 %.
+    assert "PSNR −20 / +60 / +220 / −20 %" in rd.block(text, "headline")
+    assert rd.block(text, "history") == "x"       # the old headline had no data: nothing to keep
+    rd.update_readme(tmp_path / "README.md", _info(rd, "aaaa", 100), agg)
+    readme = (tmp_path / "README.md").read_text()
+    assert "| PSNR | −20 % | +60 % | +220 % | −20 % |" in readme
+    assert "| PSIC level | 1 | 2 | 3 | 4 |" in readme and readme.endswith("## Layout\n")
+
+
+def test_results_doc_moves_the_previous_models_headline_to_the_history(tmp_path):
+    rd = _doc(tmp_path)
+    doc = tmp_path / "docs" / "results.md"
+    rd.update_results(doc, _info(rd, "aaaa", 100), _doc_agg(0.8), "", "")
+    rd.update_results(doc, _info(rd, "aaaa", 100), _doc_agg(0.8), "", "")    # same model again: no entry
+    assert rd.block(doc.read_text(), "history") == "x"
+    rd.update_results(doc, _info(rd, "bbbb", 200), _doc_agg(0.5), "", "")
+    text = doc.read_text()
+    history = rd.block(text, "history").splitlines()
+    assert history[0].startswith("- Model `aaaa` (step 100, measured 2026-12-04 17:00 UTC): ")
+    assert "PSNR −20 / +60 / +220 / −20 %" in history[0] and history[1] == "x"
+    assert "PSNR −50 / ±0 / +100 / −50 %" in rd.block(text, "headline")
+
+
+def test_results_doc_refuses_a_document_without_its_markers(tmp_path):
+    rd = _doc(tmp_path)
+    doc = tmp_path / "docs" / "results.md"
+    doc.write_text(doc.read_text().replace("<!-- /eval:curves -->", ""))
+    with pytest.raises(rd.ResultsDocError, match="eval:curves"):
+        rd.update_results(doc, _info(rd, "aaaa", 100), _doc_agg(0.8), "", "")
+    with pytest.raises(rd.ResultsDocError, match="results.md: expected one '<!-- eval:curves -->'"):
+        rd.check_documents(doc, tmp_path / "README.md")
+
+    with pytest.raises(rd.ResultsDocError):
+        rd.replace_block("<!-- eval:a -->\n<!-- /eval:a -->\n<!-- eval:a -->\n<!-- /eval:a -->", "a", "y")
+
+
+def test_docs_option_needs_the_whole_sweep():
+    import evaluate
+    import results_doc
+    repo = Path(__file__).resolve().parents[3]
+    # The committed documents carry every block a run writes.
+    results_doc.check_documents(repo / "docs" / "results.md", repo / "README.md")
+    with pytest.raises(SystemExit):
+        evaluate.main(["--docs", "docs", "--limit", "3"])
+    with pytest.raises(SystemExit):
+        evaluate.main(["--docs", "docs", "--codecs", "psic"])
