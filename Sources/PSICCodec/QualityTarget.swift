@@ -31,10 +31,10 @@ public struct QualityTargetedStream: Sendable {
 
 /// The bisection over one stream's cuts: which cut to decode next, and what the answer is
 /// once the measured PSNRs settle it. It takes the PSNR to grow with the level (for the
-/// shipped model each level adds 1.11 dB or more on every Kodak image, `out/eval/per_image.csv`
-/// of the step-76024 sweep, stated in docs/results.md; 1.0 dB for step 40243), and measures every level it returns, so
-/// the answer always reaches the target even where that assumption failed (it could then be
-/// a level more than needed, never a level short).
+/// shipped models each level has added about 1 dB or more on every Kodak image; every
+/// Tools/eval sweep re-checks it and states the smallest gain in docs/results.md), and measures
+/// every level it returns, so the answer always reaches the target even where that assumption
+/// failed (it could then be a level more than needed, never a level short).
 struct LevelSearch {
     let target: Double
     let allLevels: Int
