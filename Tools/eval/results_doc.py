@@ -17,6 +17,7 @@ import json
 import math
 import re
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,11 @@ def source_commit(repo: Path) -> str:
     return f"{head} with uncommitted changes to Sources/" if dirty else head
 
 
+def _wrap(text: str, indent: str = "") -> str:
+    """Wraps a generated paragraph like the hand-written prose around it (100 columns)."""
+    return textwrap.fill(text, 100, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- eval:{name} -->", f"<!-- /eval:{name} -->"
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
@@ -126,8 +132,8 @@ def headline(info: RunInfo, agg) -> str:
     if "psic-mean" in f:
         text += f"; mean details: {part('psic-mean')}"
     data = {"fingerprint": info.fingerprint, "step": info.step, "date": info.date, "text": text}
-    return (f"{text} (tables below; near-zero entries are within the method's sensitivity, see caveats).\n"
-            f"<!-- eval-data {json.dumps(data, ensure_ascii=False)} -->")
+    return (_wrap(f"{text} (tables below; near-zero entries are within the method's sensitivity, see caveats).")
+            + f"\n<!-- eval-data {json.dumps(data, ensure_ascii=False)} -->")
 
 
 def history_line(old_headline: str) -> str | None:
@@ -140,10 +146,10 @@ def history_line(old_headline: str) -> str | None:
 
 
 def model_paragraph(info: RunInfo) -> str:
-    return (f"Measured with `Tools/eval` on the {info.images} images of `{info.folder}`, model "
-            f"`Models/psic-conv.safetensors` (fingerprint `{info.fingerprint}`, {info.training}; "
-            f"{info.architecture}), with the release `psic` binary built from commit `{info.commit}`, "
-            f"on {info.date}.")
+    return _wrap(f"Measured with `Tools/eval` on the {info.images} images of `{info.folder}`, model "
+                 f"`Models/psic-conv.safetensors` (fingerprint `{info.fingerprint}`, {info.training}; "
+                 f"{info.architecture}), with the release `psic` binary built from commit `{info.commit}`, "
+                 f"on {info.date}.")
 
 
 def samples_summary(agg) -> str:
@@ -173,7 +179,7 @@ def samples_summary(agg) -> str:
     if gains:
         lines.append("- **Mean details** (`psic decode --details mean`) against seed 0, PSNR over all images: "
                      + ", ".join(f"level {q} {g:+.2f} dB" for q, g in gains) + ".")
-    return "\n".join(lines)
+    return "\n".join(_wrap(line, "  " if line.startswith("- ") else "") for line in lines)
 
 
 def levels_table(agg) -> str:
@@ -245,11 +251,11 @@ def update_results(path: Path, info: RunInfo, agg, curves_md: str, bdrate_md: st
 
 def update_readme(path: Path, info: RunInfo, agg) -> None:
     text = path.read_text()
-    text = replace_block(text, "readme-model",
+    text = replace_block(text, "readme-model", _wrap(
                          f"{info.images} images of `{info.folder}`, model `{info.fingerprint}` ({info.training}), "
                          f"measured on {info.date} with "
                          "`Tools/eval/run.sh` on a 2-core CPU VM; full tables, metric sources, caveats and the "
-                         "exact commands in [docs/results.md](docs/results.md).")
+                         "exact commands in [docs/results.md](docs/results.md)."))
     text = replace_block(text, "readme-levels", levels_table(agg))
     text = replace_block(text, "readme-bdrate", bd_summary_table(agg))
     path.write_text(text)
