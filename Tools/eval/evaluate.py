@@ -329,7 +329,8 @@ def main(argv=None):
     if a.docs:
         import results_doc
         try:
-            results_doc.check_documents(Path(a.docs) / "results.md", Path(a.docs).resolve().parent / "README.md")
+            results_doc.check_documents(Path(a.docs) / "results.md", Path(a.docs).resolve().parent / "README.md",
+                                        speed=not a.skip_speed)
         except results_doc.ResultsDocError as e:
             ap.error(f"--docs: {e}")
     out = Path(a.out)
@@ -422,7 +423,14 @@ def main(argv=None):
 
     if not a.skip_speed:
         import speed
-        speed.run_all(images[:a.speed_images], Path(a.psic).resolve(), out, vulkan=a.speed_vulkan)
+        res = speed.run_all(images[:a.speed_images], Path(a.psic).resolve(), out, vulkan=a.speed_vulkan)
+        if a.docs:
+            import results_doc
+            docs = Path(a.docs).resolve()
+            info = results_doc.run_info(psic_model_path(), len(images), a.images,
+                                        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), HERE.parents[1])
+            results_doc.update_speed(docs / "results.md", docs.parent / "README.md", info, res, speed.speed_table(res))
+            print(f"rewrote the speed blocks of {docs / 'results.md'} and {docs.parent / 'README.md'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -220,9 +220,10 @@ RESULTS_BLOCKS = ("model", "headline", "history", "curves", "bdrate", "samples")
 README_BLOCKS = ("readme-model", "readme-levels", "readme-bdrate")
 
 
-def check_documents(results: Path, readme: Path) -> None:
+def check_documents(results: Path, readme: Path, speed: bool = False) -> None:
     """Fails before a sweep, not after it, when a document cannot take its figures."""
-    for path, names in ((results, RESULTS_BLOCKS), (readme, README_BLOCKS)):
+    for path, names in ((results, RESULTS_BLOCKS + (("speed",) if speed else ())),
+                        (readme, README_BLOCKS + (("readme-speed",) if speed else ()))):
         try:
             text = path.read_text()
         except OSError as e:
@@ -259,3 +260,64 @@ def update_readme(path: Path, info: RunInfo, agg) -> None:
     text = replace_block(text, "readme-levels", levels_table(agg))
     text = replace_block(text, "readme-bdrate", bd_summary_table(agg))
     path.write_text(text)
+
+
+def _ratio(a, b) -> str:
+    """How many times slower a is than b, or faster when under 1, as words."""
+    if not a or not b:
+        return "—"
+    return f"{a / b:.1f}× slower" if a >= b else f"{b / a:.1f}× faster"
+
+
+def speed_block(info: RunInfo, res: dict, table: str) -> str:
+    """The speed section's measured part: when and on what, the table, and the ratios it implies."""
+    m = res.get("machine", {})
+    load = m.get("load_at_start")
+    lines = [_wrap(f"Measured on {info.date} with the release `psic` binary built from commit `{info.commit}` "
+                   f"(model {info.training}), on {m.get('cpus', '?')} CPUs ({m.get('cpu', 'unknown CPU')}), "
+                   + (f"load average {load[0]:.2f} at the start" if load else "load unknown")
+                   + f"; images {', '.join(res.get('images', []))}."), "", table.rstrip(), "", "Ratios from this run:"]
+    cpu, vk, pt = res.get("psic_cpu"), res.get("psic_vulkan"), res.get("torch_cpu")
+    if cpu and pt:
+        lines.append(_wrap(f"- **psic CPU vs PyTorch/CompressAI, same model**: a one-image psic process (own timer, "
+                           f"graphs prepared for a new size, entropy coding included) encodes "
+                           f"{_ratio(cpu['encode_self_s'], pt['encode_s'])} and decodes "
+                           f"{_ratio(cpu['decode_self_s'], pt['decode_s'])} than PyTorch's warm transforms alone "
+                           f"({pt['threads']} threads).", "  "))
+    if cpu and vk:
+        lines.append(_wrap(f"- **psic Vulkan vs psic CPU** (own timer, one-image processes): encode "
+                           f"{_ratio(vk['encode_self_s'], cpu['encode_self_s'])}, decode "
+                           f"{_ratio(vk['decode_self_s'], cpu['decode_self_s'])}.", "  "))
+    codecs = res.get("codecs", {})
+    if cpu and codecs:
+        lines.append(_wrap("- **psic CPU vs traditional codecs** (process wall): encode "
+                           f"{cpu['encode_wall_s']:.3f} s against "
+                           + ", ".join(f"{n} {c['encode_s']:.3f} s" for n, c in codecs.items())
+                           + f"; decode {cpu['decode_wall_s']:.3f} s against "
+                           + ", ".join(f"{n} {c['decode_s']:.3f} s" for n, c in codecs.items()) + ".", "  "))
+    b = res.get("psic_batch_cpu")
+    if b:
+        lines.append(f"- **Batch**: {b['images_per_s']:.2f} images/s with `psic encode DIR` (default --jobs).")
+    return "\n".join(lines)
+
+
+def readme_speed(info: RunInfo, res: dict) -> str:
+    cpu, pt, b = res.get("psic_cpu"), res.get("torch_cpu"), res.get("psic_batch_cpu")
+    if not cpu:
+        return ""
+    text = (f"Speed per image of {', '.join(res.get('images', []))} on this machine's "
+            f"{res.get('machine', {}).get('cpus', '?')} CPUs (Tools/eval speed run of {info.date}, "
+            f"docs/results.md): a one-image `psic` process encodes in {cpu['encode_self_s']:.2f} s and decodes in "
+            f"{cpu['decode_self_s']:.2f} s (psic's own timer, entropy coding included)")
+    if pt:
+        text += (f", where the same model's transforms alone take {pt['encode_s']:.2f} s / {pt['decode_s']:.2f} s "
+                 f"in PyTorch/CompressAI ({pt['threads']} threads)")
+    text += "."
+    if b:
+        text += f" Batch encoding (`psic encode DIR`): {b['images_per_s']:.1f} images/s."
+    return _wrap(text)
+
+
+def update_speed(results: Path, readme: Path, info: RunInfo, res: dict, table: str) -> None:
+    results.write_text(replace_block(results.read_text(), "speed", speed_block(info, res, table)))
+    readme.write_text(replace_block(readme.read_text(), "readme-speed", readme_speed(info, res)))

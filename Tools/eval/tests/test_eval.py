@@ -339,3 +339,29 @@ def test_docs_option_needs_the_whole_sweep():
         evaluate.main(["--docs", "docs", "--limit", "3"])
     with pytest.raises(SystemExit):
         evaluate.main(["--docs", "docs", "--codecs", "psic"])
+
+
+def test_speed_blocks_state_the_run_and_its_ratios(tmp_path):
+    import speed
+    rd = _doc(tmp_path)
+    doc, readme = tmp_path / "docs" / "results.md", tmp_path / "README.md"
+    doc.write_text(doc.read_text() + "\n<!-- eval:speed -->\nold\n<!-- /eval:speed -->\n")
+    readme.write_text(readme.read_text() + "\n<!-- eval:readme-speed -->\nold\n<!-- /eval:readme-speed -->\n")
+    rd.check_documents(doc, readme, speed=True)
+    res = {"machine": {"cpus": 2, "cpu": "Test CPU", "load_at_start": (0.5, 0.4, 0.3)}, "images": ["a", "b"],
+           "psic_cpu": {"encode_wall_s": 0.5, "encode_self_s": 0.2, "decode_wall_s": 0.6, "decode_self_s": 0.4, "n": 2},
+           "psic_vulkan": {"encode_wall_s": 2.0, "encode_self_s": 1.0, "decode_wall_s": 2.0, "decode_self_s": 1.2, "n": 1},
+           "torch_cpu": {"encode_s": 0.3, "decode_s": 0.2, "g_a": 0.2, "h_a": 0.0, "h_s": 0.0, "entropy_params": 0.1,
+                         "g_s": 0.1, "threads": 2, "size": "8x8", "device": "cpu", "reps": 3},
+           "codecs": {"jpeg": {"quality": 85, "encode_s": 0.01, "decode_s": 0.02, "bpp": 1.0, "command": "cjpeg"}},
+           "psic_batch_cpu": {"images": 2, "wall_s": 1.0, "images_per_s": 2.0, "self_s": None, "self_images_per_s": None}}
+    rd.update_speed(doc, readme, _info(rd, "aaaa", 100), res, speed.speed_table(res))
+    block = rd.block(doc.read_text(), "speed")
+    flat = " ".join(block.split())          # the prose is wrapped at 100 columns
+    assert "commit `abc1234`" in flat and "2 CPUs (Test CPU), load average 0.50" in flat
+    assert "encodes 1.5× faster and decodes 2.0× slower than PyTorch's" in flat   # 0.2 vs 0.3, 0.4 vs 0.2
+    assert "encode 5.0× slower, decode 3.0× slower" in flat                        # Vulkan vs CPU
+    assert "| psic cpu (psic's own timer) | 0.200 | 0.400 |" in block
+    assert "encodes in 0.20 s and decodes in 0.40 s" in " ".join(rd.block(readme.read_text(), "readme-speed").split())
+    with pytest.raises(rd.ResultsDocError):
+        rd.check_documents(doc, tmp_path / "README-missing.md", speed=True)
