@@ -67,15 +67,20 @@ def run_info(model_path: Path, images: int, folder: str, date: str, repo: Path) 
                    commit=source_commit(repo), date=date, images=images, folder=folder)
 
 
+SOURCES = ("Sources", "Shaders", "Tools/ShaderPlugin", "Package.swift", "Package.resolved")
+
+
 def source_commit(repo: Path) -> str:
-    """HEAD, marked when the sources the release binary is built from differ from it."""
+    """The last commit that changed what the release binary is built from (so a later commit of
+    docs or tools does not make the same binary look new), marked when those files have
+    uncommitted changes."""
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True).stdout.strip()
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
+    commit = git("log", "-1", "--format=%h", "--", *SOURCES)
+    if not commit:
         return "unknown (not a git checkout)"
-    dirty = git("status", "--porcelain", "--", "Sources", "Shaders", "Package.swift", "Package.resolved")
-    return f"{head} with uncommitted changes to Sources/" if dirty else head
+    dirty = git("status", "--porcelain", "--", *SOURCES)
+    return f"{commit} with uncommitted changes to Sources/" if dirty else commit
 
 
 def _wrap(text: str, indent: str = "") -> str:
@@ -148,7 +153,7 @@ def history_line(old_headline: str) -> str | None:
 def model_paragraph(info: RunInfo) -> str:
     return _wrap(f"Measured with `Tools/eval` on the {info.images} images of `{info.folder}`, model "
                  f"`Models/psic-conv.safetensors` (fingerprint `{info.fingerprint}`, {info.training}; "
-                 f"{info.architecture}), with the release `psic` binary built from commit `{info.commit}`, "
+                 f"{info.architecture}), with the release `psic` binary built from the sources of commit `{info.commit}`, "
                  f"on {info.date}.")
 
 
@@ -273,7 +278,7 @@ def speed_block(info: RunInfo, res: dict, table: str) -> str:
     """The speed section's measured part: when and on what, the table, and the ratios it implies."""
     m = res.get("machine", {})
     load = m.get("load_at_start")
-    lines = [_wrap(f"Measured on {info.date} with the release `psic` binary built from commit `{info.commit}` "
+    lines = [_wrap(f"Measured on {info.date} with the release `psic` binary built from the sources of commit `{info.commit}` "
                    f"(model {info.training}), on {m.get('cpus', '?')} CPUs ({m.get('cpu', 'unknown CPU')}), "
                    + (f"load average {load[0]:.2f} at the start" if load else "load unknown")
                    + f"; images {', '.join(res.get('images', []))}."), "", table.rstrip(), "", "Ratios from this run:"]
@@ -284,6 +289,16 @@ def speed_block(info: RunInfo, res: dict, table: str) -> str:
                            f"{_ratio(cpu['encode_self_s'], pt['encode_s'])} and decodes "
                            f"{_ratio(cpu['decode_self_s'], pt['decode_s'])} than PyTorch's warm transforms alone "
                            f"({pt['threads']} threads).", "  "))
+    wc, wv = res.get("psic_warm_cpu"), res.get("psic_warm_vulkan")
+    if wc and pt:
+        lines.append(_wrap(f"- **Warm psic CPU vs PyTorch/CompressAI** (graphs prepared, entropy coding included, "
+                           f"against transforms only): encode {_ratio(wc['encode_s'], pt['encode_s'])}, decode "
+                           f"{_ratio(wc['decode_s'], pt['decode_s'])}.", "  "))
+    if wc and wv:
+        lines.append(_wrap(f"- **Warm psic Vulkan vs psic CPU** ({wv['device']}): encode "
+                           f"{_ratio(wv['encode_s'], wc['encode_s'])}, decode {_ratio(wv['decode_s'], wc['decode_s'])}"
+                           + ("; both wrote the same stream" if wv["bytes"] == wc["bytes"] else
+                              f"; the streams differ in size ({wv['bytes']} vs {wc['bytes']} bytes)") + ".", "  "))
     if cpu and vk:
         lines.append(_wrap(f"- **psic Vulkan vs psic CPU** (own timer, one-image processes): encode "
                            f"{_ratio(vk['encode_self_s'], cpu['encode_self_s'])}, decode "
@@ -305,10 +320,13 @@ def readme_speed(info: RunInfo, res: dict) -> str:
     cpu, pt, b = res.get("psic_cpu"), res.get("torch_cpu"), res.get("psic_batch_cpu")
     if not cpu:
         return ""
-    text = (f"Speed per image of {', '.join(res.get('images', []))} on this machine's "
+    text = (f"Speed per image ({', '.join(res.get('images', []))}) on this machine's "
             f"{res.get('machine', {}).get('cpus', '?')} CPUs (Tools/eval speed run of {info.date}, "
             f"docs/results.md): a one-image `psic` process encodes in {cpu['encode_self_s']:.2f} s and decodes in "
             f"{cpu['decode_self_s']:.2f} s (psic's own timer, entropy coding included)")
+    w = res.get("psic_warm_cpu")
+    if w:
+        text += (f"; warm (`psic bench codec`, graphs prepared) {w['encode_s']:.2f} s and {w['decode_s']:.2f} s")
     if pt:
         text += (f", where the same model's transforms alone take {pt['encode_s']:.2f} s / {pt['decode_s']:.2f} s "
                  f"in PyTorch/CompressAI ({pt['threads']} threads)")

@@ -43,6 +43,14 @@ def psic_times(binary, images, backend, tmp: Path):
     env = dict(os.environ)
     if backend == "vulkan" and "VK_DRIVER_FILES" not in env and Path(LAVAPIPE).exists():
         env["VK_DRIVER_FILES"] = LAVAPIPE
+    # One untimed run first: a cold start also pays for filling Mesa's on-disk shader cache (on
+    # lavapipe a first-ever encode took 14 s against 2.7 s after it), which is the machine's
+    # history, not the codec's cost per image.
+    warm = tmp / f"warmup.{backend}.psic"
+    subprocess.run([str(binary), "encode", str(images[0]), "-o", str(warm), "--force", "--backend", backend,
+                    "--jobs", "1"], check=True, capture_output=True, env=env)
+    subprocess.run([str(binary), "decode", str(warm), "-o", str(tmp / f"warmup.{backend}.png"), "--force",
+                    "--backend", backend, "--jobs", "1"], check=True, capture_output=True, env=env)
     enc, dec = [], []
     for img in images:
         s = tmp / f"{img.stem}.{backend}.psic"
@@ -53,6 +61,19 @@ def psic_times(binary, images, backend, tmp: Path):
     med = lambda xs, k: statistics.median(x[k] for x in xs) if all(x[k] is not None for x in xs) else None  # noqa: E731
     return {"encode_wall_s": med(enc, 0), "encode_self_s": med(enc, 1),
             "decode_wall_s": med(dec, 0), "decode_self_s": med(dec, 1), "n": len(images)}
+
+
+def psic_warm(binary, image: Path, backend, repeats):
+    """`psic bench codec`: encode and decode of one image in one process, graphs prepared, median
+    of `repeats` runs, entropy coding included."""
+    env = dict(os.environ)
+    if backend == "vulkan" and "VK_DRIVER_FILES" not in env and Path(LAVAPIPE).exists():
+        env["VK_DRIVER_FILES"] = LAVAPIPE
+    r = subprocess.run([str(binary), "bench", "codec", str(image), "--backend", backend, "--repeats", str(repeats),
+                        "--json"], check=True, capture_output=True, text=True, env=env)
+    b = json.loads(r.stdout)[0]
+    return {"encode_s": b["encodeSeconds"], "decode_s": b["decodeSeconds"], "bytes": b["bytes"],
+            "device": b["backend"], "repeats": repeats, "image": image.stem}
 
 
 def psic_batch(binary, imgdir: Path, tmp: Path, backend="cpu"):
@@ -139,6 +160,10 @@ def run_all(images, binary: Path, out: Path, vulkan=False):
         if vulkan:
             print("speed: psic vulkan", flush=True)
             res["psic_vulkan"] = psic_times(binary, images[:1], "vulkan", tmp)
+        print("speed: psic warm (bench codec)", flush=True)
+        res["psic_warm_cpu"] = psic_warm(binary, images[0], "cpu", 9)
+        if vulkan:
+            res["psic_warm_vulkan"] = psic_warm(binary, images[0], "vulkan", 3)
         print("speed: pytorch", flush=True)
         res["torch_cpu"] = torch_times(images[0])
         try:
@@ -178,6 +203,11 @@ def speed_table(r) -> str:
         if p:
             lines.append(f"| psic {be} (process wall) | {f(p['encode_wall_s'])} | {f(p['decode_wall_s'])} | median of {p['n']} images, --jobs 1, all 8 levels |")
             lines.append(f"| psic {be} (psic's own timer) | {f(p['encode_self_s'])} | {f(p['decode_self_s'])} | excludes process start / model load |")
+    for be in ("cpu", "vulkan"):
+        w = r.get(f"psic_warm_{be}")
+        if w:
+            lines.append(f"| psic {be} (warm: `psic bench codec`) | {f(w['encode_s'])} | {f(w['decode_s'])} | "
+                         f"{w['image']}, graphs prepared, median of {w['repeats']}, {w['device']}, {w['bytes']} bytes |")
     for dev in ("cpu", "cuda"):
         t = r.get(f"torch_{dev}")
         if t:

@@ -354,7 +354,10 @@ def test_speed_blocks_state_the_run_and_its_ratios(tmp_path):
            "torch_cpu": {"encode_s": 0.3, "decode_s": 0.2, "g_a": 0.2, "h_a": 0.0, "h_s": 0.0, "entropy_params": 0.1,
                          "g_s": 0.1, "threads": 2, "size": "8x8", "device": "cpu", "reps": 3},
            "codecs": {"jpeg": {"quality": 85, "encode_s": 0.01, "decode_s": 0.02, "bpp": 1.0, "command": "cjpeg"}},
-           "psic_batch_cpu": {"images": 2, "wall_s": 1.0, "images_per_s": 2.0, "self_s": None, "self_images_per_s": None}}
+           "psic_batch_cpu": {"images": 2, "wall_s": 1.0, "images_per_s": 2.0, "self_s": None, "self_images_per_s": None},
+           "psic_warm_cpu": {"encode_s": 0.15, "decode_s": 0.1, "bytes": 99, "device": "cpu", "repeats": 9, "image": "a"},
+           "psic_warm_vulkan": {"encode_s": 0.6, "decode_s": 0.5, "bytes": 99, "device": "lvp", "repeats": 3,
+                                "image": "a"}}
     rd.update_speed(doc, readme, _info(rd, "aaaa", 100), res, speed.speed_table(res))
     block = rd.block(doc.read_text(), "speed")
     flat = " ".join(block.split())          # the prose is wrapped at 100 columns
@@ -362,6 +365,12 @@ def test_speed_blocks_state_the_run_and_its_ratios(tmp_path):
     assert "encodes 1.5× faster and decodes 2.0× slower than PyTorch's" in flat   # 0.2 vs 0.3, 0.4 vs 0.2
     assert "encode 5.0× slower, decode 3.0× slower" in flat                        # Vulkan vs CPU
     assert "| psic cpu (psic's own timer) | 0.200 | 0.400 |" in block
-    assert "encodes in 0.20 s and decodes in 0.40 s" in " ".join(rd.block(readme.read_text(), "readme-speed").split())
+    assert "| psic vulkan (warm: `psic bench codec`) | 0.600 | 0.500 |" in block
+    assert "Warm psic CPU vs PyTorch/CompressAI** (graphs prepared, entropy coding included, against " \
+           "transforms only): encode 2.0× faster, decode 2.0× faster" in flat
+    assert "(lvp): encode 4.0× slower, decode 5.0× slower; both wrote the same stream" in flat
+    readme_block = " ".join(rd.block(readme.read_text(), "readme-speed").split())
+    assert "encodes in 0.20 s and decodes in 0.40 s" in readme_block
+    assert "warm (`psic bench codec`, graphs prepared) 0.15 s and 0.10 s" in readme_block
     with pytest.raises(rd.ResultsDocError):
         rd.check_documents(doc, tmp_path / "README-missing.md", speed=True)
