@@ -280,7 +280,7 @@ def test_resume_keeps_the_checkpoints_recipe_unless_given(data, tmp_path, capsys
     mixed = blank(batch=4)
     sources = fill_recipe(mixed, {"batch": "8", "crop": "128"})
     assert (mixed.batch, mixed.crop) == (4, 128) and (sources["batch"], sources["crop"]) == ("given", "the checkpoint's")
-    assert train.recipe_line(mixed, sources).startswith("batch 4x128² (given and the checkpoint's)")
+    assert train.recipe_line(mixed, sources).startswith("batch 4x128² (batch given, crop the checkpoint's)")
 
 
 def test_evaluation_crops_sizes(tmp_path):
