@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 import bdrate  # noqa: E402
 import metrics  # noqa: E402
 import reference  # noqa: E402
+import results_doc  # noqa: E402
 from codec_runners import CODECS, PSIC  # noqa: E402
 
 METRICS = ("psnr", "ms_ssim", "ssimulacra2", "butteraugli", "lpips")
@@ -83,10 +84,7 @@ def psic_model_fingerprint() -> str:
     new model is never measured from an old model's cache."""
     path = psic_model_path()
     try:
-        with open(path, "rb") as f:
-            size = struct.unpack("<Q", f.read(8))[0]
-            meta = json.loads(f.read(size))["__metadata__"]["psic"]
-        return json.loads(meta)["fingerprint"]
+        return results_doc.model_metadata(path)["fingerprint"]
     except (OSError, KeyError, ValueError, struct.error) as e:
         sys.exit(f"evaluate.py: cannot read the model fingerprint of {path}: {e}")
 
@@ -327,7 +325,6 @@ def main(argv=None):
         ap.error("--docs rewrites the published figures: run it on the whole image set (no --limit) "
                  "with every codec (the default --codecs)")
     if a.docs:
-        import results_doc
         try:
             results_doc.check_documents(Path(a.docs) / "results.md", Path(a.docs).resolve().parent / "README.md",
                                         speed=not a.skip_speed)
@@ -404,7 +401,6 @@ def main(argv=None):
     (out / "curves.md").write_text(curves_md)
     print(bd_md)
     if a.docs:
-        import results_doc
         docs = Path(a.docs).resolve()
         info = results_doc.run_info(psic_model_path(), len(images), a.images, measured_on(out, model),
                                     HERE.parents[1])
@@ -425,7 +421,6 @@ def main(argv=None):
         import speed
         res = speed.run_all(images[:a.speed_images], Path(a.psic).resolve(), out, vulkan=a.speed_vulkan)
         if a.docs:
-            import results_doc
             docs = Path(a.docs).resolve()
             info = results_doc.run_info(psic_model_path(), len(images), a.images,
                                         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), HERE.parents[1])

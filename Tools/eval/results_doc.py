@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 import subprocess
 import textwrap
 from dataclasses import dataclass
@@ -50,7 +51,6 @@ class RunInfo:
 
 def model_metadata(path: Path) -> dict:
     """The `psic` metadata block of a model file (safetensors header)."""
-    import struct
     with open(path, "rb") as f:
         size = struct.unpack("<Q", f.read(8))[0]
         return json.loads(json.loads(f.read(size))["__metadata__"]["psic"])
