@@ -59,3 +59,12 @@ def overlap(q_anchor, q_test) -> tuple[float, float] | None:
     qa, qt = np.asarray(q_anchor, float), np.asarray(q_test, float)
     lo, hi = max(np.nanmin(qa), np.nanmin(qt)), min(np.nanmax(qa), np.nanmax(qt))
     return (lo, hi) if hi > lo else None
+
+
+def curve_bd_rate(anchor_rows, test_rows, metric: str, method: str = "cubic") -> float:
+    """`bd_rate` of two aggregated curves (rows with "bpp" and the metric); NaN when either curve
+    lacks the metric at some point."""
+    if not anchor_rows or not test_rows or any(metric not in r for r in (*anchor_rows, *test_rows)):
+        return float("nan")
+    return bd_rate([r["bpp"] for r in anchor_rows], [r[metric] for r in anchor_rows],
+                   [r["bpp"] for r in test_rows], [r[metric] for r in test_rows], method)

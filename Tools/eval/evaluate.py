@@ -196,8 +196,7 @@ def bd_tables(agg, test="psic") -> str:
                 if any(m not in r for r in ar):
                     cells.append("—")
                     continue
-                v = bdrate.bd_rate([r["bpp"] for r in ar], [r[m] for r in ar],
-                                   [r["bpp"] for r in t], [r[m] for r in t], method)
+                v = bdrate.curve_bd_rate(ar, t, m, method)
                 ov = bdrate.overlap([r[m] for r in ar], [r[m] for r in t])
                 cells.append("n/o" if v != v else f"{v:+.1f} ({ov[0]:.3g}–{ov[1]:.3g})")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import struct
 import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
+import bdrate
 
 ANCHORS = (("jpeg", "JPEG"), ("webp", "WebP"), ("avif", "AVIF"), ("jxl", "JPEG XL"))
 DATA = re.compile(r"<!-- eval-data (\{.*?\}) -->")
@@ -88,29 +91,27 @@ def _wrap(text: str, indent: str = "") -> str:
     return textwrap.fill(text, 100, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
-def replace_block(text: str, name: str, body: str) -> str:
+def _span(text: str, name: str) -> tuple[str, str, str]:
+    """(before, inside, after) the one `name` block of a document."""
     begin, end = f"<!-- eval:{name} -->", f"<!-- /eval:{name} -->"
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
         raise ResultsDocError(f"expected one '{begin}' … '{end}' block")
     head, rest = text.split(begin)
-    _, tail = rest.split(end)
-    return f"{head}{begin}\n{body.rstrip()}\n{end}{tail}"
+    body, tail = rest.split(end)
+    return head + begin, body, end + tail
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    head, _, tail = _span(text, name)
+    return f"{head}\n{body.rstrip()}\n{tail}"
 
 
 def block(text: str, name: str) -> str:
-    begin, end = f"<!-- eval:{name} -->", f"<!-- /eval:{name} -->"
-    if begin not in text or end not in text:
-        raise ResultsDocError(f"expected one '{begin}' … '{end}' block")
-    return text.split(begin, 1)[1].split(end, 1)[0].strip()
+    return _span(text, name)[1].strip()
 
 
 def _bd(agg, test, anchor, metric) -> float:
-    import bdrate
-    a, t = agg.get(anchor), agg.get(test)
-    if not a or not t or any(metric not in r for r in a + t):
-        return math.nan
-    return bdrate.bd_rate([r["bpp"] for r in a], [r[metric] for r in a],
-                          [r["bpp"] for r in t], [r[metric] for r in t], "cubic")
+    return bdrate.curve_bd_rate(agg.get(anchor), agg.get(test), metric, "cubic")
 
 
 def _pct(v: float) -> str:
@@ -141,11 +142,13 @@ def headline(info: RunInfo, agg) -> str:
             + f"\n<!-- eval-data {json.dumps(data, ensure_ascii=False)} -->")
 
 
-def history_line(old_headline: str) -> str | None:
-    m = DATA.search(old_headline)
-    if not m:
-        return None
-    d = json.loads(m.group(1))
+def headline_data(headline_block: str) -> dict | None:
+    """The figures a headline block was written from (its `eval-data` comment)."""
+    m = DATA.search(headline_block)
+    return json.loads(m.group(1)) if m else None
+
+
+def history_line(d: dict) -> str:
     step = f"step {d['step']}" if d.get("step") is not None else "unknown step"
     return f"- Model `{d['fingerprint']}` ({step}, measured {d['date']}): {d['text']}."
 
@@ -235,7 +238,7 @@ def check_documents(results: Path, readme: Path, speed: bool = False) -> None:
             raise ResultsDocError(f"{path}: {e.strerror}") from e
         for name in names:
             try:
-                replace_block(text, name, "")
+                _span(text, name)
             except ResultsDocError as e:
                 raise ResultsDocError(f"{path}: {e}") from None
 
@@ -243,9 +246,9 @@ def check_documents(results: Path, readme: Path, speed: bool = False) -> None:
 def update_results(path: Path, info: RunInfo, agg, curves_md: str, bdrate_md: str) -> None:
     """docs/results.md: run paragraph, headline (the old one moves to the history), tables, samples."""
     text = path.read_text()
-    old = block(text, "headline")
+    old = headline_data(block(text, "headline"))
     new = headline(info, agg)
-    if old and DATA.search(old) and json.loads(DATA.search(old).group(1))["fingerprint"] != info.fingerprint:
+    if old and old["fingerprint"] != info.fingerprint:
         line = history_line(old)
         history = block(text, "history")
         text = replace_block(text, "history", f"{line}\n{history}" if history else line)
@@ -260,7 +263,7 @@ def update_readme(path: Path, info: RunInfo, agg) -> None:
     text = replace_block(text, "readme-model", _wrap(
                          f"{info.images} images of `{info.folder}`, model `{info.fingerprint}` ({info.training}), "
                          f"measured on {info.date} with "
-                         "`Tools/eval/run.sh` on a 2-core CPU VM; full tables, metric sources, caveats and the "
+                         f"`Tools/eval/run.sh` on a {os.cpu_count()}-CPU machine; full tables, metric sources, caveats and the "
                          "exact commands in [docs/results.md](docs/results.md)."))
     text = replace_block(text, "readme-levels", levels_table(agg))
     text = replace_block(text, "readme-bdrate", bd_summary_table(agg))

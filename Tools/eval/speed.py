@@ -39,10 +39,16 @@ def _timed(cmd, env=None):
     return wall, float(m.group(1)) if m else None
 
 
-def psic_times(binary, images, backend, tmp: Path):
+def _psic_env(backend):
+    """The environment of a psic run: lavapipe for Vulkan unless a driver is already chosen."""
     env = dict(os.environ)
     if backend == "vulkan" and "VK_DRIVER_FILES" not in env and Path(LAVAPIPE).exists():
         env["VK_DRIVER_FILES"] = LAVAPIPE
+    return env
+
+
+def psic_times(binary, images, backend, tmp: Path):
+    env = _psic_env(backend)
     # One untimed run first: a cold start also pays for filling Mesa's on-disk shader cache (on
     # lavapipe a first-ever encode took 14 s against 2.7 s after it), which is the machine's
     # history, not the codec's cost per image.
@@ -66,9 +72,7 @@ def psic_times(binary, images, backend, tmp: Path):
 def psic_warm(binary, image: Path, backend, repeats):
     """`psic bench codec`: encode and decode of one image in one process, graphs prepared, median
     of `repeats` runs, entropy coding included."""
-    env = dict(os.environ)
-    if backend == "vulkan" and "VK_DRIVER_FILES" not in env and Path(LAVAPIPE).exists():
-        env["VK_DRIVER_FILES"] = LAVAPIPE
+    env = _psic_env(backend)
     r = subprocess.run([str(binary), "bench", "codec", str(image), "--backend", backend, "--repeats", str(repeats),
                         "--json"], check=True, capture_output=True, text=True, env=env)
     b = json.loads(r.stdout)[0]
