@@ -329,16 +329,16 @@ def test_results_doc_refuses_a_document_without_its_markers(tmp_path):
         rd.replace_block("<!-- eval:a -->\n<!-- /eval:a -->\n<!-- eval:a -->\n<!-- /eval:a -->", "a", "y")
 
 
-def test_docs_option_needs_the_whole_sweep():
+def test_docs_option_needs_the_whole_sweep(capsys):
     import evaluate
     import results_doc
     repo = Path(__file__).resolve().parents[3]
     # The committed documents carry every block a run writes.
     results_doc.check_documents(repo / "docs" / "results.md", repo / "README.md")
-    with pytest.raises(SystemExit):
-        evaluate.main(["--docs", "docs", "--limit", "3"])
-    with pytest.raises(SystemExit):
-        evaluate.main(["--docs", "docs", "--codecs", "psic"])
+    for partial in (["--limit", "3"], ["--codecs", "psic"]):
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(["--docs", "docs", *partial])
+        assert e.value.code == 2 and "--docs rewrites the published figures" in capsys.readouterr().err
 
 
 def test_speed_blocks_state_the_run_and_its_ratios(tmp_path):
