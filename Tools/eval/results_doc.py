@@ -87,8 +87,18 @@ def source_commit(repo: Path) -> str:
 
 
 def _wrap(text: str, indent: str = "") -> str:
-    """Wraps a generated paragraph like the hand-written prose around it (100 columns)."""
-    return textwrap.fill(text, 100, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    """Wraps a generated paragraph like the hand-written prose around it (100 columns).
+
+    A figure list such as "−1 / +67 / +145 / +40 %" is kept on one line, and a number with its unit
+    ("0.37 s"): broken apart they read as lines of their own ("/ +40 %", "s and") in the source,
+    where these blocks are read as often as rendered. Such lines may run past 100 columns.
+    """
+    glue = "\u00a0"
+    joined = re.sub(r"(?<=\S) / (?=\S)", f"{glue}/{glue}", text)
+    joined = re.sub(r"(?<=\d) (%|×|s|ms|dB|bpp)(?=\W|$)", lambda m: f"{glue}{m.group(1)}", joined)
+    filled = textwrap.fill(joined, 100, subsequent_indent=indent, break_long_words=False,
+                           break_on_hyphens=False)
+    return filled.replace(glue, " ")
 
 
 def _span(text: str, name: str) -> tuple[str, str, str]:
