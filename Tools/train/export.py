@@ -11,7 +11,8 @@ training photos), optionally store the float transforms in fp16 (only if the ful
 PSNR moves by < 0.05 dB), write the model file, re-read it, and optionally regenerate the golden
 vectors (Tests/Golden) and evaluate per-level bpp / PSNR / MS-SSIM on Kodak with the integer
 entropy model's real symbol costs, below level L both with sampled details (seed 0; "psnr",
-"ms_ssim") and with mean details ("psnr_mean_details", ...). A JSON report goes to --report
+"ms_ssim"; --kodak-seeds adds other seeds' draws beside it) and with mean details
+("psnr_mean_details", ...). A JSON report goes to --report
 (default: <out>.report.json); `figures.py exports OLD NEW` compares two of them. The report also
 holds the written file's curve on train.py's held-out evaluation crops ("heldout_eval", the file
 rebuilt as floats as compare.py does), so `figures.py heldout --ref <report> <log.jsonl>` reads
@@ -50,6 +51,17 @@ GOLDEN_SAMPLE_SEED = 7
 KODAK_SAMPLE_SEED = 0
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if seeds[0] != KODAK_SAMPLE_SEED or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative seeds starting with {KODAK_SAMPLE_SEED}, "
+                                         f"e.g. {KODAK_SAMPLE_SEED},1,2; got {text!r}")
+    return seeds
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -64,6 +76,10 @@ def parse_args(argv=None):
     p.add_argument("--fp16", action="store_true", help="store g_a/g_s/h_a in F16 if that costs < 0.05 dB")
     p.add_argument("--golden", type=Path, help="folder of golden test images (*.png): regenerate their vectors")
     p.add_argument("--kodak", type=Path, help="folder of evaluation images: per-level bpp/PSNR/MS-SSIM")
+    p.add_argument("--kodak-seeds", type=_seed_list, default=[KODAK_SAMPLE_SEED], metavar="S,S,...",
+                   help="with --kodak: also decode the sampled levels with these seeds (the first must be "
+                        f"{KODAK_SAMPLE_SEED}, the seed the main table and shipping use), so `figures.py exports` "
+                        "can tell whether a BD-rate between two models holds for other draws of the details")
     p.add_argument("--report", type=Path, help="JSON report (default: <out without suffix>.report.json)")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
     p.add_argument("--holdout", type=int, default=8, help="last N training photos (sorted) are held out, as train.py does")
@@ -169,8 +185,14 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
     return meta
 
 
-def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
+def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
+                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,)) -> dict:
+    """Per-image and mean per-level bpp / PSNR / MS-SSIM. Below level L the details are sampled with
+    seeds[0] (KODAK_SAMPLE_SEED: "psnr", "ms_ssim") and at their mean ("*_mean_details"); with more
+    seeds each row also lists the sampled figures of every seed ("psnr_seeds", "ms_ssim_seeds", in
+    the order of `seeds`; at level L, where nothing is sampled, the one decode repeated)."""
     from pytorch_msssim import ms_ssim
+    assert seeds[0] == KODAK_SAMPLE_SEED
     ent, L = mf.entropy, mf.L
     lc = ent.level_channels
     per_image = []
@@ -210,13 +232,17 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
             if l == L:
                 row["psnr"], row["ms_ssim"] = quality(enc["y_hat"])
                 row["psnr_mean_details"], row["ms_ssim_mean_details"] = row["psnr"], row["ms_ssim"]
+                by_seed = [(row["psnr"], row["ms_ssim"])] * len(seeds)
             else:
                 # sampled details decide shipping (what the codec shows by default); mean details
                 # are read beside them because sampled PSNR also falls when the prior's scales for
                 # the untransmitted levels grow, which can hide a better transmitted part (session 18)
-                row["psnr"], row["ms_ssim"] = quality(ent.sample(enc["H"], enc["y_hat"], l, KODAK_SAMPLE_SEED)["y_hat"])
+                by_seed = [quality(ent.sample(enc["H"], enc["y_hat"], l, s)["y_hat"]) for s in seeds]
+                row["psnr"], row["ms_ssim"] = by_seed[0]
                 row["psnr_mean_details"], row["ms_ssim_mean_details"] = quality(
                     ent.sample(enc["H"], enc["y_hat"], l, None)["y_hat"])
+            if len(seeds) > 1:
+                row["psnr_seeds"], row["ms_ssim_seeds"] = [p for p, _ in by_seed], [m for _, m in by_seed]
             levels.append(row)
         per_image.append({"image": png.name, "levels": levels, "z_bpp": zb / (Hh * Ww)})
         log(f"  {png.name}: " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in levels)
@@ -224,8 +250,15 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path) -> dict:
     mean = [{"level": l + 1, **{k: float(np.mean([p["levels"][l][k] for p in per_image]))
                                 for k in ("bpp", "psnr", "ms_ssim", "psnr_mean_details", "ms_ssim_mean_details")}}
             for l in range(L)]
-    return {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED,
-            "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
+    if len(seeds) > 1:
+        for l, row in enumerate(mean):
+            for k in ("psnr_seeds", "ms_ssim_seeds"):
+                row[k] = [float(v) for v in np.mean([p["levels"][l][k] for p in per_image], axis=0)]
+    report = {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED,
+              "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
+    if len(seeds) > 1:
+        report["sample_seeds"] = list(seeds)
+    return report
 
 
 def heldout_eval(model: PSICModel, data: Path, holdout: int) -> dict | None:
@@ -256,7 +289,7 @@ def evaluate_file(args) -> None:
               "heldout_eval": heldout_eval(model, args.data, args.holdout)}
     if args.kodak:
         log(f"evaluating on {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak)
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds)
     report["seconds"] = time.time() - t_start
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -377,7 +410,7 @@ def main(argv=None):
         report["golden"] = [p.name for p in pngs]
     if args.kodak:
         log(f"evaluating {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak)
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds)
         k = report["kodak"]
         log(f"kodak rate loss {100 * k['rate_loss']:+.3f}%; " + " ".join(
             f"L{r['level']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB {r['ms_ssim']:.4f}" for r in k["mean"]))

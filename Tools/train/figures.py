@@ -146,6 +146,34 @@ def kodak_curves(path: Path) -> tuple[dict, dict[str, list[dict]]]:
     return report, curves
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def seed_lines(ra: dict, rb: dict) -> list[str]:
+    """Sampled-details BD-rates of B against A under each seed both reports decoded with
+    (export.py --kodak-seeds): the seed-0 figure decides shipping, the others show whether it holds
+    for other draws of the untransmitted levels."""
+    sa, sb = ra["kodak"].get("sample_seeds", [0]), rb["kodak"].get("sample_seeds", [0])
+    common = [s for s in sa if s in sb]
+    if len(common) < 2:
+        return ["other seeds: not in both reports (export.py --kodak-seeds 0,1,2)"]
+    out, psnr, msssim = [], [], []
+    for seed in common:
+        def curve(report, seeds):
+            i = seeds.index(seed)
+            return [{"level": r["level"], "bpp": r["bpp"], "psnr": r["psnr_seeds"][i],
+                     "ms_ssim": r["ms_ssim_seeds"][i]} for r in report["kodak"]["mean"]]
+        a, b = curve(ra, sa), curve(rb, sb)
+        psnr.append(bd(a, b))
+        msssim.append(bd(a, b, "ms_ssim"))
+        out.append(f"  seed {seed}: PSNR BD-rate {psnr[-1]:+.2f} %, MS-SSIM BD-rate {msssim[-1]:+.2f} %")
+    head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {_mean(psnr):+.2f} % "
+            f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {_mean(msssim):+.2f} % "
+            f"(range {min(msssim):+.2f} … {max(msssim):+.2f})")
+    return [head, *out]
+
+
 def exports(args) -> list[str]:
     (ra, a), (rb, b) = kodak_curves(args.a), kodak_curves(args.b)
     out = [f"A: {args.a} (step {ra.get('step', '?')}, {ra.get('fingerprint', '?')})",
@@ -161,6 +189,7 @@ def exports(args) -> list[str]:
         for x, y in zip(a[mode], b[mode]):
             out.append(f"  L{x['level']} {x['bpp']:.3f} bpp {x['psnr']:.2f} dB {x['ms_ssim']:.4f} -> "
                        f"{y['bpp']:.3f} bpp {y['psnr']:.2f} dB {y['ms_ssim']:.4f}")
+    out += seed_lines(ra, rb)
     for name, report in (("A", ra), ("B", rb)):
         losses = ", ".join(f"{k} {100 * v['rate_loss']:+.3f} %" for k, v in report.get("rates", {}).items())
         out.append(f"{name} integer rate loss: {losses or 'not reported'}; "

@@ -136,6 +136,31 @@ def test_exports_compares_both_detail_modes_when_both_reports_have_them(tmp_path
     assert code == 2 and "export.py --kodak" in err
 
 
+def with_seeds(path: Path, seeds, shifts):
+    """Adds --kodak-seeds columns to a report(): seed i's sampled PSNR is the main one + shifts[i]."""
+    r = json.loads(path.read_text())
+    r["kodak"]["sample_seeds"] = seeds
+    for row in r["kodak"]["mean"]:
+        row["psnr_seeds"] = [row["psnr"] + d for d in shifts]
+        row["ms_ssim_seeds"] = [row["ms_ssim"]] * len(seeds)
+    path.write_text(json.dumps(r))
+    return path
+
+
+def test_exports_gives_the_sampled_bd_rate_under_every_common_seed(tmp_path, capsys):
+    a = with_seeds(report(tmp_path / "a.json", CURVE), [0, 1, 2], [0.0, 0.0, 0.0])
+    # B spends 5 % less; under seed 2 its details also draw 0.5 dB worse at every level
+    b = with_seeds(report(tmp_path / "b.json", CURVE, rate_scale=0.95), [0, 2, 1], [0.0, -0.5, 0.0])
+    code, out, _ = run(capsys, "exports", a, b)
+    assert code == 0
+    assert "  seed 0: PSNR BD-rate -5.00 %" in out and "  seed 1: PSNR BD-rate -5.00 %" in out
+    seed2 = next(line for line in out.splitlines() if line.startswith("  seed 2:"))
+    assert float(seed2.split("PSNR BD-rate ")[1].split(" %")[0]) > 0      # seed 2 reverses the verdict
+    assert "sampled details over seeds 0, 1, 2: PSNR BD-rate mean" in out
+    code, out, _ = run(capsys, "exports", a, report(tmp_path / "c.json", CURVE))
+    assert code == 0 and "other seeds: not in both reports" in out
+
+
 def test_subcommand_is_required():
     with pytest.raises(SystemExit):
         figures.parse_args([])

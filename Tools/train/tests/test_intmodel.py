@@ -193,6 +193,32 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
         export.parse_args(["--checkpoint", "x.pt"])                               # no --out
 
 
+def test_kodak_evaluation_with_more_seeds_keeps_seed_0_as_the_main_table(setup, tmp_path):
+    import export
+    from PIL import Image
+    model, ent, _, _ = setup
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False, training={"steps": 0})
+    folder = tmp_path / "kodak"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
+    one = export.evaluate_kodak(ModelFile(path), model, folder)
+    three = export.evaluate_kodak(ModelFile(path), model, folder, [0, 1, 2])
+    assert "sample_seeds" not in one and three["sample_seeds"] == [0, 1, 2]
+    for r1, r3 in zip(one["mean"], three["mean"]):
+        # adding seeds does not change what seed 0 measures
+        assert (r1["psnr"], r1["ms_ssim"], r1["bpp"]) == (r3["psnr"], r3["ms_ssim"], r3["bpp"])
+        assert r3["psnr_seeds"][0] == r3["psnr"] and len(r3["ms_ssim_seeds"]) == 3
+    # other seeds draw other details below the top level; the top level samples nothing
+    assert any(len(set(r["psnr_seeds"])) == 3 for r in three["mean"][:-1])
+    assert len(set(three["mean"][-1]["psnr_seeds"])) == 1
+    for bad in ("1,2", "0,0", "0,x", "0,-1"):
+        with pytest.raises(SystemExit):
+            export.parse_args(["--evaluate", str(path), "--kodak", str(folder), "--report", "r.json",
+                               "--kodak-seeds", bad])
+    assert export.parse_args(["--evaluate", str(path), "--report", "r.json", "--kodak-seeds", "0,5"]).kodak_seeds == [0, 5]
+
+
 def test_export_round_trip(setup, tmp_path):
     model, ent, y, z = setup
     path = tmp_path / "m.safetensors"
