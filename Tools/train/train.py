@@ -117,14 +117,14 @@ def parse_args(argv=None):
 
 def recipe_line(args, sources: dict[str, str]) -> str:
     """Start-up line: the batch shape and where it came from, then every recipe value that is not
-    the default."""
+    the default or was given (a resume given the default back changes what is trained: say so)."""
     if sources["batch"] == sources["crop"]:
         origin = sources["batch"]
     else:   # say which of the two came from where: "given and the checkpoint's" read as both
         origin = f"batch {sources['batch']}, crop {sources['crop']}"
     line = f"batch {args.batch}x{args.crop}² ({origin})"
     changed = [f"{n} {getattr(args, n):g} ({sources[n]})" for n, d in recipe_defaults().items()
-               if n not in ("batch", "crop") and getattr(args, n) != d]
+               if n not in ("batch", "crop") and (getattr(args, n) != d or sources[n] == "given")]
     return line + ("; " + ", ".join(changed) if changed else "")
 
 

@@ -272,6 +272,10 @@ def test_resume_keeps_the_checkpoints_recipe_unless_given(data, tmp_path, capsys
     run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--batch", 1, "--crop", 64,
          "--lambda-max", 900, "--steps", 3])
     assert "batch 1x64² (given); lambda_max 900 (given)" in capsys.readouterr().out
+    # the default given back on a resume changes the recipe: the start-up line says so too
+    run(["--data", data, "--out", tmp_path, "--resume", *no_shape, "--lambda-max", recipe_defaults()["lambda_max"],
+         "--steps", 4])
+    assert f"lambda_max {recipe_defaults()['lambda_max']:g} (given)" in capsys.readouterr().out
     # a checkpoint from before these defaults stored its shape too ("8", "128"): kept on resume
     old = blank()
     sources = fill_recipe(old, {"batch": "8", "crop": "128", "lambda_max": "2048.0", "samples": "2"})
