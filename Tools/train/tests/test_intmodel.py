@@ -146,16 +146,24 @@ def test_mean_details_decode_each_untransmitted_level_at_its_mean(setup):
     assert not np.array_equal(m["y_hat"], ent.sample(enc["H"], enc["y_hat"], 1, seed=0)["y_hat"])
 
 
-def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
-    import export
+def model_and_one_image_folder(setup, tmp_path, rng):
+    """The test model written as a file, and a Kodak-like folder holding one random 180x170 image
+    (MS-SSIM needs sides over 160)."""
     from PIL import Image
     model, ent, _, _ = setup
     path = tmp_path / "m.safetensors"
     write_model(path, model, ent, fp16=False, training={"steps": 0})
     folder = tmp_path / "kodak"
     folder.mkdir()
-    rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
+    return model, path, folder
+
+
+def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
+    import export
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    model, path, folder = model_and_one_image_folder(setup, tmp_path, rng)
     rep = export.evaluate_kodak(ModelFile(path), model, folder)
     rows = rep["mean"]
     assert [r["level"] for r in rows] == [1, 2, 3, 4] and rep["images"] == 1
@@ -195,13 +203,7 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
 
 def test_kodak_evaluation_with_more_seeds_keeps_seed_0_as_the_main_table(setup, tmp_path):
     import export
-    from PIL import Image
-    model, ent, _, _ = setup
-    path = tmp_path / "m.safetensors"
-    write_model(path, model, ent, fp16=False, training={"steps": 0})
-    folder = tmp_path / "kodak"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
+    model, path, folder = model_and_one_image_folder(setup, tmp_path, np.random.default_rng(2))
     one = export.evaluate_kodak(ModelFile(path), model, folder)
     three = export.evaluate_kodak(ModelFile(path), model, folder, [0, 1, 2])
     assert "sample_seeds" not in one and three["sample_seeds"] == [0, 1, 2]
