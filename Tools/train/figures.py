@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from statistics import fmean
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
 from bdrate import bd_rate  # noqa: E402
@@ -146,8 +147,11 @@ def kodak_curves(path: Path) -> tuple[dict, dict[str, list[dict]]]:
     return report, curves
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def seed_curve(report: dict, seed: int) -> list[dict]:
+    """A report's mean Kodak curve with the levels below L sampled with `seed`."""
+    i = report["kodak"]["sample_seeds"].index(seed)
+    return [{"level": r["level"], "bpp": r["bpp"], "psnr": r["psnr_seeds"][i], "ms_ssim": r["ms_ssim_seeds"][i]}
+            for r in report["kodak"]["mean"]]
 
 
 def seed_lines(ra: dict, rb: dict) -> list[str]:
@@ -160,16 +164,12 @@ def seed_lines(ra: dict, rb: dict) -> list[str]:
         return ["other seeds: not in both reports (export.py --kodak-seeds 0,1,2)"]
     out, psnr, msssim = [], [], []
     for seed in common:
-        def curve(report, seeds):
-            i = seeds.index(seed)
-            return [{"level": r["level"], "bpp": r["bpp"], "psnr": r["psnr_seeds"][i],
-                     "ms_ssim": r["ms_ssim_seeds"][i]} for r in report["kodak"]["mean"]]
-        a, b = curve(ra, sa), curve(rb, sb)
+        a, b = seed_curve(ra, seed), seed_curve(rb, seed)
         psnr.append(bd(a, b))
         msssim.append(bd(a, b, "ms_ssim"))
         out.append(f"  seed {seed}: PSNR BD-rate {psnr[-1]:+.2f} %, MS-SSIM BD-rate {msssim[-1]:+.2f} %")
-    head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {_mean(psnr):+.2f} % "
-            f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {_mean(msssim):+.2f} % "
+    head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {fmean(psnr):+.2f} % "
+            f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {fmean(msssim):+.2f} % "
             f"(range {min(msssim):+.2f} … {max(msssim):+.2f})")
     return [head, *out]
 
