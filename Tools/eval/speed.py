@@ -51,7 +51,8 @@ def psic_times(binary, images, backend, tmp: Path):
     env = _psic_env(backend)
     # One untimed run first: a cold start also pays for filling Mesa's on-disk shader cache (on
     # lavapipe a first-ever encode took 14 s against 2.7 s after it), which is the machine's
-    # history, not the codec's cost per image.
+    # history, not the codec's cost per image. The CPU backend runs it too: it brings the binary and
+    # the model file into the page cache, so both backends' first timed image starts from the same state.
     warm = tmp / f"warmup.{backend}.psic"
     subprocess.run([str(binary), "encode", str(images[0]), "-o", str(warm), "--force", "--backend", backend,
                     "--jobs", "1"], check=True, capture_output=True, env=env)
