@@ -156,8 +156,8 @@ def seed_curve(report: dict, seed: int) -> list[dict]:
 
 def seed_lines(ra: dict, rb: dict) -> list[str]:
     """Sampled-details BD-rates of B against A under each seed both reports decoded with
-    (export.py --kodak-seeds): the seed-0 figure decides shipping, the others show whether it holds
-    for other draws of the untransmitted levels."""
+    (export.py --kodak-seeds): their mean decides shipping (ship.py), the spread shows how much of a
+    figure is the draw of the untransmitted levels."""
     sa, sb = ra["kodak"].get("sample_seeds", [0]), rb["kodak"].get("sample_seeds", [0])
     common = [s for s in sa if s in sb]
     if len(common) < 2:

@@ -1,0 +1,236 @@
+"""Install an export as the shipped model, after checking that it is whole and not worse.
+
+An export is written to a scratch folder first (export.py --out /tmp/exp/psic-conv.safetensors
+--golden /tmp/exp/golden --kodak ... --kodak-seeds 0,1,2), so the shipped model stays in place while
+it is judged. This tool then does, in one step, what shipping used to do by hand:
+
+    python Tools/train/ship.py /tmp/exp/psic-conv.safetensors --golden /tmp/exp/golden
+    python Tools/train/ship.py /tmp/exp/psic-conv.safetensors --golden /tmp/exp/golden --dry-run
+
+It refuses (exit 2, nothing written) unless
+- the model file's tensors match the fingerprint in its metadata, and its report (export.py writes
+  <model>.report.json) names that fingerprint and has a Kodak evaluation;
+- the golden folder holds a vector file made with this model for every test image in Tests/Golden,
+  from the same PNG bytes (the Swift tests compare against these);
+- its Kodak PSNR BD-rate with sampled details against the shipped report, averaged over the seeds
+  both decoded, is at most --max-bd-rate (RESULTS.md's rule: not measurably worse); --force ships
+  anyway and says so.
+Then it copies the model to Models/psic-conv.safetensors, its report (with model_file rewritten to
+that path, so the report describes the file beside it) and the golden vectors to Tests/Golden, and
+prints the figures RESULTS.md records. Each file is written beside its destination and renamed over
+it, so a failure part-way leaves no half-written file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from statistics import fmean
+
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import figures  # noqa: E402
+from psic_train.modelfile import fingerprint  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_NAME = "psic-conv.safetensors"
+REPORT_NAME = "psic-conv.report.json"
+
+
+class ShipError(Exception):
+    """A check that failed; main() prints it and exits 2 without writing anything."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="the exported model file (export.py --out)")
+    p.add_argument("--report", type=Path, help="its export report (default: <model without suffix>.report.json)")
+    p.add_argument("--golden", type=Path, required=True,
+                   help="the folder export.py --golden regenerated the vectors in")
+    p.add_argument("--repo", type=Path, default=REPO, help="repository to ship into (Models/, Tests/Golden/)")
+    p.add_argument("--max-bd-rate", type=float, default=0.10, metavar="PERCENT",
+                   help="largest mean sampled-details PSNR BD-rate against the shipped model that still ships "
+                        "(default 0.10 %%, about the spread between seeds)")
+    p.add_argument("--force", action="store_true", help="ship even if the BD-rate check fails")
+    p.add_argument("--dry-run", action="store_true", help="check and print the figures; write nothing")
+    return p.parse_args(argv)
+
+
+def model_fingerprint(path: Path) -> str:
+    """The fingerprint a model file claims, after checking its tensors have it."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {})["psic"])
+        tensors = load_file(str(path))
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
+        raise ShipError(f"{path} is not a readable PSIC model file ({e})") from None
+    claimed = meta.get("fingerprint")
+    actual = fingerprint(tensors)
+    if claimed != actual:
+        raise ShipError(f"{path}: metadata fingerprint {claimed} but the tensors hash to {actual}: "
+                        "the file is damaged or was edited after export")
+    return actual
+
+
+def read_report(path: Path, fp: str) -> dict:
+    try:
+        report = json.loads(path.read_text())
+    except OSError as e:
+        raise ShipError(f"cannot read the report {path}: {e.strerror} (export.py writes it next to --out)") from None
+    except json.JSONDecodeError:
+        raise ShipError(f"{path} is not JSON") from None
+    if report.get("fingerprint") != fp:
+        raise ShipError(f"{path} describes model {report.get('fingerprint')}, not this file ({fp})")
+    if not isinstance(report.get("kodak"), dict) or not report["kodak"].get("mean"):
+        raise ShipError(f"{path} has no Kodak evaluation: export again with --kodak ../shared/data/kodak "
+                        "--kodak-seeds 0,1,2")
+    return report
+
+
+def check_golden(golden: Path, tests_golden: Path, report: dict, fp: str) -> list[Path]:
+    """The vector files to install: one per test image, made with this model from the same PNG."""
+    shipped_pngs = sorted(tests_golden.glob("*.png"))
+    if not shipped_pngs:
+        raise ShipError(f"{tests_golden} has no test images (*.png)")
+    vectors = []
+    for png in shipped_pngs:
+        theirs = golden / png.name
+        if not theirs.is_file() or theirs.read_bytes() != png.read_bytes():
+            raise ShipError(f"{theirs} is missing or differs from {png}: copy Tests/Golden/*.png into the "
+                            "golden folder before export.py --golden")
+        if png.name not in report.get("golden", []):
+            raise ShipError(f"the report lists no golden vectors for {png.name}: was export.py run with --golden?")
+        vec = golden / f"{png.stem}.safetensors"
+        try:
+            with safe_open(str(vec), framework="numpy") as f:
+                made_with = json.loads((f.metadata() or {})["golden"])["model_fingerprint"]
+        except (OSError, KeyError, ValueError, json.JSONDecodeError):
+            raise ShipError(f"{vec} is missing or is not a golden vector file") from None
+        if made_with != fp:
+            raise ShipError(f"{vec} was made with model {made_with}, not {fp}")
+        vectors.append(vec)
+    return vectors
+
+
+def compare(shipped: dict, candidate: dict) -> tuple[float, float, list[str]]:
+    """Mean sampled-details PSNR and MS-SSIM BD-rates of the candidate against the shipped model
+    over the seeds both reports decoded, and the lines that show them."""
+    sa = shipped["kodak"].get("sample_seeds", [0])
+    sb = candidate["kodak"].get("sample_seeds", [0])
+    seeds = [s for s in sa if s in sb]
+    if not seeds:
+        raise ShipError("the two reports share no sampling seed: export with --kodak-seeds 0,1,2")
+    if len(shipped["kodak"]["mean"]) != len(candidate["kodak"]["mean"]):
+        raise ShipError("the candidate and the shipped model have different numbers of levels")
+    psnr, msssim, lines = [], [], []
+    for s in seeds:
+        a, b = seed_curve(shipped, s), seed_curve(candidate, s)
+        psnr.append(figures.bd(a, b))
+        msssim.append(figures.bd(a, b, "ms_ssim"))
+        lines.append(f"  seed {s}: PSNR BD-rate {psnr[-1]:+.2f} %, MS-SSIM BD-rate {msssim[-1]:+.2f} %")
+    head = (f"against the shipped step {shipped.get('step', '?')} ({shipped.get('fingerprint', '?')}), sampled "
+            f"details, seeds {', '.join(map(str, seeds))}: PSNR BD-rate {fmean(psnr):+.2f} %, "
+            f"MS-SSIM BD-rate {fmean(msssim):+.2f} %")
+    return fmean(psnr), fmean(msssim), [head, *lines]
+
+
+def seed_curve(report: dict, seed: int) -> list[dict]:
+    """The report's Kodak curve under `seed` (reports before --kodak-seeds hold only their one seed's)."""
+    mean = report["kodak"]["mean"]
+    return figures.seed_curve(report, seed) if "psnr_seeds" in mean[0] else mean
+
+
+def results_row(report: dict, bd_psnr: float | None, bd_msssim: float | None, shipped: dict | None) -> str:
+    """The candidate's row for RESULTS.md's table of shipped models (the ordinal is left to the reader)."""
+    mean = report["kodak"]["mean"]
+    cells = [f"{mean[i]['bpp']:.3f} / {mean[i]['psnr']:.2f}" for i in (0, len(mean) // 2, len(mean) - 1)]
+    seeds = report["kodak"].get("sample_seeds", [0])
+    versus = ("first export" if shipped is None else
+              f"{bd_psnr:+.2f} % / {bd_msssim:+.2f} % vs {shipped.get('step', '?')} "
+              f"(seeds {seeds[0]}–{seeds[-1]})").replace("-", "−")
+    return f"| … | {report.get('step', '?')} | `{report['fingerprint']}` | {' | '.join(cells)} | {versus} |"
+
+
+def install(src: Path, dest: Path, data: bytes | None = None):
+    """Write `src`'s bytes (or `data`) beside `dest`, then rename over it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if data is None:
+                with open(src, "rb") as f:
+                    shutil.copyfileobj(f, out)
+            else:
+                out.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ship(args) -> list[str]:
+    fp = model_fingerprint(args.model)
+    report = read_report(args.report or args.model.with_suffix(".report.json"), fp)
+    models, tests_golden = args.repo / "Models", args.repo / "Tests" / "Golden"
+    vectors = check_golden(args.golden, tests_golden, report, fp)
+    out = [f"candidate: {args.model} (step {report.get('step', '?')}, {fp})"]
+
+    shipped_path = models / REPORT_NAME
+    shipped = None
+    bd_psnr = bd_msssim = None
+    if shipped_path.exists():
+        try:
+            shipped = json.loads(shipped_path.read_text())
+        except json.JSONDecodeError:
+            raise ShipError(f"{shipped_path} is not JSON: restore it from git before shipping") from None
+        if shipped.get("fingerprint") == fp:
+            raise ShipError(f"model {fp} is already the shipped model")
+        bd_psnr, bd_msssim, lines = compare(shipped, report)
+        out += lines
+        if bd_psnr > args.max_bd_rate:
+            if not args.force:
+                raise ShipError(f"mean PSNR BD-rate {bd_psnr:+.2f} % is worse than the limit "
+                                f"{args.max_bd_rate:+.2f} %: not shipped (--force to ship anyway)")
+            out.append(f"worse than the limit {args.max_bd_rate:+.2f} %, shipped because of --force")
+    else:
+        out.append(f"no shipped report at {shipped_path}: nothing to compare against")
+
+    mean = report["kodak"]["mean"]
+    out.append("Kodak (exporter, seed " + str(report["kodak"].get("sample_seeds", [0])[0]) + "): " +
+               ", ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in mean) + " bpp/dB")
+    out.append("RESULTS.md row: " + results_row(report, bd_psnr, bd_msssim, shipped))
+    if args.dry_run:
+        out.append("dry run: nothing written")
+        return out
+
+    model_dest = models / MODEL_NAME
+    install(args.model, model_dest)
+    shipped_report = dict(report, model_file=str(model_dest.relative_to(args.repo))
+                          if model_dest.is_relative_to(args.repo) else str(model_dest))
+    install(None, shipped_path, (json.dumps(shipped_report, indent=1, sort_keys=True) + "\n").encode())
+    for vec in vectors:
+        install(vec, tests_golden / vec.name)
+    out.append(f"shipped: {model_dest}, {shipped_path}, " + ", ".join(str(tests_golden / v.name) for v in vectors))
+    out.append("next: swift build --build-tests && swift test (the golden tests read the new vectors)")
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        print("\n".join(ship(args)))
+    except ShipError as e:
+        print(f"ship.py: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
