@@ -81,6 +81,7 @@ def test_ships_a_better_export(repo, tmp_path, capsys):
     vec = repo / "Tests" / "Golden" / "image_8x8.safetensors"
     assert vec.read_bytes() == (tmp_path / "exp" / "golden" / "image_8x8.safetensors").read_bytes()
     assert "seeds 0, 1, 2: PSNR BD-rate -2." in out            # 2 % fewer bits at equal quality
+    assert "levels span 0.020–0.784 bpp" in out and "NOT met" in out
     assert f"| 200 | `{fp}` | 0.020 / 21.50 | 0.441 / 28.60 | 0.784 / 33.10 | −2." in out
     assert not list(repo.rglob(".psic-conv*")), "no temporary file left behind"
 
@@ -93,6 +94,7 @@ def test_refuses_a_worse_export_unless_forced(repo, tmp_path, capsys):
     assert snapshot(repo) == before
     code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo, "--force")
     assert code == 0 and "because of --force" in out
+    assert "levels span 0.020–0.808 bpp" in out and "bpp met" in out
     assert json.loads((repo / "Models" / "psic-conv.report.json").read_text())["fingerprint"] == fp
 
 
