@@ -148,26 +148,36 @@ def kodak_curves(path: Path) -> tuple[dict, dict[str, list[dict]]]:
 
 
 def seed_curve(report: dict, seed: int) -> list[dict]:
-    """A report's mean Kodak curve with the levels below L sampled with `seed`."""
+    """A report's mean Kodak curve with the levels below L sampled with `seed` (a report from before
+    --kodak-seeds holds only its one seed's curve)."""
+    if "psnr_seeds" not in report["kodak"]["mean"][0]:
+        return report["kodak"]["mean"]
     i = report["kodak"]["sample_seeds"].index(seed)
     return [{"level": r["level"], "bpp": r["bpp"], "psnr": r["psnr_seeds"][i], "ms_ssim": r["ms_ssim_seeds"][i]}
             for r in report["kodak"]["mean"]]
+
+
+def seed_bd_rates(ra: dict, rb: dict) -> list[tuple[int, float, float]]:
+    """(seed, PSNR BD-rate, MS-SSIM BD-rate) of B's sampled-details curve against A's under each
+    seed both reports decoded with (ship.py's rule is their mean PSNR figure)."""
+    sa, sb = ra["kodak"].get("sample_seeds", [0]), rb["kodak"].get("sample_seeds", [0])
+    out = []
+    for seed in (s for s in sa if s in sb):
+        a, b = seed_curve(ra, seed), seed_curve(rb, seed)
+        out.append((seed, bd(a, b), bd(a, b, "ms_ssim")))
+    return out
 
 
 def seed_lines(ra: dict, rb: dict) -> list[str]:
     """Sampled-details BD-rates of B against A under each seed both reports decoded with
     (export.py --kodak-seeds): their mean decides shipping (ship.py), the spread shows how much of a
     figure is the draw of the untransmitted levels."""
-    sa, sb = ra["kodak"].get("sample_seeds", [0]), rb["kodak"].get("sample_seeds", [0])
-    common = [s for s in sa if s in sb]
-    if len(common) < 2:
+    rates = seed_bd_rates(ra, rb)
+    if len(rates) < 2:
         return ["other seeds: not in both reports (export.py --kodak-seeds 0,1,2)"]
-    out, psnr, msssim = [], [], []
-    for seed in common:
-        a, b = seed_curve(ra, seed), seed_curve(rb, seed)
-        psnr.append(bd(a, b))
-        msssim.append(bd(a, b, "ms_ssim"))
-        out.append(f"  seed {seed}: PSNR BD-rate {psnr[-1]:+.2f} %, MS-SSIM BD-rate {msssim[-1]:+.2f} %")
+    common = [seed for seed, _, _ in rates]
+    psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
+    out = [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
     head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {fmean(psnr):+.2f} % "
             f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {fmean(msssim):+.2f} % "
             f"(range {min(msssim):+.2f} … {max(msssim):+.2f})")

@@ -124,29 +124,18 @@ def check_golden(golden: Path, tests_golden: Path, report: dict, fp: str) -> lis
 def compare(shipped: dict, candidate: dict) -> tuple[float, float, list[str]]:
     """Mean sampled-details PSNR and MS-SSIM BD-rates of the candidate against the shipped model
     over the seeds both reports decoded, and the lines that show them."""
-    sa = shipped["kodak"].get("sample_seeds", [0])
-    sb = candidate["kodak"].get("sample_seeds", [0])
-    seeds = [s for s in sa if s in sb]
-    if not seeds:
-        raise ShipError("the two reports share no sampling seed: export with --kodak-seeds 0,1,2")
     if len(shipped["kodak"]["mean"]) != len(candidate["kodak"]["mean"]):
         raise ShipError("the candidate and the shipped model have different numbers of levels")
-    psnr, msssim, lines = [], [], []
-    for s in seeds:
-        a, b = seed_curve(shipped, s), seed_curve(candidate, s)
-        psnr.append(figures.bd(a, b))
-        msssim.append(figures.bd(a, b, "ms_ssim"))
-        lines.append(f"  seed {s}: PSNR BD-rate {psnr[-1]:+.2f} %, MS-SSIM BD-rate {msssim[-1]:+.2f} %")
+    rates = figures.seed_bd_rates(shipped, candidate)
+    if not rates:
+        raise ShipError("the two reports share no sampling seed: export with --kodak-seeds 0,1,2")
+    seeds = [seed for seed, _, _ in rates]
+    psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
+    lines = [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
     head = (f"against the shipped step {shipped.get('step', '?')} ({shipped.get('fingerprint', '?')}), sampled "
             f"details, seeds {', '.join(map(str, seeds))}: PSNR BD-rate {fmean(psnr):+.2f} %, "
             f"MS-SSIM BD-rate {fmean(msssim):+.2f} %")
     return fmean(psnr), fmean(msssim), [head, *lines]
-
-
-def seed_curve(report: dict, seed: int) -> list[dict]:
-    """The report's Kodak curve under `seed` (reports before --kodak-seeds hold only their one seed's)."""
-    mean = report["kodak"]["mean"]
-    return figures.seed_curve(report, seed) if "psnr_seeds" in mean[0] else mean
 
 
 def results_row(report: dict, bd_psnr: float | None, bd_msssim: float | None, shipped: dict | None) -> str:
