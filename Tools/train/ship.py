@@ -18,8 +18,8 @@ It refuses (exit 2, nothing written) unless
 Then it copies the model to Models/psic-conv.safetensors, its report (with model_file rewritten to
 that path, so the report describes the file beside it) and the golden vectors to Tests/Golden, and
 prints the figures RESULTS.md records, and whether the levels still span the issue's rate range
-(≤ 0.1 to ≥ 0.8 bpp on Kodak, the exporter's estimate). Each file is written beside its destination and renamed over
-it, so a failure part-way leaves no half-written file.
+(≤ 0.1 to ≥ 0.8 bpp on Kodak, the exporter's estimate). Every file is first written beside its
+destination and only then are all renamed into place, so a failure while copying (exit 1) changes nothing.
 """
 from __future__ import annotations
 
@@ -149,8 +149,8 @@ def results_row(report: dict, bd_psnr: float | None, bd_msssim: float | None, sh
     return f"| … | {report.get('step', '?')} | `{report['fingerprint']}` | {' | '.join(cells)} | {versus} |"
 
 
-def install(src: Path, dest: Path, data: bytes | None = None):
-    """Write `src`'s bytes (or `data`) beside `dest`, then rename over it."""
+def stage(src: Path | None, dest: Path, data: bytes | None = None) -> Path:
+    """Write `src`'s bytes (or `data`) to a hidden file beside `dest`; return its path."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
@@ -161,10 +161,30 @@ def install(src: Path, dest: Path, data: bytes | None = None):
             else:
                 out.write(data)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def install(files: list[tuple[Path | None, Path, bytes | None]]):
+    """Install every (src, dest, data) triple, or none of them.
+
+    All copies are staged beside their destinations first, where a full disk or a read error
+    would strike; only when every copy is written are they renamed over the destinations, which
+    on one filesystem cannot fail part-way for want of space. So the model, its report and the
+    golden vectors the Swift tests check against it never disagree.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for src, dest, data in files:
+            staged.append((stage(src, dest, data), dest))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, dest in staged:
+        os.replace(tmp, dest)
 
 
 def ship(args) -> list[str]:
@@ -208,12 +228,11 @@ def ship(args) -> list[str]:
         return out
 
     model_dest = models / MODEL_NAME
-    install(args.model, model_dest)
     shipped_report = dict(report, model_file=str(model_dest.relative_to(args.repo))
                           if model_dest.is_relative_to(args.repo) else str(model_dest))
-    install(None, shipped_path, (json.dumps(shipped_report, indent=1, sort_keys=True) + "\n").encode())
-    for vec in vectors:
-        install(vec, tests_golden / vec.name)
+    install([(args.model, model_dest, None),
+             (None, shipped_path, (json.dumps(shipped_report, indent=1, sort_keys=True) + "\n").encode())]
+            + [(vec, tests_golden / vec.name, None) for vec in vectors])
     out.append(f"shipped: {model_dest}, {shipped_path}, " + ", ".join(str(tests_golden / v.name) for v in vectors))
     out.append("next: swift build --build-tests && swift test (the golden tests read the new vectors)")
     return out
@@ -226,6 +245,12 @@ def main(argv=None) -> int:
     except ShipError as e:
         print(f"ship.py: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # install() removed what it had staged, so the shipped files are all still the old ones.
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"ship.py: could not install the export: {e.strerror or e}{where}; nothing was changed, "
+              "free the space or fix the permission and run it again", file=sys.stderr)
+        return 1
     return 0
 
 

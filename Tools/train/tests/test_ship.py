@@ -137,3 +137,21 @@ def test_refuses_a_report_of_another_model_and_the_shipped_model_itself(repo, tm
     code, _, err = run(capsys, repo / "Models" / "psic-conv.safetensors", "--golden", repo / "Tests" / "Golden",
                        "--repo", repo)
     assert code == 2 and "already the shipped model" in err
+
+
+def test_a_copy_failing_part_way_changes_nothing(repo, tmp_path, capsys, monkeypatch):
+    model, _ = write_model(tmp_path / "exp", 2.0, 200, rate_scale=0.98)
+    before = snapshot(repo)
+    real_stage, calls = ship.stage, []
+
+    def stage_then_fail(src, dest, data=None):
+        calls.append(dest.name)
+        if dest.suffix == ".safetensors" and dest.parent.name == "Golden":   # the last file: disk full
+            raise OSError(28, "No space left on device")
+        return real_stage(src, dest, data)
+
+    monkeypatch.setattr(ship, "stage", stage_then_fail)
+    code, _, err = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo)
+    assert code == 1 and "No space left on device" in err and "nothing was changed" in err
+    assert calls == ["psic-conv.safetensors", "psic-conv.report.json", "image_8x8.safetensors"]
+    assert snapshot(repo) == before, "model, report and vectors all still the shipped ones, no staged file left"
