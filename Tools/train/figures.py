@@ -168,6 +168,11 @@ def seed_bd_rates(ra: dict, rb: dict) -> list[tuple[int, float, float]]:
     return out
 
 
+def seed_rate_lines(rates: list[tuple[int, float, float]]) -> list[str]:
+    """One line per seed of seed_bd_rates' result (figures.py exports and ship.py print the same)."""
+    return [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
+
+
 def seed_lines(ra: dict, rb: dict) -> list[str]:
     """Sampled-details BD-rates of B against A under each seed both reports decoded with
     (export.py --kodak-seeds): their mean decides shipping (ship.py), the spread shows how much of a
@@ -177,7 +182,7 @@ def seed_lines(ra: dict, rb: dict) -> list[str]:
         return ["other seeds: not in both reports (export.py --kodak-seeds 0,1,2)"]
     common = [seed for seed, _, _ in rates]
     psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
-    out = [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
+    out = seed_rate_lines(rates)
     head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {fmean(psnr):+.2f} % "
             f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {fmean(msssim):+.2f} % "
             f"(range {min(msssim):+.2f} … {max(msssim):+.2f})")

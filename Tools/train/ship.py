@@ -131,7 +131,7 @@ def compare(shipped: dict, candidate: dict) -> tuple[float, float, list[str]]:
         raise ShipError("the two reports share no sampling seed: export with --kodak-seeds 0,1,2")
     seeds = [seed for seed, _, _ in rates]
     psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
-    lines = [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
+    lines = figures.seed_rate_lines(rates)
     head = (f"against the shipped step {shipped.get('step', '?')} ({shipped.get('fingerprint', '?')}), sampled "
             f"details, seeds {', '.join(map(str, seeds))}: PSNR BD-rate {fmean(psnr):+.2f} %, "
             f"MS-SSIM BD-rate {fmean(msssim):+.2f} %")
