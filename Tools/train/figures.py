@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
@@ -157,36 +158,61 @@ def seed_curve(report: dict, seed: int) -> list[dict]:
             for r in report["kodak"]["mean"]]
 
 
-def seed_bd_rates(ra: dict, rb: dict) -> list[tuple[int, float, float]]:
-    """(seed, PSNR BD-rate, MS-SSIM BD-rate) of B's sampled-details curve against A's under each
-    seed both reports decoded with (ship.py's rule is their mean PSNR figure)."""
+@dataclass(frozen=True)
+class SeedRates:
+    """Sampled-details BD-rates of B's curve against A's, one per seed both reports decoded with
+    (export.py --kodak-seeds): their mean decides shipping (ship.py), the spread shows how much of a
+    figure is the draw of the untransmitted levels."""
+    per_seed: tuple[tuple[int, float, float], ...]  # (seed, PSNR BD-rate %, MS-SSIM BD-rate %)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [seed for seed, _, _ in self.per_seed]
+
+    @property
+    def psnr(self) -> list[float]:
+        return [p for _, p, _ in self.per_seed]
+
+    @property
+    def ms_ssim(self) -> list[float]:
+        return [m for _, _, m in self.per_seed]
+
+    @property
+    def psnr_mean(self) -> float:
+        return fmean(self.psnr)
+
+    @property
+    def ms_ssim_mean(self) -> float:
+        return fmean(self.ms_ssim)
+
+    def seed_list(self) -> str:
+        return ", ".join(map(str, self.seeds))
+
+    def lines(self) -> list[str]:
+        """One line per seed (figures.py exports and ship.py print the same)."""
+        return [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in self.per_seed]
+
+
+def seed_bd_rates(ra: dict, rb: dict) -> SeedRates:
+    """B's sampled-details BD-rates against A's under each seed both reports decoded with."""
     sa, sb = ra["kodak"].get("sample_seeds", [0]), rb["kodak"].get("sample_seeds", [0])
     out = []
     for seed in (s for s in sa if s in sb):
         a, b = seed_curve(ra, seed), seed_curve(rb, seed)
         out.append((seed, bd(a, b), bd(a, b, "ms_ssim")))
-    return out
-
-
-def seed_rate_lines(rates: list[tuple[int, float, float]]) -> list[str]:
-    """One line per seed of seed_bd_rates' result (figures.py exports and ship.py print the same)."""
-    return [f"  seed {seed}: PSNR BD-rate {p:+.2f} %, MS-SSIM BD-rate {m:+.2f} %" for seed, p, m in rates]
+    return SeedRates(tuple(out))
 
 
 def seed_lines(ra: dict, rb: dict) -> list[str]:
-    """Sampled-details BD-rates of B against A under each seed both reports decoded with
-    (export.py --kodak-seeds): their mean decides shipping (ship.py), the spread shows how much of a
-    figure is the draw of the untransmitted levels."""
+    """The per-seed BD-rates of B against A with their mean and range as the headline."""
     rates = seed_bd_rates(ra, rb)
-    if len(rates) < 2:
+    if len(rates.per_seed) < 2:
         return ["other seeds: not in both reports (export.py --kodak-seeds 0,1,2)"]
-    common = [seed for seed, _, _ in rates]
-    psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
-    out = seed_rate_lines(rates)
-    head = (f"sampled details over seeds {', '.join(map(str, common))}: PSNR BD-rate mean {fmean(psnr):+.2f} % "
-            f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {fmean(msssim):+.2f} % "
+    psnr, msssim = rates.psnr, rates.ms_ssim
+    head = (f"sampled details over seeds {rates.seed_list()}: PSNR BD-rate mean {rates.psnr_mean:+.2f} % "
+            f"(range {min(psnr):+.2f} … {max(psnr):+.2f}), MS-SSIM mean {rates.ms_ssim_mean:+.2f} % "
             f"(range {min(msssim):+.2f} … {max(msssim):+.2f})")
-    return [head, *out]
+    return [head, *rates.lines()]
 
 
 def exports(args) -> list[str]:

@@ -30,7 +30,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from statistics import fmean
 
 from safetensors import safe_open
 from safetensors.numpy import load_file
@@ -127,15 +126,12 @@ def compare(shipped: dict, candidate: dict) -> tuple[float, float, list[str]]:
     if len(shipped["kodak"]["mean"]) != len(candidate["kodak"]["mean"]):
         raise ShipError("the candidate and the shipped model have different numbers of levels")
     rates = figures.seed_bd_rates(shipped, candidate)
-    if not rates:
+    if not rates.per_seed:
         raise ShipError("the two reports share no sampling seed: export with --kodak-seeds 0,1,2")
-    seeds = [seed for seed, _, _ in rates]
-    psnr, msssim = [p for _, p, _ in rates], [m for _, _, m in rates]
-    lines = figures.seed_rate_lines(rates)
     head = (f"against the shipped step {shipped.get('step', '?')} ({shipped.get('fingerprint', '?')}), sampled "
-            f"details, seeds {', '.join(map(str, seeds))}: PSNR BD-rate {fmean(psnr):+.2f} %, "
-            f"MS-SSIM BD-rate {fmean(msssim):+.2f} %")
-    return fmean(psnr), fmean(msssim), [head, *lines]
+            f"details, seeds {rates.seed_list()}: PSNR BD-rate {rates.psnr_mean:+.2f} %, "
+            f"MS-SSIM BD-rate {rates.ms_ssim_mean:+.2f} %")
+    return rates.psnr_mean, rates.ms_ssim_mean, [head, *rates.lines()]
 
 
 def results_row(report: dict, bd_psnr: float | None, bd_msssim: float | None, shipped: dict | None) -> str:

@@ -161,6 +161,20 @@ def test_exports_gives_the_sampled_bd_rate_under_every_common_seed(tmp_path, cap
     assert code == 0 and "other seeds: not in both reports" in out
 
 
+def test_seed_rates_headline_is_the_mean_and_range_of_its_seed_lines(tmp_path, capsys):
+    a = with_seeds(report(tmp_path / "a.json", CURVE), [0, 1, 2], [0.0, 0.0, 0.0])
+    b = with_seeds(report(tmp_path / "b.json", CURVE, rate_scale=0.95), [0, 1, 2], [0.0, -0.5, 0.3])
+    rates = figures.seed_bd_rates(json.loads(a.read_text()), json.loads(b.read_text()))
+    assert rates.seeds == [0, 1, 2]
+    assert rates.psnr[1] > rates.psnr[0] > rates.psnr[2]     # worse details cost bits, better ones save them
+    assert rates.psnr_mean == pytest.approx(sum(rates.psnr) / 3)
+    code, out, _ = run(capsys, "exports", a, b)
+    head = next(line for line in out.splitlines() if line.startswith("sampled details over seeds"))
+    assert f"PSNR BD-rate mean {rates.psnr_mean:+.2f} %" in head
+    assert f"(range {rates.psnr[2]:+.2f} … {rates.psnr[1]:+.2f})" in head
+    assert all(line in out for line in rates.lines())
+
+
 def test_subcommand_is_required():
     with pytest.raises(SystemExit):
         figures.parse_args([])
