@@ -30,6 +30,8 @@ from .tables import gaussian_tables, z_tables
 # Output ranges tried for hidden activations, widest first: the widest whose next layer passes the
 # accumulator bound is used.
 HIDDEN_RANGES = (32767, 16383, 8191, 4095, 2047, 1023)
+# Integer ranges of the hyper features H that the exporter tries (export.search_quantization).
+H_RANGES = (32767, 8191, 2047, 511)
 MULTIPLIER_BITS = 15          # multipliers lie in [2^14, 2^15]
 ACC_MARGIN = 0.999            # Int16-range layers keep sum|w|*bound+|bias| below this * 2^31
 
@@ -194,6 +196,13 @@ def quantize_entropy_model(model: PSICModel, calib: Calibration, headroom: float
                                 headroom, last, weight_bits))
     g, zt = tables if tables is not None else (gaussian_tables(), z_tables(model.entropy_bottleneck))
     return IntEntropyModel(C=cfg.C, L=cfg.L, hyper=cfg.hyper, h_s=h_layers, ep=ep_layers, gaussian=g, z=zt)
+
+
+def int16_weights(cfg) -> dict:
+    """weight_bits giving every h_s and ep layer Int16-range weights (as fine as the accumulator
+    bound allows; never coarser than the Int8 range where that would fit)."""
+    return {**{f"h_s.{j}": 16 for j in (0, 2, 4)},
+            **{f"ep.{i}.{j}": 16 for i in range(cfg.L) for j in (0, 2, 4)}}
 
 
 def all_layers(im: IntEntropyModel) -> list[IntLayer]:

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
-from psic_train.quantize import calibrate, quantize_entropy_model  # noqa: E402
+from psic_train.quantize import H_RANGES, all_layers, calibrate, int16_weights, quantize_entropy_model  # noqa: E402
 from psic_train.tables import gaussian_tables, quantize_pmf, z_tables  # noqa: E402
 
 torch.set_num_threads(1)
@@ -306,3 +306,40 @@ def test_headroom_schedule_shrinks_to_the_floor():
     assert headroom_schedule(2.0) == [2.0, 1.5, 1.125]
     assert headroom_schedule(1.1) == [1.1]
     assert all(b < a for a, b in zip(headroom_schedule(4.0), headroom_schedule(4.0)[1:]))
+
+
+def test_int16_weights_are_never_coarser_than_int8(setup):
+    model, _, y, z = setup
+    calib = calibrate(model, y, z)
+    int8 = quantize_entropy_model(model, calib, weight_bits={f"ep.{i}.0": 16 for i in range(model.cfg.L)})
+    int16 = quantize_entropy_model(model, calib, weight_bits=int16_weights(model.cfg))
+    for a, b in zip(all_layers(int8), all_layers(int16)):
+        assert a.name == b.name
+        assert np.all(b.extra["w_scale"] <= a.extra["w_scale"] * (1 + 1e-12)), a.name
+
+
+def test_smaller_h_range_gives_the_h_columns_of_ep_layer_0_finer_weights(setup):
+    model, _, y, z = setup
+    calib = calibrate(model, y, z)
+    hyper = model.cfg.hyper
+    levels = {}
+    for h_range in (32767, 2047):
+        ent = quantize_entropy_model(model, calib, weight_bits=int16_weights(model.cfg), h_range=h_range)
+        assert ent.h_s[-1].output_max == h_range and ent.ep[1][0].input_bound == im.LATENT_INT_MAX
+        w = np.abs(ent.ep[1][0].weight[:, :hyper].astype(np.int64))
+        levels[h_range] = np.median(w.max(axis=1))
+    assert levels[2047] > 4 * levels[32767]
+
+
+def test_search_quantization_keeps_the_lowest_calibration_rate_loss(setup):
+    from export import search_quantization
+    model, _, y, z = setup
+    calib = calibrate(model, y, z)
+    tables = (gaussian_tables(), z_tables(model.entropy_bottleneck))
+    ent, rates, headroom, h_range, search = search_quantization(
+        model, calib, tables, (y, z), (y[:2], z[:2]), 2.0, log=lambda *_: None)
+    assert [s["h_range"] for s in search[:len(H_RANGES)]] == list(H_RANGES)
+    best = min(search, key=lambda s: s["rate_loss"])
+    assert (best["headroom"], best["h_range"]) == (headroom, h_range)
+    assert rates["calibration"]["rate_loss"] == best["rate_loss"]
+    assert set(rates) == {"calibration", "heldout"} and ent.h_s[-1].output_max == h_range
