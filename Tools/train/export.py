@@ -151,8 +151,8 @@ def search_quantization(model, calib, tables, calibration: tuple, heldout: tuple
     Every layer gets Int16-range weights, as fine as its accumulator bound allows. H's range matters
     because ep layer 0 of level i > 0 reads [H | Y^] under one input bound: the Y^ columns fill the
     accumulator budget, so with H at +-32767 (a tiny s_H) the H columns' weights rounded to a handful
-    of integer levels (2-4 bits at levels 1-7; session 33 measured +0.85 % rate loss on a 105k-step
-    checkpoint, -0.2 % with H at +-2047). Returns (model, {"calibration", "heldout"} rate summaries,
+    of integer levels (2-4 bits at levels 2-8; session 33 measured +0.85 % rate loss on a 105k-step
+    checkpoint with the old Int8-range layers, -0.17 % with Int16-range weights and H at +-2047). Returns (model, {"calibration", "heldout"} rate summaries,
     headroom, h_range, the search as a list of {headroom, h_range, rate_loss})."""
     t_start = time.time() if t_start is None else t_start
     weight_bits = int16_weights(model.cfg)

@@ -1,8 +1,9 @@
 """Post-training quantisation of h_s and the entropy-parameter nets into integer layers.
 
-Per the spec (docs/integer-entropy-model.md): per-output-channel integer weights (Int8 range, or
-Int16 range for a layer that needs it), Int32 bias, a multiplier/shift per output channel, and
-activation output bounds from calibration statistics with headroom.
+Per the spec (docs/integer-entropy-model.md): per-output-channel integer weights (Int16 range as the
+exporter asks for it, `int16_weights`; a layer missing from `weight_bits` gets the Int8 range), Int32
+bias, a multiplier/shift per output channel, and activation output bounds from calibration
+statistics with headroom.
 
 Scales. Every integer tensor t stands for a real tensor t * s (s per channel of t):
 - z_hat: s = 1; Y^ (decoded latents): s = 1/16; H: s_H; hidden activations: s from calibration.
