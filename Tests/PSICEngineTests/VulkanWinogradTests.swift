@@ -87,6 +87,51 @@ final class VulkanWinogradTests: XCTestCase {
 
     /// `automatic` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
     /// channels on CPU devices only; `direct` keeps every layer on the direct kernels.
+    /// The scratch-memory transform gives exactly G g G^T summed in the order of the textbook
+    /// product, and `pack` puts each transformed kernel where the product kernel reads it.
+    func testKernelTransformIsTheMatrixProduct() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(Int64(bitPattern: state >> 11) % 2001 - 1000) / 997
+        }
+        let g = WinogradConvolution.g
+        for _ in 0..<50 {
+            let w = (0..<3).map { _ in (0..<3).map { _ in next() } }
+            // ((0 + x0) + x1) + x2, as a left fold
+            func dot(_ x: [Double], _ y: [Double]) -> Double {
+                var s = 0.0
+                for k in 0..<3 { s += x[k] * y[k] }
+                return s
+            }
+            let columns = (0..<3).map { j in (0..<3).map { k in w[k][j] } }
+            let gw = (0..<6).map { i in (0..<3).map { j in dot(g[i], columns[j]) } }
+            let want = (0..<6).map { i in (0..<6).map { j in dot(gw[i], g[j]) } }
+            XCTAssertEqual(WinogradConvolution.transformKernel(w), want)
+        }
+        let (ci, co, ocb) = (2, 3, 2)
+        let weights = (0..<(co * ci * 25)).map { _ in Float(next()) }
+        let layer = try Conv2dLayer(name: "pack", inChannels: ci, outChannels: co, kernelSize: 5, stride: 2,
+                                    weights: weights, bias: [1, 2, 3])
+        let packed = WinogradConvolution.pack(layer, outputChannels: ocb)
+        guard case let .floats(u) = packed.storage else { return XCTFail("Winograd parameters are floats") }
+        let blocks = 2, zC = 4 * ci
+        for o in 0..<co {
+            for i in 0..<ci {
+                for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let k = (0..<3).map { y in (0..<3).map { x in
+                        2 * y + a < 5 && 2 * x + b < 5 ? Double(weights[((o * ci + i) * 5 + 2 * y + a) * 5 + 2 * x + b]) : 0 } }
+                    let t = WinogradConvolution.transformKernel(k)
+                    for point in 0..<36 {
+                        XCTAssertEqual(u[((point * blocks + o / ocb) * zC + 4 * i + 2 * a + b) * ocb + o % ocb],
+                                       Float(t[point / 6][point % 6]))
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(Array(u[packed.biasOffset...]), [1, 2, 3, 0])
+    }
+
     func testModeSelection() throws {
         let info = try SharedVulkan.get().deviceInfo
         let wide = try Conv2dLayer(name: "wide", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
