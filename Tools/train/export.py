@@ -131,8 +131,10 @@ def headroom_schedule(start: float, floor: float = 1.1, factor: float = 0.75) ->
     return out
 
 
-def rate_summary(model, ent, y, z):
-    fz, fl = float_bits(model, y, z)
+def rate_summary(model, ent, y, z, float_rates: tuple | None = None):
+    """Float vs integer rates of the crops (y, z); `float_rates`, float_bits' result for these
+    crops, spares recomputing it when several integer models are measured on the same crops."""
+    fz, fl = float_rates if float_rates is not None else float_bits(model, y, z)
     iz, il, esc, _ = int_bits(ent, y.numpy(), z.numpy())
     npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
     f_tot, i_tot = fz + fl.sum(), iz + il.sum()
@@ -157,10 +159,11 @@ def search_quantization(model, calib, tables, calibration: tuple, heldout: tuple
     t_start = time.time() if t_start is None else t_start
     weight_bits = int16_weights(model.cfg)
     search, best = [], None
+    float_rates = float_bits(model, *calibration)   # the same for every candidate
     for headroom in headroom_schedule(headroom_start):
         for h_range in H_RANGES:
             ent = quantize_entropy_model(model, calib, headroom, weight_bits, h_range=h_range, tables=tables)
-            r = rate_summary(model, ent, *calibration)
+            r = rate_summary(model, ent, *calibration, float_rates=float_rates)
             search.append({"headroom": headroom, "h_range": h_range, "rate_loss": r["rate_loss"]})
             log(f"headroom {headroom:g}, H range +-{h_range}: calibration rate loss {100 * r['rate_loss']:+.3f}% "
                 f"({r['float_bpp']:.4f} -> {r['int_bpp']:.4f} bpp) ({time.time() - t_start:.0f} s)")

@@ -332,7 +332,7 @@ def test_smaller_h_range_gives_the_h_columns_of_ep_layer_0_finer_weights(setup):
 
 
 def test_search_quantization_keeps_the_lowest_calibration_rate_loss(setup):
-    from export import search_quantization
+    from export import rate_summary, search_quantization
     model, _, y, z = setup
     calib = calibrate(model, y, z)
     tables = (gaussian_tables(), z_tables(model.entropy_bottleneck))
@@ -343,3 +343,5 @@ def test_search_quantization_keeps_the_lowest_calibration_rate_loss(setup):
     assert (best["headroom"], best["h_range"]) == (headroom, h_range)
     assert rates["calibration"]["rate_loss"] == best["rate_loss"]
     assert set(rates) == {"calibration", "heldout"} and ent.h_s[-1].output_max == h_range
+    # the float rates computed once for all candidates are the ones a fresh summary computes
+    assert rates["calibration"] == rate_summary(model, ent, y, z)
