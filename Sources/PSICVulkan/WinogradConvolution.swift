@@ -124,27 +124,19 @@ enum WinogradConvolution {
     static func pack(_ l: Conv2dLayer, outputChannels ocb: Int) -> PackedParameters {
         let k = l.kernelSize, inC = l.inChannels, outC = l.outChannels, zC = 4 * inC
         let blocks = ceilDiv(outC, ocb)
-        var u = [Float](repeating: 0, count: 36 * blocks * zC * ocb)
-        KernelTransformer.withTransformer { t in
-            u.withUnsafeMutableBufferPointer { u in
-                l.weights.withUnsafeBufferPointer { w in
-                    for co in 0..<outC {
-                        for ci in 0..<inC {
-                            for a in 0..<2 {
-                                for b in 0..<2 {
-                                    for y in 0..<3 {
-                                        for x in 0..<3 {
-                                            t.kernel[3 * y + x] = 2 * y + a < k && 2 * x + b < k
-                                                ? Double(w[((co * inC + ci) * k + 2 * y + a) * k + 2 * x + b]) : 0
-                                        }
-                                    }
-                                    t.transform()
-                                    let c = 4 * ci + 2 * a + b
-                                    for point in 0..<36 {
-                                        u[((point * blocks + co / ocb) * zC + c) * ocb + co % ocb] = Float(t.result[point])
-                                    }
+        let u = KernelTransformer.transformed(count: 36 * blocks * zC * ocb) { t in
+            for co in 0..<outC {
+                for ci in 0..<inC {
+                    for a in 0..<2 {
+                        for b in 0..<2 {
+                            for y in 0..<3 {
+                                for x in 0..<3 {
+                                    t.kernel[3 * y + x] = 2 * y + a < k && 2 * x + b < k
+                                        ? Double(l.weights[((co * inC + ci) * k + 2 * y + a) * k + 2 * x + b]) : 0
                                 }
                             }
+                            let c = 4 * ci + 2 * a + b
+                            t.transform { point in ((point * blocks + co / ocb) * zC + c) * ocb + co % ocb }
                         }
                     }
                 }
@@ -161,32 +153,24 @@ enum WinogradConvolution {
         let k = l.kernelSize, inC = l.inChannels, outC = l.outChannels, zC = 4 * outC
         let blocks = ceilDiv(zC, ocb)
         let kernels = (0..<2).map { phaseKernel(l, phase: $0)! }
-        var u = [Float](repeating: 0, count: 36 * blocks * inC * ocb)
         var bias = [Float](repeating: 0, count: blocks * ocb)
-        KernelTransformer.withTransformer { t in
-            u.withUnsafeMutableBufferPointer { u in
-                l.weights.withUnsafeBufferPointer { w in
-                    for co in 0..<outC {
-                        for ry in 0..<2 {
-                            for rx in 0..<2 {
-                                let z = 4 * co + 2 * ry + rx
-                                bias[z] = l.bias[co]
-                                for ci in 0..<inC {
-                                    for y in 0..<3 {
-                                        for x in 0..<3 {
-                                            if let ky = kernels[ry][y], let kx = kernels[rx][x] {
-                                                t.kernel[3 * y + x] = Double(w[((ci * outC + co) * k + ky) * k + kx])
-                                            } else {
-                                                t.kernel[3 * y + x] = 0
-                                            }
-                                        }
-                                    }
-                                    t.transform()
-                                    for point in 0..<36 {
-                                        u[((point * blocks + z / ocb) * inC + ci) * ocb + z % ocb] = Float(t.result[point])
+        let u = KernelTransformer.transformed(count: 36 * blocks * inC * ocb) { t in
+            for co in 0..<outC {
+                for ry in 0..<2 {
+                    for rx in 0..<2 {
+                        let z = 4 * co + 2 * ry + rx
+                        bias[z] = l.bias[co]
+                        for ci in 0..<inC {
+                            for y in 0..<3 {
+                                for x in 0..<3 {
+                                    if let ky = kernels[ry][y], let kx = kernels[rx][x] {
+                                        t.kernel[3 * y + x] = Double(l.weights[((ci * outC + co) * k + ky) * k + kx])
+                                    } else {
+                                        t.kernel[3 * y + x] = 0
                                     }
                                 }
                             }
+                            t.transform { point in ((point * blocks + z / ocb) * inC + ci) * ocb + z % ocb }
                         }
                     }
                 }
@@ -211,36 +195,45 @@ enum WinogradConvolution {
 
     /// G g G^T (6 x 6) of a 3 x 3 kernel.
     static func transformKernel(_ w: [[Double]]) -> [[Double]] {
-        KernelTransformer.withTransformer { t in
+        var result: [[Double]] = []
+        _ = KernelTransformer.transformed(count: 0) { t in
             for y in 0..<3 {
                 for x in 0..<3 { t.kernel[3 * y + x] = w[y][x] }
             }
             t.transform()
-            return (0..<6).map { i in (0..<6).map { j in t.result[6 * i + j] } }
+            result = (0..<6).map { i in (0..<6).map { j in t.result[6 * i + j] } }
         }
+        return result
     }
 
-    /// Computes G g G^T in caller-owned scratch memory. Packing a layer transforms one 3 x 3
-    /// kernel per (input, output) channel pair and phase, ~10^5 for the shipped model; with
-    /// nested arrays per kernel a debug build spent most of a Vulkan test's 30 s allocating.
-    /// The sums run in the order the nested-array version used, so the packed floats are the same.
+    /// Computes G g G^T in scratch memory and stores each result's 36 points into the packed
+    /// weights. Packing a layer transforms one 3 x 3 kernel per (input, output) channel pair and
+    /// phase, ~10^5 for the shipped model; with nested arrays per kernel a debug build spent most
+    /// of a Vulkan test's 30 s allocating. The sums run in the order the nested-array version used,
+    /// so the packed floats are the same.
     struct KernelTransformer {
-        /// The 3 x 3 kernel, row-major (9 values).
+        /// The 3 x 3 kernel to transform next, row-major (9 values).
         let kernel: UnsafeMutablePointer<Double>
         /// G g G^T, row-major (36 values), after `transform()`.
         let result: UnsafeMutablePointer<Double>
         private let gw: UnsafeMutablePointer<Double>
         private let gm: UnsafeMutablePointer<Double>
+        private let out: UnsafeMutableBufferPointer<Float>
 
-        static func withTransformer<R>(_ body: (KernelTransformer) throws -> R) rethrows -> R {
-            try withUnsafeTemporaryAllocation(of: Double.self, capacity: 9 + 36 + 18 + 18) { buf in
-                let base = buf.baseAddress!
-                let t = KernelTransformer(kernel: base, result: base + 9, gw: base + 45, gm: base + 63)
-                for i in 0..<6 {
-                    for j in 0..<3 { t.gm[3 * i + j] = WinogradConvolution.g[i][j] }
+        /// `count` zero-initialised floats, filled by `body` through `transform(at:)`.
+        static func transformed(count: Int, _ body: (KernelTransformer) -> Void) -> [Float] {
+            var packed = [Float](repeating: 0, count: count)
+            packed.withUnsafeMutableBufferPointer { out in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 9 + 36 + 18 + 18) { buf in
+                    let base = buf.baseAddress!
+                    let t = KernelTransformer(kernel: base, result: base + 9, gw: base + 45, gm: base + 63, out: out)
+                    for i in 0..<6 {
+                        for j in 0..<3 { t.gm[3 * i + j] = WinogradConvolution.g[i][j] }
+                    }
+                    body(t)
                 }
-                return try body(t)
             }
+            return packed
         }
 
         func transform() {
@@ -254,6 +247,13 @@ enum WinogradConvolution {
                     result[6 * i + j] = 0.0 + gw[3 * i] * gm[3 * j] + gw[3 * i + 1] * gm[3 * j + 1] + gw[3 * i + 2] * gm[3 * j + 2]
                 }
             }
+        }
+
+        /// Transforms `kernel` and stores point p (row-major in the 6 x 6 result), rounded to
+        /// Float, at `index(p)` of the packed weights.
+        func transform(at index: (Int) -> Int) {
+            transform()
+            for point in 0..<36 { out[index(point)] = Float(result[point]) }
         }
     }
 

@@ -85,8 +85,6 @@ final class VulkanWinogradTests: XCTestCase {
         }
     }
 
-    /// `automatic` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
-    /// channels on CPU devices only; `direct` keeps every layer on the direct kernels.
     /// The scratch-memory transform gives exactly G g G^T summed in the order of the textbook
     /// product, and `pack` puts each transformed kernel where the product kernel reads it.
     func testKernelTransformIsTheMatrixProduct() throws {
@@ -132,6 +130,8 @@ final class VulkanWinogradTests: XCTestCase {
         XCTAssertEqual(Array(u[packed.biasOffset...]), [1, 2, 3, 0])
     }
 
+    /// `automatic` takes the route for 5x5/2 layers (and transposed ones) of 8 or more input
+    /// channels on CPU devices only; `direct` keeps every layer on the direct kernels.
     func testModeSelection() throws {
         let info = try SharedVulkan.get().deviceInfo
         let wide = try Conv2dLayer(name: "wide", inChannels: 8, outChannels: 8, kernelSize: 5, stride: 2,
