@@ -43,6 +43,7 @@ from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
+from psic_train.trainable import PARTS as TRAINABLE, optimiser_size, select_trainable  # noqa: E402
 
 DEFAULT_STEPS = 1_000_000
 
@@ -74,6 +75,10 @@ def parse_args(argv=None):
                    help="raise the learning rate linearly to --lr over the first N steps of this process (0 = "
                         "none); for a run whose Adam state starts fresh, e.g. --init from a model file, where "
                         "Adam's first steps move every weight by about the learning rate whatever its gradient")
+    p.add_argument("--trainable", choices=list(TRAINABLE), default=None,
+                   help="parameters to train: all, or synthesis (g_s alone; rates and the entropy model stay "
+                        "fixed, psic_train/trainable.py). Default: the checkpoint's with --resume or --init, "
+                        "else all")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
@@ -181,14 +186,25 @@ def main(argv=None):
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})
     model = PSICModel(cfg).to(args.device).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # Like the recipe, what a run trains carries over on --resume unless given (checkpoints from
+    # before session 34 trained everything).
+    stored_trainable = (ckpt or {}).get("args", {}).get("trainable")
+    trainable_source = "given" if args.trainable else "the checkpoint's" if stored_trainable else "default"
+    stored_trainable = stored_trainable if stored_trainable in TRAINABLE else "all"
+    args.trainable = args.trainable or stored_trainable
+    trained = select_trainable(model, args.trainable)
+    opt = torch.optim.Adam(trained, lr=args.lr)
     step = 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt and (args.resume or ckpt.get("step")):
-            opt.load_state_dict(ckpt["optimizer"])
-            for g in opt.param_groups:
-                g["lr"] = args.lr
+            if optimiser_size(ckpt["optimizer"]) == len(trained) and stored_trainable == args.trainable:
+                opt.load_state_dict(ckpt["optimizer"])
+                for g in opt.param_groups:
+                    g["lr"] = args.lr
+            else:
+                print(f"Adam state starts fresh: the checkpoint's optimiser trained {stored_trainable}, this "
+                      f"run trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
         step = ckpt.get("step", 0)
     # Moving average of the weights: at a constant learning rate the raw weights wander by
     # 0.2-0.3 dB between checkpoints (Tools/train/RESULTS.md, session 2); the average does not.
@@ -225,7 +241,7 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"{recipe_line(args, recipe_sources)}; "
+          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({trainable_source}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

@@ -235,6 +235,36 @@ def test_warmup_raises_the_learning_rate_over_this_process_first_steps(data, tmp
     assert torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"] == 1e-3
 
 
+def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, capsys):
+    from psic_train.trainable import select_trainable
+    base, branch = tmp_path / "base", tmp_path / "branch"
+    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 1, "--ema", 0])
+    start = torch.load(base / "last.pt", weights_only=False)
+    capsys.readouterr()
+    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 3, "--ema", 0,
+         "--trainable", "synthesis", "--lr", 1e-3])
+    out = capsys.readouterr().out
+    assert "Adam state starts fresh" in out and "trains synthesis (given)" in out
+    c = torch.load(branch / "last.pt", weights_only=False)
+    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    g_s = [n for n in names if n.startswith("g_s.")]
+    assert g_s and all(not torch.equal(c["model"][n], start["model"][n]) for n in g_s)
+    assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in g_s)
+    assert train.optimiser_size(c["optimizer"]) == len(g_s)
+    # a resume keeps training what the checkpoint trained, with its Adam state
+    run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 4, "--ema", 0, "--lr", 1e-3])
+    out = capsys.readouterr().out
+    assert "trains synthesis (the checkpoint's)" in out and "Adam state starts fresh" not in out
+    again = torch.load(branch / "last.pt", weights_only=False)
+    assert all(torch.equal(again["model"][n], start["model"][n]) for n in names if n not in g_s)
+    # and switching back to the whole model starts Adam afresh over every parameter
+    run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 5, "--ema", 0, "--trainable", "all"])
+    assert "trained synthesis, this run trains all" in capsys.readouterr().out
+    assert train.optimiser_size(torch.load(branch / "last.pt", weights_only=False)["optimizer"]) == len(names)
+    with pytest.raises(ValueError, match="choose one of"):
+        select_trainable(PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)), "encoder")
+
+
 def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys):
     from psic_train.data import CropSampler
     Image.fromarray(np.zeros((200, 140, 3), np.uint8)).save(tmp_path / "a.png")
