@@ -4,14 +4,24 @@
 public enum LevelCoder {
     /// Encoders split a section into at most this many substreams.
     public static let maxSubstreams = 16
-    /// Encoders aim at this many symbols per substream: each substream costs ≈ 12 bytes
-    /// (table entry and coder state), so small levels stay in one and large ones use all cores.
+    /// Encoders aim at this many symbols per substream, so that large levels use all cores.
     public static let symbolsPerSubstream = 8192
+    /// Encoders give each substream at least this many bytes: a substream costs 12 bytes (table
+    /// entry and coder state), which at the lowest levels of a Kodak image was 2 % of the stream
+    /// with three substreams a level; below ~1 ms of decoding a split gains nothing.
+    public static let bytesPerSubstream = 2048
 
-    /// The encoder's substream count for a section of `shape`: a function of the size only, so
-    /// streams do not depend on the machine that wrote them.
+    /// The substream count the size of a section of `shape` allows: the most an encoder uses.
     public static func substreamCount(for shape: LatentShape) -> Int {
         max(1, min(maxSubstreams, shape.height, shape.count / symbolsPerSubstream))
+    }
+
+    /// The encoder's substream count for a section of `shape` whose substreams, coded in
+    /// `substreamCount(for: shape)` parts, take `bytes` bytes (table excluded): that count, fewer
+    /// when the substreams would carry less than `bytesPerSubstream` each. It depends on the
+    /// symbols alone, never on the machine.
+    public static func substreamCount(for shape: LatentShape, bytes: Int) -> Int {
+        max(1, min(substreamCount(for: shape), bytes / bytesPerSubstream))
     }
 
     /// Encodes a level: `symbols` and `tableIndexes` are CHW arrays of `shape`; element `k` is
@@ -77,7 +87,19 @@ public enum LevelCoder {
         guard symbols.count == shape.count else {
             throw .shapeMismatch(what: "symbols", expected: shape.count, found: symbols.count)
         }
-        let k = substreams ?? substreamCount(for: shape)
+        if let k = substreams {
+            return try encode(symbols: symbols, shape: shape, tables: tables, k: k, choice: choice)
+        }
+        // Sized by the symbols first; a section that comes out small is coded again in fewer
+        // substreams (its split parts' coded bytes are its one-substream bytes within ~4 bytes per part).
+        let bySize = substreamCount(for: shape)
+        let section = try encode(symbols: symbols, shape: shape, tables: tables, k: bySize, choice: choice)
+        let k = substreamCount(for: shape, bytes: section.count - StreamSection.tableBytes(substreams: bySize))
+        return k == bySize ? section : try encode(symbols: symbols, shape: shape, tables: tables, k: k, choice: choice)
+    }
+
+    private static func encode(symbols: [Int32], shape: LatentShape, tables: CDFTableSet, k: Int,
+                               choice: TableChoice) throws(EntropyCodingError) -> [UInt8] {
         guard (1...min(StreamSection.maxSubstreams, shape.height)).contains(k) else {
             throw .invalidStreamContent(reason: "\(k) substreams for \(shape.height) rows")
         }

@@ -6,6 +6,9 @@ public struct StreamSection: Sendable {
     /// Bytes per substream entry in the section's table: length and CRC-32, UInt32 each.
     static let entryBytes = 8
 
+    /// Bytes of a section's substream table: the count, then one entry per substream.
+    static func tableBytes(substreams: Int) -> Int { 2 + substreams * entryBytes }
+
     /// Which part of the stream this is, for error messages.
     public let location: StreamLocation
     /// The whole stream's bytes (shared storage) and where this section lies in it.

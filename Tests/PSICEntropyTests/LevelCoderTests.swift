@@ -31,6 +31,32 @@ import Testing
         #expect(LevelCoder.substreamCount(for: LatentShape(channels: 20, height: 2, width: 4096)) == 2)
     }
 
+    @Test func smallSectionsKeepOneSubstream() throws {
+        #expect(LevelCoder.substreamCount(for: LatentShape(channels: 20, height: 32, width: 48), bytes: 4095) == 1)
+        #expect(LevelCoder.substreamCount(for: LatentShape(channels: 20, height: 32, width: 48), bytes: 4096) == 2)
+        #expect(LevelCoder.substreamCount(for: LatentShape(channels: 20, height: 32, width: 48), bytes: 1 << 20) == 3)
+        #expect(LevelCoder.substreamCount(for: LatentShape(channels: 20, height: 32, width: 48), bytes: 0) == 1)
+        // A Kodak-sized level (3 substreams by size) coded with the narrowest table takes a few
+        // hundred bytes: one substream. With the widest tables it takes tens of kilobytes: all three.
+        let shape = LatentShape(channels: 20, height: 32, width: 48)
+        for (table, expected) in [(Int32(0), 1), (Int32(63), 3)] {
+            let idx = [Int32](repeating: table, count: shape.count)
+            let symbols = try SynonymSampler.sampleLevel(tableIndexes: idx, shape: shape, tables: Fixtures.gaussian,
+                                                         seed: 3, level: 0)
+            let bytes = try LevelCoder.encode(symbols: symbols, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian)
+            let section = try parse(bytes, rows: shape.height)
+            #expect(section.substreamCount == expected)
+            let split = try LevelCoder.encode(symbols: symbols, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian,
+                                              substreams: 3)
+            if expected == 3 {
+                #expect(bytes == split)
+            } else {   // two table entries (16 bytes) and two coder states fewer
+                #expect(split.count - bytes.count >= 16)
+            }
+            #expect(try LevelCoder.decode(section, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian) == symbols)
+        }
+    }
+
     @Test func zCodingUsesChannelTables() throws {
         let shape = LatentShape(channels: 6, height: 3, width: 4)
         let symbols = (0..<shape.count).map { Int32($0 % 9) - 4 }
