@@ -345,3 +345,35 @@ def test_search_quantization_keeps_the_lowest_calibration_rate_loss(setup):
     assert set(rates) == {"calibration", "heldout"} and ent.h_s[-1].output_max == h_range
     # the float rates computed once for all candidates are the ones a fresh summary computes
     assert rates["calibration"] == rate_summary(model, ent, y, z)
+
+
+def test_rate_breakdown_runs_from_the_float_rate_to_the_integer_rate(setup):
+    from export import rate_summary
+    from psic_train.ratebreakdown import STAGES, format_breakdown, rate_breakdown
+    from psic_train.rates import z_bits_int
+    model, ent, y, z = setup
+    rows = rate_breakdown(model, ent, y, z)
+    summary = rate_summary(model, ent, y, z)
+    assert [r["stage"] for r in rows] == list(STAGES)
+    assert rows[0]["bpp"] == pytest.approx(summary["float_bpp"]) and rows[0]["vs_float"] == 0
+    assert rows[-1]["bpp"] == pytest.approx(summary["int_bpp"])
+    assert rows[-1]["vs_float"] == pytest.approx(summary["rate_loss"])
+    # the pieces' costs compose to the total loss
+    assert np.prod([1 + r["cost"] for r in rows]) - 1 == pytest.approx(summary["rate_loss"])
+    # z changes only where the tables replace the float prior
+    npix = y.shape[0] * y.shape[2] * 16 * y.shape[3] * 16
+    assert rows[1]["z_bpp"] == rows[2]["z_bpp"] == rows[0]["z_bpp"]
+    assert rows[3]["z_bpp"] == pytest.approx(z_bits_int(ent, z.numpy())[0] / npix)
+    # each level's rate is positive at every stage, and the report has a line per stage
+    assert all(min(r["level_bpp"]) > 0 for r in rows)
+    assert len(format_breakdown(rows)) == len(STAGES) + 1
+
+
+def test_rate_breakdown_scale_index_is_the_nearest_table_scale():
+    from psic_train.ratebreakdown import scale_index, table_scale
+    k = torch.arange(im.SCALE_COUNT)
+    assert torch.equal(scale_index(table_scale(k)), k)
+    # halfway in log between two table scales rounds to either neighbour, never further
+    mid = torch.sqrt(table_scale(k[:-1]) * table_scale(k[1:]))
+    assert ((scale_index(mid) - k[:-1]) >= 0).all() and ((scale_index(mid) - k[:-1]) <= 1).all()
+    assert scale_index(torch.tensor([0.01, 1e4])).tolist() == [0, im.SCALE_COUNT - 1]

@@ -1,0 +1,101 @@
+"""Where the integer entropy model's rate loss comes from: the float model's rate, then the same
+latents coded with one piece of the integer model's rules added at a time, ending at the integer
+model itself (docs/integer-entropy-model.md names each piece):
+
+    float        the float model: continuous mean and scale, discretised Gaussian likelihood
+    scale grid   + each scale snapped to the nearest of the 64 table scales (in log σ)
+    mean grid    + means on the 1/16 grid and ties rounded away from zero, as the integer model
+                   codes q = round(y - μ/16); the decoded levels that condition later levels move
+                   with them
+    tables       + the 16-bit CDF tables' real costs (escape and bypass bits included) for the
+                   levels and for z
+    integer nets + h_s and the entropy-parameter networks in integer arithmetic: the integer model
+
+Each stage's rate minus the one before is that piece's cost; the stages sum to the integer model's
+rate loss, which export.py's rate_summary reports alone.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .intmodel import MEAN_SCALE, SCALE_COUNT, SCALE_LOG_STEP, SCALE_MIN, IntEntropyModel, round_half_away
+from .model import PSICModel, gaussian_likelihood
+from .rates import float_bits, int_bits, z_bits_int
+
+STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets")
+
+
+def scale_index(sigma: torch.Tensor) -> torch.Tensor:
+    """The table index nearest to each scale in log σ, clamped to the table."""
+    k = torch.round((torch.log(sigma.double()) - math.log(SCALE_MIN)) / SCALE_LOG_STEP)
+    return k.clamp(0, SCALE_COUNT - 1).long()
+
+
+def table_scale(k: torch.Tensor) -> torch.Tensor:
+    return (SCALE_MIN * torch.exp(k.double() * SCALE_LOG_STEP)).float()
+
+
+def _half_away(t: torch.Tensor) -> torch.Tensor:
+    return torch.sign(t) * torch.floor(t.abs() + 0.5)
+
+
+@torch.no_grad()
+def _gridded_levels(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: IntEntropyModel, batch: int = 16):
+    """Bits of the levels with float networks but the integer model's grids: (scale grid bits per
+    level, mean grid bits per level, tables bits per level). The scale-grid stage keeps the float
+    means and decoded levels; the mean-grid and tables stages share one pass on the 1/16 grid."""
+    L = model.cfg.L
+    scale_grid, mean_grid, tables = np.zeros(L), np.zeros(L), np.zeros(L)
+    for s in range(0, y.shape[0], batch):
+        yy, zz = y[s:s + batch], z_hat[s:s + batch]
+        h = model.h_s(zz)
+        ys = yy.chunk(L, dim=1)
+        float_prev, grid_prev = [], []
+        for i in range(L):
+            # float means and decoded levels, snapped scales
+            mean, sigma, _ = model.level_params(i, h, float_prev)
+            q = torch.round(ys[i] - mean)
+            float_prev.append(q + mean)
+            scale_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(scale_index(sigma)))).sum())
+            # means on the 1/16 grid, decoded levels from them
+            mean, sigma, _ = model.level_params(i, h, grid_prev)
+            mu16 = _half_away(mean * MEAN_SCALE) / MEAN_SCALE
+            q = _half_away(ys[i] - mu16)
+            grid_prev.append(q + mu16)
+            k = scale_index(sigma)
+            mean_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(k))).sum())
+            tables[i] += ent.gaussian.bits(k.numpy(), q.long().numpy())[0]
+    return scale_grid, mean_grid, tables
+
+
+def rate_breakdown(model: PSICModel, ent: IntEntropyModel, y: torch.Tensor, z_hat: torch.Tensor) -> list[dict]:
+    """The stages above on latents y [B, C, h, w] and z_hat (from quantize.analyse): per stage its
+    bpp, z's and each level's bpp, and its cost over the previous stage and over the float model
+    (fractions of the float model's total rate). `ent` is the integer model exported from `model`."""
+    npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
+    fz, fl = float_bits(model, y, z_hat)
+    sg, mg, tb = _gridded_levels(model, y, z_hat, ent)
+    iz_tables = z_bits_int(ent, z_hat.numpy())[0]
+    iz, il, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
+    rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il)]
+    float_total = fz + fl.sum()
+    out, previous = [], float_total
+    for name, (zb, lb) in zip(STAGES, rows):
+        total = zb + lb.sum()
+        out.append({"stage": name, "bpp": total / npix, "z_bpp": zb / npix,
+                    "level_bpp": [float(v) / npix for v in lb],
+                    "cost": total / previous - 1.0, "vs_float": total / float_total - 1.0})
+        previous = total
+    return out
+
+
+def format_breakdown(rows: list[dict]) -> list[str]:
+    """One line per stage: bpp, cost of the stage's piece, total loss so far."""
+    lines = [f"{'stage':<13} {'bpp':>8} {'z bpp':>8}  {'this piece':>10}  {'vs float':>9}"]
+    for r in rows:
+        piece = "" if r["stage"] == "float" else f"{100 * r['cost']:+.3f} %"
+        lines.append(f"{r['stage']:<13} {r['bpp']:8.5f} {r['z_bpp']:8.5f}  {piece:>10}  {100 * r['vs_float']:+8.3f} %")
+    return lines

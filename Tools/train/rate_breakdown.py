@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Take an exported integer entropy model's rate loss apart: the float model's rate, then the scale
+grid, the mean grid, the 16-bit tables and the integer networks added one at a time
+(psic_train/ratebreakdown.py says what each stage adds).
+
+    python Tools/train/rate_breakdown.py --checkpoint runs/s9/last.pt --model /tmp/exp/psic-conv.safetensors
+    python Tools/train/rate_breakdown.py --checkpoint CKPT --model FILE --images ../shared/data/kodak
+
+The model file must be the export of that checkpoint's weights (same training step): the float
+stages run the checkpoint, the last runs the file's integer model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export import random_crops  # noqa: E402
+from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
+from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.quantize import analyse  # noqa: E402
+from psic_train.ratebreakdown import format_breakdown, rate_breakdown  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="train.py checkpoint the model file was exported from")
+    p.add_argument("--model", type=Path, required=True, help="the model file (*.safetensors) exported from it")
+    p.add_argument("--weights", choices=["ema", "raw"], default="ema",
+                   help="checkpoint weights to use (export.py's default is the moving average)")
+    p.add_argument("--images", type=Path,
+                   help="measure whole images of this folder (each padded to a multiple of 64) instead of crops")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
+                   help="training photos to take crops from (default: ../shared/data/train)")
+    p.add_argument("--holdout", type=int, default=8, help="last N photos are held out, as train.py does; crops "
+                                                          "come from the others")
+    p.add_argument("--crops", type=int, default=32, help="number of random crops")
+    p.add_argument("--crop", type=int, default=256, help="crop side in pixels")
+    p.add_argument("--seed", type=int, default=1, help="crop seed (export.py calibrates on seed 0's crops)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print the stages as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    mf = ModelFile(args.model)
+    step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))
+    if step != file_step:
+        raise SystemExit(f"{args.model} was exported at step {file_step}, {args.checkpoint} is at step {step}: "
+                         "export this checkpoint (export.py --checkpoint) or pass the checkpoint it came from")
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(checkpoint_weights(ckpt, ema=args.weights == "ema")[0])
+    model.eval()
+    if args.images:
+        files = list_images(args.images)
+        if not files:
+            raise SystemExit(f"{args.images}: no images")
+        what = f"{len(files)} images of {args.images}"
+    else:
+        files = list_images(args.data)
+        files = files[:-args.holdout] if args.holdout else files
+        what = f"{args.crops} crops of {args.crop}² from {len(files)} photos of {args.data} (seed {args.seed})"
+    with torch.no_grad():
+        if args.images:   # whole images differ in size: analyse one at a time, measure all together
+            parts = [analyse(model, to_tensor(pad_to_multiple(load_rgb(f), 64))) for f in files]
+            rows = None
+            for y, z in parts:
+                r = rate_breakdown(model, mf.entropy, y, z)
+                rows = _accumulate(rows, r, y)
+            rows = _finish(rows)
+        else:
+            x = torch.from_numpy(random_crops(files, args.crops, args.crop, np.random.default_rng(args.seed)))
+            y, z = analyse(model, x.permute(0, 3, 1, 2).float() / 255)
+            rows = rate_breakdown(model, mf.entropy, y, z)
+    if args.json:
+        print(json.dumps({"step": step, "model": str(args.model), "measured_on": what, "stages": rows}, indent=1))
+        return
+    print(f"step {step}, {args.model.name} ({mf.meta['fingerprint']}), {what}:")
+    print("\n".join(format_breakdown(rows)))
+
+
+def _accumulate(acc, rows, y):
+    """Sums per-image stages as bits (bpp × pixels) so that images of any size weigh by their pixels."""
+    npix = y.shape[0] * y.shape[2] * 16 * y.shape[3] * 16
+    acc = acc or [{"stage": r["stage"], "bits": 0.0, "z_bits": 0.0, "level_bits": np.zeros(len(r["level_bpp"])),
+                   "pixels": 0} for r in rows]
+    for a, r in zip(acc, rows):
+        a["bits"] += r["bpp"] * npix
+        a["z_bits"] += r["z_bpp"] * npix
+        a["level_bits"] += np.array(r["level_bpp"]) * npix
+        a["pixels"] += npix
+    return acc
+
+
+def _finish(acc):
+    out, first, previous = [], acc[0]["bits"], acc[0]["bits"]
+    for a in acc:
+        out.append({"stage": a["stage"], "bpp": a["bits"] / a["pixels"], "z_bpp": a["z_bits"] / a["pixels"],
+                    "level_bpp": [float(v) for v in a["level_bits"] / a["pixels"]],
+                    "cost": a["bits"] / previous - 1.0, "vs_float": a["bits"] / first - 1.0})
+        previous = a["bits"]
+    return out
+
+
+if __name__ == "__main__":
+    main()
