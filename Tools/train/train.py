@@ -206,6 +206,13 @@ def main(argv=None):
                 print(f"Adam state starts fresh: the checkpoint's optimiser trained {stored_trainable}, this "
                       f"run trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
         step = ckpt.get("step", 0)
+        if "ema" in ckpt and args.trainable != "all":
+            # A frozen parameter takes its averaged value, the one an export would use: the average
+            # then holds it too, and the rates the run trains at are the exported model's.
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if not p.requires_grad and name in ckpt["ema"]:
+                        p.copy_(ckpt["ema"][name])
     # Moving average of the weights: at a constant learning rate the raw weights wander by
     # 0.2-0.3 dB between checkpoints (Tools/train/RESULTS.md, session 2); the average does not.
     ema = None

@@ -4,7 +4,9 @@
 the encoder, the hyperprior and the entropy-parameter networks stay as they are, so the latents,
 their rates and the integer entropy model an export derives from them do not move, and every change
 a run makes shows as distortion at unchanged rate. A decoder fine-tuned this way can take a larger
-learning rate than the whole model, whose rate terms turn noisy steps into rate drift.
+learning rate than the whole model, whose rate terms turn noisy steps into rate drift. With a
+moving average (train.py --ema) the frozen parameters start from their averaged values, so the
+average, which is what export.py writes, keeps them exactly.
 """
 from __future__ import annotations
 

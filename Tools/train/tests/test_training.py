@@ -251,6 +251,18 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     assert g_s and all(not torch.equal(c["model"][n], start["model"][n]) for n in g_s)
     assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in g_s)
     assert train.optimiser_size(c["optimizer"]) == len(g_s)
+    # with a moving average, a frozen parameter starts from (and stays at) the averaged value
+    run(["--data", data, "--out", base, "--resume", *RUN, "--steps", 3, "--ema", 0.5])
+    averaged = torch.load(base / "last.pt", weights_only=False)
+    ema_branch = tmp_path / "ema-branch"
+    run(["--data", data, "--out", ema_branch, "--init", base / "last.pt", *RUN, "--steps", 5, "--ema", 0.5,
+         "--trainable", "synthesis", "--lr", 1e-3])
+    e = torch.load(ema_branch / "last.pt", weights_only=False)
+    frozen = [n for n in names if n not in g_s]
+    assert any(not torch.equal(averaged["ema"][n], averaged["model"][n]) for n in frozen)
+    assert all(torch.equal(e["model"][n], averaged["ema"][n]) and torch.equal(e["ema"][n], averaged["ema"][n])
+               for n in frozen)
+    capsys.readouterr()
     # a resume keeps training what the checkpoint trained, with its Adam state
     run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 4, "--ema", 0, "--lr", 1e-3])
     out = capsys.readouterr().out
