@@ -7,6 +7,8 @@
         --warmup-steps 500                                            # from the shipped model
     python Tools/train/train.py --out runs/gan --init runs/main/last.pt \
         --adversarial-weight 0.01 --steps 20000                        # adversarial fine-tuning stage
+    python Tools/train/train.py --out runs/dec --init runs/main/last.pt --trainable synthesis \
+        --lr 2e-5 --warmup-steps 300                                   # the decoder alone, rates fixed
 
 Checkpoints (model, optimiser, step, settings; the discriminator under its own keys when there is
 one) are written to OUT/last.pt every few minutes and on exit (Ctrl-C or SIGTERM); OUT/log.jsonl
