@@ -57,8 +57,9 @@ struct InfoCommand: ParsableCommand {
             var cumulative = r.totalBytes - r.levelBytes.reduce(0, +)
             for (i, b) in r.levelBytes.enumerated() {
                 cumulative += b
-                print(String(format: "  level %d: %7d bytes in %2d substreams (cut here: %.4f bpp)", i + 1, b,
-                             r.substreamsPerLevel[i], Double(cumulative * 8) / Double(r.width * r.height)))
+                let k = r.substreamsPerLevel[i]
+                print(String(format: "  level %d: %7d bytes in %2d substream%@ (cut here: %.4f bpp)", i + 1, b, k,
+                             k == 1 ? " " : "s", Double(cumulative * 8) / Double(r.width * r.height)))
             }
         }
     }
