@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import struct
@@ -89,10 +90,24 @@ def psic_model_fingerprint() -> str:
         sys.exit(f"evaluate.py: cannot read the model fingerprint of {path}: {e}")
 
 
+def psic_binary_id(path: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of the psic executable. PSIC's cache entries are kept
+    per model and per executable: the streams depend on the encoder as well as on the model (session
+    34 changed the substream rule and every level's size), so a rebuilt psic is measured afresh."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError as e:
+        sys.exit(f"evaluate.py: cannot read the psic executable {path}: {e.strerror}")
+
+
+def psic_cache_dir(out: Path, model: str, binary: str) -> Path:
+    return Path(out) / "cache" / "psic" / model / binary
+
+
 def task_psic(args):
-    binary, samples, img, out, model = args
+    binary, samples, img, out, model, binary_id = args
     # The sample count is in the name: an image measured with other samples is measured again.
-    cache = Path(out) / "cache" / "psic" / model / f"{Path(img).stem}-m{samples}.json"
+    cache = psic_cache_dir(out, model, binary_id) / f"{Path(img).stem}-m{samples}.json"
     if cache.exists():
         cached = json.loads(cache.read_text())
         # Entries cached before the mean-details decodes existed are measured again.
@@ -107,7 +122,7 @@ def task_psic(args):
     for lv in r["levels"]:
         m = metrics.all_metrics(img, lv["decoded"][0], ref=ref)
         decs = [metrics.load_rgb(p) for p in lv["decoded"]]
-        rec = {"codec": "psic", "model": model, "quality": lv["level"], "image": Path(img).stem,
+        rec = {"codec": "psic", "model": model, "binary": binary_id, "quality": lv["level"], "image": Path(img).stem,
                "bytes": lv["bytes"], "bpp": 8.0 * lv["bytes"] / npx,
                "encode_s": r["encode_s"], "decode_s": lv["decode_s"], **m}
         if len(decs) > 1:
@@ -124,7 +139,8 @@ def task_psic(args):
         if "mean_decoded" in lv:
             same = lv["mean_decoded"] == lv["decoded"][0]
             mm = m if same else metrics.all_metrics(img, lv["mean_decoded"], ref=ref)
-            recs.append({"codec": "psic-mean", "model": model, "quality": lv["level"], "image": Path(img).stem,
+            recs.append({"codec": "psic-mean", "model": model, "binary": binary_id, "quality": lv["level"],
+                         "image": Path(img).stem,
                          "bytes": lv["bytes"], "bpp": 8.0 * lv["bytes"] / npx, "encode_s": r["encode_s"], **mm})
             if not same:
                 Path(lv["mean_decoded"]).unlink()
@@ -261,10 +277,10 @@ def level_gains(records, codec="psic") -> str:
             f"{len(by)} images): {verdict}.\n")
 
 
-def measured_on(out: Path, model: str) -> str:
-    """When this model's PSIC entries were measured: the newest of its cache files (a run from the
-    cache, --skip-metrics, keeps the date of the measurement, not of the tables)."""
-    files = list((out / "cache" / "psic" / model).glob("*.json"))
+def measured_on(out: Path, model: str, binary: str) -> str:
+    """When this model's PSIC entries were measured with this executable: the newest of their cache
+    files (a run from the cache, --skip-metrics, keeps the date of the measurement, not of the tables)."""
+    files = list(psic_cache_dir(out, model, binary).glob("*.json"))
     t = max((f.stat().st_mtime for f in files), default=time.time())
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
 
@@ -346,13 +362,14 @@ def main(argv=None):
     seed_from_reference(a.reference, a.images, out, images, tools)
 
     model = psic_model_fingerprint() if "psic" in codecs else ""
+    binary_id = psic_binary_id(Path(a.psic)) if "psic" in codecs else ""
     if model:
-        print(f"psic model {model}", flush=True)
+        print(f"psic model {model}, executable {binary_id}", flush=True)
     tasks = []      # image by image, so an interrupted run leaves whole images in the cache
     for k, i in enumerate(images):
         if "psic" in codecs:
             m = a.samples if (a.sample_images <= 0 or k < a.sample_images) else 1
-            tasks.append((task_psic, (str(Path(a.psic).resolve()), m, str(i), str(out), model)))
+            tasks.append((task_psic, (str(Path(a.psic).resolve()), m, str(i), str(out), model, binary_id)))
         for c in codecs:
             if c != "psic":
                 tasks += [(task_codec, (c, q, str(i), str(out))) for q in CODECS[c].qualities]
@@ -371,13 +388,15 @@ def main(argv=None):
             r = json.loads(f.read_text())
             records += r if isinstance(r, list) else [r]
         names = {i.stem for i in images}
-        # PSIC entries of other models (and of the cache layout before per-model folders) are skipped.
+        # PSIC entries of other models or executables (and of the cache layouts before per-model and
+        # per-executable folders) are skipped.
         wanted = set(codecs) | ({"psic-mean"} if "psic" in codecs else set())
         records = [r for r in records if r["image"] in names and r["codec"] in wanted
-                   and (not r["codec"].startswith("psic") or r.get("model") == model)]
+                   and (not r["codec"].startswith("psic") or (r.get("model"), r.get("binary")) == (model, binary_id))]
         if "psic" in codecs and not any(r["codec"] == "psic" for r in records):
-            sys.exit(f"evaluate.py: no cached PSIC results for model {model} in {out / 'cache' / 'psic' / model}; "
-                     "run without --skip-metrics to measure it")
+            sys.exit(f"evaluate.py: no cached PSIC results for model {model} and this psic executable "
+                     f"({binary_id}) in {psic_cache_dir(out, model, binary_id)}; run without --skip-metrics to "
+                     "measure them")
 
     if a.write_reference:
         n = reference.write_reference(Path(a.write_reference), records, images, tools)
@@ -401,7 +420,7 @@ def main(argv=None):
     print(bd_md)
     if a.docs:
         docs = Path(a.docs).resolve()
-        info = results_doc.run_info(psic_model_path(), len(images), a.images, measured_on(out, model),
+        info = results_doc.run_info(psic_model_path(), len(images), a.images, measured_on(out, model, binary_id),
                                     HERE.parents[1])
         results_doc.update_results(docs / "results.md", info, agg, curves_md, bd_md)
         results_doc.update_readme(docs.parent / "README.md", info, agg)

@@ -203,7 +203,9 @@ def test_psic_task_measures_mean_details_beside_samples(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "all_metrics", lambda ref_path, dist_path, ref=None, full=True: {
         "psnr": metrics.psnr(metrics.load_rgb(ref_path), metrics.load_rgb(dist_path)), "ms_ssim": 1.0})
     monkeypatch.setattr(metrics, "ms_ssim", lambda a, b: 1.0)   # needs images over 160 pixels
-    args = (str(fake), 2, str(img), str(tmp_path / "out"), "m1")
+    binary_id = evaluate.psic_binary_id(fake)
+    assert len(binary_id) == 12 and binary_id != evaluate.psic_binary_id(img)
+    args = (str(fake), 2, str(img), str(tmp_path / "out"), "m1", binary_id)
     recs = evaluate.task_psic(args)
     psic = {r["quality"]: r for r in recs if r["codec"] == "psic"}
     mean = {r["quality"]: r for r in recs if r["codec"] == "psic-mean"}
@@ -214,8 +216,12 @@ def test_psic_task_measures_mean_details_beside_samples(tmp_path, monkeypatch):
                                                                  np.full((32, 32, 3), 99, np.uint8)))
         assert mean[level]["psnr"] > psic[level]["psnr"]
     assert mean[8]["psnr"] == psic[8]["psnr"]
+    assert {r["binary"] for r in recs} == {binary_id}
     fake.unlink()   # a second call reads the cache
     assert evaluate.task_psic(args) == recs
+    # another executable (the same model) is measured afresh, never read from this one's cache
+    with pytest.raises(OSError):
+        evaluate.task_psic(args[:-1] + ("0123456789ab",))
     agg = evaluate.aggregate(recs)
     assert list(agg) == ["psic", "psic-mean"]
 
