@@ -37,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="checkpoint weights to use (export.py's default is the moving average)")
     p.add_argument("--images", type=Path,
-                   help="measure whole images of this folder (each padded to a multiple of 64) instead of crops")
+                   help="measure whole images of this folder instead of crops (each padded to a multiple of 64 "
+                        "by edge replication, as the codec does; bpp is over the padded pixels)")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
                    help="training photos to take crops from (default: ../shared/data/train)")
     p.add_argument("--holdout", type=int, default=8, help="last N photos are held out, as train.py does; crops "
