@@ -73,45 +73,17 @@ def main(argv=None):
         files = files[:-args.holdout] if args.holdout else files
         what = f"{args.crops} crops of {args.crop}² from {len(files)} photos of {args.data} (seed {args.seed})"
     with torch.no_grad():
-        if args.images:   # whole images differ in size: analyse one at a time, measure all together
-            parts = [analyse(model, to_tensor(pad_to_multiple(load_rgb(f), 64))) for f in files]
-            rows = None
-            for y, z in parts:
-                r = rate_breakdown(model, mf.entropy, y, z)
-                rows = _accumulate(rows, r, y)
-            rows = _finish(rows)
+        if args.images:   # whole images differ in size: one (y, z) pair each, measured together
+            latents = (analyse(model, to_tensor(pad_to_multiple(load_rgb(f), 64))) for f in files)
         else:
             x = torch.from_numpy(random_crops(files, args.crops, args.crop, np.random.default_rng(args.seed)))
-            y, z = analyse(model, x.permute(0, 3, 1, 2).float() / 255)
-            rows = rate_breakdown(model, mf.entropy, y, z)
+            latents = [analyse(model, x.permute(0, 3, 1, 2).float() / 255)]
+        rows = rate_breakdown(model, mf.entropy, latents)
     if args.json:
         print(json.dumps({"step": step, "model": str(args.model), "measured_on": what, "stages": rows}, indent=1))
         return
     print(f"step {step}, {args.model.name} ({mf.meta['fingerprint']}), {what}:")
     print("\n".join(format_breakdown(rows)))
-
-
-def _accumulate(acc, rows, y):
-    """Sums per-image stages as bits (bpp × pixels) so that images of any size weigh by their pixels."""
-    npix = y.shape[0] * y.shape[2] * 16 * y.shape[3] * 16
-    acc = acc or [{"stage": r["stage"], "bits": 0.0, "z_bits": 0.0, "level_bits": np.zeros(len(r["level_bpp"])),
-                   "pixels": 0} for r in rows]
-    for a, r in zip(acc, rows):
-        a["bits"] += r["bpp"] * npix
-        a["z_bits"] += r["z_bpp"] * npix
-        a["level_bits"] += np.array(r["level_bpp"]) * npix
-        a["pixels"] += npix
-    return acc
-
-
-def _finish(acc):
-    out, first, previous = [], acc[0]["bits"], acc[0]["bits"]
-    for a in acc:
-        out.append({"stage": a["stage"], "bpp": a["bits"] / a["pixels"], "z_bpp": a["z_bits"] / a["pixels"],
-                    "level_bpp": [float(v) for v in a["level_bits"] / a["pixels"]],
-                    "cost": a["bits"] / previous - 1.0, "vs_float": a["bits"] / first - 1.0})
-        previous = a["bits"]
-    return out
 
 
 if __name__ == "__main__":

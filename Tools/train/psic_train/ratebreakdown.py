@@ -71,19 +71,23 @@ def _gridded_levels(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent:
     return scale_grid, mean_grid, tables
 
 
-def rate_breakdown(model: PSICModel, ent: IntEntropyModel, y: torch.Tensor, z_hat: torch.Tensor) -> list[dict]:
-    """The stages above on latents y [B, C, h, w] and z_hat (from quantize.analyse): per stage its
-    bpp, z's and each level's bpp, and its cost over the previous stage and over the float model
+def rate_breakdown(model: PSICModel, ent: IntEntropyModel, latents) -> list[dict]:
+    """The stages above over `latents`, pairs (y [B, C, h, w], z_hat) from quantize.analyse (several
+    pairs for images of different sizes; bits and pixels are summed over all): per stage its bpp,
+    z's and each level's bpp, and its cost over the previous stage and over the float model
     (fractions of the float model's total rate). `ent` is the integer model exported from `model`."""
-    npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
-    fz, fl = float_bits(model, y, z_hat)
-    sg, mg, tb = _gridded_levels(model, y, z_hat, ent)
-    iz_tables = z_bits_int(ent, z_hat.numpy())[0]
-    iz, il, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
-    rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il)]
-    float_total = fz + fl.sum()
+    npix, sums = 0, None
+    for y, z_hat in latents:
+        npix += y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
+        fz, fl = float_bits(model, y, z_hat)
+        sg, mg, tb = _gridded_levels(model, y, z_hat, ent)
+        iz_tables = z_bits_int(ent, z_hat.numpy())[0]
+        iz, il, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
+        rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il)]
+        sums = rows if sums is None else [(a + zb, b + lb) for (a, b), (zb, lb) in zip(sums, rows)]
+    float_total = sums[0][0] + sums[0][1].sum()
     out, previous = [], float_total
-    for name, (zb, lb) in zip(STAGES, rows):
+    for name, (zb, lb) in zip(STAGES, sums):
         total = zb + lb.sum()
         out.append({"stage": name, "bpp": total / npix, "z_bpp": zb / npix,
                     "level_bpp": [float(v) / npix for v in lb],

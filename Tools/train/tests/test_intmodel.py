@@ -352,7 +352,7 @@ def test_rate_breakdown_runs_from_the_float_rate_to_the_integer_rate(setup):
     from psic_train.ratebreakdown import STAGES, format_breakdown, rate_breakdown
     from psic_train.rates import z_bits_int
     model, ent, y, z = setup
-    rows = rate_breakdown(model, ent, y, z)
+    rows = rate_breakdown(model, ent, [(y, z)])
     summary = rate_summary(model, ent, y, z)
     assert [r["stage"] for r in rows] == list(STAGES)
     assert rows[0]["bpp"] == pytest.approx(summary["float_bpp"]) and rows[0]["vs_float"] == 0
@@ -367,6 +367,9 @@ def test_rate_breakdown_runs_from_the_float_rate_to_the_integer_rate(setup):
     # each level's rate is positive at every stage, and the report has a line per stage
     assert all(min(r["level_bpp"]) > 0 for r in rows)
     assert len(format_breakdown(rows)) == len(STAGES) + 1
+    # several (y, z) pairs (images of different sizes) sum bits and pixels: two halves give the whole
+    halves = rate_breakdown(model, ent, [(y[:4], z[:4]), (y[4:], z[4:])])
+    assert [r["bpp"] for r in halves] == pytest.approx([r["bpp"] for r in rows])
 
 
 def test_rate_breakdown_scale_index_is_the_nearest_table_scale():
