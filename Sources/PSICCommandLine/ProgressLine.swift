@@ -59,7 +59,7 @@ public final class ProgressLine: @unchecked Sendable {
         case let .log(interval):
             guard now.timeIntervalSince(lastLogged) >= interval else { return }
             lastLogged = now
-            write(String(format: "psic: %@, %.1f s elapsed\n", detailText, now.timeIntervalSince(start)))
+            write("psic: \(detailText), " + String(format: "%.1f s elapsed\n", now.timeIntervalSince(start)))
         }
     }
 
@@ -97,8 +97,8 @@ public final class ProgressLine: @unchecked Sendable {
             let filled = width * done / max(total, 1)
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
             let shown = detailText.isEmpty ? label : detailText
-            write(String(format: "\r\u{1B}[K[%@] %d/%d  %.1fs elapsed, ~%.0fs left  %@", bar, done, total, elapsed, eta,
-                         String(shown.suffix(40))))
+            write("\r\u{1B}[K[\(bar)] " + String(format: "%d/%d  %.1fs elapsed, ~%.0fs left  ", done, total, elapsed, eta)
+                  + String(shown.suffix(40)))
             if done == total { write("\n") }
         case let .log(interval):
             guard done == total || Date().timeIntervalSince(lastLogged) >= interval else { return }

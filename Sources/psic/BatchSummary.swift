@@ -42,14 +42,15 @@ final class BatchSummary: @unchecked Sendable {
     /// `limit` names the size limit or quality target in the levels line.
     func print(verb: String, seconds: Double, backend: String, limit: String = "the size limit") {
         let bpp = pixels > 0 ? Double(streamBytes * 8) / Double(pixels) : 0
-        let line = String(format: "%@ %d image%@: %d stream bytes (%.4f bpp), %d PNG bytes, %.2f s (%.2f images/s) on %@",
-                          verb, images, images == 1 ? "" : "s", streamBytes, bpp, otherBytes, seconds,
-                          Double(images) / max(seconds, 1e-9), backend)
+        let line = "\(verb) \(images) image\(images == 1 ? "" : "s"): "
+            + String(format: "%d stream bytes (%.4f bpp), %d PNG bytes, %.2f s (%.2f images/s)",
+                     streamBytes, bpp, otherBytes, seconds, Double(images) / max(seconds, 1e-9))
+            + " on \(backend)"
         Swift.print(line)
         if let low = levelsKept.min(), let high = levelsKept.max() {
             let mean = Double(levelsKept.reduce(0, +)) / Double(levelsKept.count)
             Swift.print(low == high ? "levels kept for \(limit): \(low)"
-                                    : String(format: "levels kept for %@: %d to %d (mean %.2f)", limit, low, high, mean))
+                                    : "levels kept for \(limit): \(low) to \(high) (mean \(String(format: "%.2f", mean)))")
         }
         if missedTarget > 0 {
             Swift.print("\(missedTarget) image\(missedTarget == 1 ? "" : "s") stayed under \(limit) with every level (kept them all)")

@@ -207,9 +207,9 @@ struct BenchCodec: ParsableCommand {
             return
         }
         for r in rows {
-            print(String(format: "%@: %dx%d, %d bytes (%.3f bpp); encode %.3f s, decode %.3f s, entropy decoding %.4f s (%.1f%% of decode)",
-                         r.backend, r.width, r.height, r.bytes, Double(r.bytes * 8) / Double(r.width * r.height),
-                         r.encodeSeconds, r.decodeSeconds, r.entropyDecodeSeconds, 100 * r.entropyShareOfDecode))
+            print("\(r.backend): " + String(format: "%dx%d, %d bytes (%.3f bpp); encode %.3f s, decode %.3f s, entropy decoding %.4f s (%.1f%% of decode)",
+                                             r.width, r.height, r.bytes, Double(r.bytes * 8) / Double(r.width * r.height),
+                                             r.encodeSeconds, r.decodeSeconds, r.entropyDecodeSeconds, 100 * r.entropyShareOfDecode))
         }
     }
 }

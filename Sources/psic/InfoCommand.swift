@@ -58,8 +58,8 @@ struct InfoCommand: ParsableCommand {
             for (i, b) in r.levelBytes.enumerated() {
                 cumulative += b
                 let k = r.substreamsPerLevel[i]
-                print(String(format: "  level %d: %7d bytes in %2d substream%@ (cut here: %.4f bpp)", i + 1, b, k,
-                             k == 1 ? " " : "s", Double(cumulative * 8) / Double(r.width * r.height)))
+                print(String(format: "  level %d: %7d bytes in %2d substream", i + 1, b, k) + (k == 1 ? " " : "s")
+                      + String(format: " (cut here: %.4f bpp)", Double(cumulative * 8) / Double(r.width * r.height)))
             }
         }
     }
