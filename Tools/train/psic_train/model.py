@@ -183,6 +183,24 @@ def checkpoint_weights(ckpt: dict, ema: bool = True) -> tuple[dict, bool]:
 
 
 @torch.no_grad()
+def round_to_mean(y: torch.Tensor, mean: torch.Tensor):
+    """The float model's coding rule: q = round(y - mean), decoded about `mean` itself."""
+    return torch.round(y - mean), mean
+
+
+def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
+    """Codes the levels `ys` in order, each conditioned on the decoded levels before it:
+    per level (sigma, q, decoded). `rule(y_i, mean)` gives (q, centre), decoded = q + centre, so
+    a rule that moves the mean (the integer model's 1/16 grid) moves the later levels with it."""
+    decoded, out = [], []
+    for i in range(model.cfg.L):
+        mean, sigma, _ = model.level_params(i, hyper, decoded)
+        q, centre = rule(ys[i], mean)
+        decoded.append(q + centre)
+        out.append((sigma, q, decoded[-1]))
+    return out
+
+
 def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
     decode at every level l = 1..L (levels > l sampled with a seeded generator, or their mean
@@ -196,13 +214,9 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
     z_hat = torch.round(z)
     z_bits = -torch.log2(z_likelihood(model.entropy_bottleneck, z_hat)).sum()
     hyper = model.h_s(z_hat)
-    ys = y.chunk(L, dim=1)
-    decoded, bits = [], []
-    for i in range(L):
-        mean, sigma, _ = model.level_params(i, hyper, decoded)
-        q = torch.round(ys[i] - mean)
-        bits.append((-torch.log2(gaussian_likelihood(q, sigma))).sum().item())
-        decoded.append(q + mean)
+    coded = code_levels(model, hyper, y.chunk(L, dim=1))
+    bits = [(-torch.log2(gaussian_likelihood(q, sigma))).sum().item() for sigma, q, _ in coded]
+    decoded = [d for _, _, d in coded]
     results = []
     g = torch.Generator().manual_seed(seed)
     for l in range(1, L + 1):

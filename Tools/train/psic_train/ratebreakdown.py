@@ -21,8 +21,8 @@ import math
 import numpy as np
 import torch
 
-from .intmodel import MEAN_SCALE, SCALE_COUNT, SCALE_LOG_STEP, SCALE_MIN, IntEntropyModel, round_half_away
-from .model import PSICModel, gaussian_likelihood
+from .intmodel import MEAN_SCALE, SCALE_COUNT, SCALE_LOG_STEP, SCALE_MIN, IntEntropyModel
+from .model import PSICModel, code_levels, gaussian_likelihood
 from .rates import float_bits, int_bits, z_bits_int
 
 STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets")
@@ -42,6 +42,12 @@ def _half_away(t: torch.Tensor) -> torch.Tensor:
     return torch.sign(t) * torch.floor(t.abs() + 0.5)
 
 
+def _grid_rule(y: torch.Tensor, mean: torch.Tensor):
+    """The integer model's coding rule: means on the 1/16 grid, ties rounded away from zero."""
+    mu16 = _half_away(mean * MEAN_SCALE) / MEAN_SCALE
+    return _half_away(y - mu16), mu16
+
+
 @torch.no_grad()
 def _gridded_levels(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: IntEntropyModel, batch: int = 16):
     """Bits of the levels with float networks but the integer model's grids: (scale grid bits per
@@ -50,24 +56,14 @@ def _gridded_levels(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent:
     L = model.cfg.L
     scale_grid, mean_grid, tables = np.zeros(L), np.zeros(L), np.zeros(L)
     for s in range(0, y.shape[0], batch):
-        yy, zz = y[s:s + batch], z_hat[s:s + batch]
-        h = model.h_s(zz)
-        ys = yy.chunk(L, dim=1)
-        float_prev, grid_prev = [], []
-        for i in range(L):
-            # float means and decoded levels, snapped scales
-            mean, sigma, _ = model.level_params(i, h, float_prev)
-            q = torch.round(ys[i] - mean)
-            float_prev.append(q + mean)
+        h = model.h_s(z_hat[s:s + batch])
+        ys = y[s:s + batch].chunk(L, dim=1)
+        for i, ((sigma, q, _), (gsigma, gq, _)) in enumerate(zip(code_levels(model, h, ys),
+                                                                  code_levels(model, h, ys, _grid_rule))):
             scale_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(scale_index(sigma)))).sum())
-            # means on the 1/16 grid, decoded levels from them
-            mean, sigma, _ = model.level_params(i, h, grid_prev)
-            mu16 = _half_away(mean * MEAN_SCALE) / MEAN_SCALE
-            q = _half_away(ys[i] - mu16)
-            grid_prev.append(q + mu16)
-            k = scale_index(sigma)
-            mean_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(k))).sum())
-            tables[i] += ent.gaussian.bits(k.numpy(), q.long().numpy())[0]
+            k = scale_index(gsigma)
+            mean_grid[i] += float(-torch.log2(gaussian_likelihood(gq, table_scale(k))).sum())
+            tables[i] += ent.gaussian.bits(k.numpy(), gq.long().numpy())[0]
     return scale_grid, mean_grid, tables
 
 
