@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from .intmodel import MEAN_SCALE, SCALE_COUNT, SCALE_LOG_STEP, SCALE_MIN, IntEntropyModel
-from .model import PSICModel, code_levels, gaussian_likelihood
-from .rates import float_bits, int_bits, z_bits_int
+from .model import PSICModel, code_levels, gaussian_likelihood, z_likelihood
+from .rates import int_bits, z_bits_int
 
 STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets")
 
@@ -49,22 +49,23 @@ def _grid_rule(y: torch.Tensor, mean: torch.Tensor):
 
 
 @torch.no_grad()
-def _gridded_levels(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: IntEntropyModel, batch: int = 16):
-    """Bits of the levels with float networks but the integer model's grids: (scale grid bits per
-    level, mean grid bits per level, tables bits per level). The scale-grid stage keeps the float
-    means and decoded levels; the mean-grid and tables stages share one pass on the 1/16 grid."""
+def _level_stages(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: IntEntropyModel, batch: int = 16):
+    """Bits per level of the stages that run the float networks: (float, scale grid, mean grid,
+    tables). The float and scale-grid stages share the float pass (float means and decoded levels);
+    the mean-grid and tables stages share one pass on the 1/16 grid."""
     L = model.cfg.L
-    scale_grid, mean_grid, tables = np.zeros(L), np.zeros(L), np.zeros(L)
+    floats, scale_grid, mean_grid, tables = np.zeros(L), np.zeros(L), np.zeros(L), np.zeros(L)
     for s in range(0, y.shape[0], batch):
         h = model.h_s(z_hat[s:s + batch])
         ys = y[s:s + batch].chunk(L, dim=1)
         for i, ((sigma, q, _), (gsigma, gq, _)) in enumerate(zip(code_levels(model, h, ys),
                                                                   code_levels(model, h, ys, _grid_rule))):
+            floats[i] += float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
             scale_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(scale_index(sigma)))).sum())
             k = scale_index(gsigma)
             mean_grid[i] += float(-torch.log2(gaussian_likelihood(gq, table_scale(k))).sum())
             tables[i] += ent.gaussian.bits(k.numpy(), gq.long().numpy())[0]
-    return scale_grid, mean_grid, tables
+    return floats, scale_grid, mean_grid, tables
 
 
 def rate_breakdown(model: PSICModel, ent: IntEntropyModel, latents) -> list[dict]:
@@ -75,8 +76,9 @@ def rate_breakdown(model: PSICModel, ent: IntEntropyModel, latents) -> list[dict
     npix, sums = 0, None
     for y, z_hat in latents:
         npix += y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
-        fz, fl = float_bits(model, y, z_hat)
-        sg, mg, tb = _gridded_levels(model, y, z_hat, ent)
+        with torch.no_grad():
+            fz = float(-torch.log2(z_likelihood(model.entropy_bottleneck, z_hat)).sum())
+        fl, sg, mg, tb = _level_stages(model, y, z_hat, ent)
         iz_tables = z_bits_int(ent, z_hat.numpy())[0]
         iz, il, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
         rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il)]
