@@ -20,6 +20,8 @@ public struct StreamSection: Sendable {
     public var byteCount: Int { range.count }
     /// Number of independent substreams.
     public var substreamCount: Int { substreamRanges.count }
+    /// Bytes of the section's substream table (count and entries): container, not coded symbols.
+    public var tableByteCount: Int { Self.tableBytes(substreams: substreamCount) }
     /// The coded bytes of substream `i`.
     public func substream(_ i: Int) -> ArraySlice<UInt8> { bytes[substreamRanges[i]] }
 

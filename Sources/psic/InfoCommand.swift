@@ -28,6 +28,8 @@ struct InfoCommand: ParsableCommand {
         let zBytes: Int
         let levelBytes: [Int]
         let substreamsPerLevel: [Int]
+        /// Header and substream tables: the bytes that are not coded symbols.
+        let containerBytes: Int
     }
 
     func run() throws {
@@ -44,7 +46,9 @@ struct InfoCommand: ParsableCommand {
                                   levelsTotal: h.levelsTotal, seed: h.seed, totalBytes: bytes.count,
                                   bpp: Double(bytes.count * 8) / Double(h.width * h.height),
                                   zBytes: s.zSection.byteCount, levelBytes: s.levelSections.map(\.byteCount),
-                                  substreamsPerLevel: s.levelSections.map(\.substreamCount)))
+                                  substreamsPerLevel: s.levelSections.map(\.substreamCount),
+                                  containerBytes: StreamHeader.byteCount + s.zSection.tableByteCount
+                                      + s.levelSections.map(\.tableByteCount).reduce(0, +)))
         } }
         if json {
             try printJSON(reports)
@@ -54,6 +58,8 @@ struct InfoCommand: ParsableCommand {
             print("\(r.file): \(r.width)x\(r.height), \(r.totalBytes) bytes, \(String(format: "%.4f", r.bpp)) bpp")
             print("  model \(r.modelFingerprint), format v\(r.formatVersion), seed \(r.seed)")
             print("  levels \(r.levelsPresent) of \(r.levelsTotal); z \(r.zBytes) bytes")
+            print("  container \(r.containerBytes) bytes (header and substream tables), "
+                  + String(format: "%.1f%% of the stream", 100 * Double(r.containerBytes) / Double(r.totalBytes)))
             var cumulative = r.totalBytes - r.levelBytes.reduce(0, +)
             for (i, b) in r.levelBytes.enumerated() {
                 cumulative += b

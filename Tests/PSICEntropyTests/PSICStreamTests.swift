@@ -14,6 +14,12 @@ import Testing
         #expect(try PSICStream.peekHeader(e.stream) == e.header)
         #expect(s.levelSections.map(\.substreamCount) == [1, 2, 3])
         #expect(StreamHeader.byteCount + s.zSection.byteCount + s.levelSections.reduce(0) { $0 + $1.byteCount } == e.stream.count)
+        // A section is its table then its substreams' bytes; the table holds the count and 8 bytes an entry.
+        for section in [s.zSection] + s.levelSections {
+            let coded = (0..<section.substreamCount).reduce(0) { $0 + section.substream($1).count }
+            #expect(section.tableByteCount == 2 + 8 * section.substreamCount)
+            #expect(section.tableByteCount + coded == section.byteCount)
+        }
         let d = try Fixtures.decodeAll(e.stream, zShape: e.zShape, levelShape: e.levelShape, indexes: e.levelIndexes)
         #expect(d.z == e.zSymbols)
         #expect(d.levels == e.levelSymbols)
