@@ -48,6 +48,7 @@ from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import PARTS as TRAINABLE, optimiser_size, select_trainable  # noqa: E402
 
 DEFAULT_STEPS = 1_000_000
+GRAD_CLIP = 1.0     # max gradient norm per step
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -302,7 +303,10 @@ def main(argv=None):
             continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        # The norm before clipping, over the trained parameters only (frozen ones have no grad):
+        # logged with the share of clipped steps, which says whether the clip shapes the updates.
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP))
+        stats.update(grad_norm=grad_norm, clipped=float(grad_norm > GRAD_CLIP))
         if step - first_step < args.warmup_steps:     # past the ramp the last value set is --lr
             for g in opt.param_groups:
                 g["lr"] = args.lr * warmup_factor(step - first_step, args.warmup_steps)

@@ -41,7 +41,7 @@ def summarize(window: list[dict], levels: int) -> dict:
            "psnr_sampled": psnr(mean("mse_sampled")) if mean("mse_sampled") is not None else None,
            "bpp_levels": [sum(s["bpp_levels"][i] for s in window) / n for i in range(levels)],
            "s_per_step": mean("seconds")}
-    for k in ("adv_g", "d_loss", "d_real", "d_fake"):
+    for k in ("grad_norm", "clipped", "adv_g", "d_loss", "d_real", "d_fake"):
         if (v := mean(k)) is not None:
             out[k] = v
     return out
