@@ -182,7 +182,6 @@ def checkpoint_weights(ckpt: dict, ema: bool = True) -> tuple[dict, bool]:
     return ({**ckpt["model"], **ckpt["ema"]} if use_ema else ckpt["model"]), use_ema
 
 
-@torch.no_grad()
 def round_to_mean(y: torch.Tensor, mean: torch.Tensor):
     """The float model's coding rule: q = round(y - mean), decoded about `mean` itself."""
     return torch.round(y - mean), mean
@@ -201,6 +200,7 @@ def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
     return out
 
 
+@torch.no_grad()
 def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
     decode at every level l = 1..L (levels > l sampled with a seeded generator, or their mean
