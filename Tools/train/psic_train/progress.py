@@ -44,6 +44,10 @@ def summarize(window: list[dict], levels: int) -> dict:
     for k in ("grad_norm", "clipped", "adv_g", "d_loss", "d_real", "d_fake"):
         if (v := mean(k)) is not None:
             out[k] = v
+    if "grad_norm" in out:
+        # per level drawn (None where the window drew it never): says which levels the clip reweights
+        by_level = [[s["grad_norm"] for s in window if s.get("level") == i + 1 and "grad_norm" in s] for i in range(levels)]
+        out["grad_norm_levels"] = [sum(v) / len(v) if v else None for v in by_level]
     return out
 
 

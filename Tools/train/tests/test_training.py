@@ -417,8 +417,9 @@ def test_progress_tty_and_plain():
     assert len(lines) == 1 and "\r" not in s.getvalue() and "ETA" not in lines[0]
     assert "levels 0.100 0.200" in lines[0] and "loss 2.500" in lines[0]
     # grad_norm / clipped are averaged when present (the share of clipped steps), absent otherwise
-    clipped = summarize([{**_stats(1), "grad_norm": 0.5, "clipped": 0.0}, {**_stats(2), "grad_norm": 1.5, "clipped": 1.0}], 2)
-    assert clipped["grad_norm"] == 1.0 and clipped["clipped"] == 0.5
+    clipped = summarize([{**_stats(1), "grad_norm": 0.5, "clipped": 0.0, "level": 2},
+                         {**_stats(2), "grad_norm": 1.5, "clipped": 1.0, "level": 2}], 2)
+    assert clipped["grad_norm"] == 1.0 and clipped["clipped"] == 0.5 and clipped["grad_norm_levels"] == [None, 1.0]
     assert "grad_norm" not in summarize([_stats(1)], 2)
     assert fmt_duration(3 * 3600 + 120) == "3h02m" and fmt_duration(2 * 86400 + 3600) == "2d01h"
 
