@@ -48,7 +48,7 @@ from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import PARTS as TRAINABLE, optimiser_size, select_trainable  # noqa: E402
 
 DEFAULT_STEPS = 1_000_000
-GRAD_CLIP = 1.0     # max gradient norm per step
+GRAD_CLIP = 1.0     # default max gradient norm per step (--grad-clip)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,6 +74,10 @@ def parse_args(argv=None):
                    help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
                         f"else {DEFAULT_SAMPLES})")
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--grad-clip", type=float, default=GRAD_CLIP, metavar="NORM",
+                   help="clip each step's gradient norm to NORM (default %(default)s, every run so far); the "
+                        "log's grad_norm_levels shows the norm per level drawn: clipped steps of larger norm "
+                        "(the higher levels) weigh less than Adam alone would give them")
     p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
                    help="raise the learning rate linearly to --lr over the first N steps of this process (0 = "
                         "none); for a run whose Adam state starts fresh, e.g. --init from a model file, where "
@@ -120,7 +124,10 @@ def parse_args(argv=None):
     for f, v in vars(ObjectiveConfig()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=None,
                        help=f"objective {f} (default: the checkpoint's, else {v:g})")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.grad_clip > 0:
+        p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
+    return args
 
 
 def recipe_line(args, sources: dict[str, str]) -> str:
@@ -305,8 +312,8 @@ def main(argv=None):
         loss.backward()
         # The norm before clipping, over the trained parameters only (frozen ones have no grad):
         # logged with the share of clipped steps, which says whether the clip shapes the updates.
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP))
-        stats.update(grad_norm=grad_norm, clipped=float(grad_norm > GRAD_CLIP))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip))
+        stats.update(grad_norm=grad_norm, clipped=float(grad_norm > args.grad_clip))
         if step - first_step < args.warmup_steps:     # past the ramp the last value set is --lr
             for g in opt.param_groups:
                 g["lr"] = args.lr * warmup_factor(step - first_step, args.warmup_steps)

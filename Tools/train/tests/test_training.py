@@ -55,6 +55,15 @@ def run(argv):
     train.main([str(a) for a in argv])
 
 
+def test_grad_clip_is_an_option():
+    out = ["--out", "runs/x"]
+    assert train.parse_args(out).grad_clip == train.GRAD_CLIP
+    assert train.parse_args(out + ["--grad-clip", "20"]).grad_clip == 20.0
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit):
+            train.parse_args(out + ["--grad-clip", bad])
+
+
 # -- perceptual registry ----------------------------------------------------------------------
 def test_registry_choices(tmp_path):
     assert make_perceptual("msssim") is msssim_loss
