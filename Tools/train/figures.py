@@ -10,6 +10,9 @@
     python Tools/train/compare.py Tools/train/runs/s6/last.pt --json s6.json
     python Tools/train/figures.py heldout --ref s6.json Tools/train/runs/s7/log.jsonl
 
+    # mean gradient norm before clipping per level drawn (logged since session 35)
+    python Tools/train/figures.py gradnorm Tools/train/runs/s9d/log.jsonl
+
     # A/B of two runs fed the same batches: mean training loss, bpp and PSNR over a step range
     python Tools/train/figures.py loss --steps 66050:66600 Tools/train/runs/s6/log.jsonl Tools/train/runs/s6d/log.jsonl
 
@@ -215,6 +218,21 @@ def seed_lines(ra: dict, rb: dict) -> list[str]:
     return [head, *rates.lines()]
 
 
+def gradnorm(args) -> list[str]:
+    """Mean gradient norm (before clipping) per level drawn, over the windows train.py logged it for."""
+    out = []
+    for log in args.logs:
+        rows = [r for r in read_log(log) if r.get("grad_norm_levels")]
+        if not rows:
+            raise FiguresError(f"{log} logs no grad_norm_levels (train.py writes them since session 35)")
+        per_level = [[v for v in column if v is not None] for column in zip(*(r["grad_norm_levels"] for r in rows))]
+        clipped = sum(r["clipped"] for r in rows) / len(rows)
+        out.append(f"{log.parent.name}: {len(rows)} windows ending at steps {rows[0]['step']}..{rows[-1]['step']}, "
+                   f"{100 * clipped:.0f} % of steps clipped; mean norm per level: "
+                   + " ".join(f"L{i + 1} {sum(v) / len(v):.1f}" if v else f"L{i + 1} -" for i, v in enumerate(per_level)))
+    return out
+
+
 def exports(args) -> list[str]:
     (ra, a), (rb, b) = kodak_curves(args.a), kodak_curves(args.b)
     out = [f"A: {args.a} (step {ra.get('step', '?')}, {ra.get('fingerprint', '?')})",
@@ -250,6 +268,9 @@ def parse_args(argv=None):
     l.add_argument("--steps", required=True, help="FIRST:LAST, inclusive")
     l.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files; the first is the baseline")
     l.set_defaults(run=loss)
+    g = sub.add_parser("gradnorm", help="mean gradient norm per level drawn (train.py's grad_norm_levels)")
+    g.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
+    g.set_defaults(run=gradnorm)
     e = sub.add_parser("exports", help="two export.py reports: BD-rates of B against A on Kodak")
     e.add_argument("a", type=Path, help="baseline report (e.g. Models/psic-conv.report.json)")
     e.add_argument("b", type=Path, help="candidate report")

@@ -178,3 +178,16 @@ def test_seed_rates_headline_is_the_mean_and_range_of_its_seed_lines(tmp_path, c
 def test_subcommand_is_required():
     with pytest.raises(SystemExit):
         figures.parse_args([])
+
+
+def test_gradnorm_means_per_level_skip_windows_without_the_level(tmp_path, capsys):
+    log = write_log(tmp_path / "r" / "log.jsonl", [
+        train_line(25, 1.0),     # before session 35: no gradient norms, skipped
+        {**train_line(50, 1.0), "grad_norm": 3.0, "clipped": 1.0, "grad_norm_levels": [2.0, None, 4.0]},
+        {**train_line(75, 1.0), "grad_norm": 2.0, "clipped": 0.5, "grad_norm_levels": [4.0, None, 2.0]},
+    ])
+    code, out, _ = run(capsys, "gradnorm", log)
+    assert code == 0
+    assert "2 windows ending at steps 50..75, 75 % of steps clipped" in out and "L1 3.0 L2 - L3 3.0" in out
+    code, _, err = run(capsys, "gradnorm", write_log(tmp_path / "old" / "log.jsonl", [train_line(25, 1.0)]))
+    assert code != 0 and "grad_norm_levels" in err
