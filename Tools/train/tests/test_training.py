@@ -64,6 +64,24 @@ def test_grad_clip_is_an_option():
             train.parse_args(out + ["--grad-clip", bad])
 
 
+def test_grad_clip_reaches_the_update(data, tmp_path):
+    """The same two steps with a limit never reached and one always reached: the log says which
+    steps were clipped, the norm before clipping is the same, and the weights differ (Adam is
+    invariant to a constant gradient scale, not to one that changes from step to step)."""
+    runs = {}
+    for name, clip in (("free", 1e9), ("tight", 1e-6)):
+        out = tmp_path / name
+        run(["--data", data, "--out", out, *TINY, *RUN, "--steps", 2, "--grad-clip", clip])
+        lines = [json.loads(s) for s in (out / "log.jsonl").read_text().splitlines()]
+        runs[name] = ([line for line in lines if "grad_norm" in line],
+                      torch.load(out / "last.pt", weights_only=False)["model"])
+    (free, free_w), (tight, tight_w) = runs["free"], runs["tight"]
+    assert [line["clipped"] for line in free] == [0.0, 0.0]
+    assert [line["clipped"] for line in tight] == [1.0, 1.0]
+    assert free[0]["grad_norm"] == pytest.approx(tight[0]["grad_norm"]) and free[0]["grad_norm"] > 1e-6
+    assert any(not torch.equal(free_w[n], tight_w[n]) for n in free_w)
+
+
 # -- perceptual registry ----------------------------------------------------------------------
 def test_registry_choices(tmp_path):
     assert make_perceptual("msssim") is msssim_loss
