@@ -25,7 +25,7 @@ import torch
 
 from .intmodel import (ACC_LIMIT, LATENT_INT_MAX, MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN, Z_CLAMP,
                        IntEntropyModel, IntLayer, quantize_z)
-from .model import PSICModel
+from .model import PSICModel, code_levels
 from .tables import gaussian_tables, z_tables
 
 # Output ranges tried for hidden activations, widest first: the widest whose next layer passes the
@@ -46,31 +46,6 @@ class Calibration:
     def update(self, name: str, t: torch.Tensor):
         v = float(t.detach().abs().max())
         self.maxabs[name] = max(self.maxabs.get(name, 0.0), v)
-
-
-def float_entropy_forward(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, calib: Calibration | None = None):
-    """Float path of the entropy model as evaluate_levels runs it (decoded levels = round(y-mu)+mu).
-    Returns hyper, per-level (mean, sigma, q) and records activation maxima in `calib`."""
-    L = model.cfg.L
-    h = z_hat
-    for j, m in enumerate(model.h_s):
-        h = m(h)
-        if calib is not None and j in (1, 3, 4):
-            calib.update(f"h_s.{j - 1 if j < 4 else 4}", h)
-    ys = y.chunk(L, dim=1)
-    decoded, out = [], []
-    for i in range(L):
-        t = torch.cat([h] + decoded, dim=1)
-        for j, m in enumerate(model.entropy_parameters[i]):
-            t = m(t)
-            if calib is not None and j in (1, 3):
-                calib.update(f"ep.{i}.{j - 1}", t)
-        mean, log_scale = t.chunk(2, dim=1)
-        sigma = torch.exp(log_scale.clamp(max=math.log(256.0))).clamp_min(SCALE_MIN)
-        q = torch.round(ys[i] - mean)
-        decoded.append(q + mean)
-        out.append((mean, sigma, q))
-    return h, out
 
 
 def _multiplier_shift(M: np.ndarray):
@@ -223,10 +198,30 @@ def analyse(model: PSICModel, x: torch.Tensor, batch: int = 8):
     return torch.cat(ys), torch.cat(zs)
 
 
+def calibrated_outputs(model: PSICModel) -> dict[str, torch.nn.Module]:
+    """The float modules whose outputs (after the activation) set the integer model's hidden
+    output scales, by the name of the layer that produces them (`h_s.4` is H itself)."""
+    hs = model.h_s
+    out = {"h_s.0": hs[1], "h_s.2": hs[3], "h_s.4": hs[4]}
+    for i, net in enumerate(model.entropy_parameters):
+        out.update({f"ep.{i}.0": net[1], f"ep.{i}.2": net[3]})
+    return out
+
+
 @torch.no_grad()
 def calibrate(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, batch: int = 16) -> Calibration:
+    """Max |activation| of each calibrated layer over (y, z_hat), with the levels coded as
+    evaluate_levels codes them (`code_levels`, decoded = round(y - mu) + mu). Forward hooks record
+    the maxima, so the calibration runs the model's own level loop rather than a copy of it."""
     calib = Calibration()
-    for s in range(0, y.shape[0], batch):
-        float_entropy_forward(model, y[s:s + batch], z_hat[s:s + batch], calib)
-        calib.count += y[s:s + batch].shape[0]
+    hooks = [m.register_forward_hook(lambda _m, _in, t, name=name: calib.update(name, t))
+             for name, m in calibrated_outputs(model).items()]
+    try:
+        for s in range(0, y.shape[0], batch):
+            yy = y[s:s + batch]
+            code_levels(model, model.h_s(z_hat[s:s + batch]), yy.chunk(model.cfg.L, dim=1))
+            calib.count += yy.shape[0]
+    finally:
+        for h in hooks:
+            h.remove()
     return calib

@@ -5,8 +5,7 @@ import numpy as np
 import torch
 
 from .intmodel import IntEntropyModel
-from .model import PSICModel, gaussian_likelihood, z_likelihood
-from .quantize import float_entropy_forward
+from .model import PSICModel, code_levels, gaussian_likelihood, z_likelihood
 
 
 @torch.no_grad()
@@ -17,8 +16,7 @@ def float_bits(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, batch: in
     for s in range(0, y.shape[0], batch):
         yy, zz = y[s:s + batch], z_hat[s:s + batch]
         zb += float(-torch.log2(z_likelihood(model.entropy_bottleneck, zz)).sum())
-        _, out = float_entropy_forward(model, yy, zz)
-        for i, (_, sigma, q) in enumerate(out):
+        for i, (sigma, q, _) in enumerate(code_levels(model, model.h_s(zz), yy.chunk(L, dim=1))):
             lb[i] += float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
     return zb, lb
 

@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
-from psic_train.quantize import H_RANGES, all_layers, calibrate, int16_weights, quantize_entropy_model  # noqa: E402
+from psic_train.quantize import (H_RANGES, all_layers, calibrate, calibrated_outputs, int16_weights,  # noqa: E402
+                                 quantize_entropy_model)
 from psic_train.tables import gaussian_tables, quantize_pmf, z_tables  # noqa: E402
 
 torch.set_num_threads(1)
@@ -28,6 +29,19 @@ def setup():
     calib = calibrate(model, y, z)
     ent = quantize_entropy_model(model, calib, weight_bits={f"ep.{i}.0": 16 for i in range(cfg.L)})
     return model, ent, y, z
+
+
+def test_calibration_records_each_requantised_layer_and_leaves_no_hooks(setup):
+    model, _, y, z = setup
+    calib = calibrate(model, y, z)
+    assert sorted(calib.maxabs) == sorted(calibrated_outputs(model)) and calib.count == y.shape[0]
+    assert all(not m._forward_hooks for m in model.modules())
+    with torch.no_grad():
+        assert calib.maxabs["h_s.4"] == float(model.h_s(z).abs().max())
+        assert calib.maxabs["h_s.0"] == float(model.h_s[1](model.h_s[0](z)).abs().max())
+        # level 0 sees H alone, so its first layer's maximum is known without the level loop
+        ep0 = model.entropy_parameters[0]
+        assert calib.maxabs["ep.0.0"] == float(ep0[1](ep0[0](model.h_s(z))).abs().max())
 
 
 def test_requantize_hand_example():
