@@ -71,18 +71,28 @@ final class OneDNNGDN: OneDNNLayer {
 
         // The product's operand must be in the kernel's own layout: given the planar input,
         // oneDNN fell back to its GEMM convolution at ~3 GFLOP/s. So a first descriptor without
-        // that post-op finds the layout, and the second uses it for the operand.
+        // that post-op finds the layout, and the second uses it for the operand and for the
+        // squares it reads. The squares' layout must be fixed, not left to oneDNN: they are
+        // written by the square primitive in this layout, and on an Intel Xeon (avx512_core,
+        // AMX) the second descriptor otherwise chose a planar source and read them scrambled.
         let probe = try Self.primitiveDesc(&anySrc, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
                                            operand: nil, context: context)
         var blocked = dnnl_primitive_desc_query_md(probe, dnnl_query_dst_md, 0)!.pointee
         dnnl_primitive_desc_destroy(probe)
-        let pd = try Self.primitiveDesc(&anySrc, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
+        // oneDNN 2.6's 1×1 kernel on avx512_core (an Intel Xeon) takes no per-element product
+        // post-op there and falls back to its reference convolution, orders of magnitude slower:
+        // then the product runs as its own binary primitive after the fast convolution.
+        var pd = try Self.primitiveDesc(&blocked, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
                                         operand: &blocked, context: context)
+        let fused = !Self.implementation(pd).hasPrefix("ref")
+        if !fused {
+            dnnl_primitive_desc_destroy(pd)
+            pd = try Self.primitiveDesc(&blocked, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
+                                        operand: nil, context: context)
+        }
         defer { dnnl_primitive_desc_destroy(pd) }
-        var impl: UnsafePointer<CChar>?
-        if implementation.isEmpty, dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success,
-           let impl {
-            implementation = String(cString: impl)
+        if implementation.isEmpty {
+            implementation = Self.implementation(pd) + (fused ? "" : " + binary_mul")
         }
 
         // Pointed at each band by its pass.
@@ -115,7 +125,10 @@ final class OneDNNGDN: OneDNNLayer {
         let blockedInput = try scratch(&blocked)
         try addReorder(from: inputMemory, to: blockedInput)
         let srcDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0)!
-        let squares = try scratch(srcDesc)
+        guard dnnl_memory_desc_equal(srcDesc, &blocked) != 0 else {
+            throw EngineError.backendFailure(backend: "cpu", reason: "oneDNN GDN: the convolution changed the layout of its squares")
+        }
+        let squares = try scratch(&blocked)
         var squareDesc = dnnl_eltwise_desc_t()
         try check(dnnl_eltwise_forward_desc_init(&squareDesc, dnnl_forward_inference, dnnl_eltwise_square, &blocked, 0, 0),
                   "eltwise_forward_desc_init(square)")
@@ -131,23 +144,47 @@ final class OneDNNGDN: OneDNNLayer {
         let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
         let direct = dnnl_memory_desc_equal(dstDesc, &planar) != 0
         let dstMemory = direct ? outputMemory : try scratch(dstDesc)
-        // The product is the last post-op (index 1 for IGDN, 2 for GDN): its operand is that
-        // index's SRC_1 argument.
-        let productIndex: Int32 = l.inverse ? 1 : 2
-        let productOperand = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * (productIndex + 1) | Int32(DNNL_ARG_SRC_1)
-        try addStep(pd, args: [
+        var convArgs = [
             dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: squares),
             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightMemory),
             dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: betaMemory),
             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory),
-            dnnl_exec_arg_t(arg: productOperand, memory: blockedInput),
-        ])
+        ]
+        if fused {
+            // The product is the last post-op (index 1 for IGDN, 2 for GDN): its operand is that
+            // index's SRC_1 argument.
+            let productIndex: Int32 = l.inverse ? 1 : 2
+            let productOperand = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * (productIndex + 1) | Int32(DNNL_ARG_SRC_1)
+            convArgs.append(dnnl_exec_arg_t(arg: productOperand, memory: blockedInput))
+            try addStep(pd, args: convArgs)
+        } else {
+            try addStep(pd, args: convArgs)
+            // In place: the normaliser times the input, into the convolution's output.
+            var productDesc = dnnl_binary_desc_t()
+            try check(dnnl_binary_desc_init(&productDesc, dnnl_binary_mul, dstDesc, &blocked, dstDesc), "binary_desc_init(mul)")
+            let productAttr = try Self.attributes()
+            defer { dnnl_primitive_attr_destroy(productAttr) }
+            var productPD: dnnl_primitive_desc_t?
+            try check(withUnsafePointer(to: &productDesc) { dnnl_primitive_desc_create(&productPD, $0, productAttr, context.engine, nil) },
+                      "primitive_desc_create(mul)")
+            defer { dnnl_primitive_desc_destroy(productPD) }
+            try addStep(productPD!, args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC_0, memory: dstMemory),
+                                           dnnl_exec_arg_t(arg: DNNL_ARG_SRC_1, memory: blockedInput),
+                                           dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory)])
+        }
         if !direct { try addReorder(from: dstMemory, to: outputMemory) }
         for row in starts {
             addPass(Pass(steps: first..<stepCount, handles: [(inputMemory, UnsafeMutableRawPointer(input + row * shape.width)),
                                                               (outputMemory, UnsafeMutableRawPointer(output + row * shape.width))]))
         }
         return Bands(scratchOffsets: placed, weights: weightMemory, weightDesc: weightDesc.pointee, beta: betaMemory)
+    }
+
+    /// oneDNN's name for the implementation behind `pd` (e.g. `brgconv_1x1:avx512_core`).
+    static func implementation(_ pd: dnnl_primitive_desc_t) -> String {
+        var impl: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success, let impl else { return "" }
+        return String(cString: impl)
     }
 
     /// The 1×1 convolution γ·x² + β with the power (or square root) fused and, when `operand` is
