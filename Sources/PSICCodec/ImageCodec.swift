@@ -92,8 +92,9 @@ public final class ImageCodec: Sendable {
     /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil), or
     /// as many of them as fit in `maxBytes` when given (see `EncodeRequest.maxBytes`).
     public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil,
-                       profile: CodecProfile? = nil) throws -> [UInt8] {
-        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes)], profile: profile)[0].get()
+                       formatVersion: UInt16 = PSICStream.formatVersion, profile: CodecProfile? = nil) throws -> [UInt8] {
+        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes, formatVersion: formatVersion)],
+                        profile: profile)[0].get()
     }
 
     /// Compresses several images together: every network stage runs once for the whole batch
@@ -110,6 +111,8 @@ public final class ImageCodec: Sendable {
             let l = r.levels ?? L
             if !(1...L).contains(l) {
                 lanes.fail(k, CodecError.invalidLevels(requested: l, available: 1...L))
+            } else if !PSICStream.readableFormatVersions.contains(r.formatVersion) {
+                lanes.fail(k, CodecError.unsupportedFormatVersion(r.formatVersion, supported: PSICStream.readableFormatVersions))
             } else if r.image.width > Self.maxSide || r.image.height > Self.maxSide {
                 lanes.fail(k, CodecError.imageTooLarge(width: r.image.width, height: r.image.height, limit: Self.maxSide))
             } else if let e = memoryShortfall(width: r.image.width, height: r.image.height, copies: 1) {
@@ -167,12 +170,16 @@ public final class ImageCodec: Sendable {
             }
             lanes.finishAll { k, st in
                 let grid = st.grid!, image = requests[k].image
-                let kept = try Self.levelsWithin(requests[k].maxBytes, zBytes: st.zSection.count,
-                                                 levelBytes: st.levelSections.map(\.count))
-                let header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
+                var header = StreamHeader(modelFingerprint: model.fingerprint, width: image.width, height: image.height,
                                           latentWidth: grid.width, latentHeight: grid.height,
-                                          levelsPresent: kept, levelsTotal: L, seed: requests[k].seed)
-                return try PSICStream.write(header: header, zSection: st.zSection, levelSections: Array(st.levelSections.prefix(kept)))
+                                          levelsPresent: L, levelsTotal: L, seed: requests[k].seed,
+                                          formatVersion: requests[k].formatVersion)
+                let format = header.formatVersion
+                header.levelsPresent = try Self.levelsWithin(requests[k].maxBytes, headerBytes: header.byteCount,
+                                                             zBytes: st.zSection.byteCount(format: format),
+                                                             levelBytes: st.levelSections.map { $0.byteCount(format: format) })
+                return try PSICStream.write(header: header, zSection: st.zSection,
+                                            levelSections: Array(st.levelSections.prefix(header.levelsPresent)))
             }
         } catch {
             lanes.failRemaining(error)
@@ -209,17 +216,18 @@ public final class ImageCodec: Sendable {
 
     /// How many of the coded levels a stream keeps within `maxBytes` (all when nil): the most
     /// whose header, z section and level sections fit. Levels are nested, so no other stream
-    /// of this model holds more of the image in that many bytes.
-    static func levelsWithin(_ maxBytes: Int?, zBytes: Int, levelBytes: [Int]) throws -> Int {
+    /// of this model holds more of the image in that many bytes. (The header's size does not
+    /// depend on the level count: levels present is one byte in every format version.)
+    static func levelsWithin(_ maxBytes: Int?, headerBytes: Int, zBytes: Int, levelBytes: [Int]) throws -> Int {
         guard let maxBytes else { return levelBytes.count }
-        var size = StreamHeader.byteCount + zBytes, kept = 0
+        var size = headerBytes + zBytes, kept = 0
         for bytes in levelBytes {
             size += bytes
             if size > maxBytes { break }
             kept += 1
         }
         guard kept > 0 else {
-            throw CodecError.budgetTooSmall(maxBytes: maxBytes, smallest: StreamHeader.byteCount + zBytes + (levelBytes.first ?? 0))
+            throw CodecError.budgetTooSmall(maxBytes: maxBytes, smallest: headerBytes + zBytes + (levelBytes.first ?? 0))
         }
         return kept
     }
@@ -235,12 +243,17 @@ public struct EncodeRequest: Sendable {
     /// A size limit for the stream, in bytes: it keeps the most of the coded levels that fit
     /// (`CodecError.budgetTooSmall` when not even the first does). No limit when nil.
     public var maxBytes: Int?
+    /// The stream format version to write: the newest (`PSICStream.formatVersion`) unless a
+    /// reader of an older one must read the stream. Every version decodes to the same image.
+    public var formatVersion: UInt16
 
-    public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil) {
+    public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil,
+                formatVersion: UInt16 = PSICStream.formatVersion) {
         self.image = image
         self.levels = levels
         self.seed = seed
         self.maxBytes = maxBytes
+        self.formatVersion = formatVersion
     }
 }
 
@@ -266,12 +279,12 @@ public struct DecodeRequest: Sendable {
 private struct EncodeState {
     let y: [Float]
     let zHat: Tensor
-    let zSection: [UInt8]
+    let zSection: CodedSection
     let levels: Int
     var grid: LatentGrid?
-    var levelSections: [[UInt8]] = []
+    var levelSections: [CodedSection] = []
 
-    init(y: [Float], zHat: Tensor, zSection: [UInt8], levels: Int) {
+    init(y: [Float], zHat: Tensor, zSection: CodedSection, levels: Int) {
         self.y = y
         self.zHat = zHat
         self.zSection = zSection

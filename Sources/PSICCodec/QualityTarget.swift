@@ -9,11 +9,14 @@ public struct QualityRequest: Sendable {
     public var minimumPSNR: Double
     /// The sampling seed the stream carries (and its decode uses).
     public var seed: UInt64
+    /// The stream format version to write (see `EncodeRequest.formatVersion`).
+    public var formatVersion: UInt16
 
-    public init(image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0) {
+    public init(image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0, formatVersion: UInt16 = PSICStream.formatVersion) {
         self.image = image
         self.minimumPSNR = minimumPSNR
         self.seed = seed
+        self.formatVersion = formatVersion
     }
 }
 
@@ -74,8 +77,10 @@ extension ImageCodec {
     /// backend (the stream's seed, sampled details), reaches `minimumPSNR` dB. See
     /// `encodeBatch(targeting:)` for how.
     public func encode(_ image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0,
+                       formatVersion: UInt16 = PSICStream.formatVersion,
                        profile: CodecProfile? = nil) throws -> QualityTargetedStream {
-        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed)], profile: profile)[0].get()
+        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed, formatVersion: formatVersion)],
+                        profile: profile)[0].get()
     }
 
     /// Compresses each image into the fewest levels whose decode reaches its PSNR target.
@@ -90,7 +95,8 @@ extension ImageCodec {
             results[k] = .failure(CodecError.invalidQualityTarget(r.minimumPSNR))
         }
         let todo = requests.indices.filter { results[$0] == nil }
-        let streams = encodeBatch(todo.map { EncodeRequest(image: requests[$0].image, seed: requests[$0].seed) }, profile: profile)
+        let streams = encodeBatch(todo.map { EncodeRequest(image: requests[$0].image, seed: requests[$0].seed,
+                                                               formatVersion: requests[$0].formatVersion) }, profile: profile)
         var searches: [Int: (parsed: PSICStream, search: LevelSearch)] = [:]
         for (k, s) in zip(todo, streams) {
             do {

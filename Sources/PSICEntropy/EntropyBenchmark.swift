@@ -38,15 +38,16 @@ public enum EntropyBenchmark {
         let symbols = try SynonymSampler.sampleLevel(tableIndexes: indexes, shape: shape, tables: tables, seed: 7, level: 0)
         let clock = ContinuousClock()
         var encodeBest = Duration.seconds(1000), decodeBest = Duration.seconds(1000)
-        var section: [UInt8] = []
+        var section = CodedSection(substreams: [])
         for _ in 0..<max(1, iterations) {
             let start = clock.now
             section = try LevelCoder.encode(symbols: symbols, tableIndexes: indexes, shape: shape, tables: tables,
                                             substreams: substreams)
             encodeBest = min(encodeBest, clock.now - start)
         }
-        var reader = ByteReader(section)
-        let parsed = try StreamSection.parse(&reader, location: .level(0), rows: shape.height)
+        let bytes = section.serialized()
+        var reader = ByteReader(bytes)
+        let parsed = try StreamSection.parse(&reader, location: .level(0), rows: shape.height, format: PSICStream.formatVersion)
         for _ in 0..<max(1, iterations) {
             let start = clock.now
             let decoded = try LevelCoder.decode(parsed, tableIndexes: indexes, shape: shape, tables: tables)
@@ -56,8 +57,8 @@ public enum EntropyBenchmark {
         func seconds(_ d: Duration) -> Double {
             Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
-        return Result(shape: shape, substreams: parsed.substreamCount, bytes: section.count,
-                      bitsPerSymbol: Double(section.count * 8) / Double(shape.count),
+        return Result(shape: shape, substreams: parsed.substreamCount, bytes: bytes.count,
+                      bitsPerSymbol: Double(bytes.count * 8) / Double(shape.count),
                       encodeSeconds: seconds(encodeBest), decodeSeconds: seconds(decodeBest))
     }
 }

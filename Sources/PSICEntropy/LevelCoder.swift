@@ -6,9 +6,9 @@ public enum LevelCoder {
     public static let maxSubstreams = 16
     /// Encoders aim at this many symbols per substream, so that large levels use all cores.
     public static let symbolsPerSubstream = 8192
-    /// Encoders give each substream at least this many bytes: a substream costs 12 bytes (table
-    /// entry and coder state), which at the lowest levels of a Kodak image was 2 % of the stream
-    /// with three substreams a level, and 2 KB decode in ~0.15 ms (a whole Kodak stream, 37 KB,
+    /// Encoders give each substream at least this many bytes: a substream cost 12 bytes in format
+    /// version 1 (table entry and coder state; ~6 in version 2), which at the lowest levels of a
+    /// Kodak image was 2 % of the stream with three substreams a level, and 2 KB decode in ~0.15 ms (a whole Kodak stream, 37 KB,
     /// in 2–2.6 ms on this machine's CPU), too short for a split to pay.
     public static let bytesPerSubstream = 2048
 
@@ -18,7 +18,7 @@ public enum LevelCoder {
     }
 
     /// The encoder's substream count for a section of `shape` whose substreams, coded in
-    /// `substreamCount(for: shape)` parts, take `bytes` bytes (table excluded): that count, fewer
+    /// `substreamCount(for: shape)` parts, take `bytes` bytes (container excluded): that count, fewer
     /// when the substreams would carry less than `bytesPerSubstream` each. It depends on the
     /// symbols alone, never on the machine.
     public static func substreamCount(for shape: LatentShape, bytes: Int) -> Int {
@@ -26,16 +26,16 @@ public enum LevelCoder {
     }
 
     /// Encodes a level: `symbols` and `tableIndexes` are CHW arrays of `shape`; element `k` is
-    /// coded with table `tableIndexes[k]`. Returns the section's bytes (for `PSICStream.write`).
+    /// coded with table `tableIndexes[k]`. Returns the section's substreams (for `PSICStream.write`).
     public static func encode(symbols: [Int32], tableIndexes: [Int32], shape: LatentShape, tables: CDFTableSet,
-                              substreams: Int? = nil) throws(EntropyCodingError) -> [UInt8] {
+                              substreams: Int? = nil) throws(EntropyCodingError) -> CodedSection {
         try checkIndexes(tableIndexes, shape: shape, tables: tables)
         return try encode(symbols: symbols, shape: shape, tables: tables, substreams: substreams, choice: .perElement(tableIndexes))
     }
 
     /// Encodes z: channel `c` is coded with table `c` (the factorised prior's per-channel tables).
     public static func encodeByChannel(symbols: [Int32], shape: LatentShape, tables: CDFTableSet,
-                                       substreams: Int? = nil) throws(EntropyCodingError) -> [UInt8] {
+                                       substreams: Int? = nil) throws(EntropyCodingError) -> CodedSection {
         try checkChannels(shape: shape, tables: tables)
         return try encode(symbols: symbols, shape: shape, tables: tables, substreams: substreams, choice: .perChannel)
     }
@@ -84,7 +84,7 @@ public enum LevelCoder {
     }
 
     private static func encode(symbols: [Int32], shape: LatentShape, tables: CDFTableSet, substreams: Int?,
-                               choice: TableChoice) throws(EntropyCodingError) -> [UInt8] {
+                               choice: TableChoice) throws(EntropyCodingError) -> CodedSection {
         guard symbols.count == shape.count else {
             throw .shapeMismatch(what: "symbols", expected: shape.count, found: symbols.count)
         }
@@ -95,12 +95,12 @@ public enum LevelCoder {
         // substreams. Coding twice costs little: only small sections are coded again.
         let bySize = substreamCount(for: shape)
         let section = try encode(symbols: symbols, shape: shape, tables: tables, k: bySize, choice: choice)
-        let k = substreamCount(for: shape, bytes: section.count - StreamSection.tableBytes(substreams: bySize))
+        let k = substreamCount(for: shape, bytes: section.codedByteCount)
         return k == bySize ? section : try encode(symbols: symbols, shape: shape, tables: tables, k: k, choice: choice)
     }
 
     private static func encode(symbols: [Int32], shape: LatentShape, tables: CDFTableSet, k: Int,
-                               choice: TableChoice) throws(EntropyCodingError) -> [UInt8] {
+                               choice: TableChoice) throws(EntropyCodingError) -> CodedSection {
         guard (1...min(StreamSection.maxSubstreams, shape.height)).contains(k) else {
             throw .invalidStreamContent(reason: "\(k) substreams for \(shape.height) rows")
         }
@@ -129,7 +129,7 @@ public enum LevelCoder {
         }
         var parts: [[UInt8]] = []
         for r in results { parts.append(try r.get()) }
-        return StreamSection.serialize(substreams: parts)
+        return CodedSection(substreams: parts)
     }
 
     private static func decode(_ section: StreamSection, shape: LatentShape, tables: CDFTableSet,

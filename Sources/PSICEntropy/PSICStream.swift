@@ -6,8 +6,10 @@
 public struct PSICStream: Sendable {
     /// The stream's first four bytes.
     public static let magic: [UInt8] = Array("PSIC".utf8)
-    /// The format version this code writes and reads.
-    public static let formatVersion: UInt16 = 1
+    /// The format version this code writes (unless a header asks for another).
+    public static let formatVersion: UInt16 = 2
+    /// The format versions this code reads (and writes when a header asks for one).
+    public static let readableFormatVersions: ClosedRange<UInt16> = 1...2
 
     public let header: StreamHeader
     public let zSection: StreamSection
@@ -27,12 +29,13 @@ public struct PSICStream: Sendable {
         if let expectedFingerprint, expectedFingerprint != header.modelFingerprint {
             throw .modelMismatch(stream: header.modelFingerprint, model: expectedFingerprint)
         }
-        let z = try StreamSection.parse(&reader, location: .z, rows: header.zHeight)
+        let format = header.formatVersion
+        let z = try StreamSection.parse(&reader, location: .z, rows: header.zHeight, format: format)
         var levels: [StreamSection] = []
         var cut = false
         for i in 0..<header.levelsPresent {
             do {
-                levels.append(try StreamSection.parse(&reader, location: .level(i), rows: header.latentHeight))
+                levels.append(try StreamSection.parse(&reader, location: .level(i), rows: header.latentHeight, format: format))
             } catch .truncated(.level(i)) where acceptingIncompleteLevels {
                 header.levelsPresent = i
                 cut = true
@@ -55,7 +58,8 @@ public struct PSICStream: Sendable {
     }
 
     /// A valid stream of the same image holding only the first `levels` levels: the header
-    /// (levels present, checksum) is rewritten and the later sections dropped. No decoding.
+    /// (levels present, checksum) is rewritten and the later sections dropped, in the stream's
+    /// own format version. No decoding.
     public func truncated(toLevels levels: Int) throws(StreamError) -> [UInt8] {
         guard (0...header.levelsPresent).contains(levels) else {
             throw .levelsNotPresent(requested: levels, present: header.levelsPresent)
@@ -63,21 +67,24 @@ public struct PSICStream: Sendable {
         var h = header
         h.levelsPresent = levels
         let end = levels == 0 ? zSection.range.upperBound : levelSections[levels - 1].range.upperBound
-        return h.serialized() + bytes[StreamHeader.byteCount..<end]
+        return h.serialized() + bytes[header.byteCount..<end]
     }
 
-    /// Assembles a stream from its header and sections (as `LevelCoder` returns them).
-    /// `header.levelsPresent` must equal the number of level sections; every section is parsed
-    /// back, so the writer never emits a stream its own parser would refuse.
-    public static func write(header: StreamHeader, zSection: [UInt8], levelSections: [[UInt8]]) throws(EntropyCodingError) -> [UInt8] {
+    /// Assembles a stream from its header and sections (as `LevelCoder` returns them), laid out
+    /// in `header.formatVersion`. `header.levelsPresent` must equal the number of level sections;
+    /// every section is parsed back, so the writer never emits a stream its own parser would refuse.
+    public static func write(header: StreamHeader, zSection: CodedSection,
+                             levelSections: [CodedSection]) throws(EntropyCodingError) -> [UInt8] {
         if let defect = header.defect() { throw .invalidStreamContent(reason: defect.description) }
         guard header.levelsPresent == levelSections.count else {
             throw .invalidStreamContent(reason: "header says \(header.levelsPresent) levels, \(levelSections.count) sections given")
         }
+        let format = header.formatVersion
         var out = header.serialized()
-        out.reserveCapacity(out.count + zSection.count + levelSections.reduce(0) { $0 + $1.count })
-        out += zSection
-        for s in levelSections { out += s }
+        out.reserveCapacity(out.count + zSection.byteCount(format: format)
+                            + levelSections.reduce(0) { $0 + $1.byteCount(format: format) })
+        out += zSection.serialized(format: format)
+        for s in levelSections { out += s.serialized(format: format) }
         do {
             _ = try PSICStream(bytes: out)
         } catch {

@@ -20,7 +20,8 @@ public enum StreamLocation: Equatable, Sendable, CustomStringConvertible {
 public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The bytes do not start with "PSIC": not a PSIC stream.
     case badMagic
-    /// The stream was written in a format version this decoder does not read.
+    /// The stream was written in a format version this decoder does not read (`supported`: the
+    /// newest it reads; it reads every version from 1 up to that).
     case unsupportedVersion(found: UInt16, supported: UInt16)
     /// The header sets flags this format version does not define.
     case unsupportedFlags(UInt16)
@@ -28,7 +29,8 @@ public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
     case modelMismatch(stream: [UInt8], model: [UInt8])
     /// The stream ends inside this part (cut during transfer or copy).
     case truncated(StreamLocation)
-    /// A checksum does not match: the bytes were damaged (substream nil: the header's own checksum).
+    /// A checksum does not match: the bytes were damaged (substream nil: the header's checksum, or
+    /// a whole section's in format version 2).
     case checksumMismatch(StreamLocation, substream: Int?)
     /// A field holds an impossible value, or entropy-coded data does not decode consistently.
     case corrupt(reason: String)
@@ -44,7 +46,7 @@ public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .unsupportedVersion(found, supported):
             return found > supported
                 ? "stream format version \(found) is newer than this decoder's \(supported); update psic to decode it"
-                : "stream format version \(found) is not supported (this decoder reads version \(supported))"
+                : "stream format version \(found) is not supported (this decoder reads versions 1 to \(supported))"
         case let .unsupportedFlags(flags):
             return "stream header sets unknown flags 0x\(String(flags, radix: 16)); it was written by a newer psic, update to decode it"
         case let .modelMismatch(stream, model):

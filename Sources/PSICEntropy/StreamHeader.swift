@@ -1,7 +1,8 @@
-/// The fixed 44-byte header of a PSIC stream (docs/bitstream.md).
+/// The header of a PSIC stream (docs/bitstream.md): 44 fixed bytes in format version 1, about 26
+/// in version 2, whose sizes and seed are varints and whose latent sizes are implied.
 public struct StreamHeader: Sendable, Equatable {
-    /// Header size in bytes, checksum included.
-    public static let byteCount = 44
+    /// Size of a version-1 header, checksum included.
+    public static let version1ByteCount = 44
     /// Largest image side: sizes beyond it are refused before anything is allocated.
     public static let maxSide = 1 << 16
     /// Largest pixel count (2^28: a 16384² image).
@@ -24,11 +25,15 @@ public struct StreamHeader: Sendable, Equatable {
     public var levelsTotal: Int
     /// The sampling seed decoders use by default for untransmitted levels.
     public var seed: UInt64
-    /// Flag bits; version 1 defines none, so this must be 0.
+    /// Flag bits; versions 1 and 2 define none, so this must be 0.
     public var flags: UInt16
+    /// The format version the header (and the sections after it) is written in.
+    public var formatVersion: UInt16
 
+    /// A header in `formatVersion` (the version this code writes unless told).
     public init(modelFingerprint: [UInt8], width: Int, height: Int, latentWidth: Int, latentHeight: Int,
-                levelsPresent: Int, levelsTotal: Int, seed: UInt64, flags: UInt16 = 0) {
+                levelsPresent: Int, levelsTotal: Int, seed: UInt64, flags: UInt16 = 0,
+                formatVersion: UInt16 = PSICStream.formatVersion) {
         self.modelFingerprint = modelFingerprint
         self.width = width
         self.height = height
@@ -38,6 +43,14 @@ public struct StreamHeader: Sendable, Equatable {
         self.levelsTotal = levelsTotal
         self.seed = seed
         self.flags = flags
+        self.formatVersion = formatVersion
+    }
+
+    /// The header's size in bytes, checksum included.
+    public var byteCount: Int {
+        guard formatVersion == 2 else { return Self.version1ByteCount }
+        return 4 + 2 + 1 + Self.fingerprintBytes + 2 + 4 + ByteWriter.varintSize(UInt64(max(0, width)))
+            + ByteWriter.varintSize(UInt64(max(0, height))) + ByteWriter.varintSize(seed)
     }
 
     /// z grid size: the hyper analysis divides the latent grid by 4.
@@ -51,6 +64,9 @@ public struct StreamHeader: Sendable, Equatable {
     func defect() -> StreamError? {
         if modelFingerprint.count != Self.fingerprintBytes {
             return .corrupt(reason: "model fingerprint has \(modelFingerprint.count) bytes, expected 8")
+        }
+        if !PSICStream.readableFormatVersions.contains(formatVersion) {
+            return .unsupportedVersion(found: formatVersion, supported: PSICStream.formatVersion)
         }
         if flags != 0 { return .unsupportedFlags(flags) }
         for (name, side) in [("width", width), ("height", height)] {
@@ -72,27 +88,38 @@ public struct StreamHeader: Sendable, Equatable {
         return nil
     }
 
-    /// The header's 44 bytes, checksum included.
+    /// The header's bytes in its format version, checksum included.
     func serialized() -> [UInt8] {
         var w = ByteWriter()
         w.append(contentsOf: PSICStream.magic)
-        w.append(PSICStream.formatVersion)
-        w.append(flags)
-        w.append(contentsOf: modelFingerprint)
-        w.append(UInt32(width))
-        w.append(UInt32(height))
-        w.append(UInt16(latentWidth))
-        w.append(UInt16(latentHeight))
-        w.append(UInt8(levelsPresent))
-        w.append(UInt8(levelsTotal))
-        w.append(UInt16(0))                  // reserved
-        w.append(seed)
+        w.append(formatVersion)
+        if formatVersion == 1 {
+            w.append(flags)
+            w.append(contentsOf: modelFingerprint)
+            w.append(UInt32(width))
+            w.append(UInt32(height))
+            w.append(UInt16(latentWidth))
+            w.append(UInt16(latentHeight))
+            w.append(UInt8(levelsPresent))
+            w.append(UInt8(levelsTotal))
+            w.append(UInt16(0))                  // reserved
+            w.append(seed)
+        } else {
+            w.append(UInt8(truncatingIfNeeded: flags))
+            w.append(contentsOf: modelFingerprint)
+            w.appendVarint(UInt64(width))
+            w.appendVarint(UInt64(height))
+            w.append(UInt8(levelsPresent))
+            w.append(UInt8(levelsTotal))
+            w.appendVarint(seed)
+        }
         w.append(CRC32.checksum(w.bytes))
         return w.bytes
     }
 
     /// Parses and validates the header at the start of `bytes`. Magic and version are checked
-    /// first, so a newer format is reported as such whatever its layout.
+    /// first, so a newer format is reported as such whatever its layout; then the checksum, then
+    /// the fields.
     static func parse(_ reader: inout ByteReader) throws(StreamError) -> StreamHeader {
         let bytes = reader.bytes
         guard bytes.count >= 4 else {
@@ -101,10 +128,17 @@ public struct StreamHeader: Sendable, Equatable {
         guard bytes[0..<4].elementsEqual(PSICStream.magic) else { throw .badMagic }
         try reader.skip(4, in: .header)
         let version = try reader.read(UInt16.self, in: .header)
-        guard version == PSICStream.formatVersion else {
+        guard PSICStream.readableFormatVersions.contains(version) else {
             throw .unsupportedVersion(found: version, supported: PSICStream.formatVersion)
         }
-        guard bytes.count >= Self.byteCount else { throw .truncated(.header) }
+        let header = version == 1 ? try parseVersion1(&reader) : try parseVersion2(&reader)
+        if let defect = header.defect() { throw defect }
+        return header
+    }
+
+    private static func parseVersion1(_ reader: inout ByteReader) throws(StreamError) -> StreamHeader {
+        let bytes = reader.bytes
+        guard bytes.count >= Self.version1ByteCount else { throw .truncated(.header) }
         let stored = UInt32(bytes[40]) | UInt32(bytes[41]) << 8 | UInt32(bytes[42]) << 16 | UInt32(bytes[43]) << 24
         guard CRC32.checksum(bytes[0..<40]) == stored else { throw .checksumMismatch(.header, substream: nil) }
         let flags = try reader.read(UInt16.self, in: .header)
@@ -120,10 +154,30 @@ public struct StreamHeader: Sendable, Equatable {
         let seed = try reader.read(UInt64.self, in: .header)
         try reader.skip(4, in: .header)      // checksum, verified above
         guard reserved == 0 else { throw .corrupt(reason: "reserved header field is \(reserved), expected 0") }
-        let header = StreamHeader(modelFingerprint: fingerprint, width: width, height: height,
-                                  latentWidth: latentWidth, latentHeight: latentHeight,
-                                  levelsPresent: present, levelsTotal: total, seed: seed, flags: flags)
-        if let defect = header.defect() { throw defect }
-        return header
+        return StreamHeader(modelFingerprint: fingerprint, width: width, height: height,
+                            latentWidth: latentWidth, latentHeight: latentHeight,
+                            levelsPresent: present, levelsTotal: total, seed: seed, flags: flags, formatVersion: 1)
+    }
+
+    /// Version 2: the fields are read to find the header's end, the checksum over everything
+    /// before it is checked, and only then are the values judged (by `defect()`).
+    private static func parseVersion2(_ reader: inout ByteReader) throws(StreamError) -> StreamHeader {
+        let flags = UInt16(try reader.read(UInt8.self, in: .header))
+        let start = reader.position
+        try reader.skip(Self.fingerprintBytes, in: .header)
+        let fingerprint = Array(reader.bytes[start..<reader.position])
+        // Sides beyond Int32 are kept as the largest Int32, so defect() names them too large.
+        let width = Int(clamping: min(try reader.readVarint(in: .header, field: "image width"), UInt64(Int32.max)))
+        let height = Int(clamping: min(try reader.readVarint(in: .header, field: "image height"), UInt64(Int32.max)))
+        let present = Int(try reader.read(UInt8.self, in: .header))
+        let total = Int(try reader.read(UInt8.self, in: .header))
+        let seed = try reader.readVarint(in: .header, field: "seed")
+        let end = reader.position
+        guard try reader.read(UInt32.self, in: .header) == CRC32.checksum(reader.bytes[0..<end]) else {
+            throw .checksumMismatch(.header, substream: nil)
+        }
+        return StreamHeader(modelFingerprint: fingerprint, width: width, height: height,
+                            latentWidth: latentSide(forImageSide: width), latentHeight: latentSide(forImageSide: height),
+                            levelsPresent: present, levelsTotal: total, seed: seed, flags: flags, formatVersion: 2)
     }
 }

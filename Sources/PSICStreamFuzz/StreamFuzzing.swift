@@ -39,9 +39,18 @@ enum StreamFuzzing {
         }
     }
 
-    /// `bytes` with the header CRC and every in-bounds substream CRC recomputed, following the
-    /// documented layout (docs/bitstream.md) independently of the parser.
+    /// `bytes` with the header CRC and every in-bounds section or substream CRC recomputed,
+    /// following the documented layouts (docs/bitstream.md) independently of the parser.
     static func withRepairedChecksums(_ input: [UInt8]) -> [UInt8] {
+        guard input.count >= 6 else { return input }
+        switch Int(input[4]) | Int(input[5]) << 8 {
+        case 1: return repairedVersion1(input)
+        case 2: return repairedVersion2(input)
+        default: return input
+        }
+    }
+
+    static func repairedVersion1(_ input: [UInt8]) -> [UInt8] {
         var b = input
         guard b.count >= 44 else { return b }
         put(CRC32.checksum(b[0..<40]), at: 40, in: &b)
@@ -65,6 +74,38 @@ enum StreamFuzzing {
         return b
     }
 
+    static func repairedVersion2(_ input: [UInt8]) -> [UInt8] {
+        var b = input
+        // A varint at p: its value and the position after it, or nil past the end or 10 bytes.
+        func varint(_ p: Int) -> (UInt64, Int)? {
+            var v: UInt64 = 0
+            for i in 0..<10 where p + i < b.count {
+                v |= UInt64(b[p + i] & 0x7F) << (7 * UInt64(i))
+                if b[p + i] & 0x80 == 0 { return (v, p + i + 1) }
+            }
+            return nil
+        }
+        // magic, version, flags, fingerprint; width, height; levels present and total; seed
+        guard let (_, afterWidth) = varint(15), let (_, afterHeight) = varint(afterWidth),
+              afterHeight + 2 <= b.count, let (_, end) = varint(afterHeight + 2), end + 4 <= b.count else { return b }
+        put(CRC32.checksum(b[0..<end]), at: end, in: &b)
+        let sections = 1 + Int(b[afterHeight])
+        var p = end + 4
+        for _ in 0..<sections {
+            guard p < b.count else { break }
+            var q = p + 1, total = 0
+            for _ in 0..<Int(b[p]) {
+                guard let (length, next) = varint(q), length <= UInt64(b.count) else { return b }
+                total += Int(length)
+                q = next
+            }
+            guard total <= b.count - q - 4 else { return b }
+            put(CRC32.checksum(b[p..<(q + total)]), at: q + total, in: &b)
+            p = q + total + 4
+        }
+        return b
+    }
+
     static func put(_ v: UInt32, at i: Int, in b: inout [UInt8]) {
         for j in 0..<4 { b[i + j] = UInt8(truncatingIfNeeded: v >> (8 * j)) }
     }
@@ -80,7 +121,7 @@ enum StreamFuzzing {
                 (0..<n).map { Int32(truncatingIfNeeded: SynonymSampler.splitmix64(UInt64($0 + 1000 * s)) % 9) - 4 }
             }
             let zSection = try LevelCoder.encodeByChannel(symbols: noise(z.count, salt), shape: z, tables: tables)
-            var sections: [[UInt8]] = []
+            var sections: [CodedSection] = []
             for i in 0..<levels {
                 let indexes = (0..<latent.count).map { Int32(($0 &* 7 &+ i) % tables.count) }
                 var symbols = noise(latent.count, salt * 10 + i)
@@ -88,10 +129,13 @@ enum StreamFuzzing {
                 sections.append(try LevelCoder.encode(symbols: symbols, tableIndexes: indexes, shape: latent,
                                                       tables: tables, substreams: min(latent.height, 1 + i)))
             }
-            let header = StreamHeader(modelFingerprint: [1, 2, 3, 4, 5, 6, 7, 8], width: w, height: h,
-                                      latentWidth: latent.width, latentHeight: latent.height,
-                                      levelsPresent: levels, levelsTotal: 4, seed: UInt64(salt))
-            out.append(try PSICStream.write(header: header, zSection: zSection, levelSections: sections))
+            // Both layouts the decoder reads.
+            for format in PSICStream.readableFormatVersions {
+                let header = StreamHeader(modelFingerprint: [1, 2, 3, 4, 5, 6, 7, 8], width: w, height: h,
+                                          latentWidth: latent.width, latentHeight: latent.height,
+                                          levelsPresent: levels, levelsTotal: 4, seed: UInt64(salt), formatVersion: format)
+                out.append(try PSICStream.write(header: header, zSection: zSection, levelSections: sections))
+            }
         }
         return out
     }

@@ -28,7 +28,7 @@ struct InfoCommand: ParsableCommand {
         let zBytes: Int
         let levelBytes: [Int]
         let substreamsPerLevel: [Int]
-        /// Header and substream tables: the bytes that are not coded symbols.
+        /// Header and section containers (counts, lengths, checksums): the bytes that are not coded symbols.
         let containerBytes: Int
     }
 
@@ -42,12 +42,12 @@ struct InfoCommand: ParsableCommand {
             let h = s.header
             reports.append(Report(file: f.path, width: h.width, height: h.height,
                                   modelFingerprint: h.modelFingerprint.map { String(format: "%02x", $0) }.joined(),
-                                  formatVersion: Int(PSICStream.formatVersion), levelsPresent: h.levelsPresent,
+                                  formatVersion: Int(h.formatVersion), levelsPresent: h.levelsPresent,
                                   levelsTotal: h.levelsTotal, seed: h.seed, totalBytes: bytes.count,
                                   bpp: Double(bytes.count * 8) / Double(h.width * h.height),
                                   zBytes: s.zSection.byteCount, levelBytes: s.levelSections.map(\.byteCount),
                                   substreamsPerLevel: s.levelSections.map(\.substreamCount),
-                                  containerBytes: StreamHeader.byteCount + s.zSection.tableByteCount
+                                  containerBytes: h.byteCount + s.zSection.tableByteCount
                                       + s.levelSections.map(\.tableByteCount).reduce(0, +)))
         } }
         if json {
@@ -58,7 +58,7 @@ struct InfoCommand: ParsableCommand {
             print("\(r.file): \(r.width)x\(r.height), \(r.totalBytes) bytes, \(String(format: "%.4f", r.bpp)) bpp")
             print("  model \(r.modelFingerprint), format v\(r.formatVersion), seed \(r.seed)")
             print("  levels \(r.levelsPresent) of \(r.levelsTotal); z \(r.zBytes) bytes")
-            print("  container \(r.containerBytes) bytes (header and substream tables), "
+            print("  container \(r.containerBytes) bytes (header, section counts, lengths and checksums), "
                   + String(format: "%.1f%% of the stream", 100 * Double(r.containerBytes) / Double(r.totalBytes)))
             var cumulative = r.totalBytes - r.levelBytes.reduce(0, +)
             for (i, b) in r.levelBytes.enumerated() {

@@ -92,6 +92,32 @@ final class CodecRoundTripTests: XCTestCase {
         XCTAssertThrowsError(try results[1].get())
     }
 
+    /// Format versions lay out the same substreams: a version-1 stream carries the version-2
+    /// stream's coded bytes, decodes to the same pixels, and costs exactly the container bytes
+    /// the layouts differ by; a size limit is met in the version asked for.
+    func testFormatVersionsCarryTheSameCodedBytes() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let image = try CodecFixtures.image("image_128x96.png")
+        let v2 = try codec.encode(image, seed: 4)
+        let v1 = try codec.encode(image, seed: 4, formatVersion: 1)
+        let (p1, p2) = (try PSICStream(bytes: v1), try PSICStream(bytes: v2))
+        XCTAssertEqual([p1.header.formatVersion, p2.header.formatVersion], [1, 2])
+        var container = (p1.header.byteCount, p2.header.byteCount)
+        for (a, b) in zip([p1.zSection] + p1.levelSections, [p2.zSection] + p2.levelSections) {
+            XCTAssertEqual((0..<a.substreamCount).map { Array(a.substream($0)) }, (0..<b.substreamCount).map { Array(b.substream($0)) })
+            container.0 += a.tableByteCount
+            container.1 += b.tableByteCount
+        }
+        XCTAssertEqual(v1.count - v2.count, container.0 - container.1)
+        XCTAssertGreaterThan(container.0 - container.1, 18)
+        XCTAssertEqual(try codec.decode(v1, seeds: [5]).map(\.pixels), try codec.decode(v2, seeds: [5]).map(\.pixels))
+        let cut = try p1.truncated(toLevels: 2)
+        XCTAssertEqual(try codec.encode(image, seed: 4, maxBytes: cut.count, formatVersion: 1), cut)
+        XCTAssertThrowsError(try codec.encode(image, formatVersion: 3)) { error in
+            XCTAssertEqual(error as? CodecError, .unsupportedFormatVersion(3, supported: 1...2))
+        }
+    }
+
     /// A PSNR target keeps the fewest levels whose own decode reaches it, and reports the PSNR
     /// that decode really has.
     func testQualityTargetKeepsTheFewestLevelsThatReachIt() throws {
@@ -279,7 +305,7 @@ final class CodecRoundTripTests: XCTestCase {
         // A stream from another model is refused as such.
         var other = try PSICStream.peekHeader(stream)
         other.modelFingerprint = [1, 2, 3, 4, 5, 6, 7, 8]
-        let foreign = other.serialized() + stream[StreamHeader.byteCount...]
+        let foreign = other.serialized() + stream[other.byteCount...]
         XCTAssertThrowsError(try codec.decode(foreign)) { error in
             guard case StreamError.modelMismatch = error else { return XCTFail("expected modelMismatch, got \(error)") }
         }

@@ -2,9 +2,9 @@ import Testing
 @testable import PSICEntropy
 
 @Suite struct LevelCoderTests {
-    func parse(_ section: [UInt8], rows: Int) throws -> StreamSection {
-        var reader = ByteReader(section)
-        return try StreamSection.parse(&reader, location: .level(0), rows: rows)
+    func parse(_ section: CodedSection, rows: Int, format: UInt16 = PSICStream.formatVersion) throws -> StreamSection {
+        var reader = ByteReader(section.serialized(format: format))
+        return try StreamSection.parse(&reader, location: .level(0), rows: rows, format: format)
     }
 
     @Test(arguments: [1, 2, 3, 7, 16])
@@ -17,11 +17,18 @@ import Testing
         symbols[shape.count - 1] = -(1 << 20) + 1
         let bytes = try LevelCoder.encode(symbols: symbols, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian,
                                           substreams: substreams)
-        let section = try parse(bytes, rows: shape.height)
-        #expect(section.substreamCount == substreams)
-        #expect(section.byteCount == bytes.count)
-        let decoded = try LevelCoder.decode(section, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian)
-        #expect(decoded == symbols)
+        #expect(bytes.substreams.count == substreams)
+        for format in PSICStream.readableFormatVersions {
+            let section = try parse(bytes, rows: shape.height, format: format)
+            #expect(section.substreamCount == substreams)
+            #expect(section.byteCount == bytes.byteCount(format: format))
+            #expect((0..<substreams).map { Array(section.substream($0)) } == bytes.substreams)
+            let decoded = try LevelCoder.decode(section, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian)
+            #expect(decoded == symbols)
+        }
+        // Version 2's container: a count byte, a varint per length, one checksum.
+        #expect(bytes.byteCount(format: 2) - bytes.codedByteCount
+                == 1 + bytes.substreams.map { $0.count < 128 ? 1 : $0.count < 16384 ? 2 : 3 }.reduce(0, +) + 4)
     }
 
     @Test func substreamCountFollowsSize() {
@@ -50,8 +57,9 @@ import Testing
                                               substreams: 3)
             if expected == 3 {
                 #expect(bytes == split)
-            } else {   // two table entries (16 bytes) and two coder states fewer
-                #expect(split.count - bytes.count >= 16)
+            } else {   // two table entries (16 bytes in version 1) and two coder states fewer
+                #expect(split.byteCount(format: 1) - bytes.byteCount(format: 1) >= 16)
+                #expect(split.byteCount(format: 2) - bytes.byteCount(format: 2) >= 8)
             }
             #expect(try LevelCoder.decode(section, tableIndexes: idx, shape: shape, tables: Fixtures.gaussian) == symbols)
         }

@@ -7,26 +7,35 @@ import Testing
         #expect(CRC32.checksum([UInt8]()) == 0)
     }
 
-    @Test func roundTripsAndDescribesItself() throws {
-        let e = try Fixtures.encodedStream()
+    @Test(arguments: PSICStream.readableFormatVersions)
+    func roundTripsAndDescribesItself(format: UInt16) throws {
+        let e = try Fixtures.encodedStream(format: format)
         let s = try PSICStream(bytes: e.stream, expectedFingerprint: Fixtures.fingerprint)
-        #expect(s.header == e.header)
+        #expect(s.header == e.header && s.header.formatVersion == format)
         #expect(try PSICStream.peekHeader(e.stream) == e.header)
         #expect(s.levelSections.map(\.substreamCount) == [1, 2, 3])
-        #expect(StreamHeader.byteCount + s.zSection.byteCount + s.levelSections.reduce(0) { $0 + $1.byteCount } == e.stream.count)
-        // A section is its table then its substreams' bytes; the table holds the count and 8 bytes an entry.
+        #expect(s.header.byteCount == e.header.serialized().count)
+        // Version 2: 4 magic, 2 version, 1 flags, 8 fingerprint, width 200 and height 130 in two
+        // varint bytes each, 2 level counts, seed 1 in one byte, 4 checksum.
+        #expect(s.header.byteCount == (format == 1 ? 44 : 4 + 2 + 1 + 8 + 2 + 2 + 2 + 1 + 4))
+        #expect(s.header.byteCount + s.zSection.byteCount + s.levelSections.reduce(0) { $0 + $1.byteCount } == e.stream.count)
+        // A section is its container and its substreams' bytes. Version 1: a u16 count and 8 bytes
+        // an entry; version 2: a u8 count, a varint length an entry and one checksum.
         for section in [s.zSection] + s.levelSections {
-            let coded = (0..<section.substreamCount).reduce(0) { $0 + section.substream($1).count }
-            #expect(section.tableByteCount == 2 + 8 * section.substreamCount)
-            #expect(section.tableByteCount + coded == section.byteCount)
+            let lengths = (0..<section.substreamCount).map { section.substream($0).count }
+            let container = format == 1 ? 2 + 8 * lengths.count
+                : 1 + lengths.map { $0 < 128 ? 1 : $0 < 16384 ? 2 : 3 }.reduce(0, +) + 4
+            #expect(section.tableByteCount == container)
+            #expect(section.tableByteCount + lengths.reduce(0, +) == section.byteCount)
         }
         let d = try Fixtures.decodeAll(e.stream, zShape: e.zShape, levelShape: e.levelShape, indexes: e.levelIndexes)
         #expect(d.z == e.zSymbols)
         #expect(d.levels == e.levelSymbols)
     }
 
-    @Test func truncationGivesValidStreamsWithIdenticalLevels() throws {
-        let e = try Fixtures.encodedStream()
+    @Test(arguments: PSICStream.readableFormatVersions)
+    func truncationGivesValidStreamsWithIdenticalLevels(format: UInt16) throws {
+        let e = try Fixtures.encodedStream(format: format)
         let s = try PSICStream(bytes: e.stream)
         var previous = Int.max
         for l in stride(from: 3, through: 0, by: -1) {
@@ -34,7 +43,7 @@ import Testing
             #expect(cut.count < previous)
             previous = cut.count
             let t = try PSICStream(bytes: cut, expectedFingerprint: Fixtures.fingerprint)
-            #expect(t.header.levelsPresent == l)
+            #expect(t.header.levelsPresent == l && t.header.formatVersion == format)
             #expect(t.header.seed == e.header.seed && t.header.width == e.header.width)
             let d = try Fixtures.decodeAll(cut, zShape: e.zShape, levelShape: e.levelShape, indexes: e.levelIndexes)
             #expect(d.z == e.zSymbols)
@@ -45,8 +54,9 @@ import Testing
         #expect(throws: StreamError.levelsNotPresent(requested: 4, present: 3)) { try s.truncated(toLevels: 4) }
     }
 
-    @Test func partialDownloadsKeepCompleteLevels() throws {
-        let e = try Fixtures.encodedStream()
+    @Test(arguments: PSICStream.readableFormatVersions)
+    func partialDownloadsKeepCompleteLevels(format: UInt16) throws {
+        let e = try Fixtures.encodedStream(format: format)
         let s = try PSICStream(bytes: e.stream)
         let twoLevels = s.levelSections[1].range.upperBound
         let partial = Array(e.stream[..<(twoLevels + 5)])
@@ -56,7 +66,7 @@ import Testing
         #expect(try p.truncated(toLevels: 2) == (try s.truncated(toLevels: 2)))
         // A cut inside z or the header is not recoverable.
         #expect(throws: StreamError.truncated(.z)) {
-            try PSICStream(bytes: Array(e.stream[..<(StreamHeader.byteCount + 3)]), acceptingIncompleteLevels: true)
+            try PSICStream(bytes: Array(e.stream[..<(e.header.byteCount + 3)]), acceptingIncompleteLevels: true)
         }
     }
 
@@ -70,24 +80,33 @@ import Testing
             #expect(error == .modelMismatch(stream: Fixtures.fingerprint, model: other))
             #expect(error.description.contains("0102bcc578072588") && error.description.contains("0909090909090909"))
         }
-        var v2 = e.stream
-        v2[4] = 2
+        var v3 = e.stream
+        v3[4] = 3
         do {
-            _ = try PSICStream(bytes: v2)
-            Issue.record("accepted version 2")
+            _ = try PSICStream(bytes: v3)
+            Issue.record("accepted version 3")
         } catch {
-            #expect(error == .unsupportedVersion(found: 2, supported: 1))
+            #expect(error == .unsupportedVersion(found: 3, supported: 2))
             #expect(error.description.contains("newer"))
         }
-        #expect(throws: StreamError.unsupportedFlags(1)) { try PSICStream(bytes: Fixtures.patchHeader(e.stream, at: 6, 1, size: 2)) }
+        v3[4] = 0
+        #expect(throws: StreamError.unsupportedVersion(found: 0, supported: 2)) { try PSICStream(bytes: v3) }
+        let v1 = try Fixtures.encodedStream(format: 1).stream
+        #expect(throws: StreamError.unsupportedFlags(1)) { try PSICStream(bytes: Fixtures.patchHeader(v1, at: 6, 1, size: 2)) }
+        var flagged = e.header
+        flagged.flags = 1
+        #expect(throws: StreamError.unsupportedFlags(1)) { try PSICStream(bytes: try Fixtures.replacingHeader(of: e.stream, with: flagged)) }
+        var v4 = e.header
+        v4.formatVersion = 4
+        #expect(throws: EntropyCodingError.self) { try PSICStream.write(header: v4, zSection: CodedSection(substreams: []), levelSections: []) }
         #expect(throws: StreamError.badMagic) { try PSICStream(bytes: Array("PNG!xxxx".utf8)) }
         #expect(throws: StreamError.badMagic) { try PSICStream(bytes: [0x50, 0x00]) }
         #expect(throws: StreamError.truncated(.header)) { try PSICStream(bytes: []) }
         #expect(throws: StreamError.truncated(.header)) { try PSICStream(bytes: Array("PSI".utf8)) }
     }
 
-    @Test func refusesOversizedAndInconsistentHeaders() throws {
-        let e = try Fixtures.encodedStream()
+    @Test func refusesOversizedAndInconsistentVersion1Headers() throws {
+        let e = try Fixtures.encodedStream(format: 1)
         #expect(throws: StreamError.tooLarge(what: "image width", value: 70000, limit: 65536)) {
             try PSICStream(bytes: Fixtures.patchHeader(e.stream, at: 16, 70000))
         }
@@ -106,32 +125,91 @@ import Testing
         }
     }
 
-    @Test func checksumsDetectEveryBitFlip() throws {
-        let e = try Fixtures.encodedStream(width: 64, height: 64, levels: 2)
+    @Test func refusesOversizedAndInconsistentVersion2Headers() throws {
+        let e = try Fixtures.encodedStream()
+        func refusal(_ edit: (inout StreamHeader) -> Void) throws -> StreamError? {
+            var h = e.header
+            edit(&h)
+            do {
+                _ = try PSICStream(bytes: try Fixtures.replacingHeader(of: e.stream, with: h))
+                return nil
+            } catch let error as StreamError {
+                return error
+            }
+        }
+        #expect(try refusal { $0.width = 70000 } == .tooLarge(what: "image width", value: 70000, limit: 65536))
+        #expect(try refusal { $0.width = Int(UInt32.max) + 5 } == .tooLarge(what: "image width", value: Int(Int32.max), limit: 65536))
+        #expect(try refusal { $0.width = 65536; $0.height = 65536 } == .tooLarge(what: "pixel count", value: 1 << 32, limit: 1 << 28))
+        #expect(try refusal { $0.width = 0 } == .corrupt(reason: "image width is 0"))
+        #expect(try refusal { $0.levelsPresent = 9 } == .corrupt(reason: "9 levels present of 4"))
+        #expect(try refusal { $0.levelsTotal = 0 } != nil)
+        // The latent grid is implied by the image size: the parser derives it, never reads it.
+        #expect(try refusal { $0.latentWidth = 999 } == nil)
+        // A varint with a needless zero group, with the checksum made to match.
+        var h = e.header.serialized()
+        h.replaceSubrange(15..<17, with: [h[15] | 0x80, h[16] | 0x80, 0])
+        h.replaceSubrange((h.count - 4)..., with: withUnsafeBytes(of: CRC32.checksum(h[..<(h.count - 4)]).littleEndian, Array.init))
+        #expect(throws: StreamError.corrupt(reason: "image width in the header is not minimally encoded")) {
+            try PSICStream(bytes: h + e.stream[e.header.byteCount...])
+        }
+        #expect(throws: StreamError.corrupt(reason: "3 bytes follow the last level")) {
+            try PSICStream(bytes: e.stream + [1, 2, 3])
+        }
+    }
+
+    @Test func varintsRoundTripAtTheirBoundaries() throws {
+        for v: UInt64 in [0, 1, 127, 128, 16383, 16384, 1 << 35, .max - 1, .max] {
+            var w = ByteWriter()
+            w.appendVarint(v)
+            #expect(w.bytes.count == ByteWriter.varintSize(v))
+            var r = ByteReader(w.bytes)
+            #expect(try r.readVarint(in: .header, field: "x") == v && r.remaining == 0)
+        }
+        #expect(ByteWriter.varintSize(127) == 1 && ByteWriter.varintSize(128) == 2 && ByteWriter.varintSize(.max) == 10)
+        var over = ByteReader([UInt8](repeating: 0xff, count: 9) + [0x02])
+        #expect(throws: StreamError.corrupt(reason: "x in the header overflows 64 bits")) { try over.readVarint(in: .header, field: "x") }
+        var cut = ByteReader([0x80, 0x80])
+        #expect(throws: StreamError.truncated(.z)) { try cut.readVarint(in: .z, field: "x") }
+    }
+
+    @Test(arguments: PSICStream.readableFormatVersions)
+    func checksumsDetectEveryBitFlip(format: UInt16) throws {
+        let e = try Fixtures.encodedStream(width: 64, height: 64, levels: 2, format: format)
         let s = try PSICStream(bytes: e.stream)
-        // Flip every bit of the header, and sampled bits of every substream.
-        for bit in 0..<(StreamHeader.byteCount * 8) {
+        // Flip every bit of the header and of every section container, and sampled bits of every substream.
+        for bit in 0..<(e.header.byteCount * 8) {
             var b = e.stream
             b[bit / 8] ^= 1 << UInt8(bit % 8)
             #expect(throws: StreamError.self) { try PSICStream(bytes: b) }
         }
         for (l, section) in s.levelSections.enumerated() {
+            let coded = Set(section.substreamRanges.flatMap { $0 })
+            for byte in section.range where !coded.contains(byte) {
+                for bit in 0..<8 {
+                    var b = e.stream
+                    b[byte] ^= 1 << UInt8(bit)
+                    #expect(throws: StreamError.self) { try PSICStream(bytes: b) }
+                }
+            }
             for i in 0..<section.substreamCount {
                 let range = section.substreamRanges[i]
                 for byte in stride(from: range.lowerBound, to: range.upperBound, by: max(1, range.count / 7)) {
                     var b = e.stream
                     b[byte] ^= 0x10
-                    #expect(throws: StreamError.checksumMismatch(.level(l), substream: i)) { try PSICStream(bytes: b) }
+                    #expect(throws: StreamError.checksumMismatch(.level(l), substream: format == 1 ? i : nil)) {
+                        try PSICStream(bytes: b)
+                    }
                 }
             }
         }
         var h = e.stream
-        h[20] ^= 1                        // height, checksum not fixed
+        h[format == 1 ? 20 : 16] ^= 1     // height, checksum not fixed
         #expect(throws: StreamError.checksumMismatch(.header, substream: nil)) { try PSICStream(bytes: h) }
     }
 
-    @Test func everyPrefixIsRefusedAsTruncated() throws {
-        let e = try Fixtures.encodedStream(width: 64, height: 64, levels: 2)
+    @Test(arguments: PSICStream.readableFormatVersions)
+    func everyPrefixIsRefusedAsTruncated(format: UInt16) throws {
+        let e = try Fixtures.encodedStream(width: 64, height: 64, levels: 2, format: format)
         let s = try PSICStream(bytes: e.stream)
         let boundaries = [s.zSection.range.upperBound] + s.levelSections.map(\.range.upperBound)
         for n in 0..<e.stream.count {
@@ -153,9 +231,10 @@ import Testing
         let e = try Fixtures.encodedStream(width: 64, height: 64, levels: 1)
         var h = e.header
         h.levelsPresent = 2
-        #expect(throws: EntropyCodingError.self) { try PSICStream.write(header: h, zSection: [], levelSections: [[], []]) }
+        let empty = CodedSection(substreams: [])
+        #expect(throws: EntropyCodingError.self) { try PSICStream.write(header: h, zSection: empty, levelSections: [empty, empty]) }
         h = e.header
         h.modelFingerprint = [1, 2, 3]
-        #expect(throws: EntropyCodingError.self) { try PSICStream.write(header: h, zSection: [], levelSections: [[]]) }
+        #expect(throws: EntropyCodingError.self) { try PSICStream.write(header: h, zSection: empty, levelSections: [empty]) }
     }
 }

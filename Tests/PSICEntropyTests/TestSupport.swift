@@ -40,14 +40,15 @@ enum Fixtures {
     }
 
     static func encodedStream(width: Int = 200, height: Int = 130, levels: Int = 3, total: Int = 4,
-                              channels: Int = 3, seed: UInt64 = 1) throws -> Encoded {
+                              channels: Int = 3, seed: UInt64 = 1,
+                              format: UInt16 = PSICStream.formatVersion) throws -> Encoded {
         var rng = SplitMixRNG(seed: seed)
         let lh = StreamHeader.latentSide(forImageSide: height), lw = StreamHeader.latentSide(forImageSide: width)
         let zShape = LatentShape(channels: 4, height: lh / 4, width: lw / 4)
         let levelShape = LatentShape(channels: channels, height: lh, width: lw)
         let zSymbols = (0..<zShape.count).map { _ in Int32.random(in: -3...3, using: &rng) }
         let zSection = try LevelCoder.encodeByChannel(symbols: zSymbols, shape: zShape, tables: small)
-        var symbols: [[Int32]] = [], indexes: [[Int32]] = [], sections: [[UInt8]] = []
+        var symbols: [[Int32]] = [], indexes: [[Int32]] = [], sections: [CodedSection] = []
         for i in 0..<levels {
             let idx = (0..<levelShape.count).map { _ in Int32.random(in: 0..<Int32(gaussian.count), using: &rng) }
             let s = try SynonymSampler.sampleLevel(tableIndexes: idx, shape: levelShape, tables: gaussian,
@@ -58,7 +59,8 @@ enum Fixtures {
                                                   substreams: min(lh, i + 1)))
         }
         let header = StreamHeader(modelFingerprint: fingerprint, width: width, height: height, latentWidth: lw,
-                                  latentHeight: lh, levelsPresent: levels, levelsTotal: total, seed: seed)
+                                  latentHeight: lh, levelsPresent: levels, levelsTotal: total, seed: seed,
+                                  formatVersion: format)
         let stream = try PSICStream.write(header: header, zSection: zSection, levelSections: sections)
         return Encoded(stream: stream, header: header, zSymbols: zSymbols, zShape: zShape, levelSymbols: symbols,
                        levelIndexes: indexes, levelShape: levelShape)
@@ -75,13 +77,20 @@ enum Fixtures {
         return (z, levels)
     }
 
-    /// Overwrites a little-endian UInt32 and fixes the header checksum, to build streams whose
-    /// header is well-formed but says something else.
+    /// Overwrites a little-endian UInt32 of a version-1 header and fixes its checksum, to build
+    /// streams whose header is well-formed but says something else.
     static func patchHeader(_ bytes: [UInt8], at offset: Int, _ value: UInt32, size: Int = 4) -> [UInt8] {
         var b = bytes
         for j in 0..<size { b[offset + j] = UInt8(truncatingIfNeeded: value >> (8 * j)) }
         let crc = CRC32.checksum(b[0..<40])
         for j in 0..<4 { b[40 + j] = UInt8(truncatingIfNeeded: crc >> (8 * j)) }
         return b
+    }
+
+    /// `stream` with its header replaced by `header` serialised as it is (no field checks), to
+    /// build version-2 streams whose header is well-formed but says something else.
+    static func replacingHeader(of stream: [UInt8], with header: StreamHeader) throws -> [UInt8] {
+        let old = try PSICStream.peekHeader(stream)
+        return header.serialized() + stream[old.byteCount...]
     }
 }

@@ -125,7 +125,7 @@ final class ServerTests: XCTestCase {
         let stream = try codec.encode(try PNGCodec.decode(png), levels: 2)
         var other = try PSICStream.peekHeader(stream)
         other.modelFingerprint = [0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]
-        let otherModel = other.serialized() + stream[StreamHeader.byteCount...]
+        let otherModel = other.serialized() + stream[other.byteCount...]
 
         let cases: [(String, String, [UInt8]?, Int, String)] = [
             ("not a PNG", "/v1/encode", Array("hello".utf8), 400, "invalid_png"),
