@@ -58,16 +58,30 @@ public struct PSICStream: Sendable {
     }
 
     /// A valid stream of the same image holding only the first `levels` levels: the header
-    /// (levels present, checksum) is rewritten and the later sections dropped, in the stream's
-    /// own format version. No decoding.
-    public func truncated(toLevels levels: Int) throws(StreamError) -> [UInt8] {
+    /// (levels present, checksum) is rewritten and the later sections dropped, in format version
+    /// `format` (the stream's own when nil: a byte cut; another readable version re-lays the
+    /// same substreams out in its container). No decoding.
+    public func truncated(toLevels levels: Int, format: UInt16? = nil) throws(StreamError) -> [UInt8] {
         guard (0...header.levelsPresent).contains(levels) else {
             throw .levelsNotPresent(requested: levels, present: header.levelsPresent)
         }
         var h = header
         h.levelsPresent = levels
-        let end = levels == 0 ? zSection.range.upperBound : levelSections[levels - 1].range.upperBound
-        return h.serialized() + bytes[header.byteCount..<end]
+        let format = format ?? header.formatVersion
+        guard PSICStream.readableFormatVersions.contains(format) else {
+            throw .unsupportedVersion(found: format, supported: PSICStream.formatVersion)
+        }
+        if format == header.formatVersion {
+            let end = levels == 0 ? zSection.range.upperBound : levelSections[levels - 1].range.upperBound
+            return h.serialized() + bytes[header.byteCount..<end]
+        }
+        h.formatVersion = format
+        var out = h.serialized()
+        for section in [zSection] + levelSections.prefix(levels) {
+            out += StreamSection.serialize(substreams: (0..<section.substreamCount).map { Array(section.substream($0)) },
+                                           format: format)
+        }
+        return out
     }
 
     /// Assembles a stream from its header and sections (as `LevelCoder` returns them), laid out

@@ -13,6 +13,8 @@ struct BenchLevels: ParsableCommand {
 
     @Argument(help: "PNG files or directories.") var inputs: [String]
     @Option(help: "Seed for sampled levels.") var seed: UInt64 = 0
+    @Option(help: "Stream format version whose bytes are counted (default: the newest; the decodes do not depend on it).")
+    var formatVersion: UInt16 = PSICStream.formatVersion
     @OptionGroup var modelOptions: ModelOptions
     @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -20,6 +22,13 @@ struct BenchLevels: ParsableCommand {
         let level: Int
         let bpp: Double
         let psnr: Double
+    }
+
+    func validate() throws {
+        let formats = PSICStream.readableFormatVersions
+        if !formats.contains(formatVersion) {
+            throw ValidationError("--format-version must be in \(formats.lowerBound)...\(formats.upperBound)")
+        }
     }
 
     func run() throws {
@@ -38,7 +47,7 @@ struct BenchLevels: ParsableCommand {
                 let stream = try codec.encode(image)
                 let parsed = try PSICStream(bytes: stream)
                 for l in 1...L {
-                    let cut = try parsed.truncated(toLevels: l)
+                    let cut = try parsed.truncated(toLevels: l, format: formatVersion)
                     let decoded = try codec.decode(cut, seeds: [seed])[0]
                     bits[l - 1] += Double(cut.count * 8)
                     psnrSum[l - 1] += min(decoded.psnr(to: image), 99)   // 99 dB for an exact decode keeps the mean finite
@@ -53,7 +62,7 @@ struct BenchLevels: ParsableCommand {
             try printJSON(rows)
             return
         }
-        print("\(files.count) images, backend \(handle.name), model \(model.info.fingerprint), seed \(seed)")
+        print("\(files.count) images, backend \(handle.name), model \(model.info.fingerprint), seed \(seed), format v\(formatVersion)")
         print("level     bpp   PSNR (dB)")
         for r in rows { print(String(format: "%5d  %6.4f   %6.2f", r.level, r.bpp, r.psnr)) }
     }

@@ -7,13 +7,16 @@ struct TruncateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "truncate",
         abstract: "Cut a PSIC stream after a level: a valid, smaller stream of the same image.",
-        discussion: "No decoding happens: the cut is a byte operation, so it is instant and loses nothing more than the dropped levels.")
+        discussion: "No decoding happens: the cut is a byte operation, so it is instant and loses nothing more than the dropped levels. With --format-version the stream is also rewritten in that format version (the same coded bytes in another container; give --format-version alone to convert every level).")
 
     @Argument(help: "Input stream.")
     var input: String
 
-    @Option(name: .long, help: "Levels to keep (1 ... levels present).")
-    var levels: Int
+    @Option(name: .long, help: "Levels to keep (1 ... levels present; default with --format-version: all).")
+    var levels: Int?
+
+    @Option(name: .long, help: "Write the result in this stream format version (default: the input's own).")
+    var formatVersion: UInt16?
 
     @Option(name: .shortAndLong, help: "Output stream (default: cut the input in place).")
     var output: String?
@@ -27,17 +30,26 @@ struct TruncateCommand: ParsableCommand {
         let stream = try withFile(url) { try PSICStream(bytes: bytes) }
         let present = stream.header.levelsPresent
         guard present >= 1 else { throw ValidationError("'\(input)' carries no levels: there is nothing to keep") }
+        guard levels != nil || formatVersion != nil else {
+            throw ValidationError("give --levels (1...\(present) for this stream), --format-version, or both")
+        }
+        let levels = levels ?? present
         guard (1...present).contains(levels) else {
             throw ValidationError("--levels must be in 1...\(present) for this stream")
+        }
+        let formats = PSICStream.readableFormatVersions
+        if let formatVersion, !formats.contains(formatVersion) {
+            throw ValidationError("--format-version must be in \(formats.lowerBound)...\(formats.upperBound)")
         }
         let target = URL(fileURLWithPath: output ?? input)
         if output != nil, !force, target.standardizedFileURL.path != url.standardizedFileURL.path,
            FileManager.default.fileExists(atPath: target.path) {
             throw ValidationError("'\(target.path)' already exists; pass --force to replace it")
         }
-        let cut = try stream.truncated(toLevels: levels)
+        let cut = try stream.truncated(toLevels: levels, format: formatVersion)
         // Whole or not at all: a failed write in place must not leave the input cut short.
         try writeOutput(cut, to: target)
-        print("\(bytes.count) → \(cut.count) bytes (\(levels) of \(stream.header.levelsTotal) levels)")
+        let format = formatVersion ?? stream.header.formatVersion
+        print("\(bytes.count) → \(cut.count) bytes (\(levels) of \(stream.header.levelsTotal) levels, format v\(format))")
     }
 }

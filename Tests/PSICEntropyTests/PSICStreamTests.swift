@@ -54,6 +54,20 @@ import Testing
         #expect(throws: StreamError.levelsNotPresent(requested: 4, present: 3)) { try s.truncated(toLevels: 4) }
     }
 
+    @Test func truncationConvertsBetweenFormatVersions() throws {
+        let v1 = try Fixtures.encodedStream(format: 1), v2 = try Fixtures.encodedStream(format: 2)
+        let (s1, s2) = (try PSICStream(bytes: v1.stream), try PSICStream(bytes: v2.stream))
+        // The same symbols in either container: converting gives what the encoder wrote directly.
+        #expect(try s1.truncated(toLevels: 3, format: 2) == v2.stream)
+        #expect(try s2.truncated(toLevels: 3, format: 1) == v1.stream)
+        #expect(try s2.truncated(toLevels: 3, format: 2) == v2.stream)
+        for l in 0...3 {
+            #expect(try s1.truncated(toLevels: l, format: 2) == (try s2.truncated(toLevels: l)))
+        }
+        #expect(v1.stream.count - v2.stream.count >= 18)
+        #expect(throws: StreamError.unsupportedVersion(found: 3, supported: 2)) { try s2.truncated(toLevels: 1, format: 3) }
+    }
+
     @Test(arguments: PSICStream.readableFormatVersions)
     func partialDownloadsKeepCompleteLevels(format: UInt16) throws {
         let e = try Fixtures.encodedStream(format: format)
