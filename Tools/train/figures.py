@@ -256,6 +256,31 @@ def exports(args) -> list[str]:
     return out
 
 
+def bench_curve(path: Path) -> list[dict]:
+    """The rows of a `psic bench levels --json` output (level, bpp, psnr)."""
+    try:
+        rows = json.loads(path.read_text())
+        if not rows or not all({"level", "bpp", "psnr"} <= set(r) for r in rows):
+            raise KeyError
+    except OSError as e:
+        raise FiguresError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise FiguresError(f"{path} is not `psic bench levels --json` output") from None
+    return rows
+
+
+def levels(args) -> list[str]:
+    """Two `psic bench levels --json` curves: B's bpp change per level and its BD-rate against A."""
+    a, b = bench_curve(args.a), bench_curve(args.b)
+    if len(a) != len(b):
+        raise FiguresError(f"the curves have {len(a)} and {len(b)} levels")
+    out = [f"PSNR BD-rate of {args.b} against {args.a}: {bd(a, b):+.2f} % (pchip)"]
+    for x, y in zip(a, b):
+        out.append(f"  L{x['level']} {x['bpp']:.4f} bpp {x['psnr']:.2f} dB -> {y['bpp']:.4f} bpp {y['psnr']:.2f} dB "
+                   f"({100 * (y['bpp'] / x['bpp'] - 1):+.2f} % bpp)")
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -271,6 +296,10 @@ def parse_args(argv=None):
     g = sub.add_parser("gradnorm", help="mean gradient norm per level drawn (train.py's grad_norm_levels)")
     g.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
     g.set_defaults(run=gradnorm)
+    v = sub.add_parser("levels", help="two `psic bench levels --json` outputs: BD-rate of B against A")
+    v.add_argument("a", type=Path, help="baseline curve")
+    v.add_argument("b", type=Path, help="candidate curve")
+    v.set_defaults(run=levels)
     e = sub.add_parser("exports", help="two export.py reports: BD-rates of B against A on Kodak")
     e.add_argument("a", type=Path, help="baseline report (e.g. Models/psic-conv.report.json)")
     e.add_argument("b", type=Path, help="candidate report")

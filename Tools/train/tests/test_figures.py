@@ -191,3 +191,19 @@ def test_gradnorm_means_per_level_skip_windows_without_the_level(tmp_path, capsy
     assert "2 windows ending at steps 50..75, 75 % of steps clipped" in out and "L1 3.0 L2 - L3 3.0" in out
     code, _, err = run(capsys, "gradnorm", write_log(tmp_path / "old" / "log.jsonl", [train_line(25, 1.0)]))
     assert code != 0 and "grad_norm_levels" in err
+
+
+def test_levels_compares_two_bench_levels_curves(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(rows(CURVE)))
+    b.write_text(json.dumps(rows(CURVE, rate_scale=0.98)))
+    code, out, _ = run(capsys, "levels", a, b)
+    assert code == 0
+    assert "PSNR BD-rate" in out and "-2.00 % (pchip)" in out
+    assert "L1 0.0300 bpp 17.00 dB -> 0.0294 bpp 17.00 dB (-2.00 % bpp)" in out
+    (tmp_path / "bad.json").write_text(json.dumps([{"level": 1}]))
+    code, _, err = run(capsys, "levels", a, tmp_path / "bad.json")
+    assert code == 2 and "psic bench levels --json" in err
+    b.write_text(json.dumps(rows(CURVE[:3])))
+    code, _, err = run(capsys, "levels", a, b)
+    assert code == 2 and "4 and 3 levels" in err
