@@ -23,9 +23,17 @@ final class OneDNNGDN: OneDNNLayer {
         max(1, min(shape.height, bandElements / max(1, channels * shape.width)))
     }
 
+    /// Whether the product with the input is fused into the convolution (false where oneDNN
+    /// offers only its reference kernel for that, or when the caller asked not to fuse).
+    private(set) var productFused = true
+
+    /// `fuseProduct: false` runs the product as its own primitive whatever oneDNN offers (what an
+    /// Intel Xeon gets), so tests cover that path on every machine.
     init(_ l: GDNLayer, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-         shape: TensorShape, context: OneDNNContext, bandElements: Int = OneDNNGDN.defaultBandElements) throws {
+         shape: TensorShape, context: OneDNNContext, bandElements: Int = OneDNNGDN.defaultBandElements,
+         fuseProduct: Bool = true) throws {
         super.init(context: context)
+        productFused = fuseProduct
         let rows = Self.bandRows(shape, channels: l.channels, bandElements: bandElements)
         let full = shape.height / rows, tail = shape.height % rows
         let bands = try addBands(l, rows: rows, starts: (0..<full).map { $0 * rows }, input: input, output: output,
@@ -84,7 +92,8 @@ final class OneDNNGDN: OneDNNLayer {
         // then the product runs as its own binary primitive after the fast convolution.
         var pd = try Self.primitiveDesc(&blocked, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
                                         operand: &blocked, context: context)
-        let fused = !Self.implementation(pd).hasPrefix("ref")
+        let fused = productFused && !Self.implementation(pd).hasPrefix("ref")
+        productFused = fused
         if !fused {
             dnnl_primitive_desc_destroy(pd)
             pd = try Self.primitiveDesc(&blocked, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,

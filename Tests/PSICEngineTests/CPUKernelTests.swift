@@ -127,6 +127,33 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// The unfused product (a binary primitive after the convolution: what oneDNN 2.6 leaves
+    /// an Intel Xeon with) computes the same GDN, in whole and in bands.
+    func testOneDNNGDNWithTheProductUnfused() throws {
+        var rng = TestRandom(seed: 21)
+        let (c, h, w) = (16, 5, 13)
+        let shape = TensorShape(channels: c, height: h, width: w)
+        for inverse in [false, true] {
+            let layer = try GDNLayer(name: "gdn", channels: c, inverse: inverse,
+                                     beta: rng.floats(c, 0.5, 1.5), gamma: rng.floats(c * c, 0, 0.2))
+            let x = rng.floats(shape.count, -2, 2)
+            var ref = ReferenceKernels.gdn(layer, input: x, shape: shape)
+            ref.terms = 4 * (c + 1 + 8)
+            for (budget, fuse) in [(c * h * w, false), (2 * c * w, false), (c * h * w, true)] {
+                let plane = UnsafeMutablePointer<Float>.allocate(capacity: 2 * shape.count)
+                defer { plane.deallocate() }
+                plane.update(from: x, count: x.count)
+                let gdn = try OneDNNGDN(layer, input: plane, output: plane + shape.count, shape: shape,
+                                        context: try OneDNNContext(), bandElements: budget, fuseProduct: fuse)
+                if !fuse { XCTAssertFalse(gdn.productFused) }
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, gdn.scratchBytes), alignment: 64)
+                defer { scratch.deallocate() }
+                try gdn.run(threads: 2, scratch: scratch)
+                assertFloatClose(Array(UnsafeBufferPointer(start: plane + shape.count, count: shape.count)), ref)
+            }
+        }
+    }
+
     func testExactGEMMsMatchIntegerProducts() throws {
         // Sizes around the AVX2 kernel's 4x16 blocks and pairs of k, strided B and C; values up
         // to the 16-bit extremes where the sums allow (k <= 2), else weights within ±127.
