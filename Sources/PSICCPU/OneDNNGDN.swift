@@ -141,14 +141,8 @@ final class OneDNNGDN: OneDNNLayer {
         var squareDesc = dnnl_eltwise_desc_t()
         try check(dnnl_eltwise_forward_desc_init(&squareDesc, dnnl_forward_inference, dnnl_eltwise_square, &blocked, 0, 0),
                   "eltwise_forward_desc_init(square)")
-        let squareAttr = try Self.attributes()
-        defer { dnnl_primitive_attr_destroy(squareAttr) }
-        var squarePD: dnnl_primitive_desc_t?
-        try check(withUnsafePointer(to: &squareDesc) { dnnl_primitive_desc_create(&squarePD, $0, squareAttr, context.engine, nil) },
-                  "primitive_desc_create(square)")
-        defer { dnnl_primitive_desc_destroy(squarePD) }
-        try addStep(squarePD!, args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: blockedInput),
-                                      dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: squares)])
+        try addOperation(&squareDesc, "square", args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: blockedInput),
+                                                       dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: squares)])
 
         let dstDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)!
         let direct = dnnl_memory_desc_equal(dstDesc, &planar) != 0
@@ -171,15 +165,9 @@ final class OneDNNGDN: OneDNNLayer {
             // In place: the normaliser times the input, into the convolution's output.
             var productDesc = dnnl_binary_desc_t()
             try check(dnnl_binary_desc_init(&productDesc, dnnl_binary_mul, dstDesc, &blocked, dstDesc), "binary_desc_init(mul)")
-            let productAttr = try Self.attributes()
-            defer { dnnl_primitive_attr_destroy(productAttr) }
-            var productPD: dnnl_primitive_desc_t?
-            try check(withUnsafePointer(to: &productDesc) { dnnl_primitive_desc_create(&productPD, $0, productAttr, context.engine, nil) },
-                      "primitive_desc_create(mul)")
-            defer { dnnl_primitive_desc_destroy(productPD) }
-            try addStep(productPD!, args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC_0, memory: dstMemory),
-                                           dnnl_exec_arg_t(arg: DNNL_ARG_SRC_1, memory: blockedInput),
-                                           dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory)])
+            try addOperation(&productDesc, "mul", args: [dnnl_exec_arg_t(arg: DNNL_ARG_SRC_0, memory: dstMemory),
+                                                         dnnl_exec_arg_t(arg: DNNL_ARG_SRC_1, memory: blockedInput),
+                                                         dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory)])
         }
         if !direct { try addReorder(from: dstMemory, to: outputMemory) }
         for row in starts {
@@ -187,6 +175,17 @@ final class OneDNNGDN: OneDNNLayer {
                                                               (outputMemory, UnsafeMutableRawPointer(output + row * shape.width))]))
         }
         return Bands(scratchOffsets: placed, weights: weightMemory, weightDesc: weightDesc.pointee, beta: betaMemory)
+    }
+
+    /// Adds a step running the operation `desc` describes (an eltwise or binary descriptor).
+    private func addOperation<Desc>(_ desc: inout Desc, _ what: String, args: [dnnl_exec_arg_t]) throws {
+        let attr = try Self.attributes()
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var pd: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
+                  "primitive_desc_create(\(what))")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        try addStep(pd!, args: args)
     }
 
     /// oneDNN's name for the implementation behind `pd` (e.g. `brgconv_1x1:avx512_core`).
