@@ -5,7 +5,9 @@ import PSICEngine
 /// GDN / IGDN in oneDNN: `y = x · (β + γ·x²)^(∓½)`. The input is reordered into the kernel's
 /// blocked layout and squared into a second buffer; a 1×1 convolution with weights γ and bias β
 /// runs on the squares with two fused post-ops, the power (GDN) or square root (IGDN), then the
-/// product with the blocked input; the result is reordered back.
+/// product with the blocked input; the result is reordered back. Where oneDNN has only its
+/// reference kernel for the fused product (2.6 on avx512_core, e.g. an Intel Xeon) the product
+/// runs as a binary primitive after the convolution instead.
 ///
 /// GDN is pointwise in space, so it runs in bands of rows: the three blocked copies (input,
 /// squares, output) hold one band, not the whole tensor, which bounds the layer's scratch
