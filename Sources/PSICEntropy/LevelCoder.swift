@@ -8,8 +8,9 @@ public enum LevelCoder {
     public static let symbolsPerSubstream = 8192
     /// Encoders give each substream at least this many bytes: a substream cost 12 bytes in format
     /// version 1 (table entry and coder state; ~6 in version 2), which at the lowest levels of a
-    /// Kodak image was 2 % of the stream with three substreams a level, and 2 KB decode in ~0.15 ms (a whole Kodak stream, 37 KB,
-    /// in 2–2.6 ms on this machine's CPU), too short for a split to pay.
+    /// Kodak image was 2 % of the stream with three substreams a level, and 2 KB decode in
+    /// ~0.15 ms (a whole Kodak stream, 37 KB, in 2–2.6 ms on this machine's CPU), too short for a
+    /// split to pay.
     public static let bytesPerSubstream = 2048
 
     /// The substream count the size of a section of `shape` allows: the most an encoder uses.
