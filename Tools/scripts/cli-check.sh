@@ -40,7 +40,14 @@ mkdir -p folder.psic
 # The good path.
 expect 0 "encoded 1 image" -- "$psic" encode "$image" -o good.psic --backend cpu
 expect 0 "levels 8 of 8" -- "$psic" info good.psic
-expect 0 "(3 of 8 levels)" -- "$psic" truncate good.psic --levels 3 -o cut.psic
+expect 0 "(3 of 8 levels, format v2)" -- "$psic" truncate good.psic --levels 3 -o cut.psic
+# Format version 1 on request; converting it back gives the version-2 stream byte for byte.
+expect 0 "encoded 1 image" -- "$psic" encode "$image" -o v1.psic --backend cpu --format-version 1
+expect 0 "format v1" -- "$psic" info v1.psic
+expect 0 "(8 of 8 levels, format v2)" -- "$psic" truncate v1.psic --format-version 2 -o v1to2.psic
+cmp -s v1to2.psic good.psic || { echo "FAIL: version 1 converted to 2 is not the version-2 stream"; failures=$((failures + 1)); }
+expect 64 "--format-version must be in 1...2" -- "$psic" encode "$image" -o v3.psic --backend cpu --format-version 3
+expect 64 "give --levels" -- "$psic" truncate good.psic -o nothing.psic
 expect 0 "levels 3 of 8" -- "$psic" info cut.psic
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o cut.png --backend cpu
 expect 0 "2 samples are identical" -- "$psic" decode good.psic -o s.png --samples 2 --backend cpu
