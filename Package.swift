@@ -64,7 +64,7 @@ let package = Package(
                                .product(name: "UnixSignals", package: "swift-service-lifecycle")]),
         // Options and helpers the command-line tools share.
         .target(name: "PSICCommandLine",
-                dependencies: ["PSICCodec", "PSICModel", "PSICServer", "PSICImage",
+                dependencies: ["PSICCodec", "PSICEntropy", "PSICModel", "PSICServer", "PSICImage",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // The command-line tool.
         .executableTarget(name: "psic",

@@ -25,10 +25,7 @@ struct BenchLevels: ParsableCommand {
     }
 
     func validate() throws {
-        let formats = PSICStream.readableFormatVersions
-        if !formats.contains(formatVersion) {
-            throw ValidationError("--format-version must be in \(formats.lowerBound)...\(formats.upperBound)")
-        }
+        try validateFormatVersion(formatVersion)
     }
 
     func run() throws {

@@ -53,10 +53,7 @@ struct EncodeCommand: AsyncParsableCommand {
             throw ValidationError("--min-psnr chooses the levels itself: drop --levels, --max-bytes and --max-bpp")
         }
         if let minPsnr, !minPsnr.isFinite { throw ValidationError("--min-psnr must be a number of dB, e.g. 30") }
-        let formats = PSICStream.readableFormatVersions
-        if !formats.contains(formatVersion) {
-            throw ValidationError("--format-version must be in \(formats.lowerBound)...\(formats.upperBound)")
-        }
+        try validateFormatVersion(formatVersion)
     }
 
     /// The byte limit for an image of `pixels` pixels, if any.

@@ -37,10 +37,7 @@ struct TruncateCommand: ParsableCommand {
         guard (1...present).contains(levels) else {
             throw ValidationError("--levels must be in 1...\(present) for this stream")
         }
-        let formats = PSICStream.readableFormatVersions
-        if let formatVersion, !formats.contains(formatVersion) {
-            throw ValidationError("--format-version must be in \(formats.lowerBound)...\(formats.upperBound)")
-        }
+        try validateFormatVersion(formatVersion)
         let target = URL(fileURLWithPath: output ?? input)
         if output != nil, !force, target.standardizedFileURL.path != url.standardizedFileURL.path,
            FileManager.default.fileExists(atPath: target.path) {
