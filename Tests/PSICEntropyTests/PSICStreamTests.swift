@@ -156,7 +156,8 @@ import Testing
         #expect(try refusal { $0.width = 65536; $0.height = 65536 } == .tooLarge(what: "pixel count", value: 1 << 32, limit: 1 << 28))
         #expect(try refusal { $0.width = 0 } == .corrupt(reason: "image width is 0"))
         #expect(try refusal { $0.levelsPresent = 9 } == .corrupt(reason: "9 levels present of 4"))
-        #expect(try refusal { $0.levelsTotal = 0 } != nil)
+        #expect(try refusal { $0.levelsTotal = 0 } == .corrupt(reason: "level count 0 is outside 1...64"))
+        #expect(try refusal { $0.levelsTotal = 65 } == .corrupt(reason: "level count 65 is outside 1...64"))
         // The latent grid is implied by the image size: the parser derives it, never reads it.
         #expect(try refusal { $0.latentWidth = 999 } == nil)
         // A varint with a needless zero group, with the checksum made to match.
