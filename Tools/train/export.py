@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.data import EVAL_CROP, evaluation_crops, list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.intmodel import DEFAULT_SCALE_COUNT, ScaleGrid  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
 from psic_train.quantize import H_RANGES, all_layers, analyse, calibrate, int16_weights, quantize_entropy_model  # noqa: E402
@@ -50,6 +51,16 @@ FP16_PSNR_LIMIT = 0.05
 GOLDEN_SAMPLE_LEVEL = 2
 GOLDEN_SAMPLE_SEED = 7
 KODAK_SAMPLE_SEED = 0
+
+
+def _scale_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer scale count, e.g. {DEFAULT_SCALE_COUNT}; got {text!r}") from None
+    if not 2 <= count <= 1024:
+        raise argparse.ArgumentTypeError(f"scale count {count} is outside 2...1024 (the default is {DEFAULT_SCALE_COUNT})")
+    return count
 
 
 def _seed_list(text: str) -> list[int]:
@@ -90,6 +101,10 @@ def parse_args(argv=None):
     p.add_argument("--headroom", type=float, default=2.0,
                    help="activation bound = calibrated max * headroom; tried smaller (x0.75, down to 1.1) "
                         "when the best rate loss over H's ranges stays >= 1%%")
+    p.add_argument("--scale-count", type=_scale_count, default=DEFAULT_SCALE_COUNT, metavar="S",
+                   help=f"Gaussian scale tables (the file's scale_count; default {DEFAULT_SCALE_COUNT}). Halving the "
+                        "grid's step quarters its rate cost; each doubling adds ~0.85 MB of CDF rows. Files up to "
+                        "session 36 have 64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="write the model even if the rate loss exceeds 1%%")
@@ -367,7 +382,7 @@ def main(argv=None):
     y_c, z_c = analyse(model, calib_x)
     y_h, z_h = analyse(model, held_x) if held_x.shape[0] else (y_c[:0], z_c[:0])
     calib = calibrate(model, y_c, z_c)
-    tables = (gaussian_tables(), z_tables(model.entropy_bottleneck))
+    tables = (gaussian_tables(ScaleGrid(args.scale_count)), z_tables(model.entropy_bottleneck))
     log(f"calibrated, tables built ({time.time() - t_start:.0f} s)")
 
     ent, rates, headroom, h_range, search = search_quantization(model, calib, tables, (y_c, z_c), (y_h, z_h),
@@ -411,7 +426,7 @@ def main(argv=None):
                                 "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
                        for l in all_layers(ent)},
         "s_H": ent.h_s[-1].extra["s_H"], "headroom": headroom, "h_range": h_range, "quantization_search": search,
-        "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
+        "scale_count": ent.scale_grid.count, "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",
     }
     report["heldout_eval"] = heldout_eval(model_from_file(args.out)[0], args.data, args.holdout)

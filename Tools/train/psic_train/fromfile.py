@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from .intmodel import CDF_TOTAL, MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN, CDFTables
+from .intmodel import CDF_TOTAL, MEAN_SCALE, SCALE_MIN, CDFTables
 from .model import ModelConfig, PSICModel
 from .modelfile import FLOAT_LAYERS, GDN_LAYERS, ModelFile
 
@@ -114,7 +114,7 @@ def model_from_file(path) -> tuple[PSICModel, dict]:
     lc = cfg.level_channels
     mean_offset = np.zeros(2 * lc)
     mean_offset[lc:] = math.log(SCALE_MIN)
-    last_scale = np.concatenate([np.full(lc, 1.0 / MEAN_SCALE), np.full(lc, SCALE_LOG_STEP)])
+    last_scale = np.concatenate([np.full(lc, 1.0 / MEAN_SCALE), np.full(lc, ent.scale_grid.log_step)])
     for i, net in enumerate(ent.ep):
         s = np.concatenate([s_hyper, np.full(i * lc, 1.0 / MEAN_SCALE)])
         s = _dequantize(net[0], model.entropy_parameters[i][0], s, None)

@@ -85,7 +85,7 @@ def write_model(path: Path, model: PSICModel, ent: IntEntropyModel, fp16: bool, 
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "architecture": {"family": "conv", "N": cfg.N, "C": cfg.C, "L": cfg.L, "hyper": cfg.hyper,
                          "ep_width": cfg.ep_width},
-        "constants": {"mean_fraction_bits": im.MEAN_FRACTION_BITS, "scale_count": im.SCALE_COUNT,
+        "constants": {"mean_fraction_bits": im.MEAN_FRACTION_BITS, "scale_count": ent.scale_grid.count,
                       "scale_min": im.SCALE_MIN, "scale_max": im.SCALE_MAX, "cdf_precision": im.CDF_PRECISION,
                       "latent_clamp": im.LATENT_CLAMP, "z_clamp": im.Z_CLAMP,
                       "leaky_slope_numerator": im.LEAKY_SLOPE_NUMERATOR},
@@ -161,6 +161,9 @@ class ModelFile(Transforms):
             h_s=[self._int_layer(f"h_s.{j}") for j in (0, 2, 4)],
             ep=[[self._int_layer(f"ep.{i}.{j}") for j in (0, 2, 4)] for i in range(self.L)],
             gaussian=self._tables("gaussian"), z=self._tables("z"))
+        if self.entropy.scale_grid.count != self.meta["constants"]["scale_count"]:
+            raise ValueError(f"{path}: scale_count {self.meta['constants']['scale_count']} does not match its "
+                             f"{self.entropy.scale_grid.count} Gaussian tables")
         super().__init__(self.tensors)
 
     def _int_layer(self, name: str) -> IntLayer:

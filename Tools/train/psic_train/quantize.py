@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .intmodel import (ACC_LIMIT, LATENT_INT_MAX, MEAN_SCALE, SCALE_LOG_STEP, SCALE_MIN, Z_CLAMP,
-                       IntEntropyModel, IntLayer, quantize_z)
+from .intmodel import (ACC_LIMIT, LATENT_INT_MAX, MEAN_SCALE, SCALE_MIN, Z_CLAMP,
+                       IntEntropyModel, IntLayer, ScaleGrid, quantize_z)
 from .model import PSICModel, code_levels
 from .tables import gaussian_tables, z_tables
 
@@ -148,8 +148,17 @@ def _chain(names_mods, first_scale: np.ndarray, first_bound: int, maxabs: dict, 
 
 def quantize_entropy_model(model: PSICModel, calib: Calibration, headroom: float = 2.0,
                            weight_bits: dict | None = None, h_range: int = LATENT_INT_MAX,
-                           tables: tuple | None = None) -> IntEntropyModel:
-    """Builds the integer entropy model (h_s, ep nets, tables) from the float model."""
+                           tables: tuple | None = None, grid: ScaleGrid | None = None) -> IntEntropyModel:
+    """Builds the integer entropy model (h_s, ep nets, tables) from the float model.
+
+    tables: prebuilt (gaussian, z) tables (the exporter builds them once for its search); the scale
+    grid is then theirs. grid: the scale grid when the tables are built here (default: ScaleGrid())."""
+    if tables is not None:
+        table_grid = ScaleGrid(len(tables[0].length))
+        if grid is not None and grid != table_grid:
+            raise ValueError(f"grid of {grid.count} scales given with {table_grid.count} Gaussian tables")
+        grid = table_grid
+    grid = grid or ScaleGrid()
     weight_bits = weight_bits or {}
     cfg = model.cfg
     lc = cfg.level_channels
@@ -162,7 +171,7 @@ def quantize_entropy_model(model: PSICModel, calib: Calibration, headroom: float
                       {"out_scale": np.full(cfg.hyper, s_H), "out_range": (-h_range, h_range)}, weight_bits)
     h_layers[-1].extra["s_H"] = s_H
     ep_layers = []
-    last = {"out_scale": np.concatenate([np.full(lc, 1.0 / MEAN_SCALE), np.full(lc, SCALE_LOG_STEP)]),
+    last = {"out_scale": np.concatenate([np.full(lc, 1.0 / MEAN_SCALE), np.full(lc, grid.log_step)]),
             "out_offset": np.concatenate([np.zeros(lc), np.full(lc, math.log(SCALE_MIN))]),
             "out_range": (-LATENT_INT_MAX, LATENT_INT_MAX)}
     for i, net in enumerate(model.entropy_parameters):
@@ -170,7 +179,7 @@ def quantize_entropy_model(model: PSICModel, calib: Calibration, headroom: float
         ep_layers.append(_chain([(f"ep.{i}.0", net[0], "conv", "leaky"), (f"ep.{i}.2", net[2], "conv", "leaky"),
                                  (f"ep.{i}.4", net[4], "conv", "none")], s_in, LATENT_INT_MAX, calib.maxabs,
                                 headroom, last, weight_bits))
-    g, zt = tables if tables is not None else (gaussian_tables(), z_tables(model.entropy_bottleneck))
+    g, zt = tables if tables is not None else (gaussian_tables(grid), z_tables(model.entropy_bottleneck))
     return IntEntropyModel(C=cfg.C, L=cfg.L, hyper=cfg.hyper, h_s=h_layers, ep=ep_layers, gaussian=g, z=zt)
 
 

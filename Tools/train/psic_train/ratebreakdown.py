@@ -3,7 +3,7 @@ latents coded with one piece of the integer model's rules added at a time, endin
 model itself (docs/integer-entropy-model.md names each piece):
 
     float        the float model: continuous mean and scale, discretised Gaussian likelihood
-    scale grid   + each scale snapped to the nearest of the 64 table scales (in log σ)
+    scale grid   + each scale snapped to the nearest of the model file's table scales (in log σ)
     mean grid    + means on the 1/16 grid and ties rounded away from zero, as the integer model
                    codes q = round(y - μ/16); the decoded levels that condition later levels move
                    with them
@@ -21,21 +21,21 @@ import math
 import numpy as np
 import torch
 
-from .intmodel import MEAN_SCALE, SCALE_COUNT, SCALE_LOG_STEP, SCALE_MIN, IntEntropyModel
+from .intmodel import MEAN_SCALE, SCALE_MIN, IntEntropyModel, ScaleGrid
 from .model import PSICModel, code_levels, gaussian_likelihood, z_likelihood
 from .rates import int_bits, z_bits_int
 
 STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets")
 
 
-def scale_index(sigma: torch.Tensor) -> torch.Tensor:
-    """The table index nearest to each scale in log σ, clamped to the table."""
-    k = torch.round((torch.log(sigma.double()) - math.log(SCALE_MIN)) / SCALE_LOG_STEP)
-    return k.clamp(0, SCALE_COUNT - 1).long()
+def scale_index(sigma: torch.Tensor, grid: ScaleGrid) -> torch.Tensor:
+    """The index of `grid`'s scale nearest to each scale in log σ, clamped to the table."""
+    k = torch.round((torch.log(sigma.double()) - math.log(SCALE_MIN)) / grid.log_step)
+    return k.clamp(0, grid.count - 1).long()
 
 
-def table_scale(k: torch.Tensor) -> torch.Tensor:
-    return (SCALE_MIN * torch.exp(k.double() * SCALE_LOG_STEP)).float()
+def table_scale(k: torch.Tensor, grid: ScaleGrid) -> torch.Tensor:
+    return (SCALE_MIN * torch.exp(k.double() * grid.log_step)).float()
 
 
 def _half_away(t: torch.Tensor) -> torch.Tensor:
@@ -54,6 +54,7 @@ def _level_stages(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: I
     tables). The float and scale-grid stages share the float pass (float means and decoded levels);
     the mean-grid and tables stages share one pass on the 1/16 grid."""
     L = model.cfg.L
+    grid = ent.scale_grid
     floats, scale_grid, mean_grid, tables = np.zeros(L), np.zeros(L), np.zeros(L), np.zeros(L)
     for s in range(0, y.shape[0], batch):
         h = model.h_s(z_hat[s:s + batch])
@@ -61,9 +62,9 @@ def _level_stages(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, ent: I
         for i, ((sigma, q, _), (gsigma, gq, _)) in enumerate(zip(code_levels(model, h, ys),
                                                                   code_levels(model, h, ys, _grid_rule))):
             floats[i] += float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
-            scale_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(scale_index(sigma)))).sum())
-            k = scale_index(gsigma)
-            mean_grid[i] += float(-torch.log2(gaussian_likelihood(gq, table_scale(k))).sum())
+            scale_grid[i] += float(-torch.log2(gaussian_likelihood(q, table_scale(scale_index(sigma, grid), grid))).sum())
+            k = scale_index(gsigma, grid)
+            mean_grid[i] += float(-torch.log2(gaussian_likelihood(gq, table_scale(k, grid))).sum())
             tables[i] += ent.gaussian.bits(k.numpy(), gq.long().numpy())[0]
     return floats, scale_grid, mean_grid, tables
 

@@ -1,6 +1,6 @@
 """CDF tables of the integer entropy model (docs/integer-entropy-model.md, "Symbols, CDF tables").
 
-- Gaussian table k (k = 0..63): symbols -R_k..R_k plus the escape, R_k = ceil(6.5 sigma_k) (capped
+- Gaussian table k (k = 0..S-1, one per scale of the ScaleGrid): symbols -R_k..R_k plus the escape, R_k = ceil(6.5 sigma_k) (capped
   so a table has at most 2^12 symbols), from the discretised zero-mean Gaussian.
 - z table per channel: from the EntropyBottleneck's learned cumulative evaluated at integer
   +-0.5 points (no median offset: the codec's z_hat is round(z)), over the integer support whose
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .intmodel import CDF_TOTAL, SCALE_COUNT, Z_CLAMP, CDFTables, scale_table
+from .intmodel import CDF_TOTAL, Z_CLAMP, CDFTables, ScaleGrid
 
 MAX_TABLE_SYMBOLS = 1 << 12
 GAUSSIAN_TAIL_SIGMAS = 6.5
@@ -71,9 +71,10 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return 0.5 * np.array([math.erfc(-v / math.sqrt(2.0)) for v in np.ravel(x)]).reshape(np.shape(x))
 
 
-def gaussian_tables() -> CDFTables:
+def gaussian_tables(grid: ScaleGrid = ScaleGrid()) -> CDFTables:
+    """One table per scale of `grid` (the default: new exports' grid)."""
     freqs, offsets = [], []
-    for sigma in scale_table():
+    for sigma in grid.sigmas():
         R = min(math.ceil(GAUSSIAN_TAIL_SIGMAS * sigma), (MAX_TABLE_SYMBOLS - 2) // 2)
         q = np.arange(-R, R + 1, dtype=np.float64)
         # symmetric evaluation: mass of [|q|-1/2, |q|+1/2] from the upper tail (accurate far out)
@@ -83,7 +84,7 @@ def gaussian_tables() -> CDFTables:
         escape = 2.0 * _phi(np.array([-(R + 0.5) / sigma]))[0]
         freqs.append(quantize_pmf(np.append(p, escape)))
         offsets.append(-R)
-    assert len(freqs) == SCALE_COUNT
+    assert len(freqs) == grid.count
     return pack_tables(freqs, offsets)
 
 

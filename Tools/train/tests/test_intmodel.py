@@ -72,8 +72,20 @@ def test_conv_transpose_matches_torch():
     assert np.array_equal(layer.accumulate(x, exact_int=True), ref.numpy().astype(np.int64))
 
 
-def test_int_forward_agrees_with_float(setup):
-    model, ent, y, z = setup
+def _entropy_model(model, y, z, grid):
+    return quantize_entropy_model(model, calibrate(model, y, z), grid=grid,
+                                  weight_bits={f"ep.{i}.0": 16 for i in range(model.cfg.L)})
+
+
+def _float_scale_index(log_scale: torch.Tensor, grid: im.ScaleGrid) -> np.ndarray:
+    return torch.clamp(torch.round((log_scale - math.log(im.SCALE_MIN)) / grid.log_step), 0, grid.count - 1).numpy()
+
+
+@pytest.mark.parametrize("count", [64, 128])
+def test_int_forward_agrees_with_float(setup, count):
+    model, _, y, z = setup
+    ent = _entropy_model(model, y, z, im.ScaleGrid(count))
+    assert ent.scale_grid.count == count and ent.gaussian.cdf.shape[0] == count
     lc = model.cfg.level_channels
     enc = ent.encode(y.numpy(), z.numpy())
     with torch.no_grad():
@@ -85,7 +97,7 @@ def test_int_forward_agrees_with_float(setup):
         for i in range(model.cfg.L):
             out = model.entropy_parameters[i](torch.cat([H, prev[:, :i * lc]], 1))
             mean, log_scale = out.chunk(2, 1)
-            k_float = torch.clamp(torch.round((log_scale - math.log(im.SCALE_MIN)) / im.SCALE_LOG_STEP), 0, 63).numpy()
+            k_float = _float_scale_index(log_scale, ent.scale_grid)
             k_int = enc["k"][:, i * lc:(i + 1) * lc]
             close += int((np.abs(k_int - k_float) <= 1).sum())
             total += k_int.size
@@ -94,13 +106,16 @@ def test_int_forward_agrees_with_float(setup):
     assert max(mean_err) < 0.1
 
 
-def test_tables_valid():
-    g = gaussian_tables()
+@pytest.mark.parametrize("count", [64, 128])
+def test_tables_valid(count):
+    grid = im.ScaleGrid(count)
+    g = gaussian_tables(grid)
     g.validate()
-    sig = im.scale_table()
-    assert g.cdf.shape[0] == im.SCALE_COUNT
+    sig = grid.sigmas()
+    assert g.cdf.shape[0] == count
+    assert sig[0] == pytest.approx(im.SCALE_MIN) and sig[-1] == pytest.approx(im.SCALE_MAX)
     assert np.all(g.length == 2 * np.ceil(6.5 * sig).astype(int) + 2) and np.all(g.offset == -np.ceil(6.5 * sig))
-    for r in range(im.SCALE_COUNT):
+    for r in range(count):
         f = g.freq(r)
         assert f.sum() == 65536 and f.min() >= 1
         assert np.all(np.diff(g.cdf[r, :g.length[r] + 1]) >= 1)
@@ -125,7 +140,7 @@ def test_sampler():
     g = gaussian_tables()
     k = np.full(u.shape, 20)
     q = g.sample(k, u)
-    R = math.ceil(6.5 * im.scale_table()[20])
+    R = math.ceil(6.5 * im.ScaleGrid().sigmas()[20])
     assert q.min() >= -R and q.max() <= R
     # inverse CDF by hand for one element
     c = g.cdf[20, :g.length[20] + 1]
@@ -213,6 +228,11 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
         export.parse_args(["--evaluate", str(path), "--kodak", str(folder)])     # no --report
     with pytest.raises(SystemExit):
         export.parse_args(["--checkpoint", "x.pt"])                               # no --out
+    assert export.parse_args(["--checkpoint", "x.pt", "--out", "m.safetensors"]).scale_count == im.DEFAULT_SCALE_COUNT
+    assert export.parse_args(["--checkpoint", "x.pt", "--out", "m.safetensors", "--scale-count", "64"]).scale_count == 64
+    for bad in ("1", "0", "-64", "2000", "sixty"):
+        with pytest.raises(SystemExit):
+            export.parse_args(["--checkpoint", "x.pt", "--out", "m.safetensors", "--scale-count", bad])
 
 
 def test_kodak_evaluation_with_more_seeds_keeps_seed_0_as_the_main_table(setup, tmp_path):
@@ -254,16 +274,46 @@ def test_export_round_trip(setup, tmp_path):
     assert torch.allclose(t16.g_a(x), model.g_a(x), atol=1e-2)
 
 
-def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
+def test_model_file_scale_count_must_match_its_tables(setup, tmp_path):
+    """scale_count is the file's choice (64 up to session 36, 128 since): a reader takes it from
+    the file, and refuses a file whose scale_count disagrees with its Gaussian tables."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+    model, _, y, z = setup
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, _entropy_model(model, y, z, im.ScaleGrid(64)), fp16=False, training={"steps": 0})
+    mf = ModelFile(path)
+    assert mf.meta["constants"]["scale_count"] == 64 and mf.entropy.scale_grid == im.ScaleGrid(64)
+    meta = dict(mf.meta, constants=dict(mf.meta["constants"], scale_count=128))
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(path)), str(bad), metadata={"psic": json.dumps(meta)})
+    with pytest.raises(ValueError, match="scale_count 128 does not match its 64 Gaussian tables"):
+        ModelFile(bad)
+
+
+def test_quantize_refuses_a_grid_that_is_not_the_tables(setup):
+    model, _, y, z = setup
+    tables = (gaussian_tables(im.ScaleGrid(64)), z_tables(model.entropy_bottleneck))
+    with pytest.raises(ValueError, match="grid of 128 scales given with 64 Gaussian tables"):
+        quantize_entropy_model(model, calibrate(model, y, z), tables=tables, grid=im.ScaleGrid(128))
+    with pytest.raises(ValueError, match="at least 2 scales"):
+        im.ScaleGrid(1)
+
+
+@pytest.mark.parametrize("count", [64, 128])
+def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path, count):
     """A session without a checkpoint resumes from the model file: the rebuilt float model must
     compute what the file's integer entropy model computes (means within quantisation error,
     scale indexes within one step) and the transforms exactly."""
     from psic_train.fromfile import model_from_file
-    model, ent, y, z = setup
+    model, _, y, z = setup
+    ent = _entropy_model(model, y, z, im.ScaleGrid(count))
     path = tmp_path / "m.safetensors"
     write_model(path, model, ent, fp16=False, training={"steps": 123})
     rebuilt, meta = model_from_file(path)
     assert meta["training"]["steps"] == 123 and rebuilt.cfg == model.cfg
+    assert meta["constants"]["scale_count"] == count
     rebuilt.eval()
     enc = ent.encode(y.numpy(), z.numpy())
     lc = model.cfg.level_channels
@@ -273,7 +323,7 @@ def test_model_from_file_rebuilds_the_shipped_function(setup, tmp_path):
         close, total, mean_err = 0, 0, []
         for i in range(model.cfg.L):
             mean, _, log_scale = rebuilt.level_params(i, H, list(prev[:, :i * lc].split(lc, 1)))
-            k = torch.clamp(torch.round((log_scale - math.log(im.SCALE_MIN)) / im.SCALE_LOG_STEP), 0, 63).numpy()
+            k = _float_scale_index(log_scale, im.ScaleGrid(count))
             close += int((np.abs(enc["k"][:, i * lc:(i + 1) * lc] - k) <= 1).sum())
             total += k.size
             mean_err.append(np.abs(enc["mu"][:, i * lc:(i + 1) * lc] / 16 - mean.numpy()).max())
@@ -386,11 +436,13 @@ def test_rate_breakdown_runs_from_the_float_rate_to_the_integer_rate(setup):
     assert [r["bpp"] for r in halves] == pytest.approx([r["bpp"] for r in rows])
 
 
-def test_rate_breakdown_scale_index_is_the_nearest_table_scale():
+@pytest.mark.parametrize("count", [64, 128])
+def test_rate_breakdown_scale_index_is_the_nearest_table_scale(count):
     from psic_train.ratebreakdown import scale_index, table_scale
-    k = torch.arange(im.SCALE_COUNT)
-    assert torch.equal(scale_index(table_scale(k)), k)
+    grid = im.ScaleGrid(count)
+    k = torch.arange(count)
+    assert torch.equal(scale_index(table_scale(k, grid), grid), k)
     # halfway in log between two table scales rounds to either neighbour, never further
-    mid = torch.sqrt(table_scale(k[:-1]) * table_scale(k[1:]))
-    assert ((scale_index(mid) - k[:-1]) >= 0).all() and ((scale_index(mid) - k[:-1]) <= 1).all()
-    assert scale_index(torch.tensor([0.01, 1e4])).tolist() == [0, im.SCALE_COUNT - 1]
+    mid = torch.sqrt(table_scale(k[:-1], grid) * table_scale(k[1:], grid))
+    assert ((scale_index(mid, grid) - k[:-1]) >= 0).all() and ((scale_index(mid, grid) - k[:-1]) <= 1).all()
+    assert scale_index(torch.tensor([0.01, 1e4]), grid).tolist() == [0, count - 1]
