@@ -9,7 +9,7 @@ public struct CDFTable: Sendable, Equatable {
     /// Symbol values of every table lie in ±2^16, so escape distances stay small (EscapeCode).
     public static let valueLimit = 1 << 16
     /// Decoding maps a 16-bit slot to a symbol through 2^10 buckets of 64 slots, then a short
-    /// forward scan: 2 KiB per table stays in L1/L2 for the 64 Gaussian tables, where a full
+    /// forward scan: 2 KiB per table (256 KiB for 128 Gaussian tables) stays in L2, where a full
     /// 2^16 table would not (see EntropyBenchmark for the measured comparison).
     static let bucketBits = 10
     static let bucketShift = UInt32(precisionBits - bucketBits)

@@ -1,7 +1,7 @@
-/// A model's family of CDF tables (the 64 Gaussian tables, or one z table per channel), validated
+/// A model's family of CDF tables (its Gaussian tables, one per scale, or one z table per channel), validated
 /// and laid out flat for the coder's inner loops.
 public struct CDFTableSet: Sendable {
-    /// Most tables a set may hold (the model has 64 Gaussian and N z tables).
+    /// Most tables a set may hold (a model has 64 or 128 Gaussian and N z tables).
     public static let maxTables = 4096
 
     /// The tables, by index.

@@ -14,9 +14,10 @@ extension CDFTableSet {
         })
     }
 
-    /// The model's 64 scales, `0.11 · (256/0.11)^(k/63)`.
-    public static var modelScales: [Double] {
-        (0..<64).map { 0.11 * exp(Double($0) * log(256 / 0.11) / 63) }
+    /// The spec's grid of `count` scales, `0.11 · (256/0.11)^(k/(count−1))`: model files up to
+    /// session 36 have 64, later ones 128 (the file's `scale_count`).
+    public static func modelScales(count: Int) -> [Double] {
+        (0..<count).map { 0.11 * exp(Double($0) * log(256 / 0.11) / Double(count - 1)) }
     }
 
     /// A table from probabilities (escape last): `max(1, round(p·2^16))`, the rounding error

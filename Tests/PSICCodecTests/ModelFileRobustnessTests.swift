@@ -142,7 +142,7 @@ final class ModelFileRobustnessTests: XCTestCase {
             (["constants", "latent_clamp"], 0),
             (["constants", "z_clamp"], 40_000),
             (["constants", "scale_count"], 0),
-            (["constants", "scale_count"], 65),        // tables hold 64 rows
+            (["constants", "scale_count"], 65),        // tables hold 64 or 128 rows, never 65
             (["constants", "cdf_precision"], 15),
             (["constants", "leaky_slope_numerator"], 300),
             (["int_layers", "h_s.4", "input_bound"], 1),  // h_s.2 outputs more than that

@@ -11,7 +11,7 @@ struct SplitMixRNG: RandomNumberGenerator {
 }
 
 enum Fixtures {
-    static let gaussian = CDFTableSet.syntheticGaussian(scales: CDFTableSet.modelScales)
+    static let gaussian = CDFTableSet.syntheticGaussian(scales: CDFTableSet.modelScales(count: 64))
     static let small = CDFTableSet.syntheticGaussian(scales: [0.11, 0.5, 1, 2, 4, 16])
     static let fingerprint: [UInt8] = [0x01, 0x02, 0xbc, 0xc5, 0x78, 0x07, 0x25, 0x88]
 
