@@ -115,9 +115,15 @@ public final class EncodingServer: Sendable {
     }
 
     private func encode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes", "min_psnr"])
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes", "min_psnr",
+                                                                                "format_version"])
         let maxBytes = try intParameter(request.uri.queryParameters["max_bytes"], "max_bytes", range: 1...Int.max)
         let minPSNR = try psnrParameter(request.uri.queryParameters["min_psnr"])
+        // Older decoders read only version 1; the newest is the default.
+        let writable = PSICStream.readableFormatVersions
+        let formatVersion = try intParameter(request.uri.queryParameters["format_version"], "format_version",
+                                             range: Int(writable.lowerBound)...Int(writable.upperBound))
+            .map { UInt16($0) } ?? PSICStream.formatVersion
         if minPSNR != nil, levels != nil || maxBytes != nil {
             throw ServerError.invalidQuery("min_psnr chooses the levels itself: drop levels and max_bytes")
         }
@@ -129,7 +135,8 @@ public final class EncodingServer: Sendable {
             throw ServerError.from(codecError: error, decoding: false)
         }
         if let minPSNR {
-            let output = try await run(.encodeToQuality(QualityRequest(image: image, minimumPSNR: minPSNR, seed: seed ?? 0)), decoding: false)
+            let output = try await run(.encodeToQuality(QualityRequest(image: image, minimumPSNR: minPSNR, seed: seed ?? 0,
+                                                                       formatVersion: formatVersion)), decoding: false)
             guard case let .targeted(t) = output else { throw ServerError.internalError("encode returned no stream") }
             var headers: HTTPFields = [.contentType: "application/x-psic"]
             headers[Self.levelsHeader] = String(t.levels)
@@ -137,7 +144,8 @@ public final class EncodingServer: Sendable {
             headers[Self.reachedHeader] = t.reached ? "true" : "false"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: t.stream)))
         }
-        let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0, maxBytes: maxBytes)), decoding: false)
+        let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0, maxBytes: maxBytes,
+                                                         formatVersion: formatVersion)), decoding: false)
         guard case let .stream(stream) = output else { throw ServerError.internalError("encode returned no stream") }
         return Response(status: .ok,
                         headers: [.contentType: "application/x-psic"],

@@ -61,6 +61,16 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(target.headers["psic-levels"], String(chosen.levels))
         XCTAssertEqual(target.headers["psic-psnr"], String(format: "%.3f", chosen.psnr))
         XCTAssertEqual(target.headers["psic-target-reached"], chosen.reached ? "true" : "false")
+        // An older format on request, as `psic encode --format-version 1` writes it.
+        let v1 = try await client.send(s.url("/v1/encode?levels=2&seed=5&format_version=1"), body: png)
+        XCTAssertEqual(v1.status, 200, v1.text)
+        XCTAssertEqual(try PSICStream.peekHeader(v1.body).formatVersion, 1)
+        XCTAssertEqual(v1.body, try codec.encode(image, levels: 2, seed: 5, formatVersion: 1))
+        XCTAssertEqual(try PSICStream.peekHeader(encoded.body).formatVersion, PSICStream.formatVersion)
+        let v1Target = try await client.send(s.url("/v1/encode?min_psnr=22&seed=2&format_version=1"), body: png)
+        XCTAssertEqual(v1Target.status, 200, v1Target.text)
+        XCTAssertEqual(try PSICStream.peekHeader(v1Target.body).formatVersion, 1)
+        XCTAssertEqual(v1Target.headers["psic-levels"], String(chosen.levels))
         try await s.stop()
     }
 
@@ -139,6 +149,9 @@ final class ServerTests: XCTestCase {
             ("max_bytes on decode", "/v1/decode?max_bytes=100", stream, 400, "invalid_query"),
             ("min_psnr not a number", "/v1/encode?min_psnr=high", png, 400, "invalid_query"),
             ("min_psnr with levels", "/v1/encode?min_psnr=30&levels=2", png, 400, "invalid_query"),
+            ("format_version 0", "/v1/encode?format_version=0", png, 400, "invalid_query"),
+            ("format_version not yet written", "/v1/encode?format_version=\(PSICStream.formatVersion + 1)", png, 400, "invalid_query"),
+            ("format_version on decode", "/v1/decode?format_version=1", stream, 400, "invalid_query"),
             ("not a stream", "/v1/decode", Array("PSIC but not really".utf8), 400, "invalid_stream"),
             ("truncated stream", "/v1/decode", Array(stream.prefix(stream.count - 7)), 400, "invalid_stream"),
             ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },
