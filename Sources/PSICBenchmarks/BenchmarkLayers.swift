@@ -12,9 +12,7 @@ struct BenchmarkLayers {
 
     init(N: Int, C: Int, hyper: Int, levelChannels: Int) throws {
         var seed: UInt32 = 7
-        func rnd(_ n: Int, _ scale: Float) -> [Float] {
-            (0..<n).map { _ in seed = seed &* 1_664_525 &+ 1_013_904_223; return (Float(seed >> 8) / Float(1 << 24) - 0.5) * scale }
-        }
+        func rnd(_ n: Int, _ scale: Float) -> [Float] { Self.random(n, scale, seed: &seed) }
         func conv(_ name: String, _ ci: Int, _ co: Int, k: Int = 5, s: Int = 2, act: Activation = .none) throws -> LayerOp {
             .conv2d(try Conv2dLayer(name: name, inChannels: ci, outChannels: co, kernelSize: k, stride: s,
                                     weights: rnd(co * ci * k * k, 0.1), bias: rnd(co, 0.1), activation: act))
@@ -24,8 +22,7 @@ struct BenchmarkLayers {
                                                       weights: rnd(co * ci * 25, 0.1), bias: rnd(co, 0.1)))
         }
         func gdn(_ name: String, _ inverse: Bool) throws -> LayerOp {
-            .gdn(try GDNLayer(name: name, channels: N, inverse: inverse, beta: rnd(N, 0.1).map { $0 + 1 },
-                              gamma: rnd(N * N, 0.02).map { abs($0) }))
+            try Self.randomGDN(name, channels: N, inverse: inverse, seed: &seed)
         }
         func int(_ name: String, _ ci: Int, _ co: Int, k: Int, s: Int, transposed: Bool) throws -> LayerOp {
             let rq = IntegerRequantization(multiplier: [Int32](repeating: 20000, count: co), shift: [Int32](repeating: 24, count: co),
@@ -48,5 +45,19 @@ struct BenchmarkLayers {
                              try int("ep.7.4", 128, 2 * levelChannels, k: 1, s: 1, transposed: false)]
         synthesis = [try deconv("g_s.0", C, N), try gdn("g_s.1", true), try deconv("g_s.2", N, N), try gdn("g_s.3", true),
                      try deconv("g_s.4", N, N), try gdn("g_s.5", true), try deconv("g_s.6", N, 3)]
+    }
+
+    /// `n` values uniform in ±scale/2 from a linear congruential generator: the same weights on
+    /// every machine and run, so benchmarks compare like with like.
+    static func random(_ n: Int, _ scale: Float, seed: inout UInt32) -> [Float] {
+        (0..<n).map { _ in seed = seed &* 1_664_525 &+ 1_013_904_223; return (Float(seed >> 8) / Float(1 << 24) - 0.5) * scale }
+    }
+
+    /// A GDN (or IGDN) layer with random weights: β within 1 ± 0.05 and γ within [0, 0.01], so
+    /// the normaliser stays near 1.
+    static func randomGDN(_ name: String, channels: Int, inverse: Bool, seed: inout UInt32) throws -> LayerOp {
+        let beta = random(channels, 0.1, seed: &seed).map { $0 + 1 }
+        let gamma = random(channels * channels, 0.02, seed: &seed).map { abs($0) }
+        return .gdn(try GDNLayer(name: name, channels: channels, inverse: inverse, beta: beta, gamma: gamma))
     }
 }

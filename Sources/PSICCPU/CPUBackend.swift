@@ -10,6 +10,19 @@ public enum CPUConvolutionMethod: String, CaseIterable, Sendable {
     case im2col
 }
 
+/// Where oneDNN's GDN (`CPUConvolutionMethod.oneDNN`) multiplies the normaliser by the input:
+/// fused into the 1×1 convolution as its last post-op, or as a separate `binary_mul` primitive
+/// after it. oneDNN 2.6 has no JIT kernel for the fused form on avx512_core (an Intel Xeon), only
+/// its reference convolution; `psic bench gdn` measures the forms side by side (docs/design.md).
+public enum CPUGDNProduct: String, CaseIterable, Sendable {
+    /// Fused where oneDNN has a JIT kernel for it, else separate (what the codec runs).
+    case automatic = "auto"
+    /// Fused whatever kernel oneDNN has for it, its reference convolution included.
+    case fused
+    /// Separate on every machine.
+    case unfused
+}
+
 /// The CPU backend: every layer in Swift, OpenBLAS and oneDNN, multi-threaded.
 ///
 /// It is the fallback where no Vulkan device exists and the reference the GPU is tested against.
@@ -21,6 +34,8 @@ public final class CPUBackend: Backend {
     public let threads: Int
     /// How float convolutions run.
     public let convolutions: CPUConvolutionMethod
+    /// Where oneDNN's GDN computes its product (with `CPUConvolutionMethod.oneDNN` only).
+    public let gdnProduct: CPUGDNProduct
     /// Elements of one band of oneDNN's GDN (`OneDNNGDN`); tests make it small to get many bands.
     let gdnBandElements: Int
     /// Host memory free for a graph's tensors (`HostMemory.available`); tests substitute a limit.
@@ -33,14 +48,19 @@ public final class CPUBackend: Backend {
     ///   - threads: threads to run on (default: every active core).
     ///   - convolutions: how float convolutions run (default: `$PSIC_CPU_CONVOLUTIONS` when it
     ///     names a method, else oneDNN).
-    public convenience init(threads: Int? = nil, convolutions: CPUConvolutionMethod? = nil) {
-        self.init(threads: threads, convolutions: convolutions, gdnBandElements: OneDNNGDN.defaultBandElements)
+    ///   - gdnProduct: where oneDNN's GDN computes its product (default: as the codec runs it);
+    ///     benchmarks choose the others.
+    public convenience init(threads: Int? = nil, convolutions: CPUConvolutionMethod? = nil,
+                            gdnProduct: CPUGDNProduct = .automatic) {
+        self.init(threads: threads, convolutions: convolutions, gdnBandElements: OneDNNGDN.defaultBandElements,
+                  gdnProduct: gdnProduct)
     }
 
-    init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int,
+    init(threads: Int?, convolutions: CPUConvolutionMethod?, gdnBandElements: Int, gdnProduct: CPUGDNProduct = .automatic,
          availableMemory: @escaping @Sendable () -> Int? = HostMemory.available,
          claims: CPUMemoryClaims = CPUMemory.claims) {
         self.gdnBandElements = gdnBandElements
+        self.gdnProduct = gdnProduct
         self.availableMemory = availableMemory
         self.claims = claims
         BLASThreading.singleThreaded
@@ -50,11 +70,14 @@ public final class CPUBackend: Backend {
             ?? ProcessInfo.processInfo.environment["PSIC_CPU_CONVOLUTIONS"].flatMap(CPUConvolutionMethod.init(rawValue:))
             ?? .oneDNN
         self.convolutions = method
-        self.name = "cpu (\(n) thread\(n == 1 ? "" : "s")\(method == .oneDNN ? "" : ", \(method.rawValue)"))"
+        // The product's form shows only where it applies and is not the codec's own.
+        let variant = method != .oneDNN ? ", \(method.rawValue)" : gdnProduct != .automatic ? ", GDN product \(gdnProduct.rawValue)" : ""
+        self.name = "cpu (\(n) thread\(n == 1 ? "" : "s")\(variant))"
     }
 
     public func prepare(_ graph: Graph) throws -> PreparedGraph {
         try CPUPreparedGraph(graph: graph, threads: threads, convolutions: convolutions, gdnBandElements: gdnBandElements,
+                             gdnProduct: gdnProduct,
                              availableMemory: availableMemory, claims: claims)
     }
 }

@@ -29,7 +29,7 @@ final class CPUPreparedGraph: PreparedGraph {
     ///     while no other graph is claiming memory.
     ///   - claims: where the graph claims its tensors' memory until it has touched it.
     init(graph: Graph, threads: Int, convolutions: CPUConvolutionMethod,
-         gdnBandElements: Int = OneDNNGDN.defaultBandElements,
+         gdnBandElements: Int = OneDNNGDN.defaultBandElements, gdnProduct: CPUGDNProduct = .automatic,
          availableMemory: @escaping () -> Int? = { nil }, claims: CPUMemoryClaims = CPUMemory.claims) throws {
         self.graph = graph
         self.threads = threads
@@ -80,7 +80,7 @@ final class CPUPreparedGraph: PreparedGraph {
             case let .convTranspose2d(l): spec = .init(l)
             case let .gdn(l):
                 oneDNNLayers[index] = try OneDNNGDN(l, input: input, output: output, shape: node.inputShape, context: context,
-                                                     bandElements: gdnBandElements)
+                                                     bandElements: gdnBandElements, product: gdnProduct)
                 continue
             case .intConv2d: continue
             }
@@ -135,6 +135,9 @@ final class CPUPreparedGraph: PreparedGraph {
 
     /// oneDNN's implementation name per node index (tests and diagnostics).
     var oneDNNImplementations: [Int: String] { oneDNNLayers.mapValues(\.implementation) }
+
+    /// oneDNN's implementation names: the only kernels here chosen at prepare time.
+    var kernelImplementations: [Int: String] { oneDNNImplementations }
 
     func run(inputs: [TensorID: Tensor], collectTimings: Bool) throws -> GraphResult {
         try validateInputs(inputs)

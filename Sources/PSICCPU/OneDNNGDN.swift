@@ -26,16 +26,21 @@ final class OneDNNGDN: OneDNNLayer {
     }
 
     /// Whether the product with the input is fused into the convolution (false where oneDNN
-    /// offers only its reference kernel for that, or when the caller asked not to fuse).
+    /// offers only its reference kernel for that and `product` is `.automatic`, or when the
+    /// caller asked not to fuse).
     private(set) var productFused = true
+    /// Where the product runs, as asked.
+    private let product: CPUGDNProduct
 
-    /// `fuseProduct: false` runs the product as its own primitive whatever oneDNN offers (what an
-    /// Intel Xeon gets), so tests cover that path on every machine.
+    /// `product: .unfused` runs the product as its own primitive whatever oneDNN offers (what an
+    /// Intel Xeon gets), so tests cover that path on every machine; `.fused` keeps it fused even
+    /// on oneDNN's reference kernel, so that kernel can be measured against the unfused path.
     init(_ l: GDNLayer, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
          shape: TensorShape, context: OneDNNContext, bandElements: Int = OneDNNGDN.defaultBandElements,
-         fuseProduct: Bool = true) throws {
+         product: CPUGDNProduct = .automatic) throws {
+        self.product = product
         super.init(context: context)
-        productFused = fuseProduct
+        productFused = product != .unfused
         let rows = Self.bandRows(shape, channels: l.channels, bandElements: bandElements)
         let full = shape.height / rows, tail = shape.height % rows
         let bands = try addBands(l, rows: rows, starts: (0..<full).map { $0 * rows }, input: input, output: output,
@@ -90,11 +95,12 @@ final class OneDNNGDN: OneDNNLayer {
         var blocked = dnnl_primitive_desc_query_md(probe, dnnl_query_dst_md, 0)!.pointee
         dnnl_primitive_desc_destroy(probe)
         // oneDNN 2.6's 1×1 kernel on avx512_core (an Intel Xeon) takes no per-element product
-        // post-op there and falls back to its reference convolution, orders of magnitude slower:
-        // then the product runs as its own binary primitive after the fast convolution.
+        // post-op there and falls back to its reference convolution, 120–160× slower at N = 96
+        // (`psic bench gdn`, docs/design.md): then the product runs as its own binary primitive
+        // after the fast convolution, unless `.fused` asks for the reference kernel to measure it.
         var pd = try Self.primitiveDesc(&blocked, &anyWeights, &biasDesc, &anyDst, inverse: l.inverse,
                                         operand: &blocked, context: context)
-        let fused = productFused && !Self.implementation(pd).hasPrefix("ref")
+        let fused = productFused && (product == .fused || !Self.implementation(pd).hasPrefix("ref"))
         productFused = fused
         if !fused {
             dnnl_primitive_desc_destroy(pd)

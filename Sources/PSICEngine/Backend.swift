@@ -43,6 +43,10 @@ public protocol PreparedGraph: AnyObject {
     /// the free memory cannot hold it. Runs do this themselves; callers that can make room
     /// (drop other idle graphs) call it first. Default: nothing to take back.
     func reserveTensorMemory() throws
+    /// The kernel each node runs, by node index, where the backend picks one among several when
+    /// it prepares the graph (oneDNN's implementation names on the CPU), so a benchmark can say
+    /// what it measured. Default: none named.
+    var kernelImplementations: [Int: String] { get }
 }
 
 /// One run of a batch: a prepared graph and the inputs to run it on.
@@ -86,6 +90,8 @@ extension PreparedGraph {
     public func releaseTensorMemory() -> Bool { false }
 
     public func reserveTensorMemory() throws {}
+
+    public var kernelImplementations: [Int: String] { [:] }
 
     public func run(inputs: [TensorID: Tensor]) throws -> GraphResult {
         try run(inputs: inputs, collectTimings: false)

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark kernels and the codec on each backend, side by side in one run.",
-        subcommands: [BenchKernels.self, BenchCodec.self, BenchLevels.self])
+        subcommands: [BenchKernels.self, BenchGDN.self, BenchCodec.self, BenchLevels.self])
 }
 
 /// Which backends a benchmark runs on.
@@ -121,6 +121,56 @@ struct BenchKernels: ParsableCommand {
         if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }
         let wrong = report.integerDisagreements
         if !wrong.isEmpty { throw IntegerDisagreement(layers: wrong) }
+    }
+}
+
+extension CPUGDNProduct: ExpressibleByArgument {}
+
+struct BenchGDN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gdn",
+        abstract: "oneDNN's GDN and IGDN on the CPU with the product fused into the convolution and as a primitive of its own, side by side.",
+        discussion: "One CPU backend per form of the product: auto (what the codec runs: fused where oneDNN has a JIT kernel "
+            + "for it, else its own primitive), unfused (always its own primitive) and fused (always fused, oneDNN's "
+            + "reference kernel included). The implementation column says which oneDNN chose.")
+
+    @Option(help: ArgumentHelp("GDN input sizes, WIDTHxHEIGHT, comma-separated (g_a.1's input is half the image's).",
+                               valueName: "sizes"))
+    var sizes = "128x128,256x256"
+    @Option(help: "Channels N (the shipped model has 96).") var N = 96
+    @Option(help: ArgumentHelp("Forms of the product to measure, comma-separated, the first the reference of the ratios "
+                               + "and agreement: auto, unfused, fused.", valueName: "forms"))
+    var products = "auto,unfused,fused"
+    @Option(help: "CPU threads (default: every active core).") var threads: Int?
+    @Option(help: "Timed runs per layer and size (median reported).") var repeats = 7
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    /// The forms of `--products`, in order; throws a `ValidationError` naming an unknown one.
+    func forms() throws -> [CPUGDNProduct] {
+        let names = products.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let forms = names.compactMap(CPUGDNProduct.init(rawValue:))
+        guard !forms.isEmpty, forms.count == names.count else {
+            throw ValidationError("--products takes a comma-separated list of "
+                                  + CPUGDNProduct.allCases.map(\.rawValue).joined(separator: ", ") + ", not '\(products)'")
+        }
+        return forms
+    }
+
+    func validate() throws {
+        do { _ = try GDNBenchmark.sizes(list: sizes) } catch { throw ValidationError("--sizes: \(error)") }
+        _ = try forms()
+        guard (1...1024).contains(N) else { throw ValidationError("--n must be 1 to 1024") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let backends = try forms().map { CPUBackend(threads: threads, convolutions: .oneDNN, gdnProduct: $0) }
+        let report = try GDNBenchmark.run(backends: backends, N: N, sizes: try GDNBenchmark.sizes(list: sizes),
+                                          repeats: repeats, progress: { line in
+            FileHandle.standardError.write(Data("  measured \(line)\n".utf8))
+        })
+        if json { print(String(decoding: try report.jsonData(), as: UTF8.self)) } else { print(report.table()) }
     }
 }
 

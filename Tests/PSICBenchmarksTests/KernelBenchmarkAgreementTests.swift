@@ -107,4 +107,50 @@ final class KernelBenchmarkAgreementTests: XCTestCase {
             XCTAssertEqual((error as? UnknownLayers)?.names, ["g_a.20"])
         }
     }
+
+    /// `psic bench gdn`: GDN and IGDN on one CPU backend per form of oneDNN's product, each form
+    /// the one asked for, and all computing the same layer. CPUKernelTests bounds each form's
+    /// error by 2(terms + 2)·u·|y| with terms = 4(c + 1 + 8); two forms then differ by at most
+    /// twice that, a wrong product by O(1).
+    func testGDNBenchmarkRunsEveryFormOfTheProductAndTheyAgree() throws {
+        let c = 16
+        let forms = CPUGDNProduct.allCases
+        let backends = forms.map { CPUBackend(threads: 2, convolutions: .oneDNN, gdnProduct: $0) }
+        XCTAssertEqual(Set(backends.map(\.name)).count, forms.count, "each form named apart")
+        let report = try GDNBenchmark.run(backends: backends, N: c, sizes: [(width: 13, height: 5), (width: 8, height: 8)],
+                                          repeats: 1)
+        XCTAssertEqual(report.measurements.map(\.layer), ["gdn", "igdn"].flatMap { [String](repeating: $0, count: 2 * forms.count) })
+        XCTAssertEqual(report.measurements.map(\.input), ["16x5x13", "16x8x8", "16x5x13", "16x8x8"].flatMap {
+            [String](repeating: $0, count: forms.count)
+        })
+        let bound = 2 * 2 * Double(4 * (c + 1 + 8) + 2) * pow(2.0, -24)
+        for (n, m) in report.measurements.enumerated() {
+            let form = forms[n % forms.count]
+            XCTAssertEqual(m.backend, backends[n % forms.count].name)
+            XCTAssertGreaterThan(m.kernelSeconds, 0)
+            let implementation = try XCTUnwrap(m.implementation, "\(form)")
+            if form != .automatic {
+                XCTAssertEqual(implementation.hasSuffix(" + binary_mul"), form == .unfused, "\(form): \(implementation)")
+            }
+            if form == forms[0] {
+                XCTAssertNil(m.agreement)
+                XCTAssertEqual(m.relativeToFirst, 1)
+            } else {
+                let a = try XCTUnwrap(m.agreement, "\(form)")
+                XCTAssertLessThanOrEqual(a.relativeDifference, bound, "\(m.layer) \(m.input), \(form)")
+            }
+        }
+        XCTAssertTrue(report.table().contains(backends[2].name))
+    }
+
+    func testGDNBenchmarkSizes() throws {
+        let sizes = try GDNBenchmark.sizes(list: "128x64, 7X9")
+        XCTAssertEqual(sizes.map(\.width), [128, 7])
+        XCTAssertEqual(sizes.map(\.height), [64, 9])
+        for bad in ["", "128", "0x5", "5x", "x5", "5x5x5", "65537x1", "axb", "8x8,,"] {
+            XCTAssertThrowsError(try GDNBenchmark.sizes(list: bad), bad) { error in
+                XCTAssertTrue(error is InvalidGDNSize, "\(bad): \(error)")
+            }
+        }
+    }
 }

@@ -78,6 +78,8 @@ expect 64 "--max-bpp must be a positive number" -- "$psic" encode "$image" --max
 expect 64 "--min-psnr chooses the levels itself" -- "$psic" encode "$image" --min-psnr 30 --levels 2 --backend cpu
 expect 64 "--repeats must be at least 1" -- "$psic" bench codec "$image" --repeats 0 --backend cpu
 expect 1 "choose a smaller --width/--height" -- "$psic" bench kernels --backend cpu --width 6400000 --height 6400000
+expect 64 "--sizes: '0x5' is not a size" -- "$psic" bench gdn --sizes 128x128,0x5
+expect 64 "--products takes a comma-separated list of auto, fused, unfused" -- "$psic" bench gdn --products auto,fast
 expect 1 "empty.psic: stream is truncated in the header" -- "$psic" decode empty.psic -o e.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" decode random.psic -o r.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
