@@ -25,7 +25,7 @@ public struct GDNMeasurement: Codable, Sendable {
 }
 
 /// Results of `GDNBenchmark.run`.
-public struct GDNBenchmarkReport: Codable, Sendable {
+public struct GDNBenchmarkReport: Codable, Sendable, JSONReport {
     public let N: Int
     public let repeats: Int
     public var measurements: [GDNMeasurement] = []
@@ -50,16 +50,6 @@ public struct GDNBenchmarkReport: Codable, Sendable {
         lines.append("agreement: max |difference| / max |value| against the first backend's output for the same input and weights.")
         return lines.joined(separator: "\n")
     }
-
-    /// JSON for scripts.
-    public func jsonData() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try e.encode(self)
-    }
-
-    private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-    private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
 }
 
 /// A GDN benchmark size that is not WIDTHxHEIGHT with both sides in 1...65536.

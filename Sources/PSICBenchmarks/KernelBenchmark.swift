@@ -98,7 +98,7 @@ public struct AnalysisConvSummary: Codable, Sendable {
 }
 
 /// Results of `KernelBenchmark.run`.
-public struct BenchmarkReport: Codable, Sendable {
+public struct BenchmarkReport: Codable, Sendable, JSONReport {
     public let width: Int
     public let height: Int
     public let N: Int
@@ -170,16 +170,6 @@ public struct BenchmarkReport: Codable, Sendable {
         lines.append("differing integers (integer layers must be exact), or max |difference| / max |value| for float layers.")
         return lines.joined(separator: "\n")
     }
-
-    /// JSON for scripts.
-    public func jsonData() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try e.encode(self)
-    }
-
-    private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-    private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
 }
 
 /// Which layers a benchmark measures: names such as `g_a.2`, or a transform's prefix such as
