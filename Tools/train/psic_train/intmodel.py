@@ -215,7 +215,7 @@ class IntEntropyModel:
         lc = self.level_channels
         out = run_net(self.ep[i], prefix[:, :self.hyper + i * lc], exact_int)
         mu = out[:, :lc]
-        k = np.clip(out[:, lc:], 0, len(self.gaussian.length) - 1)
+        k = np.clip(out[:, lc:], 0, self.scale_grid.count - 1)
         return mu, k
 
     def encode(self, y: np.ndarray, z_hat: np.ndarray, exact_int: bool = False) -> dict:
