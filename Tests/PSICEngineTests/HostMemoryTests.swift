@@ -72,6 +72,33 @@ final class HostMemoryTests: XCTestCase {
         XCTAssertEqual(HostMemory.ancestors("/"), ["/"])
     }
 
+    /// The free pages on the per-CPU lists: every `pagesets` block's `count:`, over all zones
+    /// and CPUs; other keys with "count" in them do not match.
+    func testPerCPUFreePages() {
+        let zoneinfo = """
+            Node 0, zone    DMA32
+              pages free     1000
+                    nr_free_pages 1000
+              pagesets
+                cpu: 0
+                          count:    12
+                          high:     0
+                          batch:    1
+              vm stats threshold: 4
+                cpu: 1
+                          count:    30
+                          high:     1734
+            Node 0, zone   Normal
+              pagesets
+                cpu: 0
+                          count:    200000
+                          high:     232704
+            """
+        XCTAssertEqual(HostMemory.perCPUFreePages(zoneinfo), 200_042)
+        XCTAssertNil(HostMemory.perCPUFreePages("Node 0, zone   Normal\n  pages free 5\n"))
+        XCTAssertNil(HostMemory.perCPUFreePages(nil))
+    }
+
     /// On this machine: the figures exist and are sane.
     func testThisMachine() {
         XCTAssertGreaterThan(HostMemory.total, 0)
@@ -81,16 +108,12 @@ final class HostMemoryTests: XCTestCase {
 
     /// The free-memory figure follows what this process takes: 1 GiB made resident lowers it,
     /// and giving the pages back raises it again (what the codec's memory checks and the graph
-    /// pool's release rely on). The margins were a quarter of the GiB: on the development VM
-    /// (Firecracker, kernel 6.18) /proc/meminfo showed a populated GiB as a 0.45–0.6 GiB fall
-    /// of `MemFree` and `MemAvailable` at once while `AnonPages` rose by the whole GiB, and
-    /// other processes move the figure too; a figure that ignored this process would not move.
-    /// On the Firecracker VM of session 36 (Intel) the figure moved even less: populating fell
-    /// by 180–1030 MiB and giving back rose by 153–254 MiB over 11 runs, zero pages moving it
-    /// least (a Python GiB of zeros: −425 MiB of `MemFree`; overwritten with random bytes:
-    /// −1181 MiB). So the pages get a non-zero pattern, as the codec's buffers do once in use,
-    /// and the margins are an eighth of the GiB: a figure that ignored this process would
-    /// still not move that far on an idle machine.
+    /// pool's release rely on). The margins are half the GiB, for other processes
+    /// moving the figure meanwhile; a figure that ignored this process would not move that far
+    /// on an idle machine. Until session 38 the figure was `MemAvailable` alone, which leaves
+    /// out the free pages on the kernel's per-CPU lists: on the development VM (kernel 6.18)
+    /// those held up to 0.9 GiB, and a GiB populated and given back moved `MemAvailable` by as
+    /// little as 180 MiB while `AnonPages` moved by the whole GiB.
     func testAvailableFollowsResidentMemory() throws {
         let bytes = 1 << 30
         guard let before = HostMemory.available() else { throw XCTSkip("no free-memory figure on this system") }
@@ -104,9 +127,10 @@ final class HostMemoryTests: XCTestCase {
             words[i] = word
         }
         let held = try XCTUnwrap(HostMemory.available())
-        XCTAssertLessThan(held, before - bytes / 8, "1 GiB resident: \(before >> 20) -> \(held >> 20) MiB free")
+        XCTAssertLessThan(held, before - bytes / 2, "1 GiB resident: \(before >> 20) -> \(held >> 20) MiB free")
         pages.release()
         let after = try XCTUnwrap(HostMemory.available())
-        XCTAssertGreaterThan(after, held + bytes / 8, "1 GiB given back: \(before >> 20) -> \(held >> 20) -> \(after >> 20) MiB free")
+        print("free memory: \(before >> 20) -> \(held >> 20) MiB with 1 GiB resident -> \(after >> 20) MiB given back")
+        XCTAssertGreaterThan(after, held + bytes / 2, "1 GiB given back: \(before >> 20) -> \(held >> 20) -> \(after >> 20) MiB free")
     }
 }
