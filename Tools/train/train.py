@@ -122,9 +122,11 @@ def parse_args(argv=None):
     for f, v in ModelConfig().to_dict().items():
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=v, help=f"model size {f} (new runs only)")
     for f, v in vars(ObjectiveConfig()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=float, default=None,
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=None,
                        help=f"objective {f} (default: the checkpoint's, else {v:g})")
     args = p.parse_args(argv)
+    if args.consistency_every is not None and args.consistency_every < 1:
+        p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
     return args
@@ -298,7 +300,7 @@ def main(argv=None):
         x = sampler.batch(args.batch).to(args.device)
         level = random.randint(1, cfg.L)
         out = model(x, level, args.samples, autocast=args.autocast and args.device == "cpu")
-        loss, stats = objective(model, x, out, level)
+        loss, stats = objective(model, x, out, level, step=step)
         adversarial_on = adv is not None and step >= args.adversarial_start
         if adversarial_on:
             adv_g = adv.generator_term(out["x_full"], out["x_sampled"])

@@ -147,6 +147,35 @@ def test_objective_with_lpips_and_none(lpips_file):
         assert (stats["perceptual_full"] > 0) == (p is not None)
 
 
+def test_consistency_every_k_steps_at_k_times_the_weight():
+    torch.manual_seed(0)
+    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    model = PSICModel(cfg)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, 2, 2)
+    without, _ = SVIObjective(cfg.L, ObjectiveConfig(consistency_weight=0.0))(model, x, out, 2)
+    every1, s1 = SVIObjective(cfg.L, ObjectiveConfig())(model, x, out, 2, step=7)
+    assert s1["consistency"] > 0
+    objective = SVIObjective(cfg.L, ObjectiveConfig(consistency_every=4))
+    skipped, s_skip = objective(model, x, out, 2, step=5)
+    assert "consistency" not in s_skip and torch.allclose(skipped, without)
+    taken, s_take = objective(model, x, out, 2, step=8)
+    assert s_take["consistency"] == pytest.approx(s1["consistency"])
+    # K times the weight on one step in K: the mean over K steps is the term computed every step
+    assert torch.allclose(without + 4 * (every1 - without), taken, rtol=1e-5)
+
+
+def test_consistency_every_is_a_recipe_option(data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(tmp_path), "--consistency-every", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--consistency-every", 3, "--steps", 1])
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["args"]["consistency_every"] == "3"
+    capsys.readouterr()
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2])
+    assert "consistency_every 3 (the checkpoint's)" in capsys.readouterr().out
+
+
 # -- adversarial ------------------------------------------------------------------------------
 def test_gan_loss_signs():
     z = torch.zeros(4)
