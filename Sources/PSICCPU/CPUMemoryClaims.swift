@@ -3,7 +3,7 @@ import Synchronization
 
 /// Host memory that graphs have claimed for their tensors but may not have touched yet.
 ///
-/// The free-memory figure (`MemAvailable`) falls only as pages are touched, so a graph still
+/// The free-memory figure (`HostMemory.available`) falls only as pages are touched, so a graph still
 /// zeroing its slabs is invisible to the next graph's check. Counting claims keeps the checks
 /// honest without holding a lock while the memory is filled: concurrent prepares (a batch's
 /// lanes, a server's requests) check one at a time and zero their memory side by side.
