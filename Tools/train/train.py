@@ -121,9 +121,11 @@ def parse_args(argv=None):
                    help="discriminator width (new discriminators only; a resumed one keeps its own)")
     for f, v in ModelConfig().to_dict().items():
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=v, help=f"model size {f} (new runs only)")
+    what = {"consistency_every": "K: compute the consistency term on one step in K at K times its weight (the same "
+                                 "expected gradient; K=4 made steps 10 %% faster when only g_s trains)"}
     for f, v in vars(ObjectiveConfig()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=None,
-                       help=f"objective {f} (default: the checkpoint's, else {v:g})")
+                       help=f"{what.get(f, f'objective {f}')} (default: the checkpoint's, else {v:g})")
     args = p.parse_args(argv)
     if args.consistency_every is not None and args.consistency_every < 1:
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
