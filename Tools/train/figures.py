@@ -286,7 +286,10 @@ def parse_args(argv=None):
     sub = p.add_subparsers(dest="command", required=True)
     h = sub.add_parser("heldout", help="held-out evaluations of runs as BD-rates against a reference")
     h.add_argument("--ref", required=True, help="LOG:STEP (an evaluation in a log.jsonl), an export.py report "
-                                                 "(e.g. Models/psic-conv.report.json) or compare.py --json output")
+                                                 "(e.g. Models/psic-conv.report.json) or compare.py --json output. "
+                                                 "To predict an export's Kodak gain, use the run's own evaluation "
+                                                 "at the shipped step: a report's curve is the file rebuilt as floats, "
+                                                 "about 0.06 %% worse than the checkpoint's (RESULTS.md, session 38)")
     h.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
     h.set_defaults(run=heldout)
     l = sub.add_parser("loss", help="mean training loss, bpp and PSNR of runs over one step range")
