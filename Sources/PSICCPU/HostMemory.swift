@@ -28,7 +28,7 @@ public enum HostMemory {
     @Sendable public static func available() -> Int? {
         let groups = cgroups(read: readFile).map(\.headroom)
         let meminfo = memAvailable(readFile("/proc/meminfo")).map {
-            $0 + (perCPUFreePages(readFile("/proc/zoneinfo")) ?? 0) * pageSize
+            $0 + (perCPUFreePages(readFile("/proc/zoneinfo")) ?? 0) * CPUPages.pageSize
         }
         return (groups + [meminfo].compactMap { $0 }).min()
     }
@@ -121,8 +121,6 @@ public enum HostMemory {
         }
         return pages
     }
-
-    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     private static func readFile(_ path: String) -> String? {
         try? String(contentsOfFile: path, encoding: .utf8)

@@ -113,7 +113,7 @@ final class HostMemoryTests: XCTestCase {
     /// on an idle machine. Until session 38 the figure was `MemAvailable` alone, which leaves
     /// out the free pages on the kernel's per-CPU lists: on the development VM (kernel 6.18)
     /// those held up to 0.9 GiB, and a GiB populated and given back moved `MemAvailable` by as
-    /// little as 180 MiB while `AnonPages` moved by the whole GiB.
+    /// little as 142 MiB while `AnonPages` moved by the whole GiB (docs/design.md).
     func testAvailableFollowsResidentMemory() throws {
         let bytes = 1 << 30
         guard let before = HostMemory.available() else { throw XCTSkip("no free-memory figure on this system") }
