@@ -39,8 +39,8 @@ class ObjectiveConfig:
     consistency_weight: float = 0.02
     evenness_weight: float = 2.0
     # The consistency term on one step in K, weighted K times: the same expected gradient. Its
-    # re-analysis through g_a was 24 % of a step at levels < L when only g_s trains; K=4 made
-    # whole training steps 10 % faster (session 38, Tools/train/RESULTS.md).
+    # re-analysis through g_a is the costliest part of a step that trains g_s alone; K=4 made
+    # training steps 10 % faster (session 38: Tools/train/bench-steps.sh, RESULTS.md).
     consistency_every: int = 1
 
 
