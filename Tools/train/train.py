@@ -45,7 +45,8 @@ from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
-from psic_train.trainable import PARTS as TRAINABLE, optimiser_size, select_trainable  # noqa: E402
+from psic_train.trainable import (  # noqa: E402
+    PARTS as TRAINABLE, carry_adam_state, optimiser_size, select_trainable, trained_names)
 
 DEFAULT_STEPS = 1_000_000
 GRAD_CLIP = 1.0     # default max gradient norm per step (--grad-clip)
@@ -83,9 +84,9 @@ def parse_args(argv=None):
                         "none); for a run whose Adam state starts fresh, e.g. --init from a model file, where "
                         "Adam's first steps move every weight by about the learning rate whatever its gradient")
     p.add_argument("--trainable", choices=list(TRAINABLE), default=None,
-                   help="parameters to train: all, or synthesis (g_s alone; rates and the entropy model stay "
-                        "fixed, psic_train/trainable.py). Default: the checkpoint's with --resume or --init, "
-                        "else all")
+                   help="parameters to train: all; synthesis (g_s alone; rates and the entropy model stay "
+                        "fixed); or transforms (g_a and g_s; the entropy model stays fixed, rates move); "
+                        "psic_train/trainable.py. Default: the checkpoint's with --resume or --init, else all")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
@@ -212,13 +213,20 @@ def main(argv=None):
     if ckpt:
         model.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt and (args.resume or ckpt.get("step")):
+            old_names = trained_names(model, stored_trainable)
             if optimiser_size(ckpt["optimizer"]) == len(trained) and stored_trainable == args.trainable:
                 opt.load_state_dict(ckpt["optimizer"])
                 for g in opt.param_groups:
                     g["lr"] = args.lr
+            elif optimiser_size(ckpt["optimizer"]) == len(old_names):
+                carried_n = carry_adam_state(opt, ckpt["optimizer"], old_names, trained_names(model, args.trainable))
+                what = (f"carried over for {carried_n} of the {len(trained)} trained parameters" if carried_n
+                        else "starts fresh")
+                print(f"Adam state {what}: the checkpoint's optimiser trained {stored_trainable}, this run "
+                      f"trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
             else:
-                print(f"Adam state starts fresh: the checkpoint's optimiser trained {stored_trainable}, this "
-                      f"run trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
+                print(f"Adam state starts fresh: the checkpoint's optimiser covers {optimiser_size(ckpt['optimizer'])} "
+                      f"parameters, not the {len(old_names)} that {stored_trainable} trains", flush=True)
         step = ckpt.get("step", 0)
         if "ema" in ckpt and args.trainable != "all":
             # A frozen parameter takes its averaged value, the one an export would use: the average

@@ -300,7 +300,8 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 3, "--ema", 0,
          "--trainable", "synthesis", "--lr", 1e-3])
     out = capsys.readouterr().out
-    assert "Adam state starts fresh" in out and "trains synthesis (given)" in out
+    # the checkpoint's optimiser trained everything: g_s keeps its Adam moments
+    assert "Adam state carried over for" in out and "trains synthesis (given)" in out
     c = torch.load(branch / "last.pt", weights_only=False)
     names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
     g_s = [n for n in names if n.startswith("g_s.")]
@@ -331,6 +332,46 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     assert train.optimiser_size(torch.load(branch / "last.pt", weights_only=False)["optimizer"]) == len(names)
     with pytest.raises(ValueError, match="choose one of"):
         select_trainable(PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)), "encoder")
+
+
+def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp_path, capsys):
+    base, branch = tmp_path / "base", tmp_path / "branch"
+    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 2, "--ema", 0, "--trainable", "synthesis"])
+    start = torch.load(base / "last.pt", weights_only=False)
+    capsys.readouterr()
+    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 5, "--ema", 0,
+         "--trainable", "transforms", "--lr", 1e-3])
+    out = capsys.readouterr().out
+    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    g_s = [n for n in names if n.startswith("g_s.")]
+    transforms = [n for n in names if n.startswith(("g_a.", "g_s."))]
+    assert f"Adam state carried over for {len(g_s)} of the {len(transforms)} trained parameters" in out
+    c = torch.load(branch / "last.pt", weights_only=False)
+    assert all(not torch.equal(c["model"][n], start["model"][n]) for n in transforms)
+    assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in transforms)
+    assert train.optimiser_size(c["optimizer"]) == len(transforms)
+
+
+def test_carry_adam_state_keeps_the_moments_of_the_parameters_both_parts_train():
+    from psic_train.trainable import carry_adam_state, select_trainable, trained_names
+    torch.manual_seed(0)
+    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
+    before = torch.optim.Adam(select_trainable(model, "synthesis"), lr=1e-3)
+    sum(p.square().sum() for p in model.g_s.parameters()).backward()
+    before.step()
+    old = before.state_dict()
+    after = torch.optim.Adam(select_trainable(model, "transforms"), lr=1e-4)
+    kept = carry_adam_state(after, old, trained_names(model, "synthesis"), trained_names(model, "transforms"))
+    g_s = dict(model.g_s.named_parameters())
+    assert kept == len(g_s)
+    for name, p in model.named_parameters():
+        if name.startswith("g_s."):
+            assert torch.equal(after.state[p]["exp_avg"], before.state[p]["exp_avg"])
+        else:
+            assert p not in after.state
+    assert after.param_groups[0]["lr"] == 1e-4   # the new optimiser's hyperparameters stay
+    with pytest.raises(ValueError, match="covers"):
+        carry_adam_state(after, old, trained_names(model, "transforms"), trained_names(model, "transforms"))
 
 
 def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys):
