@@ -13,8 +13,9 @@ It refuses (exit 2, nothing written) unless
 - the golden folder holds a vector file made with this model for every test image in Tests/Golden,
   from the same PNG bytes (the Swift tests compare against these);
 - its Kodak PSNR BD-rate with sampled details against the shipped report, averaged over the seeds
-  both decoded, is at most --max-bd-rate (RESULTS.md's rule: not measurably worse); --force ships
-  anyway and says so.
+  both decoded, is at most --max-bd-rate (RESULTS.md's rule: not measurably worse), and its MS-SSIM
+  BD-rate at most --max-msssim-bd-rate (since session 39, when a run gave up 0.9 % of MS-SSIM for
+  0.4 % of PSNR: the perceptual metric may not pay for the other); --force ships anyway and says so.
 Then it copies the model to Models/psic-conv.safetensors, its report (with model_file rewritten to
 that path, so the report describes the file beside it) and the golden vectors to Tests/Golden, and
 prints the figures RESULTS.md records, and whether the levels still span the issue's rate range
@@ -59,7 +60,10 @@ def parse_args(argv=None):
     p.add_argument("--max-bd-rate", type=float, default=0.10, metavar="PERCENT",
                    help="largest mean sampled-details PSNR BD-rate against the shipped model that still ships "
                         "(default 0.10 %%, about the spread between seeds)")
-    p.add_argument("--force", action="store_true", help="ship even if the BD-rate check fails")
+    p.add_argument("--max-msssim-bd-rate", type=float, default=0.25, metavar="PERCENT",
+                   help="largest mean sampled-details MS-SSIM BD-rate against the shipped model that still "
+                        "ships (default 0.25 %%)")
+    p.add_argument("--force", action="store_true", help="ship even if a BD-rate check fails")
     p.add_argument("--dry-run", action="store_true", help="check and print the figures; write nothing")
     return p.parse_args(argv)
 
@@ -202,11 +206,13 @@ def ship(args) -> list[str]:
             raise ShipError(f"model {fp} is already the shipped model")
         bd_psnr, bd_msssim, lines = compare(shipped, report)
         out += lines
-        if bd_psnr > args.max_bd_rate:
+        failed = [f"mean {name} BD-rate {bd:+.2f} % is worse than the limit {limit:+.2f} %"
+                  for name, bd, limit in (("PSNR", bd_psnr, args.max_bd_rate),
+                                          ("MS-SSIM", bd_msssim, args.max_msssim_bd_rate)) if bd > limit]
+        if failed:
             if not args.force:
-                raise ShipError(f"mean PSNR BD-rate {bd_psnr:+.2f} % is worse than the limit "
-                                f"{args.max_bd_rate:+.2f} %: not shipped (--force to ship anyway)")
-            out.append(f"worse than the limit {args.max_bd_rate:+.2f} %, shipped because of --force")
+                raise ShipError("; ".join(failed) + ": not shipped (--force to ship anyway)")
+            out += [f"{line}: shipped because of --force" for line in failed]
     else:
         out.append(f"no shipped report at {shipped_path}: nothing to compare against")
 

@@ -16,16 +16,18 @@ CURVE = [(0.02, 21.5), (0.07, 23.4), (0.15, 25.2), (0.29, 27.0), (0.45, 28.6), (
 PNG = b"\x89PNG not really, but the bytes are what ship.py compares"
 
 
-def kodak(rate_scale: float, seeds=(0, 1, 2)) -> dict:
+def kodak(rate_scale: float, seeds=(0, 1, 2), ms_ssim_shift: float = 0.0) -> dict:
     mean = []
     for i, (b, q) in enumerate(CURVE):
-        mean.append({"level": i + 1, "bpp": b * rate_scale, "psnr": q, "ms_ssim": 0.80 + 0.02 * i,
+        m = 0.80 + 0.02 * i + ms_ssim_shift
+        mean.append({"level": i + 1, "bpp": b * rate_scale, "psnr": q, "ms_ssim": m,
                      "psnr_seeds": [q + 0.01 * s for s in seeds],
-                     "ms_ssim_seeds": [0.80 + 0.02 * i + 0.001 * s for s in seeds]})
+                     "ms_ssim_seeds": [m + 0.001 * s for s in seeds]})
     return {"mean": mean, "sample_seeds": list(seeds), "sample_seed": seeds[0]}
 
 
-def write_model(folder: Path, value: float, step: int, rate_scale: float = 1.0, golden_fp: str | None = None):
+def write_model(folder: Path, value: float, step: int, rate_scale: float = 1.0, golden_fp: str | None = None,
+                ms_ssim_shift: float = 0.0):
     """A model file, its report and a golden folder, as export.py would leave them in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {"g_a.0.weight": np.full((2, 3), value, np.float32), "ep.0.0.bias": np.arange(4, dtype=np.int32)}
@@ -33,7 +35,7 @@ def write_model(folder: Path, value: float, step: int, rate_scale: float = 1.0, 
     model = folder / "psic-conv.safetensors"
     save_file(tensors, str(model), metadata={"psic": json.dumps({"fingerprint": fp})})
     report = {"fingerprint": fp, "step": step, "model_file": str(model), "checkpoint": "/tmp/exp/step.pt",
-              "golden": ["image_8x8.png"], "kodak": kodak(rate_scale)}
+              "golden": ["image_8x8.png"], "kodak": kodak(rate_scale, ms_ssim_shift=ms_ssim_shift)}
     (folder / "psic-conv.report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     golden = folder / "golden"
     golden.mkdir(exist_ok=True)
@@ -95,6 +97,19 @@ def test_refuses_a_worse_export_unless_forced(repo, tmp_path, capsys):
     code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo, "--force")
     assert code == 0 and "because of --force" in out
     assert "levels span 0.020–0.808 bpp" in out and "bpp met" in out
+    assert json.loads((repo / "Models" / "psic-conv.report.json").read_text())["fingerprint"] == fp
+
+
+def test_refuses_an_export_that_pays_for_psnr_with_ms_ssim(repo, tmp_path, capsys):
+    # 2 % fewer bits at the same PSNR, but MS-SSIM lower by 0.003 at every level
+    model, fp = write_model(tmp_path / "exp", 2.0, 200, rate_scale=0.98, ms_ssim_shift=-0.003)
+    before = snapshot(repo)
+    code, _, err = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo)
+    assert code == 2 and "mean MS-SSIM BD-rate +" in err and "PSNR BD-rate" not in err
+    assert snapshot(repo) == before
+    code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo,
+                       "--max-msssim-bd-rate", 100)
+    assert code == 0, out
     assert json.loads((repo / "Models" / "psic-conv.report.json").read_text())["fingerprint"] == fp
 
 
