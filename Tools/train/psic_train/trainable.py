@@ -9,9 +9,12 @@ moving average (train.py --ema) the frozen parameters start from their averaged 
 average, which is what export.py writes, keeps them exactly.
 
 "transforms" trains g_a and g_s: the hyperprior and the entropy-parameter networks stay fixed, so the
-integer entropy model an export derives from them does not move, while the latents, and so the
-rates, do. Switching part keeps Adam's state for the parameters both parts train
-(`carry_adam_state`), so a branch that adds g_a to a g_s run does not restart g_s's moments.
+networks an export quantises keep their weights (their calibrated activation bounds follow the new
+latents), while the latents, and so the rates, move. Tried in session 39 (Tools/train/RESULTS.md):
+on Kodak it bought PSNR with MS-SSIM and the low levels, presumably because the fixed prior's
+scales no longer fit the latents the levels are sampled from. Switching part keeps Adam's state for
+the parameters both parts train (`carry_adam_state`), so a branch that adds g_a to a g_s run does
+not restart g_s's moments.
 """
 from __future__ import annotations
 
