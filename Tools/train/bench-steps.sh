@@ -7,7 +7,7 @@
 # Pause other training first (Tools/scripts/quiet.sh does, when wrapping this script).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ckpt=${1:?usage: $0 CHECKPOINT [STEPS] [PAIRS]}
+ckpt=${1:?usage: $0 CHECKPOINT [STEPS] [PAIRS] [OPTIONS_A OPTIONS_B]}
 steps=${2:-40}
 pairs=${3:-2}
 mode_a=${4:---no-keep-freed-memory}

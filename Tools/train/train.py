@@ -213,20 +213,19 @@ def main(argv=None):
     if ckpt:
         model.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt and (args.resume or ckpt.get("step")):
+            # Per-parameter state by name: the same part keeps all of it, a switched part what both train;
+            # the hyperparameters (lr) stay this run's.
             old_names = trained_names(model, stored_trainable)
-            if optimiser_size(ckpt["optimizer"]) == len(trained) and stored_trainable == args.trainable:
-                opt.load_state_dict(ckpt["optimizer"])
-                for g in opt.param_groups:
-                    g["lr"] = args.lr
-            elif optimiser_size(ckpt["optimizer"]) == len(old_names):
-                carried_n = carry_adam_state(opt, ckpt["optimizer"], old_names, trained_names(model, args.trainable))
-                what = (f"carried over for {carried_n} of the {len(trained)} trained parameters" if carried_n
-                        else "starts fresh")
-                print(f"Adam state {what}: the checkpoint's optimiser trained {stored_trainable}, this run "
-                      f"trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
-            else:
+            if optimiser_size(ckpt["optimizer"]) != len(old_names):
                 print(f"Adam state starts fresh: the checkpoint's optimiser covers {optimiser_size(ckpt['optimizer'])} "
                       f"parameters, not the {len(old_names)} that {stored_trainable} trains", flush=True)
+            else:
+                carried_n = carry_adam_state(opt, ckpt["optimizer"], old_names, trained_names(model, args.trainable))
+                if stored_trainable != args.trainable:
+                    what = (f"carried over for {carried_n} of the {len(trained)} trained parameters" if carried_n
+                            else "starts fresh")
+                    print(f"Adam state {what}: the checkpoint's optimiser trained {stored_trainable}, this run "
+                          f"trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
         step = ckpt.get("step", 0)
         if "ema" in ckpt and args.trainable != "all":
             # A frozen parameter takes its averaged value, the one an export would use: the average
