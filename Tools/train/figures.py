@@ -124,8 +124,12 @@ def loss(args) -> list[str]:
         line = (f"{log.parent.name}: {len(by_step)} log lines, steps {min(by_step)}..{max(by_step)}: "
                 f"loss {means['loss']:.4f}, bpp {means['bpp']:.4f}, PSNR full {means['psnr_full']:.2f} dB, "
                 f"sampled {means['psnr_sampled']:.2f} dB")
+        rows = list(by_step.values())
+        levels = [sum(col) / len(rows) for col in zip(*(r["bpp_levels"] for r in rows))] \
+            if all("bpp_levels" in r for r in rows) else None
+        times = sorted(r["s_per_step"] for r in rows if "s_per_step" in r)
         if first is None:
-            first = (means, set(by_step))
+            first = (means, set(by_step), levels)
         else:
             if set(by_step) != first[1]:
                 line += "  (other steps than the first log: not the same batches)"
@@ -133,6 +137,13 @@ def loss(args) -> list[str]:
                      f"bpp {100 * (means['bpp'] / first[0]['bpp'] - 1):+.2f} %, "
                      f"PSNR full {means['psnr_full'] - first[0]['psnr_full']:+.3f} dB")
         out.append(line)
+        if levels:
+            extra = "  bpp per level " + " ".join(f"{b:.4f}" for b in levels)
+            if first[2] and len(first[2]) == len(levels) and first[2] is not levels:
+                extra += " (vs first " + " ".join(f"{100 * (b / a - 1):+.2f}" for a, b in zip(first[2], levels)) + " %)"
+            out.append(extra)
+        if times:
+            out.append(f"  median s/step {times[len(times) // 2]:.3f} over {len(times)} log lines")
     return out
 
 

@@ -103,6 +103,21 @@ def test_loss_means_over_a_step_range_take_a_resumed_steps_last_line(tmp_path, c
     assert code == 2 and "no training step in 500..600" in err
 
 
+def test_loss_gives_per_level_rates_and_the_median_step_time_when_logged(tmp_path, capsys):
+    def line(step, levels, t):
+        return {**train_line(step, 4.0), "bpp_levels": levels, "s_per_step": t}
+    a = write_log(tmp_path / "a" / "log.jsonl", [line(100, [0.1, 0.2], 0.5), line(125, [0.1, 0.2], 0.7),
+                                                 line(150, [0.1, 0.2], 0.6)])
+    b = write_log(tmp_path / "b" / "log.jsonl", [line(100, [0.1, 0.19], 0.8), line(125, [0.1, 0.19], 0.9),
+                                                 line(150, [0.1, 0.19], 0.6)])
+    code, out, _ = run(capsys, "loss", "--steps", "100:150", a, b)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1] == "  bpp per level 0.1000 0.2000" and lines[2] == "  median s/step 0.600 over 3 log lines"
+    assert lines[4] == "  bpp per level 0.1000 0.1900 (vs first +0.00 -5.00 %)"
+    assert lines[5] == "  median s/step 0.800 over 3 log lines"
+
+
 def report(path: Path, curve, rate_scale=1.0, mean_gain=None, step=1):
     mean = []
     for r in rows(curve, rate_scale):
