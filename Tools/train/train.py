@@ -46,7 +46,7 @@ from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import (  # noqa: E402
-    PARTS as TRAINABLE, carry_adam_state, optimiser_size, select_trainable, trained_names)
+    PARTS as TRAINABLE, carry_adam_state, optimiser_groups, optimiser_order, optimiser_size)
 
 DEFAULT_STEPS = 1_000_000
 GRAD_CLIP = 1.0     # default max gradient norm per step (--grad-clip)
@@ -87,6 +87,10 @@ def parse_args(argv=None):
                    help="parameters to train: all; synthesis (g_s alone; rates and the entropy model stay "
                         "fixed); or transforms (g_a and g_s; the entropy model stays fixed, rates move); "
                         "psic_train/trainable.py. Default: the checkpoint's with --resume or --init, else all")
+    p.add_argument("--entropy-lr-scale", type=float, default=None, metavar="S",
+                   help="train the entropy model (hyperprior, entropy-parameter networks) at S times --lr "
+                        "when --trainable includes it; default: the checkpoint's with --resume or --init, "
+                        "else 1")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
@@ -156,6 +160,13 @@ def warmup_factor(steps_done: int, warmup_steps: int) -> float:
     return min(1.0, (steps_done + 1) / warmup_steps)
 
 
+def entropy_rate_note(opt) -> str:
+    """", entropy model at lr X" when the optimiser's second group (the entropy model) has its own rate."""
+    if len(opt.param_groups) < 2 or opt.param_groups[1]["base_lr"] == opt.param_groups[0]["base_lr"]:
+        return ""
+    return f", entropy model at lr {opt.param_groups[1]['base_lr']:.3g}"
+
+
 def ema_parameters(ema) -> dict:
     """The averaged parameters (not buffers) of an AveragedModel, keyed as in PSICModel.state_dict()."""
     return {name: p.detach().clone() for name, p in ema.module.named_parameters()}
@@ -207,22 +218,25 @@ def main(argv=None):
     trainable_source = "given" if args.trainable else "the checkpoint's" if stored_trainable else "default"
     stored_trainable = stored_trainable if stored_trainable in TRAINABLE else "all"
     args.trainable = args.trainable or stored_trainable
-    trained = select_trainable(model, args.trainable)
-    opt = torch.optim.Adam(trained, lr=args.lr)
+    if args.entropy_lr_scale is None:
+        stored_scale = (ckpt or {}).get("args", {}).get("entropy_lr_scale")
+        args.entropy_lr_scale = float(stored_scale) if stored_scale not in (None, "None") else 1.0
+    groups, opt_names = optimiser_groups(model, args.trainable, args.lr, args.entropy_lr_scale)
+    opt = torch.optim.Adam(groups, lr=args.lr)
     step = 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt and (args.resume or ckpt.get("step")):
             # Per-parameter state by name: the same part keeps all of it, a switched part what both train;
             # the hyperparameters (lr) stay this run's.
-            old_names = trained_names(model, stored_trainable)
+            old_names = optimiser_order(model, stored_trainable)
             if optimiser_size(ckpt["optimizer"]) != len(old_names):
                 print(f"Adam state starts fresh: the checkpoint's optimiser covers {optimiser_size(ckpt['optimizer'])} "
                       f"parameters, not the {len(old_names)} that {stored_trainable} trains", flush=True)
             else:
-                carried_n = carry_adam_state(opt, ckpt["optimizer"], old_names, trained_names(model, args.trainable))
+                carried_n = carry_adam_state(opt, ckpt["optimizer"], old_names, opt_names)
                 if stored_trainable != args.trainable:
-                    what = (f"carried over for {carried_n} of the {len(trained)} trained parameters" if carried_n
+                    what = (f"carried over for {carried_n} of the {len(opt_names)} trained parameters" if carried_n
                             else "starts fresh")
                     print(f"Adam state {what}: the checkpoint's optimiser trained {stored_trainable}, this run "
                           f"trains {args.trainable} (--warmup-steps eases the first steps)", flush=True)
@@ -269,7 +283,8 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({trainable_source}); "
+          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({trainable_source})"
+          f"{entropy_rate_note(opt)}; "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:
@@ -327,7 +342,7 @@ def main(argv=None):
         stats.update(grad_norm=grad_norm, clipped=float(grad_norm > args.grad_clip))
         if step - first_step < args.warmup_steps:     # past the ramp the last value set is --lr
             for g in opt.param_groups:
-                g["lr"] = args.lr * warmup_factor(step - first_step, args.warmup_steps)
+                g["lr"] = g["base_lr"] * warmup_factor(step - first_step, args.warmup_steps)
         opt.step()
         if ema is not None:
             ema.update_parameters(model)

@@ -15,6 +15,11 @@ on Kodak it bought PSNR with MS-SSIM and the low levels, presumably because the 
 scales no longer fit the latents the levels are sampled from. Switching part keeps Adam's state for
 the parameters both parts train (`carry_adam_state`), so a branch that adds g_a to a g_s run does
 not restart g_s's moments.
+
+An entropy-model learning-rate scale (`optimiser_groups`, train.py --entropy-lr-scale) puts the
+hyperprior and the entropy-parameter networks in a second Adam group at a fraction of the transforms'
+rate: with "all" the prior can follow latents that g_a moves, without the rate drift that training
+every part at one rate gave.
 """
 from __future__ import annotations
 
@@ -22,6 +27,11 @@ import torch
 
 # Top-level PSICModel modules each choice trains; None = all of them.
 PARTS: dict[str, tuple[str, ...] | None] = {"all": None, "synthesis": ("g_s",), "transforms": ("g_a", "g_s")}
+# The modules that make up the entropy model (what an export quantises or tabulates), as opposed to
+# the float transforms g_a and g_s. PSICModel defines them after the transforms, so the optimiser
+# order of `optimiser_groups` (transforms, then entropy model) is named_parameters order, the order
+# every checkpoint's single-group optimiser was saved in.
+ENTROPY_MODEL = ("h_a", "h_s", "entropy_bottleneck", "entropy_parameters")
 
 
 def trained_names(model: torch.nn.Module, part: str) -> list[str]:
@@ -44,6 +54,34 @@ def select_trainable(model: torch.nn.Module, part: str) -> list[torch.nn.Paramet
         if on:
             trained.append(p)
     return trained
+
+
+def optimiser_groups(model: torch.nn.Module, part: str, lr: float,
+                     entropy_lr_scale: float = 1.0) -> tuple[list[dict], list[str]]:
+    """Marks `part` trainable (select_trainable) and returns Adam parameter groups for it with the
+    names of their parameters in optimiser order: the transforms at `lr`, the entropy model at
+    `lr * entropy_lr_scale`. Each group's "base_lr" is the rate a warm-up ramps towards. Groups with
+    no trained parameters are left out, so a part without the entropy model has one group."""
+    if not entropy_lr_scale > 0:
+        raise ValueError(f"the entropy-model learning-rate scale must be positive, not {entropy_lr_scale}")
+    select_trainable(model, part)
+    params = dict(model.named_parameters())
+    transforms, entropy = _split(trained_names(model, part))
+    groups = [{"params": [params[n] for n in group], "lr": rate, "base_lr": rate}
+              for group, rate in ((transforms, lr), (entropy, lr * entropy_lr_scale)) if group]
+    return groups, transforms + entropy
+
+
+def optimiser_order(model: torch.nn.Module, part: str) -> list[str]:
+    """Names of the parameters `part` trains in the order an optimiser from `optimiser_groups`
+    holds them (whatever the scale), without marking anything trainable."""
+    transforms, entropy = _split(trained_names(model, part))
+    return transforms + entropy
+
+
+def _split(names: list[str]) -> tuple[list[str], list[str]]:
+    is_entropy = [n.split(".", 1)[0] in ENTROPY_MODEL for n in names]
+    return [n for n, e in zip(names, is_entropy) if not e], [n for n, e in zip(names, is_entropy) if e]
 
 
 def carry_adam_state(opt: torch.optim.Optimizer, old: dict, old_names: list[str], new_names: list[str]) -> int:
