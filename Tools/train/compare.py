@@ -74,8 +74,9 @@ def main(argv=None) -> None:
         model, name = load(path, args.raw)
         by_mode = {}
         for mean_details in modes:
-            levels = [(r["bpp"], r["psnr"]) for r in mean_curve(model, crops, mean_details)]
-            by_mode[mean_details] = levels
+            curve = mean_curve(model, crops, mean_details)
+            levels = [(r["bpp"], r["psnr"]) for r in curve]
+            by_mode[mean_details] = curve
             label = name + (" [mean details]" if mean_details else "")
             print(label + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))
             if mean_details not in first:
@@ -90,11 +91,10 @@ def main(argv=None) -> None:
                   f"PSNR BD-rate {bd:+.1f} % (negative: fewer bits at equal PSNR)")
         if len(by_mode) == 2:
             # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
-            gains = [qm - qs for (_, qm), (_, qs) in zip(by_mode[True], by_mode[False])]
+            gains = [m["psnr"] - s["psnr"] for m, s in zip(by_mode[True], by_mode[False])]
             print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
         written.append({"name": name, "path": str(path), **{
-            "mean" if m else "sampled": [{"level": i + 1, "bpp": b, "psnr": q} for i, (b, q) in enumerate(rows)]
-            for m, rows in by_mode.items()}})
+            "mean" if m else "sampled": curve for m, curve in by_mode.items()}})
     if args.json:
         args.json.write_text(json.dumps({"data": str(args.data), "holdout": args.holdout, "crop": args.crop,
                                          "raw": args.raw, "models": written}, indent=1) + "\n")

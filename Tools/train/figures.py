@@ -102,8 +102,12 @@ def heldout(args) -> list[str]:
         for step, rows in sorted(evals.items()):
             if len(rows) != len(ref):
                 raise FiguresError(f"{log} step {step} has {len(rows)} levels, the reference {len(ref)}")
-            out.append(f"{log.parent.name} {step}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in rows)
-                       + f"  BD-rate {bd(ref, rows):+.2f} %")
+            line = f"{log.parent.name} {step}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in rows) \
+                + f"  BD-rate {bd(ref, rows):+.2f} %"
+            # logs from session 40 on evaluate MS-SSIM too; a run that buys PSNR with it shows here
+            if all("ms_ssim" in r for r in ref + rows):
+                line += f", MS-SSIM {bd(ref, rows, 'ms_ssim'):+.2f} %"
+            out.append(line)
     return out
 
 

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
 
+from .objective import ms_ssim_5
+
 # Negative slope of every LeakyReLU in the model. A power of two so the integer networks
 # reproduce it exactly as `(v * 16) >> 8`.
 LEAKY_SLOPE = 1.0 / 16.0
@@ -202,9 +204,9 @@ def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
 
 @torch.no_grad()
 def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False):
-    """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR of a
-    decode at every level l = 1..L (levels > l sampled with a seeded generator, or their mean
-    with `mean_details`)."""
+    """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR and
+    five-scale MS-SSIM of a decode at every level l = 1..L (levels > l sampled with a seeded
+    generator, or their mean with `mean_details`)."""
     model.eval()
     L = model.cfg.L
     B, _, H, W = x.shape
@@ -224,7 +226,8 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
         x_hat = model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
         mse = torch.mean((x_hat - x) ** 2).item()
         bpp = (z_bits.item() + sum(bits[:l])) / npix
-        results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12))})
+        results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+                        "ms_ssim": ms_ssim_5(x_hat, x)})
     model.train()
     return results
 
@@ -234,5 +237,5 @@ def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool =
     held-out curve that train.py logs, compare.py prints and export.py stores in its report."""
     with torch.no_grad():
         res = [evaluate_levels(model, x, mean_details=mean_details) for x in crops]
-    return [{"level": i + 1, "bpp": sum(r[i]["bpp"] for r in res) / len(res),
-             "psnr": sum(r[i]["psnr"] for r in res) / len(res)} for i in range(len(res[0]))]
+    return [{"level": i + 1, **{k: sum(r[i][k] for r in res) / len(res) for k in ("bpp", "psnr", "ms_ssim")}}
+            for i in range(len(res[0]))]

@@ -20,6 +20,7 @@ a candidate for a measured A/B, not a settled choice.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,21 @@ def ms_ssim(X: torch.Tensor, Y: torch.Tensor, weights: torch.Tensor, win_size: i
             Y = F.avg_pool2d(Y, kernel_size=2, padding=padding)
     stacked = torch.stack(mcs + [torch.relu(ssim_per_channel)], dim=0)
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean()
+
+
+# Wang et al.'s five scales with their 11-tap window: the MS-SSIM export.py reports on Kodak
+# (pytorch_msssim.ms_ssim's defaults), for the held-out evaluation.
+MSSSIM_WEIGHTS_5 = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+
+
+def ms_ssim_5(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Five-scale MS-SSIM of NCHW images in [0, 1], as pytorch_msssim.ms_ssim(data_range=1)
+    computes it for images of sides over 160 px, and defined for smaller held-out crops too."""
+    with warnings.catch_warnings():
+        # Under 176 px the coarsest scales are smaller than the window, which pytorch_msssim then
+        # skips (and says so at every call): the defined meaning here, not worth a warning per level.
+        warnings.filterwarnings("ignore", message="Skipping Gaussian Smoothing")
+        return float(ms_ssim(a, b, weights=torch.tensor(MSSSIM_WEIGHTS_5, device=a.device), win_size=11))
 
 
 def msssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

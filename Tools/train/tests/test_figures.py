@@ -44,6 +44,19 @@ def test_heldout_bd_rate_against_an_evaluation_in_a_log(tmp_path, capsys):
     assert lines[2].startswith("s6 2000:") and lines[2].endswith("BD-rate -10.00 %")
 
 
+def test_heldout_adds_an_ms_ssim_bd_rate_when_both_curves_have_it(tmp_path, capsys):
+    ssim = [0.70, 0.80, 0.86, 0.90]
+    with_ssim = lambda scale: [{**r, "ms_ssim": q} for r, q in zip(rows(CURVE, scale), ssim)]  # noqa: E731
+    log = write_log(tmp_path / "s12" / "log.jsonl", [
+        {"step": 500, "eval": rows(CURVE)}, {"step": 1000, "eval": with_ssim(1.0)},
+        {"step": 1500, "eval": with_ssim(1.05)}])
+    code, out, _ = run(capsys, "heldout", "--ref", f"{log}:1000", log)
+    lines = out.splitlines()
+    assert code == 0 and lines[1].endswith("BD-rate +0.00 %")   # an old evaluation: PSNR only
+    assert lines[2].endswith("BD-rate +0.00 %, MS-SSIM +0.00 %")
+    assert lines[3].endswith("BD-rate +5.00 %, MS-SSIM +5.00 %")
+
+
 def test_heldout_reference_from_compare_json(tmp_path, capsys):
     ref = tmp_path / "shipped.json"
     ref.write_text(json.dumps({"models": [{"name": "psic-conv.safetensors (step 1)",

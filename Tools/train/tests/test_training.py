@@ -451,6 +451,11 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
     assert out[0].startswith("early.pt (step 2") and out[1].startswith("last.pt (step 3")
     assert all(f"L{i} " in out[0] for i in range(1, 5))
     assert "PSNR BD-rate" in out[2]
+    compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1", "--crop", "0", "--threads", "1",
+                  "--json", str(tmp_path / "c.json")])
+    curve = json.loads((tmp_path / "c.json").read_text())["models"][0]["sampled"]
+    assert [r["level"] for r in curve] == [1, 2, 3, 4] and all(0 < r["ms_ssim"] <= 1 for r in curve)
+    capsys.readouterr()
     with pytest.raises(SystemExit):
         compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--crop", "32"])
     compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1", "--crop", "64", "--threads", "1",
@@ -575,3 +580,14 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     assert "entropy model at lr 0.0001" in out and "Adam state" not in out
     c = torch.load(branch / "last.pt", weights_only=False)
     assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [1e-3, pytest.approx(1e-4)]
+
+
+def test_held_out_ms_ssim_is_pytorch_msssims_and_defined_on_small_crops():
+    from pytorch_msssim import ms_ssim
+    from psic_train.objective import ms_ssim_5
+    torch.manual_seed(0)
+    a = torch.rand(1, 3, 192, 256)
+    b = (a + 0.05 * torch.randn_like(a)).clamp(0, 1)
+    assert ms_ssim_5(b, a) == pytest.approx(float(ms_ssim(b, a, data_range=1.0)), abs=1e-6)
+    small = ms_ssim_5(b[..., :64, :64], a[..., :64, :64])   # pytorch_msssim refuses sides <= 160
+    assert 0 < small < 1
