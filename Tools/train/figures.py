@@ -108,7 +108,18 @@ def heldout(args) -> list[str]:
             if all("ms_ssim" in r for r in ref + rows):
                 line += f", MS-SSIM {bd(ref, rows, 'ms_ssim'):+.2f} %"
             out.append(line)
+            if args.per_level:
+                out.append("  " + " ".join(level_change(a, b) for a, b in zip(ref, rows)))
     return out
+
+
+def level_change(ref: dict, row: dict) -> str:
+    """One level against the reference: "L3 -0.54 %/-0.016 dB" (rate change, PSNR change), with the
+    MS-SSIM change in thousandths when both have it: a BD-rate's sum over levels hides which moved."""
+    text = f"L{row['level']} {100 * (row['bpp'] / ref['bpp'] - 1):+.2f} %/{row['psnr'] - ref['psnr']:+.3f} dB"
+    if "ms_ssim" in ref and "ms_ssim" in row:
+        text += f"/{1000 * (row['ms_ssim'] - ref['ms_ssim']):+.2f}e-3"
+    return text
 
 
 def loss(args) -> list[str]:
@@ -306,6 +317,9 @@ def parse_args(argv=None):
                                                  "at the shipped step: a report's curve is the file rebuilt as floats, "
                                                  "about 0.06 %% worse than the checkpoint's (RESULTS.md, session 38)")
     h.add_argument("logs", type=Path, nargs="+", help="train.py log.jsonl files")
+    h.add_argument("--per-level", action="store_true",
+                   help="under each evaluation, every level's rate change (%%), PSNR change (dB) and, where both "
+                        "curves have it, MS-SSIM change (thousandths) against the reference")
     h.set_defaults(run=heldout)
     l = sub.add_parser("loss", help="mean training loss, bpp and PSNR of runs over one step range")
     l.add_argument("--steps", required=True, help="FIRST:LAST, inclusive")

@@ -55,6 +55,10 @@ def test_heldout_adds_an_ms_ssim_bd_rate_when_both_curves_have_it(tmp_path, caps
     assert code == 0 and lines[1].endswith("BD-rate +0.00 %")   # an old evaluation: PSNR only
     assert lines[2].endswith("BD-rate +0.00 %, MS-SSIM +0.00 %")
     assert lines[3].endswith("BD-rate +5.00 %, MS-SSIM +5.00 %")
+    code, out, _ = run(capsys, "heldout", "--per-level", "--ref", f"{log}:1000", log)
+    lines = out.splitlines()
+    assert lines[2].startswith("  L1 +0.00 %/+0.000 dB ") and "/" not in lines[2].split("dB")[1].split("L2")[0]
+    assert lines[6] == "  " + " ".join(f"L{i} +5.00 %/+0.000 dB/+0.00e-3" for i in range(1, 5))
 
 
 def test_heldout_reference_from_compare_json(tmp_path, capsys):
