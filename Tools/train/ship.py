@@ -16,10 +16,11 @@ It refuses (exit 2, nothing written) unless
   both decoded, is at most --max-bd-rate (RESULTS.md's rule: not measurably worse), and its MS-SSIM
   BD-rate at most --max-msssim-bd-rate (since session 39, when a run gave up 0.9 % of MS-SSIM for
   0.4 % of PSNR: the perceptual metric may not pay for the other); --force ships anyway and says so.
+- its levels span the issue's rate range on Kodak (≤ 0.1 to ≥ 0.8 bpp, the exporter's figures; since
+  session 40, when training g_a lowered every level's rate): --force ships anyway and says so.
 Then it copies the model to Models/psic-conv.safetensors, its report (with model_file rewritten to
 that path, so the report describes the file beside it) and the golden vectors to Tests/Golden, and
-prints the figures RESULTS.md records, and whether the levels still span the issue's rate range
-(≤ 0.1 to ≥ 0.8 bpp on Kodak, the exporter's estimate). Every file is first written beside its
+prints the figures RESULTS.md records. Every file is first written beside its
 destination and only then are all renamed into place, so a failure while copying (exit 1) changes nothing.
 """
 from __future__ import annotations
@@ -221,9 +222,15 @@ def ship(args) -> list[str]:
                ", ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in mean) + " bpp/dB")
     low, high = mean[0]["bpp"], mean[-1]["bpp"]
     met = low <= RANGE_TARGET[0] and high >= RANGE_TARGET[1]
-    out.append(f"levels span {low:.3f}–{high:.3f} bpp: the issue's ≤ {RANGE_TARGET[0]} to ≥ {RANGE_TARGET[1]} bpp "
-               + ("met" if met else "NOT met (the Swift codec's streams add ~0.007 bpp of header and coder "
-                                    "overhead; check with psic encode)"))
+    span = f"levels span {low:.3f}–{high:.3f} bpp: the issue's ≤ {RANGE_TARGET[0]} to ≥ {RANGE_TARGET[1]} bpp"
+    if not met:
+        # A run that trains g_a lowers every level's rate (session 39: a top level of 0.792 bpp);
+        # a model that no longer reaches the issue's range is not better, whatever its BD-rate.
+        if not args.force:
+            raise ShipError(f"{span} NOT met: not shipped (raise --lambda-max, or --force to ship anyway)")
+        out.append(f"{span} NOT met: shipped because of --force")
+    else:
+        out.append(f"{span} met")
     out.append("RESULTS.md row: " + results_row(report, bd_psnr, bd_msssim, shipped))
     if args.dry_run:
         out.append("dry run: nothing written")

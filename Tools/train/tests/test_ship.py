@@ -12,7 +12,7 @@ import ship  # noqa: E402
 from psic_train.modelfile import fingerprint  # noqa: E402
 
 CURVE = [(0.02, 21.5), (0.07, 23.4), (0.15, 25.2), (0.29, 27.0), (0.45, 28.6), (0.57, 30.2), (0.69, 31.7),
-         (0.80, 33.1)]
+         (0.82, 33.1)]
 PNG = b"\x89PNG not really, but the bytes are what ship.py compares"
 
 
@@ -83,8 +83,8 @@ def test_ships_a_better_export(repo, tmp_path, capsys):
     vec = repo / "Tests" / "Golden" / "image_8x8.safetensors"
     assert vec.read_bytes() == (tmp_path / "exp" / "golden" / "image_8x8.safetensors").read_bytes()
     assert "seeds 0, 1, 2: PSNR BD-rate -2." in out            # 2 % fewer bits at equal quality
-    assert "levels span 0.020–0.784 bpp" in out and "NOT met" in out
-    assert f"| 200 | `{fp}` | 0.020 / 21.50 | 0.441 / 28.60 | 0.784 / 33.10 | −2." in out
+    assert "levels span 0.020–0.804 bpp: the issue's ≤ 0.1 to ≥ 0.8 bpp met" in out
+    assert f"| 200 | `{fp}` | 0.020 / 21.50 | 0.441 / 28.60 | 0.804 / 33.10 | −2." in out
     assert not list(repo.rglob(".psic-conv*")), "no temporary file left behind"
 
 
@@ -96,7 +96,7 @@ def test_refuses_a_worse_export_unless_forced(repo, tmp_path, capsys):
     assert snapshot(repo) == before
     code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo, "--force")
     assert code == 0 and "because of --force" in out
-    assert "levels span 0.020–0.808 bpp" in out and "bpp met" in out
+    assert "levels span 0.020–0.828 bpp" in out and "bpp met" in out
     assert json.loads((repo / "Models" / "psic-conv.report.json").read_text())["fingerprint"] == fp
 
 
@@ -111,6 +111,18 @@ def test_refuses_an_export_that_pays_for_psnr_with_ms_ssim(repo, tmp_path, capsy
                        "--max-msssim-bd-rate", 100)
     assert code == 0, out
     assert json.loads((repo / "Models" / "psic-conv.report.json").read_text())["fingerprint"] == fp
+
+
+def test_refuses_an_export_whose_levels_leave_the_issues_rate_range(repo, tmp_path, capsys):
+    # 5 % fewer bits at equal quality everywhere, but the top level falls to 0.779 bpp
+    model, fp = write_model(tmp_path / "exp", 2.0, 200, rate_scale=0.95)
+    before = snapshot(repo)
+    code, _, err = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo)
+    assert code == 2 and "levels span 0.019–0.779 bpp" in err and "NOT met: not shipped" in err
+    assert "--lambda-max" in err
+    assert snapshot(repo) == before
+    code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo, "--force")
+    assert code == 0 and "NOT met: shipped because of --force" in out
 
 
 def test_dry_run_writes_nothing(repo, tmp_path, capsys):
