@@ -210,27 +210,26 @@ def ship(args) -> list[str]:
         failed = [f"mean {name} BD-rate {bd:+.2f} % is worse than the limit {limit:+.2f} %"
                   for name, bd, limit in (("PSNR", bd_psnr, args.max_bd_rate),
                                           ("MS-SSIM", bd_msssim, args.max_msssim_bd_rate)) if bd > limit]
-        if failed:
-            if not args.force:
-                raise ShipError("; ".join(failed) + ": not shipped (--force to ship anyway)")
-            out += [f"{line}: shipped because of --force" for line in failed]
     else:
+        failed = []
         out.append(f"no shipped report at {shipped_path}: nothing to compare against")
 
     mean = report["kodak"]["mean"]
     out.append("Kodak (exporter, seed " + str(report["kodak"].get("sample_seeds", [0])[0]) + "): " +
                ", ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in mean) + " bpp/dB")
     low, high = mean[0]["bpp"], mean[-1]["bpp"]
-    met = low <= RANGE_TARGET[0] and high >= RANGE_TARGET[1]
     span = f"levels span {low:.3f}–{high:.3f} bpp: the issue's ≤ {RANGE_TARGET[0]} to ≥ {RANGE_TARGET[1]} bpp"
-    if not met:
-        # A run that trains g_a lowers every level's rate (session 39: a top level of 0.792 bpp);
-        # a model that no longer reaches the range is not better, whatever its BD-rate.
-        if not args.force:
-            raise ShipError(f"{span} NOT met: not shipped (raise --lambda-min and --lambda-max by one factor, as RESULTS.md session 40 found; or --force to ship anyway)")
-        out.append(f"{span} NOT met: shipped because of --force")
-    else:
+    # A run that trains g_a lowers every level's rate (session 40: a top level of 0.784 bpp); a model
+    # that no longer reaches the range is not better, whatever its BD-rate.
+    if low <= RANGE_TARGET[0] and high >= RANGE_TARGET[1]:
         out.append(f"{span} met")
+    else:
+        failed.append(f"{span} NOT met")
+    if failed:
+        if not args.force:
+            raise ShipError("; ".join(failed) + ": not shipped (a range short of 0.8 bpp: raise --lambda-min and "
+                            "--lambda-max by one factor, as RESULTS.md session 40 found; --force to ship anyway)")
+        out += [f"{line}: shipped because of --force" for line in failed]
     out.append("RESULTS.md row: " + results_row(report, bd_psnr, bd_msssim, shipped))
     if args.dry_run:
         out.append("dry run: nothing written")
