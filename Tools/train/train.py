@@ -44,7 +44,8 @@ from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: 
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
-from psic_train.recipe import DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_recipe, recipe_defaults  # noqa: E402
+from psic_train.recipe import (  # noqa: E402
+    DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_options, fill_recipe, recipe_defaults, scope_defaults)
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import (  # noqa: E402
@@ -88,11 +89,12 @@ def parse_args(argv=None):
     p.add_argument("--trainable", choices=list(TRAINABLE), default=None,
                    help="parameters to train: all; synthesis (g_s alone; rates and the entropy model stay "
                         "fixed); or transforms (g_a and g_s; the entropy model stays fixed, rates move); "
-                        "psic_train/trainable.py. Default: the checkpoint's with --resume or --init, else all")
+                        "psic_train/trainable.py. Default: the checkpoint's with --resume or --init CHECKPOINT.pt "
+                        "(a model file does not record it), else all")
     p.add_argument("--entropy-lr-scale", type=float, default=None, metavar="S",
                    help="train the entropy model (hyperprior, entropy-parameter networks) at S times --lr "
-                        "when --trainable includes it; default: the checkpoint's with --resume or --init, "
-                        "else 1")
+                        "when --trainable includes it; default: the checkpoint's with --resume or --init "
+                        "CHECKPOINT.pt (a model file does not record it), else 1")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
@@ -136,6 +138,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.consistency_every is not None and args.consistency_every < 1:
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
+    if args.entropy_lr_scale is not None and not args.entropy_lr_scale > 0:
+        p.error(f"--entropy-lr-scale must be positive (a multiple of --lr), not {args.entropy_lr_scale}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
     return args
@@ -162,11 +166,13 @@ def warmup_factor(steps_done: int, warmup_steps: int) -> float:
     return min(1.0, (steps_done + 1) / warmup_steps)
 
 
-def entropy_rate_note(opt) -> str:
-    """", entropy model at lr X" when the optimiser's second group (the entropy model) has its own rate."""
+def entropy_rate_note(opt, source: str) -> str:
+    """", entropy model at lr X (scale S, SOURCE)" when the optimiser's second group (the entropy
+    model) has its own rate; `source` says where the scale came from (psic_train/recipe.py)."""
     if len(opt.param_groups) < 2 or opt.param_groups[1]["base_lr"] == opt.param_groups[0]["base_lr"]:
         return ""
-    return f", entropy model at lr {opt.param_groups[1]['base_lr']:.3g}"
+    rate = opt.param_groups[1]["base_lr"]
+    return f", entropy model at lr {rate:.3g} (scale {rate / opt.param_groups[0]['base_lr']:.3g}, {source})"
 
 
 def ema_parameters(ema) -> dict:
@@ -214,15 +220,14 @@ def main(argv=None):
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})
     model = PSICModel(cfg).to(args.device).to(memory_format=torch.channels_last)
-    # Like the recipe, what a run trains carries over on --resume unless given (checkpoints from
-    # before session 34 trained everything).
-    stored_trainable = (ckpt or {}).get("args", {}).get("trainable")
-    trainable_source = "given" if args.trainable else "the checkpoint's" if stored_trainable else "default"
-    stored_trainable = stored_trainable if stored_trainable in TRAINABLE else "all"
-    args.trainable = args.trainable or stored_trainable
-    if args.entropy_lr_scale is None:
-        stored_scale = (ckpt or {}).get("args", {}).get("entropy_lr_scale")
-        args.entropy_lr_scale = float(stored_scale) if stored_scale not in (None, "None") else 1.0
+    # Like the recipe, what a run trains carries over unless given; the checkpoint's own part is
+    # what its Adam state was saved over.
+    stored = (ckpt or {}).get("args") or {}
+    scope_sources = fill_options(args, stored, scope_defaults())
+    if args.trainable not in TRAINABLE:
+        raise SystemExit(f"the checkpoint trained {args.trainable!r}, which this train.py does not know; "
+                         f"give --trainable ({', '.join(TRAINABLE)})")
+    stored_trainable = stored.get("trainable") if stored.get("trainable") in TRAINABLE else scope_defaults()["trainable"]
     groups, opt_names = optimiser_groups(model, args.trainable, args.lr, args.entropy_lr_scale)
     opt = torch.optim.Adam(groups, lr=args.lr)
     step = 0
@@ -285,8 +290,8 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
-          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({trainable_source})"
-          f"{entropy_rate_note(opt)}; "
+          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
+          f"{entropy_rate_note(opt, scope_sources['entropy_lr_scale'])}; "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

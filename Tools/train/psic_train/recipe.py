@@ -19,19 +19,33 @@ def recipe_defaults() -> dict:
     return {"batch": DEFAULT_BATCH, "crop": DEFAULT_CROP, "samples": DEFAULT_SAMPLES, **vars(ObjectiveConfig())}
 
 
+def scope_defaults() -> dict:
+    """What a run trains, each option with its default: the part (train.py --trainable,
+    psic_train/trainable.py) and the entropy model's learning-rate scale (--entropy-lr-scale).
+    Not part of the recipe a model file records (the exported function does not depend on them),
+    but carried over on --resume and --init CHECKPOINT.pt like it; checkpoints from before session 34
+    hold neither and trained everything at one rate, which the defaults are."""
+    return {"trainable": "all", "entropy_lr_scale": 1.0}
+
+
 def fill_recipe(args, stored: dict | None) -> dict[str, str]:
     """Fills each recipe option not given on the command line from `stored` (the recipe a
     checkpoint or model file was trained with; values may be strings) or else its default, so that
     a resume never silently changes the recipe. Returns where each value came from: "given",
     "the checkpoint's" or "default"."""
+    return fill_options(args, stored, recipe_defaults())
+
+
+def fill_options(args, stored: dict | None, defaults: dict) -> dict[str, str]:
+    """`fill_recipe` over any options: each of `defaults` not given (None in `args`) is taken from
+    `stored`, converted to its default's type, or else is the default. Returns each one's source."""
     stored = stored or {}
     sources = {}
-    for name, default in recipe_defaults().items():
+    for name, default in defaults.items():
         if getattr(args, name) is not None:
             sources[name] = "given"
         elif stored.get(name) not in (None, "None"):
-            setattr(args, name, float(stored[name]) if isinstance(default, float)
-                    else int(stored[name]))
+            setattr(args, name, type(default)(stored[name]))
             sources[name] = "the checkpoint's"
         else:
             setattr(args, name, default)

@@ -567,7 +567,7 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 4, "--ema", 0,
          "--trainable", "all", "--entropy-lr-scale", 0.1, "--lr", 1e-3, "--warmup-steps", 4])
     out = capsys.readouterr().out
-    assert "entropy model at lr 0.0001" in out
+    assert "trains all (given), entropy model at lr 0.0001 (scale 0.1, given)" in out
     g_s = [n for n in trained_names(model, "synthesis")]
     assert f"Adam state carried over for {len(g_s)} of the {len(order)} trained parameters" in out
     c = torch.load(branch / "last.pt", weights_only=False)
@@ -577,9 +577,30 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     assert any(not torch.equal(c["model"][n], start["model"][n]) for n in order if n.startswith("h_s."))
     run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 5, "--ema", 0, "--lr", 1e-3])
     out = capsys.readouterr().out
-    assert "entropy model at lr 0.0001" in out and "Adam state" not in out
+    assert "trains all (the checkpoint's), entropy model at lr 0.0001 (scale 0.1, the checkpoint's)" in out
+    assert "Adam state" not in out
     c = torch.load(branch / "last.pt", weights_only=False)
     assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [1e-3, pytest.approx(1e-4)]
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(branch), "--entropy-lr-scale", "0"])
+    assert "--entropy-lr-scale must be positive" in capsys.readouterr().err
+
+
+def test_what_a_run_trains_carries_over_like_the_recipe():
+    import argparse
+    from psic_train.recipe import fill_options, scope_defaults
+    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None)
+    # a checkpoint from before session 34 holds neither: it trained everything at one rate
+    assert fill_options(blank, {"batch": "2"}, scope_defaults()) == {"trainable": "default", "entropy_lr_scale": "default"}
+    assert (blank.trainable, blank.entropy_lr_scale) == ("all", 1.0)
+    # checkpoints store their args as strings
+    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None)
+    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1"}, scope_defaults()) \
+        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's"}
+    assert (stored.trainable, stored.entropy_lr_scale) == ("synthesis", 0.1)
+    given = argparse.Namespace(trainable="all", entropy_lr_scale=None)
+    assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None"}, scope_defaults()) \
+        == {"trainable": "given", "entropy_lr_scale": "default"}
 
 
 def test_held_out_ms_ssim_is_pytorch_msssims_and_defined_on_small_crops():
