@@ -106,6 +106,8 @@ def test_refuses_an_export_that_pays_for_psnr_with_ms_ssim(repo, tmp_path, capsy
     before = snapshot(repo)
     code, _, err = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo)
     assert code == 2 and "mean MS-SSIM BD-rate +" in err and "PSNR BD-rate" not in err
+    # the range is met: the refusal does not suggest the range's fix
+    assert "not shipped (--force to ship anyway)" in err and "--lambda-max" not in err
     assert snapshot(repo) == before
     code, out, _ = run(capsys, model, "--golden", tmp_path / "exp" / "golden", "--repo", repo,
                        "--max-msssim-bd-rate", 100)
