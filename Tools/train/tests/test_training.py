@@ -586,7 +586,7 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     assert "--entropy-lr-scale must be positive" in capsys.readouterr().err
 
 
-def test_what_a_run_trains_carries_over_like_the_recipe():
+def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
     from psic_train.recipe import fill_options, scope_defaults
     blank = argparse.Namespace(trainable=None, entropy_lr_scale=None)
@@ -601,6 +601,13 @@ def test_what_a_run_trains_carries_over_like_the_recipe():
     given = argparse.Namespace(trainable="all", entropy_lr_scale=None)
     assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None"}, scope_defaults()) \
         == {"trainable": "given", "entropy_lr_scale": "default"}
+    # a checkpoint whose part this train.py does not know: a clear refusal, not a traceback
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1, "--ema", 0])
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    ckpt["args"]["trainable"] = "encoder"
+    torch.save(ckpt, tmp_path / "last.pt")
+    with pytest.raises(SystemExit, match="the checkpoint trained 'encoder'.*give --trainable"):
+        run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2, "--ema", 0])
 
 
 def test_held_out_ms_ssim_is_pytorch_msssims_and_defined_on_small_crops():
