@@ -112,6 +112,10 @@ def parse_args(argv=None):
                    help="profile N training steps (after one warm-up step) with torch.profiler, print where "
                         "their time goes and stop without writing anything to OUT (the profiler itself slows "
                         "the steps; time whole runs from the progress line instead)")
+    p.add_argument("--keep-evaluated", type=int, default=0, metavar="N",
+                   help="after each held-out evaluation also write the checkpoint as OUT/eval-STEP.pt, keeping "
+                        "the N most recent (0 = none): last.pt is overwritten every --checkpoint-minutes, so "
+                        "without them the step whose evaluation looked best is gone by the time it is read")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -140,6 +144,8 @@ def parse_args(argv=None):
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
     if args.entropy_lr_scale is not None and not args.entropy_lr_scale > 0:
         p.error(f"--entropy-lr-scale must be positive (a multiple of --lr), not {args.entropy_lr_scale}")
+    if args.keep_evaluated < 0:
+        p.error(f"--keep-evaluated must be 0 (none) or more checkpoints, not {args.keep_evaluated}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
     return args
@@ -187,6 +193,21 @@ def save(path: Path, model, opt, step: int, args, extra=None):
                 "config": model.cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()},
                 **(extra or {})}, tmp)
     os.replace(tmp, path)
+
+
+def keep_evaluated(out: Path, step: int, keep: int, write) -> Path | None:
+    """Writes the checkpoint of an evaluated step through `write(path)` as OUT/eval-STEP.pt and
+    deletes the older ones beyond the `keep` most recent (by step). Returns the path written, or
+    None when `keep` is 0."""
+    if keep <= 0:
+        return None
+    path = out / f"eval-{step}.pt"
+    write(path)
+    # Only names this function writes: another eval-*.pt in OUT is the user's, not ours to delete.
+    steps = {int(f.stem[5:]): f for f in out.glob("eval-*.pt") if f.stem[5:].isdigit()}
+    for old in [steps[k] for k in sorted(steps)][:-keep]:
+        old.unlink()
+    return path
 
 
 def main(argv=None):
@@ -372,6 +393,7 @@ def main(argv=None):
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
             progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))
+            keep_evaluated(args.out, step, args.keep_evaluated, lambda path: save(path, model, opt, step, args, extra()))
         if time.time() - t_ckpt > args.checkpoint_minutes * 60 and not profiler:
             save(last, model, opt, step, args, extra())
             t_ckpt = time.time()

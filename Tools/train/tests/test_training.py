@@ -619,3 +619,16 @@ def test_held_out_ms_ssim_is_pytorch_msssims_and_defined_on_small_crops():
     assert ms_ssim_5(b, a) == pytest.approx(float(ms_ssim(b, a, data_range=1.0)), abs=1e-6)
     small = ms_ssim_5(b[..., :64, :64], a[..., :64, :64])   # pytorch_msssim refuses sides <= 160
     assert 0 < small < 1
+
+
+def test_keep_evaluated_writes_each_evaluated_step_and_keeps_the_most_recent(data, tmp_path):
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 6, "--ema", 0.5, "--keep-evaluated", 2])
+    assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-4.pt", "eval-6.pt"]
+    snap = torch.load(tmp_path / "eval-4.pt", weights_only=False)
+    assert snap["step"] == 4 and "ema" in snap and "optimizer" in snap
+    # a full checkpoint (weights, average, Adam state): export.py and --init read it like last.pt
+    (tmp_path / "eval-notes.pt").write_bytes(b"kept")   # not one of ours: never deleted
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 10, "--ema", 0.5, "--keep-evaluated", 2])
+    assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-10.pt", "eval-8.pt", "eval-notes.pt"]
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(tmp_path), "--keep-evaluated", "-1"])
