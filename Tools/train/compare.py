@@ -7,7 +7,8 @@ training checkpoint (*.pt; its moving average of the weights when it has one, un
 Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation (the last
 --holdout photos of --data, top-left crops of at most 256x256; --crop 0: whole photos, slower but
 closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
-across levels, and the PSNR BD-rate (Tools/eval/bdrate.py), the rate change at equal quality.
+across levels, and the PSNR and MS-SSIM BD-rates (Tools/eval/bdrate.py), the rate change at equal
+quality.
 
 --details mean decodes the levels past each cut as their mean (the decoder's `--details mean`)
 instead of sampling them; --details both prints both and, per model, the mean's PSNR gain per level.
@@ -44,6 +45,19 @@ def load(path: Path, raw: bool) -> tuple[PSICModel, str]:
     return model, f"{path.name} (step {ckpt.get('step', '?')}, {'EMA' if use_ema else 'raw'})"
 
 
+def versus(ref: list[dict], curve: list[dict]) -> str:
+    """The mean PSNR and rate change of `curve` against `ref` level by level, and the BD-rates
+    (pchip) at equal PSNR and at equal MS-SSIM."""
+    dq = sum(r["psnr"] - r0["psnr"] for r, r0 in zip(curve, ref)) / len(curve)
+    rb = sum(r["bpp"] / r0["bpp"] - 1 for r, r0 in zip(curve, ref)) / len(curve)
+
+    def bd(quality: str) -> float:
+        return bd_rate([r["bpp"] for r in ref], [r[quality] for r in ref],
+                       [r["bpp"] for r in curve], [r[quality] for r in curve], "pchip")
+    return (f"mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, PSNR BD-rate {bd('psnr'):+.2f} %, "
+            f"MS-SSIM BD-rate {bd('ms_ssim'):+.2f} % (negative: fewer bits at equal quality)")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", type=Path, nargs="+", help="model files (*.safetensors) or checkpoints (*.pt)")
@@ -68,27 +82,20 @@ def main(argv=None) -> None:
     if not crops:
         raise SystemExit(f"compare.py: no held-out photos of at least 64x64 in {args.data}")
     modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
-    first: dict[bool, list[tuple[float, float]]] = {}
+    first: dict[bool, list[dict]] = {}
     written = []
     for path in args.models:
         model, name = load(path, args.raw)
         by_mode = {}
         for mean_details in modes:
             curve = mean_curve(model, crops, mean_details)
-            levels = [(r["bpp"], r["psnr"]) for r in curve]
             by_mode[mean_details] = curve
             label = name + (" [mean details]" if mean_details else "")
-            print(label + ": " + " ".join(f"L{i + 1} {b:.3f}/{q:.2f}" for i, (b, q) in enumerate(levels)))
+            print(label + ": " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in curve))
             if mean_details not in first:
-                first[mean_details] = levels
+                first[mean_details] = curve
                 continue
-            ref = first[mean_details]
-            dq = sum(q - q0 for (_, q), (_, q0) in zip(levels, ref)) / len(levels)
-            rb = sum(b / b0 - 1 for (b, _), (b0, _) in zip(levels, ref)) / len(levels)
-            bd = bd_rate([b for b, _ in ref], [q for _, q in ref], [b for b, _ in levels], [q for _, q in levels],
-                         "pchip")
-            print(f"  vs first: mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, "
-                  f"PSNR BD-rate {bd:+.1f} % (negative: fewer bits at equal PSNR)")
+            print("  vs first: " + versus(first[mean_details], curve))
         if len(by_mode) == 2:
             # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
             gains = [m["psnr"] - s["psnr"] for m, s in zip(by_mode[True], by_mode[False])]

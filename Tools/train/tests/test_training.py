@@ -450,7 +450,7 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("early.pt (step 2") and out[1].startswith("last.pt (step 3")
     assert all(f"L{i} " in out[0] for i in range(1, 5))
-    assert "PSNR BD-rate" in out[2]
+    assert out[2].startswith("  vs first: mean PSNR ") and "PSNR BD-rate" in out[2] and "MS-SSIM BD-rate" in out[2]
     compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1", "--crop", "0", "--threads", "1",
                   "--json", str(tmp_path / "c.json")])
     curve = json.loads((tmp_path / "c.json").read_text())["models"][0]["sampled"]
