@@ -27,9 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
-from bdrate import bd_rate  # noqa: E402
+from figures import bd  # noqa: E402  (the BD-rate of two level curves that figures.py heldout prints)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,12 +48,8 @@ def versus(ref: list[dict], curve: list[dict]) -> str:
     (pchip) at equal PSNR and at equal MS-SSIM."""
     dq = sum(r["psnr"] - r0["psnr"] for r, r0 in zip(curve, ref)) / len(curve)
     rb = sum(r["bpp"] / r0["bpp"] - 1 for r, r0 in zip(curve, ref)) / len(curve)
-
-    def bd(quality: str) -> float:
-        return bd_rate([r["bpp"] for r in ref], [r[quality] for r in ref],
-                       [r["bpp"] for r in curve], [r[quality] for r in curve], "pchip")
-    return (f"mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, PSNR BD-rate {bd('psnr'):+.2f} %, "
-            f"MS-SSIM BD-rate {bd('ms_ssim'):+.2f} % (negative: fewer bits at equal quality)")
+    return (f"mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, PSNR BD-rate {bd(ref, curve):+.2f} %, "
+            f"MS-SSIM BD-rate {bd(ref, curve, 'ms_ssim'):+.2f} % (negative: fewer bits at equal quality)")
 
 
 def main(argv=None) -> None:
