@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -113,7 +114,7 @@ def parse_args(argv=None):
                         "their time goes and stop without writing anything to OUT (the profiler itself slows "
                         "the steps; time whole runs from the progress line instead)")
     p.add_argument("--keep-evaluated", type=int, default=0, metavar="N",
-                   help="after each held-out evaluation also write the checkpoint as OUT/eval-STEP.pt, keeping "
+                   help="after each held-out evaluation also save last.pt and keep it as OUT/eval-STEP.pt (a hard link), keeping "
                         "the N most recent (0 = none): last.pt is overwritten every --checkpoint-minutes, so "
                         "without them the step whose evaluation looked best is gone by the time it is read")
     p.add_argument("--log-every", type=int, default=25)
@@ -195,14 +196,17 @@ def save(path: Path, model, opt, step: int, args, extra=None):
     os.replace(tmp, path)
 
 
-def keep_evaluated(out: Path, step: int, keep: int, write) -> Path | None:
-    """Writes the checkpoint of an evaluated step through `write(path)` as OUT/eval-STEP.pt and
-    deletes the older ones beyond the `keep` most recent (by step). Returns the path written, or
-    None when `keep` is 0."""
-    if keep <= 0:
-        return None
+def keep_evaluated(checkpoint: Path, step: int, keep: int) -> Path:
+    """Keeps `checkpoint` (last.pt, just saved at an evaluated step) as eval-STEP.pt beside it and
+    deletes the older ones beyond the `keep` most recent (by step). A hard link: save() replaces
+    last.pt by a new file, so the link keeps this step's bytes without writing them twice."""
+    out = checkpoint.parent
     path = out / f"eval-{step}.pt"
-    write(path)
+    path.unlink(missing_ok=True)
+    try:
+        os.link(checkpoint, path)
+    except OSError:   # a file system without hard links
+        shutil.copyfile(checkpoint, path)
     # Only names this function writes: another eval-*.pt in OUT is the user's, not ours to delete.
     steps = {int(f.stem[5:]): f for f in out.glob("eval-*.pt") if f.stem[5:].isdigit()}
     for old in [steps[k] for k in sorted(steps)][:-keep]:
@@ -393,7 +397,10 @@ def main(argv=None):
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
             progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))
-            keep_evaluated(args.out, step, args.keep_evaluated, lambda path: save(path, model, opt, step, args, extra()))
+            if args.keep_evaluated:
+                save(last, model, opt, step, args, extra())
+                t_ckpt = time.time()
+                keep_evaluated(last, step, args.keep_evaluated)
         if time.time() - t_ckpt > args.checkpoint_minutes * 60 and not profiler:
             save(last, model, opt, step, args, extra())
             t_ckpt = time.time()
