@@ -102,9 +102,10 @@ def parse_args(argv=None):
                    help="bfloat16 autocast in g_a/g_s (entropy model stays fp32); default: on when the CPU "
                         "has native bf16 (AVX512-BF16 or AMX), where it is 2-3x faster; without it bf16 is "
                         "emulated and ~10x slower")
-    p.add_argument("--ema", type=float, default=0.999,
+    p.add_argument("--ema", type=float, default=None,
                    help="decay of the exponential moving average of the weights kept beside the trained ones "
-                        "(evaluated and exported by default; 0 = none)")
+                        "(evaluated and exported by default; 0 = none); default: the checkpoint's with --resume "
+                        "or --init CHECKPOINT.pt, else 0.999")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="keep freed memory for reuse instead of returning it (glibc; ~1.2x faster steps, "
@@ -149,6 +150,8 @@ def parse_args(argv=None):
         p.error(f"--keep-evaluated must be 0 (none) or more checkpoints, not {args.keep_evaluated}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
+    if args.ema is not None and not 0 <= args.ema < 1:
+        p.error(f"--ema must be a decay in [0, 1) (0 keeps no average), not {args.ema}")
     return args
 
 
@@ -317,6 +320,7 @@ def main(argv=None):
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
           f"{entropy_rate_note(opt, scope_sources['entropy_lr_scale'])}; "
+          f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

@@ -20,12 +20,14 @@ def recipe_defaults() -> dict:
 
 
 def scope_defaults() -> dict:
-    """What a run trains, each option with its default: the part (train.py --trainable,
-    psic_train/trainable.py) and the entropy model's learning-rate scale (--entropy-lr-scale).
-    Not part of the recipe a model file records (the exported function does not depend on them),
-    but carried over on --resume and --init CHECKPOINT.pt like it; checkpoints from before session 34
-    hold neither and trained everything at one rate, which the defaults are."""
-    return {"trainable": "all", "entropy_lr_scale": 1.0}
+    """What a run trains and what it evaluates, each option with its default: the part (train.py
+    --trainable, psic_train/trainable.py), the entropy model's learning-rate scale
+    (--entropy-lr-scale) and the decay of the weights' moving average (--ema), the weights every
+    evaluation and export reads. Not part of the recipe a model file records (the exported function
+    does not depend on them), but carried over on --resume and --init CHECKPOINT.pt like it:
+    checkpoints from before session 34 hold no part or scale and trained everything at one rate,
+    which those defaults are; every checkpoint holds its decay."""
+    return {"trainable": "all", "entropy_lr_scale": 1.0, "ema": 0.999}
 
 
 def fill_recipe(args, stored: dict | None) -> dict[str, str]:

@@ -267,7 +267,8 @@ def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
     # after two updates at decay 0.5 the average lies strictly between the start and the raw weights
     assert any(not torch.equal(c["ema"][n], c["model"][n]) for n in params)
     first = {n: v.clone() for n, v in c["ema"].items()}
-    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 3, "--ema", 0.5])
+    # no --ema: the resume keeps the checkpoint's decay (0.5 below), not the default 0.999
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 3])
     c = torch.load(tmp_path / "last.pt", weights_only=False)
     # resumed from the stored average, not restarted from the raw weights: one more update
     # moves each parameter halfway from the old average towards the new raw weights
@@ -578,29 +579,34 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 5, "--ema", 0, "--lr", 1e-3])
     out = capsys.readouterr().out
     assert "trains all (the checkpoint's), entropy model at lr 0.0001 (scale 0.1, the checkpoint's)" in out
+    assert "; no EMA (given);" in out
     assert "Adam state" not in out
     c = torch.load(branch / "last.pt", weights_only=False)
     assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [1e-3, pytest.approx(1e-4)]
     with pytest.raises(SystemExit):
         train.parse_args(["--out", str(branch), "--entropy-lr-scale", "0"])
     assert "--entropy-lr-scale must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(branch), "--ema", "1"])
+    assert "--ema must be a decay in [0, 1)" in capsys.readouterr().err
 
 
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
     from psic_train.recipe import fill_options, scope_defaults
-    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None)
-    # a checkpoint from before session 34 holds neither: it trained everything at one rate
-    assert fill_options(blank, {"batch": "2"}, scope_defaults()) == {"trainable": "default", "entropy_lr_scale": "default"}
-    assert (blank.trainable, blank.entropy_lr_scale) == ("all", 1.0)
+    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None)
+    # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate
+    assert fill_options(blank, {"batch": "2", "ema": "0.9995"}, scope_defaults()) \
+        == {"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's"}
+    assert (blank.trainable, blank.entropy_lr_scale, blank.ema) == ("all", 1.0, 0.9995)
     # checkpoints store their args as strings
-    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None)
-    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1"}, scope_defaults()) \
-        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's"}
-    assert (stored.trainable, stored.entropy_lr_scale) == ("synthesis", 0.1)
-    given = argparse.Namespace(trainable="all", entropy_lr_scale=None)
+    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None)
+    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0"}, scope_defaults()) \
+        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's"}
+    assert (stored.trainable, stored.entropy_lr_scale, stored.ema) == ("synthesis", 0.1, 0.0)
+    given = argparse.Namespace(trainable="all", entropy_lr_scale=None, ema=0.5)
     assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None"}, scope_defaults()) \
-        == {"trainable": "given", "entropy_lr_scale": "default"}
+        == {"trainable": "given", "entropy_lr_scale": "default", "ema": "given"}
     # a checkpoint whose part this train.py does not know: a clear refusal, not a traceback
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1, "--ema", 0])
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
