@@ -396,18 +396,18 @@ def main(argv=None):
             log.flush()
             progress.log(step, line)
             window = []
+        kept_step = False   # an evaluated step whose checkpoint --keep-evaluated keeps
         if val and step % args.eval_every == 0 and not profiler:
             summary = mean_curve(ema.module if ema else model, val)
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()
             progress.message("eval " + " ".join(f"L{s['level']}:{s['bpp']:.3f}bpp/{s['psnr']:.2f}dB" for s in summary))
-            if args.keep_evaluated:
-                save(last, model, opt, step, args, extra())
-                t_ckpt = time.time()
-                keep_evaluated(last, step, args.keep_evaluated)
-        if time.time() - t_ckpt > args.checkpoint_minutes * 60 and not profiler:
+            kept_step = args.keep_evaluated > 0
+        if kept_step or (time.time() - t_ckpt > args.checkpoint_minutes * 60 and not profiler):
             save(last, model, opt, step, args, extra())
             t_ckpt = time.time()
+            if kept_step:
+                keep_evaluated(last, step, args.keep_evaluated)
     progress.close()
     log.close()
     for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous_handlers):
