@@ -114,10 +114,11 @@ def parse_args(argv=None):
                    help="profile N training steps (after one warm-up step) with torch.profiler, print where "
                         "their time goes and stop without writing anything to OUT (the profiler itself slows "
                         "the steps; time whole runs from the progress line instead)")
-    p.add_argument("--keep-evaluated", type=int, default=0, metavar="N",
+    p.add_argument("--keep-evaluated", type=int, default=None, metavar="N",
                    help="after each held-out evaluation also save last.pt and keep it as OUT/eval-STEP.pt (a hard link), keeping "
                         "the N most recent (0 = none): last.pt is overwritten every --checkpoint-minutes, so "
-                        "without them the step whose evaluation looked best is gone by the time it is read")
+                        "without them the step whose evaluation looked best is gone by the time it is read; "
+                        "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -146,7 +147,7 @@ def parse_args(argv=None):
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
     if args.entropy_lr_scale is not None and not args.entropy_lr_scale > 0:
         p.error(f"--entropy-lr-scale must be positive (a multiple of --lr), not {args.entropy_lr_scale}")
-    if args.keep_evaluated < 0:
+    if args.keep_evaluated is not None and args.keep_evaluated < 0:
         p.error(f"--keep-evaluated must be 0 (none) or more checkpoints, not {args.keep_evaluated}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
@@ -321,6 +322,7 @@ def main(argv=None):
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
           f"{entropy_rate_note(opt, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
+          f"keeps {args.keep_evaluated or 'no'} evaluated checkpoints ({scope_sources['keep_evaluated']}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

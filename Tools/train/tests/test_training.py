@@ -594,19 +594,25 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
     from psic_train.recipe import fill_options, scope_defaults
-    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None)
-    # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate
+    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
+    # one from before session 43 no count of kept evaluations: it kept none
     assert fill_options(blank, {"batch": "2", "ema": "0.9995"}, scope_defaults()) \
-        == {"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's"}
-    assert (blank.trainable, blank.entropy_lr_scale, blank.ema) == ("all", 1.0, 0.9995)
+        == {"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
+            "keep_evaluated": "default"}
+    assert (blank.trainable, blank.entropy_lr_scale, blank.ema, blank.keep_evaluated) == ("all", 1.0, 0.9995, 0)
     # checkpoints store their args as strings
-    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None)
-    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0"}, scope_defaults()) \
-        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's"}
-    assert (stored.trainable, stored.entropy_lr_scale, stored.ema) == ("synthesis", 0.1, 0.0)
-    given = argparse.Namespace(trainable="all", entropy_lr_scale=None, ema=0.5)
-    assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None"}, scope_defaults()) \
-        == {"trainable": "given", "entropy_lr_scale": "default", "ema": "given"}
+    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0",
+                                 "keep_evaluated": "6"}, scope_defaults()) \
+        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's",
+            "keep_evaluated": "the checkpoint's"}
+    assert (stored.trainable, stored.entropy_lr_scale, stored.ema, stored.keep_evaluated) == ("synthesis", 0.1, 0.0, 6)
+    given = argparse.Namespace(trainable="all", entropy_lr_scale=None, ema=0.5, keep_evaluated=0)
+    assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"},
+                        scope_defaults()) \
+        == {"trainable": "given", "entropy_lr_scale": "default", "ema": "given", "keep_evaluated": "given"}
+    assert given.keep_evaluated == 0
     # a checkpoint whose part this train.py does not know: a clear refusal, not a traceback
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1, "--ema", 0])
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
@@ -634,7 +640,8 @@ def test_keep_evaluated_writes_each_evaluated_step_and_keeps_the_most_recent(dat
     assert snap["step"] == 4 and "ema" in snap and "optimizer" in snap
     # a full checkpoint (weights, average, Adam state): export.py and --init read it like last.pt
     (tmp_path / "eval-notes.pt").write_bytes(b"kept")   # not one of ours: never deleted
-    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 10, "--ema", 0.5, "--keep-evaluated", 2])
+    # the count carries over on --resume like the decay does
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 10])
     assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-10.pt", "eval-8.pt", "eval-notes.pt"]
     with pytest.raises(SystemExit):
         train.parse_args(["--out", str(tmp_path), "--keep-evaluated", "-1"])
