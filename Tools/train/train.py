@@ -89,7 +89,9 @@ def parse_args(argv=None):
                         "Adam's first steps move every weight by about the learning rate whatever its gradient")
     p.add_argument("--trainable", choices=list(TRAINABLE), default=None,
                    help="parameters to train: all; synthesis (g_s alone; rates and the entropy model stay "
-                        "fixed); or transforms (g_a and g_s; the entropy model stays fixed, rates move); "
+                        "fixed); transforms (g_a and g_s; the entropy model stays fixed, rates move); or "
+                        "entropy (the entropy model alone, at --lr times --entropy-lr-scale; the latents stay "
+                        "fixed); "
                         "psic_train/trainable.py. Default: the checkpoint's with --resume or --init CHECKPOINT.pt "
                         "(a model file does not record it), else all")
     p.add_argument("--entropy-lr-scale", type=float, default=None, metavar="S",
@@ -177,13 +179,14 @@ def warmup_factor(steps_done: int, warmup_steps: int) -> float:
     return min(1.0, (steps_done + 1) / warmup_steps)
 
 
-def entropy_rate_note(opt, source: str) -> str:
-    """", entropy model at lr X (scale S, SOURCE)" when the optimiser's second group (the entropy
-    model) has its own rate; `source` says where the scale came from (psic_train/recipe.py)."""
-    if len(opt.param_groups) < 2 or opt.param_groups[1]["base_lr"] == opt.param_groups[0]["base_lr"]:
+def entropy_rate_note(opt, lr: float, source: str) -> str:
+    """", entropy model at lr X (scale S, SOURCE)" when the optimiser's entropy-model group has a rate
+    other than `lr` (--lr), whether or not the transforms train beside it; `source` says where the
+    scale came from (psic_train/recipe.py)."""
+    rate = next((g["base_lr"] for g in opt.param_groups if g.get("name") == "entropy model"), lr)
+    if rate == lr:
         return ""
-    rate = opt.param_groups[1]["base_lr"]
-    return f", entropy model at lr {rate:.3g} (scale {rate / opt.param_groups[0]['base_lr']:.3g}, {source})"
+    return f", entropy model at lr {rate:.3g} (scale {rate / lr:.3g}, {source})"
 
 
 def ema_parameters(ema) -> dict:
@@ -320,7 +323,7 @@ def main(argv=None):
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
-          f"{entropy_rate_note(opt, scope_sources['entropy_lr_scale'])}; "
+          f"{entropy_rate_note(opt, args.lr, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
           f"keeps {args.keep_evaluated or 'no'} evaluated checkpoints ({scope_sources['keep_evaluated']}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)

@@ -16,6 +16,11 @@ scales no longer fit the latents the levels are sampled from. Switching part kee
 the parameters both parts train (`carry_adam_state`), so a branch that adds g_a to a g_s run does
 not restart g_s's moments.
 
+"entropy" trains the entropy model alone with g_a and g_s fixed: the latents stay as they are, so a
+run can only lower their rates and move the prior the untransmitted levels are sampled from (which
+the sampled-detail distortion still sees through the fixed g_s). It asks whether the prior, trained
+at a tenth of the transforms' rate since session 40, has rate left to give.
+
 An entropy-model learning-rate scale (`optimiser_groups`, train.py --entropy-lr-scale) puts the
 hyperprior and the entropy-parameter networks in a second Adam group at a fraction of the transforms'
 rate: with "all" the prior can follow latents that g_a moves, without the rate drift that training
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import torch
 
-# Top-level PSICModel modules each choice trains; None = all of them.
-PARTS: dict[str, tuple[str, ...] | None] = {"all": None, "synthesis": ("g_s",), "transforms": ("g_a", "g_s")}
 # The modules that make up the entropy model (what an export quantises or tabulates), as opposed to
 # the float transforms g_a and g_s. PSICModel defines them after the transforms, so the optimiser
 # order of `optimiser_groups` (transforms, then entropy model) is named_parameters order, the order
 # every checkpoint's single-group optimiser was saved in.
 ENTROPY_MODEL = ("h_a", "h_s", "entropy_bottleneck", "entropy_parameters")
+# Top-level PSICModel modules each choice trains; None = all of them.
+PARTS: dict[str, tuple[str, ...] | None] = {"all": None, "synthesis": ("g_s",), "transforms": ("g_a", "g_s"),
+                                            "entropy": ENTROPY_MODEL}
 
 
 def trained_names(model: torch.nn.Module, part: str) -> list[str]:
@@ -60,15 +66,17 @@ def optimiser_groups(model: torch.nn.Module, part: str, lr: float,
                      entropy_lr_scale: float = 1.0) -> tuple[list[dict], list[str]]:
     """Marks `part` trainable (select_trainable) and returns Adam parameter groups for it with the
     names of their parameters in optimiser order: the transforms at `lr`, the entropy model at
-    `lr * entropy_lr_scale`. Each group's "base_lr" is the rate a warm-up ramps towards. Groups with
+    `lr * entropy_lr_scale`. Each group's "base_lr" is the rate a warm-up ramps towards, and its "name"
+    says which it is ("transforms", "entropy model"). Groups with
     no trained parameters are left out, so a part without the entropy model has one group."""
     if not entropy_lr_scale > 0:
         raise ValueError(f"the entropy-model learning-rate scale must be positive, not {entropy_lr_scale}")
     select_trainable(model, part)
     params = dict(model.named_parameters())
     transforms, entropy = _split(trained_names(model, part))
-    groups = [{"params": [params[n] for n in group], "lr": rate, "base_lr": rate}
-              for group, rate in ((transforms, lr), (entropy, lr * entropy_lr_scale)) if group]
+    groups = [{"params": [params[n] for n in group], "lr": rate, "base_lr": rate, "name": name}
+              for name, group, rate in (("transforms", transforms, lr), ("entropy model", entropy, lr * entropy_lr_scale))
+              if group]
     return groups, transforms + entropy
 
 

@@ -3,6 +3,7 @@ compatibility and short end-to-end runs on a tiny model (no ../shared, no downlo
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -351,6 +352,30 @@ def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp
     assert all(not torch.equal(c["model"][n], start["model"][n]) for n in transforms)
     assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in transforms)
     assert train.optimiser_size(c["optimizer"]) == len(transforms)
+
+
+def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, tmp_path, capsys):
+    from psic_train.trainable import ENTROPY_MODEL
+    base, branch = tmp_path / "base", tmp_path / "branch"
+    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 2, "--ema", 0])
+    start = torch.load(base / "last.pt", weights_only=False)
+    capsys.readouterr()
+    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 5, "--ema", 0,
+         "--trainable", "entropy", "--lr", 1e-3, "--entropy-lr-scale", 0.5])
+    out = capsys.readouterr().out
+    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    entropy = [n for n in names if n.split(".", 1)[0] in ENTROPY_MODEL]
+    # the scale applies with the transforms frozen too, and the start-up line says so
+    assert "trains entropy (given), entropy model at lr 0.0005 (scale 0.5, given)" in out
+    # (a parameter the checkpoint's two steps gave no gradient has no moments to carry)
+    assert re.search(rf"Adam state carried over for \d+ of the {len(entropy)} trained parameters", out)
+    c = torch.load(branch / "last.pt", weights_only=False)
+    # the latents are fixed: g_a and g_s keep every weight, and the prior moves
+    assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in entropy)
+    moved = [n for n in entropy if not torch.equal(c["model"][n], start["model"][n])]
+    assert {n.split(".", 1)[0] for n in moved} == set(ENTROPY_MODEL)
+    assert train.optimiser_size(c["optimizer"]) == len(entropy)
+    assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [pytest.approx(5e-4)]
 
 
 def test_carry_adam_state_keeps_the_moments_of_the_parameters_both_parts_train():
