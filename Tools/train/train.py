@@ -325,7 +325,8 @@ def main(argv=None):
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
           f"{entropy_rate_note(opt, args.lr, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
-          f"keeps {args.keep_evaluated or 'no'} evaluated checkpoints ({scope_sources['keep_evaluated']}); "
+          f"keeps {args.keep_evaluated or 'no'} evaluated checkpoint{'' if args.keep_evaluated == 1 else 's'} "
+          f"({scope_sources['keep_evaluated']}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     if sampler.skipped:

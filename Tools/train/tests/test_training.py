@@ -658,8 +658,9 @@ def test_held_out_ms_ssim_is_pytorch_msssims_and_defined_on_small_crops():
     assert 0 < small < 1
 
 
-def test_keep_evaluated_writes_each_evaluated_step_and_keeps_the_most_recent(data, tmp_path):
+def test_keep_evaluated_writes_each_evaluated_step_and_keeps_the_most_recent(data, tmp_path, capsys):
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 6, "--ema", 0.5, "--keep-evaluated", 2])
+    assert "keeps 2 evaluated checkpoints (given)" in capsys.readouterr().out
     assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-4.pt", "eval-6.pt"]
     snap = torch.load(tmp_path / "eval-4.pt", weights_only=False)
     assert snap["step"] == 4 and "ema" in snap and "optimizer" in snap
@@ -668,5 +669,9 @@ def test_keep_evaluated_writes_each_evaluated_step_and_keeps_the_most_recent(dat
     # the count carries over on --resume like the decay does
     run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 10])
     assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-10.pt", "eval-8.pt", "eval-notes.pt"]
+    assert "keeps 2 evaluated checkpoints (the checkpoint's)" in capsys.readouterr().out
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 12, "--keep-evaluated", 1])
+    assert "keeps 1 evaluated checkpoint (given)" in capsys.readouterr().out
+    assert sorted(f.name for f in tmp_path.glob("eval-*.pt")) == ["eval-12.pt", "eval-notes.pt"]
     with pytest.raises(SystemExit):
         train.parse_args(["--out", str(tmp_path), "--keep-evaluated", "-1"])
