@@ -293,15 +293,22 @@ def test_warmup_raises_the_learning_rate_over_this_process_first_steps(data, tmp
     assert torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"] == 1e-3
 
 
-def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, capsys):
-    from psic_train.trainable import select_trainable
+def branch_from_a_base(data, tmp_path, capsys, part, *, base_steps, steps, base_args=(), args=()):
+    """Trains a tiny base run for `base_steps` steps, then a run from its last.pt (--init) that trains
+    `part` at lr 1e-3 to step `steps`. Returns the base's folder, its checkpoint, the branch's folder
+    and what the branch printed."""
     base, branch = tmp_path / "base", tmp_path / "branch"
-    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 1, "--ema", 0])
+    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", base_steps, "--ema", 0, *base_args])
     start = torch.load(base / "last.pt", weights_only=False)
     capsys.readouterr()
-    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 3, "--ema", 0,
-         "--trainable", "synthesis", "--lr", 1e-3])
-    out = capsys.readouterr().out
+    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", steps, "--ema", 0,
+         "--trainable", part, "--lr", 1e-3, *args])
+    return base, start, branch, capsys.readouterr().out
+
+
+def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, capsys):
+    from psic_train.trainable import select_trainable
+    base, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "synthesis", base_steps=1, steps=3)
     # the checkpoint's optimiser trained everything: g_s keeps its Adam moments
     assert "Adam state carried over for" in out and "trains synthesis (given)" in out
     c = torch.load(branch / "last.pt", weights_only=False)
@@ -337,13 +344,8 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
 
 
 def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp_path, capsys):
-    base, branch = tmp_path / "base", tmp_path / "branch"
-    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 2, "--ema", 0, "--trainable", "synthesis"])
-    start = torch.load(base / "last.pt", weights_only=False)
-    capsys.readouterr()
-    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 5, "--ema", 0,
-         "--trainable", "transforms", "--lr", 1e-3])
-    out = capsys.readouterr().out
+    _, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "transforms", base_steps=2, steps=5,
+                                               base_args=["--trainable", "synthesis"])
     names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
     g_s = [n for n in names if n.startswith("g_s.")]
     transforms = [n for n in names if n.startswith(("g_a.", "g_s."))]
@@ -356,13 +358,8 @@ def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp
 
 def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, tmp_path, capsys):
     from psic_train.trainable import ENTROPY_MODEL
-    base, branch = tmp_path / "base", tmp_path / "branch"
-    run(["--data", data, "--out", base, *TINY, *RUN, "--steps", 2, "--ema", 0])
-    start = torch.load(base / "last.pt", weights_only=False)
-    capsys.readouterr()
-    run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 5, "--ema", 0,
-         "--trainable", "entropy", "--lr", 1e-3, "--entropy-lr-scale", 0.5])
-    out = capsys.readouterr().out
+    _, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "entropy", base_steps=2, steps=5,
+                                               args=["--entropy-lr-scale", 0.5])
     names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
     entropy = [n for n in names if n.split(".", 1)[0] in ENTROPY_MODEL]
     # the scale applies with the transforms frozen too, and the start-up line says so
