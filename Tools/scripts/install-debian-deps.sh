@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libvulkan-dev glslang-tools libpng-dev libopenblas-dev libdnnl-dev mesa-vulkan-drivers vulkan-validationlayers pkg-config)
+PKGS=(libvulkan-dev glslang-tools libpng-dev libopenblas-dev libdnnl-dev mesa-vulkan-drivers vulkan-validationlayers pkg-config time)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -17,4 +17,6 @@ Tools/fuzz/run-stream-fuzz.sh "${PSIC_FUZZ_SECONDS:-60}"
 Tools/scripts/vulkan-sync-check.sh
 # The command line on good and bad inputs (exit statuses, errors that name the file at fault).
 Tools/scripts/cli-check.sh .build/debug/psic
+# The side-by-side benchmark script, with stand-in executables (no build needed).
+Tools/scripts/compare-psic-check.sh
 swift test --skip-build

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Checks Tools/scripts/compare-psic.sh without a build: two stand-in executables record what each
+# run received, so the check sees the alternation, each side's own --a-env/--b-env, a fresh {out}
+# folder per run, the summary lines, and an error (exit status 1 or 2, a message naming the fault)
+# for every bad invocation.
+#   Tools/scripts/compare-psic-check.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# A stand-in psic: appends "SIDE ARGS MARK=$MARK" to the shared log, and writes into its {out}
+# folder (the first argument) so a reused folder would show.
+stand_in() {
+  cat > "$work/$1" <<EOF
+#!/usr/bin/env bash
+[ -z "\$(ls -A "\$1")" ] || { echo "\$1 is not empty"; exit 3; }
+touch "\$1/written"
+echo "$1 \$* MARK=\${MARK:-unset}" >> "$work/calls"
+EOF
+  chmod +x "$work/$1"
+}
+stand_in a
+stand_in b
+printf '#!/usr/bin/env bash\necho "bad input"\nexit 4\n' > "$work/failing"
+chmod +x "$work/failing"
+
+# check NAME CONDITION: reports one assertion; returns 1 when it fails.
+check() {
+  if eval "$2"; then echo "ok:   $1"; else echo "FAIL: $1"; failures=$((failures + 1)); return 1; fi
+}
+
+out=$(Tools/scripts/compare-psic.sh --a "$work/a" --b "$work/b" --b-env MARK=avx2 --runs 2 \
+      -- {out} --flag 2>&1)
+rc=$?
+calls=$(cat "$work/calls" 2>/dev/null)
+check "a side-by-side run exits 0" '[ "$rc" -eq 0 ]'
+check "runs alternate a b a b" '[ "$(cut -d" " -f1 <<< "$calls" | tr "\n" " ")" = "a b a b " ]'
+check "--b-env reaches b's runs only" \
+  '[ "$(grep -c "^b .*MARK=avx2$" <<< "$calls")" = 2 ] && [ "$(grep -c "^a .*MARK=unset$" <<< "$calls")" = 2 ]'
+check "{out} is a fresh folder per run, the other arguments pass as given" \
+  '[ "$(awk "{print \$2}" <<< "$calls" | sort -u | wc -l)" = 4 ] && [ "$(grep -c -- " --flag MARK" <<< "$calls")" = 4 ]'
+check "each run prints its wall time and peak memory" \
+  '[ "$(grep -cE "^(a|b) run [12]: [0-9.]+ s, peak RSS [0-9]+ MiB$" <<< "$out")" = 4 ]'
+check "the summary gives the medians and b/a" 'grep -qE "^median a [0-9.]+ s, b [0-9.]+ s: b/a = [0-9.]+$" <<< "$out"'
+check "the summary names each side with its environment" \
+  'grep -qx "a = $work/a" <<< "$out" && grep -qx "b = MARK=avx2 $work/b" <<< "$out"'
+
+# expect STATUS TEXT -- ARGS...: compare-psic.sh with ARGS exits with STATUS and prints TEXT.
+expect() {
+  local status=$1 text=$2
+  shift 3
+  local got rc
+  got=$(timeout 60 Tools/scripts/compare-psic.sh "$@" 2>&1)
+  rc=$?
+  check "$* -> exit $status, \"$text\"" '[ "$rc" -eq "$status" ] && [[ "$got" == *"$text"* ]]' \
+    || echo "$got" | sed 's/^/    /'
+}
+expect 2 "--b-env wants NAME=VALUE" -- --a "$work/a" --b "$work/b" --b-env avx2 -- x
+expect 2 "give two executables" -- --a "$work/a" -- x
+expect 2 "give two executables" -- --a "$work/a" --b "$work/missing" -- x
+expect 2 "give the psic arguments after --" -- --a "$work/a" --b "$work/b"
+expect 2 "--runs wants a positive count" -- --a "$work/a" --b "$work/b" --runs 0 -- x
+expect 2 "unknown argument '--c'" -- --c x
+expect 1 "run 1 of b failed" -- --a "$work/a" --b "$work/failing" -- {out}
+expect 1 "bad input" -- --a "$work/a" --b "$work/failing" -- {out}
+
+if [ "$failures" -gt 0 ]; then
+  echo "compare-psic-check: $failures failed" >&2
+  exit 1
+fi
+echo "compare-psic-check: all passed"
