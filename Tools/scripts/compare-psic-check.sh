@@ -16,6 +16,7 @@ stand_in() {
   cat > "$work/$1" <<EOF
 #!/usr/bin/env bash
 [ -z "\$(ls -A "\$1")" ] || { echo "\$1 is not empty"; exit 3; }
+sleep 0.05   # above GNU time's 0.01 s resolution, so each run has a wall time to compare
 touch "\$1/written"
 echo "$1 \$* MARK=\${MARK:-unset}" >> "$work/calls"
 EOF
@@ -46,6 +47,13 @@ check "each run prints its wall time and peak memory" \
 check "the summary gives the medians and b/a" 'grep -qE "^median a [0-9.]+ s, b [0-9.]+ s: b/a = [0-9.]+$" <<< "$out"'
 check "the summary names each side with its environment" \
   'grep -qx "a = $work/a" <<< "$out" && grep -qx "b = MARK=avx2 $work/b" <<< "$out"'
+
+# A command too fast to time gets a plain answer, not a division by zero.
+printf '#!/usr/bin/env bash\n' > "$work/instant"
+chmod +x "$work/instant"
+out=$(Tools/scripts/compare-psic.sh --a "$work/instant" --b "$work/instant" -- x 2>&1)
+check "an untimeably fast command says so instead of printing nan" \
+  '! grep -qi nan <<< "$out" && grep -qE "^median a [0-9.]+ s, b [0-9.]+ s: (b/a = [0-9.]+|no b/a \(a ran under)" <<< "$out"'
 
 # expect STATUS TEXT -- ARGS...: compare-psic.sh with ARGS exits with STATUS and prints TEXT.
 expect() {

@@ -79,6 +79,9 @@ for ((r = 1; r <= runs; r++)); do
 done
 median() { tr ' ' '\n' <<< "$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 ma=$(median "${walls[a]}") mb=$(median "${walls[b]}")
-awk -v a="$ma" -v b="$mb" 'BEGIN {printf "median a %.2f s, b %.2f s: b/a = %.3f\n", a, b, b / a}'
+# GNU time counts hundredths of a second: a command faster than that has no ratio to give.
+awk -v a="$ma" -v b="$mb" 'BEGIN {printf "median a %.2f s, b %.2f s: ", a, b
+  if (a > 0) printf "b/a = %.3f\n", b / a
+  else print "no b/a (a ran under the 0.01 s that GNU time resolves; give it more work)"}'
 echo "a = ${a_env[*]}${a_env:+ }$a"
 echo "b = ${b_env[*]}${b_env:+ }$b"
