@@ -9,28 +9,12 @@ psic=${1:-.build/debug/psic}
 [ -x "$psic" ] || { echo "cli-check: no psic binary at $psic (build it: swift build --product psic)" >&2; exit 2; }
 psic=$(realpath "$psic")
 image=$(realpath Tests/Golden/image_64x64.png)
+# Every case runs the shipped model unless the caller names another.
+export PSIC_MODEL="${PSIC_MODEL:-$PWD/Models/psic-conv.safetensors}"
+. Tools/scripts/lib/expect.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-
-# expect STATUS TEXT -- COMMAND...: runs COMMAND (60 s at most, CPU backend) and checks its exit
-# status and that TEXT appears in what it printed.
-expect() {
-  local status=$1 text=$2
-  shift 3
-  local out rc
-  out=$(PSIC_MODEL="${PSIC_MODEL:-$OLDPWD/Models/psic-conv.safetensors}" timeout 60 "$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$status" ] || [[ "$out" != *"$text"* ]]; then
-    echo "FAIL: $* -> exit $rc (expected $status), output:"
-    echo "$out" | sed 's/^/    /'
-    echo "    (expected to contain: $text)"
-    failures=$((failures + 1))
-  else
-    echo "ok:   $* -> exit $rc"
-  fi
-}
 
 echo "hello" > text.png
 : > empty.psic
@@ -129,8 +113,4 @@ expect 64 "--levels must be in 1...8 for this model" -- "$psic" decode good.psic
 out=$(cd "$work" && env -u PSIC_MODEL PATH="$(dirname "$psic"):$PATH" timeout 60 psic encode "$image" -o path.psic --backend cpu 2>&1)
 if [ $? -ne 0 ]; then echo "FAIL: psic on PATH did not find its model:"; echo "$out" | sed 's/^/    /'; failures=$((failures + 1)); else echo "ok:   psic on PATH finds its model"; fi
 
-if [ "$failures" -ne 0 ]; then
-  echo "cli-check: $failures case(s) failed" >&2
-  exit 1
-fi
-echo "cli-check: all cases passed"
+verdict cli-check

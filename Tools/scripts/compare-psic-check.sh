@@ -6,9 +6,9 @@
 #   Tools/scripts/compare-psic-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. Tools/scripts/lib/expect.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
 
 # A stand-in psic: appends "SIDE ARGS MARK=$MARK" to the shared log, and writes into its {out}
 # folder (the first argument) so a reused folder would show.
@@ -26,11 +26,6 @@ stand_in a
 stand_in b
 printf '#!/usr/bin/env bash\necho "bad input"\nexit 4\n' > "$work/failing"
 chmod +x "$work/failing"
-
-# check NAME CONDITION: reports one assertion; returns 1 when it fails.
-check() {
-  if eval "$2"; then echo "ok:   $1"; else echo "FAIL: $1"; failures=$((failures + 1)); return 1; fi
-}
 
 out=$(Tools/scripts/compare-psic.sh --a "$work/a" --b "$work/b" --b-env MARK=avx2 --runs 2 \
       -- {out} --flag 2>&1)
@@ -55,27 +50,15 @@ out=$(Tools/scripts/compare-psic.sh --a "$work/instant" --b "$work/instant" -- x
 check "an untimeably fast command says so instead of printing nan" \
   '! grep -qi nan <<< "$out" && grep -qE "^median a [0-9.]+ s, b [0-9.]+ s: (b/a = [0-9.]+|no b/a \(a ran under)" <<< "$out"'
 
-# expect STATUS TEXT -- ARGS...: compare-psic.sh with ARGS exits with STATUS and prints TEXT.
-expect() {
-  local status=$1 text=$2
-  shift 3
-  local got rc
-  got=$(timeout 60 Tools/scripts/compare-psic.sh "$@" 2>&1)
-  rc=$?
-  check "$* -> exit $status, \"$text\"" '[ "$rc" -eq "$status" ] && [[ "$got" == *"$text"* ]]' \
-    || echo "$got" | sed 's/^/    /'
-}
-expect 2 "--b-env wants NAME=VALUE" -- --a "$work/a" --b "$work/b" --b-env avx2 -- x
-expect 2 "give two executables" -- --a "$work/a" -- x
-expect 2 "give two executables" -- --a "$work/a" --b "$work/missing" -- x
-expect 2 "give the psic arguments after --" -- --a "$work/a" --b "$work/b"
-expect 2 "--runs wants a positive count" -- --a "$work/a" --b "$work/b" --runs 0 -- x
-expect 2 "unknown argument '--c'" -- --c x
-expect 1 "run 1 of b failed" -- --a "$work/a" --b "$work/failing" -- {out}
-expect 1 "bad input" -- --a "$work/a" --b "$work/failing" -- {out}
+# Usage errors (status 2) and a failing run (status 1), each with a message naming the fault.
+compare=Tools/scripts/compare-psic.sh
+expect 2 "--b-env wants NAME=VALUE" -- "$compare" --a "$work/a" --b "$work/b" --b-env avx2 -- x
+expect 2 "give two executables" -- "$compare" --a "$work/a" -- x
+expect 2 "give two executables" -- "$compare" --a "$work/a" --b "$work/missing" -- x
+expect 2 "give the psic arguments after --" -- "$compare" --a "$work/a" --b "$work/b"
+expect 2 "--runs wants a positive count" -- "$compare" --a "$work/a" --b "$work/b" --runs 0 -- x
+expect 2 "unknown argument '--c'" -- "$compare" --c x
+expect 1 "run 1 of b failed" -- "$compare" --a "$work/a" --b "$work/failing" -- {out}
+expect 1 "bad input" -- "$compare" --a "$work/a" --b "$work/failing" -- {out}
 
-if [ "$failures" -gt 0 ]; then
-  echo "compare-psic-check: $failures failed" >&2
-  exit 1
-fi
-echo "compare-psic-check: all passed"
+verdict compare-psic-check
