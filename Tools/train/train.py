@@ -50,7 +50,7 @@ from psic_train.recipe import (  # noqa: E402
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import (  # noqa: E402
-    PARTS as TRAINABLE, carry_adam_state, optimiser_groups, optimiser_order, optimiser_size)
+    PARTS as TRAINABLE, carry_adam_state, optimiser_groups, optimiser_order, optimiser_size, trains_entropy_model)
 
 DEFAULT_STEPS = 1_000_000
 GRAD_CLIP = 1.0     # default max gradient norm per step (--grad-clip)
@@ -179,14 +179,13 @@ def warmup_factor(steps_done: int, warmup_steps: int) -> float:
     return min(1.0, (steps_done + 1) / warmup_steps)
 
 
-def entropy_rate_note(opt, lr: float, source: str) -> str:
-    """", entropy model at lr X (scale S, SOURCE)" when the optimiser's entropy-model group has a rate
-    other than `lr` (--lr), whether or not the transforms train beside it; `source` says where the
-    scale came from (psic_train/recipe.py)."""
-    rate = next((g["base_lr"] for g in opt.param_groups if g.get("name") == "entropy model"), lr)
-    if rate == lr:
+def entropy_rate_note(args, source: str) -> str:
+    """", entropy model at lr X (scale S, SOURCE)" when the run trains the entropy model at a rate of
+    its own (--entropy-lr-scale other than 1), whether or not the transforms train beside it;
+    `source` says where the scale came from (psic_train/recipe.py)."""
+    if args.entropy_lr_scale == 1 or not trains_entropy_model(args.trainable):
         return ""
-    return f", entropy model at lr {rate:.3g} (scale {rate / lr:.3g}, {source})"
+    return f", entropy model at lr {args.lr * args.entropy_lr_scale:.3g} (scale {args.entropy_lr_scale:.3g}, {source})"
 
 
 def ema_parameters(ema) -> dict:
@@ -323,7 +322,7 @@ def main(argv=None):
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
-          f"{entropy_rate_note(opt, args.lr, scope_sources['entropy_lr_scale'])}; "
+          f"{entropy_rate_note(args, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
           f"keeps {args.keep_evaluated or 'no'} evaluated checkpoint{'' if args.keep_evaluated == 1 else 's'} "
           f"({scope_sources['keep_evaluated']}); "

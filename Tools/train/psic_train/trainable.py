@@ -68,18 +68,22 @@ def optimiser_groups(model: torch.nn.Module, part: str, lr: float,
                      entropy_lr_scale: float = 1.0) -> tuple[list[dict], list[str]]:
     """Marks `part` trainable (select_trainable) and returns Adam parameter groups for it with the
     names of their parameters in optimiser order: the transforms at `lr`, the entropy model at
-    `lr * entropy_lr_scale`. Each group's "base_lr" is the rate a warm-up ramps towards, and its "name"
-    says which it is ("transforms", "entropy model"). Groups with
+    `lr * entropy_lr_scale`. Each group's "base_lr" is the rate a warm-up ramps towards. Groups with
     no trained parameters are left out, so a part without the entropy model has one group."""
     if not entropy_lr_scale > 0:
         raise ValueError(f"the entropy-model learning-rate scale must be positive, not {entropy_lr_scale}")
     select_trainable(model, part)
     params = dict(model.named_parameters())
     transforms, entropy = _split(trained_names(model, part))
-    groups = [{"params": [params[n] for n in group], "lr": rate, "base_lr": rate, "name": name}
-              for name, group, rate in (("transforms", transforms, lr), ("entropy model", entropy, lr * entropy_lr_scale))
-              if group]
+    groups = [{"params": [params[n] for n in group], "lr": rate, "base_lr": rate}
+              for group, rate in ((transforms, lr), (entropy, lr * entropy_lr_scale)) if group]
     return groups, transforms + entropy
+
+
+def trains_entropy_model(part: str) -> bool:
+    """Whether `part` trains (some of) the entropy model, so that --entropy-lr-scale applies to it."""
+    modules = PARTS[part]
+    return modules is None or any(m in ENTROPY_MODEL for m in modules)
 
 
 def optimiser_order(model: torch.nn.Module, part: str) -> list[str]:
