@@ -23,6 +23,7 @@ from psic_train.progress import Progress, fmt_duration, summarize  # noqa: E402
 
 torch.set_num_threads(1)
 TINY = ["--N", "16", "--C", "16", "--L", "4", "--hyper", "16", "--ep-width", "16"]
+TINY_CONFIG = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)   # the model TINY trains
 RUN = ["--batch", "2", "--crop", "64", "--threads", "1", "--holdout", "1", "--log-every", "1",
        "--eval-every", "2", "--disc-width", "8"]
 
@@ -54,6 +55,11 @@ def lpips_file(tmp_path_factory):
 
 def run(argv):
     train.main([str(a) for a in argv])
+
+
+def tiny_parameter_names() -> list[str]:
+    """The parameter names of the TINY model, in named_parameters order."""
+    return [n for n, _ in PSICModel(TINY_CONFIG).named_parameters()]
 
 
 def test_grad_clip_is_an_option():
@@ -138,7 +144,7 @@ def test_lpips_loads_local_weights(lpips_file, tmp_path):
 def test_objective_with_lpips_and_none(lpips_file):
     _, path = lpips_file
     torch.manual_seed(0)
-    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    cfg = TINY_CONFIG
     model = PSICModel(cfg)
     x = torch.rand(2, 3, 64, 64)
     out = model(x, 2, 2)
@@ -150,7 +156,7 @@ def test_objective_with_lpips_and_none(lpips_file):
 
 def test_consistency_every_k_steps_at_k_times_the_weight():
     torch.manual_seed(0)
-    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    cfg = TINY_CONFIG
     model = PSICModel(cfg)
     x = torch.rand(2, 3, 64, 64)
     out = model(x, 2, 2)
@@ -218,7 +224,7 @@ def test_discriminator_learns_and_generator_term_leaves_d_alone():
 # -- training runs ----------------------------------------------------------------------------
 def test_old_checkpoint_resumes_with_and_without_adversarial(data, tmp_path):
     torch.manual_seed(0)
-    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    cfg = TINY_CONFIG
     model = PSICModel(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     # exactly what train.py wrote before the adversarial stage existed
@@ -263,7 +269,7 @@ def test_two_steps_end_to_end_adversarial_and_lpips(data, lpips_file, tmp_path, 
 def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2, "--ema", 0.5])
     c = torch.load(tmp_path / "last.pt", weights_only=False)
-    params = {n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()}
+    params = set(tiny_parameter_names())
     assert set(c["ema"]) == params
     # after two updates at decay 0.5 the average lies strictly between the start and the raw weights
     assert any(not torch.equal(c["ema"][n], c["model"][n]) for n in params)
@@ -312,7 +318,7 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     # the checkpoint's optimiser trained everything: g_s keeps its Adam moments
     assert "Adam state carried over for" in out and "trains synthesis (given)" in out
     c = torch.load(branch / "last.pt", weights_only=False)
-    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    names = tiny_parameter_names()
     g_s = [n for n in names if n.startswith("g_s.")]
     assert g_s and all(not torch.equal(c["model"][n], start["model"][n]) for n in g_s)
     assert all(torch.equal(c["model"][n], start["model"][n]) for n in names if n not in g_s)
@@ -340,13 +346,13 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     assert "trained synthesis, this run trains all" in capsys.readouterr().out
     assert train.optimiser_size(torch.load(branch / "last.pt", weights_only=False)["optimizer"]) == len(names)
     with pytest.raises(ValueError, match="choose one of"):
-        select_trainable(PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)), "encoder")
+        select_trainable(PSICModel(TINY_CONFIG), "encoder")
 
 
 def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp_path, capsys):
     _, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "transforms", base_steps=2, steps=5,
                                                base_args=["--trainable", "synthesis"])
-    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    names = tiny_parameter_names()
     g_s = [n for n in names if n.startswith("g_s.")]
     transforms = [n for n in names if n.startswith(("g_a.", "g_s."))]
     assert f"Adam state carried over for {len(g_s)} of the {len(transforms)} trained parameters" in out
@@ -360,7 +366,7 @@ def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, 
     from psic_train.trainable import ENTROPY_MODEL
     _, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "entropy", base_steps=2, steps=5,
                                                args=["--entropy-lr-scale", 0.5])
-    names = [n for n, _ in PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).named_parameters()]
+    names = tiny_parameter_names()
     entropy = [n for n in names if n.split(".", 1)[0] in ENTROPY_MODEL]
     # the scale applies with the transforms frozen too, and the start-up line says so
     assert "trains entropy (given), entropy model at lr 0.0005 (scale 0.5, given)" in out
@@ -378,7 +384,7 @@ def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, 
 def test_carry_adam_state_keeps_the_moments_of_the_parameters_both_parts_train():
     from psic_train.trainable import carry_adam_state, select_trainable, trained_names
     torch.manual_seed(0)
-    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
+    model = PSICModel(TINY_CONFIG)
     before = torch.optim.Adam(select_trainable(model, "synthesis"), lr=1e-3)
     sum(p.square().sum() for p in model.g_s.parameters()).backward()
     before.step()
@@ -502,7 +508,7 @@ def test_profile_steps_prints_operators_and_writes_nothing(data, tmp_path, capsy
 
 def test_mean_details_are_the_prior_mean_and_deterministic():
     torch.manual_seed(0)
-    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)).eval()
+    model = PSICModel(TINY_CONFIG).eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         _, _, hyper = model.hyper(model.g_a(x))
@@ -572,7 +578,7 @@ def test_keep_freed_memory_takes_on_glibc():
 
 def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_path, capsys):
     from psic_train.trainable import optimiser_groups, trained_names
-    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
+    model = PSICModel(TINY_CONFIG)
     groups, order = optimiser_groups(model, "all", 1e-3, 0.1)
     # the order every single-group checkpoint was saved in, so their Adam state carries by name
     assert order == trained_names(model, "all")
