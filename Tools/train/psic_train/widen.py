@@ -1,0 +1,97 @@
+"""Widening a trained model's transforms without changing what it computes.
+
+A larger model trained from scratch needs hundreds of thousands of steps, which 2 CPU cores do
+not have. Widening the trained one (Net2Net-style) starts the larger model at the smaller one's
+function, so every step trains capacity instead of re-learning what is there:
+
+- every old tensor is copied into the leading slice of the wider one;
+- a new channel's *incoming* weights and bias are zero, so it is exactly 0 on every input: GDN and
+  IGDN map 0 to 0, LeakyReLU too, and the old channels' GDN terms from it are 0 (the fresh GDN's
+  off-diagonal gamma is 0), so nothing downstream changes;
+- its *outgoing* weights keep their fresh random initialisation: zero would be a fixed point (no
+  gradient reaches the incoming weights through zero outgoing ones), random ones give each new
+  channel its own gradient and break the symmetry between them;
+- the z channels added to the hyperprior are likewise always 0, and their factorised prior is
+  fitted to put its mass there, so they cost no bits from the first step.
+
+Only N (the transforms' and the hyper transforms' width) grows: C, L and the entropy-parameter
+networks keep their shapes, so the latents, their levels and the stream layout are the same.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .model import ModelConfig, PSICModel
+
+
+def _widen_conv(new: nn.Module, old: nn.Module) -> None:
+    """Copies `old`'s weights into the leading slice of `new` (same kind, wider or equal);
+    zeroes the incoming weights and bias of `new`'s added output channels."""
+    w_new, w_old = new.weight, old.weight
+    # Conv2d stores [out, in, k, k], ConvTranspose2d [in, out, k, k].
+    out_axis = 1 if isinstance(new, nn.ConvTranspose2d) else 0
+    cout_old = w_old.shape[out_axis]
+    w_new.narrow(out_axis, cout_old, w_new.shape[out_axis] - cout_old).zero_()
+    w_new[tuple(slice(0, s) for s in w_old.shape)] = w_old
+    new.bias.zero_()
+    new.bias[:cout_old] = old.bias
+
+
+def _widen_gdn(new: nn.Module, old: nn.Module) -> None:
+    """Copies the old GDN's stored (reparametrised) beta and gamma into the leading block; the
+    added rows and columns keep the fresh GDN's beta 1, gamma 0.1 on the diagonal and 0 off it."""
+    n = old.beta.shape[0]
+    new.beta[:n] = old.beta
+    new.gamma[:n, :n] = old.gamma
+
+
+def fit_zero_channels(eb, channels: list[int], steps: int = 300, lr: float = 0.02) -> float:
+    """Fits the factorised prior of `channels` to symbol 0 (maximises P(z in [-0.5, 0.5])).
+    Every bottleneck parameter is per channel and Adam moves nothing whose gradient is zero, so
+    the other channels stay as they are. Returns the mean bits per symbol 0 of those channels."""
+    C = eb.matrices[0].shape[0]
+    v = torch.zeros(C, 1, 1)
+    chosen = torch.tensor(channels)
+    params = [q for n, q in eb.named_parameters() if not n.startswith("quantiles")]
+    opt = torch.optim.Adam(params, lr=lr)
+    bits = torch.zeros(())
+    for _ in range(steps):
+        lik = eb._likelihood(v)
+        lik = (lik[0] if isinstance(lik, tuple) else lik).reshape(C).clamp_min(1e-9)
+        bits = -torch.log2(lik[chosen]).mean()
+        opt.zero_grad(set_to_none=True)
+        bits.backward()
+        opt.step()
+    return float(bits.item())
+
+
+def widen(model: PSICModel, N: int, seed: int = 0) -> PSICModel:
+    """A model of width `N` (>= model.cfg.N) that computes what `model` does; see the module comment."""
+    cfg = model.cfg
+    if N < cfg.N:
+        raise ValueError(f"widen: N {N} is narrower than the model's {cfg.N}")
+    wide_cfg = ModelConfig(N=N, C=cfg.C, L=cfg.L, hyper=cfg.hyper, ep_width=cfg.ep_width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wide = PSICModel(wide_cfg)
+    with torch.no_grad():
+        for name in ("g_a", "g_s", "h_a", "h_s"):
+            for new, old in zip(getattr(wide, name), getattr(model, name)):
+                if isinstance(new, (nn.Conv2d, nn.ConvTranspose2d)):
+                    _widen_conv(new, old)
+                elif hasattr(new, "gamma"):
+                    _widen_gdn(new, old)
+        wide.entropy_parameters.load_state_dict(model.entropy_parameters.state_dict())
+        old_eb = model.entropy_bottleneck.state_dict()
+        for key, t in wide.entropy_bottleneck.state_dict().items():
+            o = old_eb[key]
+            if t.ndim and t.shape[0] == N and o.shape[0] == cfg.N:    # per-channel tensors
+                t[:cfg.N] = o
+            elif t.shape == o.shape:
+                t.copy_(o)
+    if N > cfg.N:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fit_zero_channels(wide.entropy_bottleneck, list(range(cfg.N, N)))
+    return wide

@@ -1,0 +1,95 @@
+"""Tests of widening a trained model (psic_train/widen.py, widen.py): the wider model codes and
+decodes exactly as the narrower one, its added z channels cost no bits, and its added channels
+can learn (their incoming weights get gradients)."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import widen as widen_cli  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
+from psic_train.widen import widen  # noqa: E402
+
+torch.set_num_threads(1)
+NARROW = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A narrow model whose GDN and bottleneck parameters are off their initial values, as a
+    trained model's are (a fresh GDN's gamma is diagonal, which would hide a wrong copy)."""
+    torch.manual_seed(3)
+    model = PSICModel(NARROW)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gamma" in name or "beta" in name or name.startswith("entropy_bottleneck"):
+                p.add_(0.5 * torch.rand_like(p))
+    return model.eval()
+
+
+def decode(model: PSICModel, x: torch.Tensor):
+    """The coding path of the codec: z, the per-level symbols and the full decode."""
+    with torch.no_grad():
+        y = model.g_a(x)
+        z_hat, _, hyper = model.hyper(y)
+        coded = code_levels(model, hyper, y.chunk(model.cfg.L, dim=1))
+        x_hat = model.g_s(torch.cat([decoded for _, _, decoded in coded], dim=1))
+    return z_hat, [q for _, q, _ in coded], x_hat
+
+
+def test_the_wider_model_codes_and_decodes_as_the_narrow_one(trained):
+    wide = widen(trained, 24).eval()
+    assert wide.cfg == ModelConfig(N=24, C=16, L=4, hyper=16, ep_width=16)
+    x = torch.rand(2, 3, 64, 64)
+    z0, q0, x0 = decode(trained, x)
+    z1, q1, x1 = decode(wide, x)
+    assert torch.equal(z1[:, 16:], torch.zeros_like(z1[:, 16:]))      # the added z channels are always 0
+    assert torch.equal(z1[:, :16], z0)
+    for a, b in zip(q0, q1):
+        assert torch.equal(a, b)
+    # Convolutions over more (zero) channels may sum in another order: float rounding only.
+    assert torch.allclose(x1, x0, atol=1e-5)
+    with torch.no_grad():
+        old_bits = -torch.log2(z_likelihood(trained.entropy_bottleneck, z0))
+        new_bits = -torch.log2(z_likelihood(wide.entropy_bottleneck, z1))
+    assert torch.allclose(new_bits[:, :16], old_bits, atol=1e-5)
+    assert new_bits[:, 16:].mean() < 0.01                              # fitted to symbol 0
+
+
+def test_the_added_channels_learn(trained):
+    wide = widen(trained, 24).train()
+    x = torch.rand(1, 3, 64, 64)
+    F.mse_loss(wide.g_s(wide.g_a(x)), x).backward()
+    for conv in (wide.g_a[2], wide.g_a[4]):                           # Conv2d: [out, in, k, k]
+        assert torch.equal(conv.weight[16:].detach(), torch.zeros_like(conv.weight[16:]))
+        assert conv.weight.grad[16:].abs().sum() > 0
+    for deconv in (wide.g_s[2], wide.g_s[4]):                         # ConvTranspose2d: [in, out, k, k]
+        assert torch.equal(deconv.weight[:, 16:].detach(), torch.zeros_like(deconv.weight[:, 16:]))
+        assert deconv.weight.grad[:, 16:].abs().sum() > 0
+
+
+def test_widen_refuses_a_narrower_width(trained):
+    with pytest.raises(ValueError, match="narrower"):
+        widen(trained, 8)
+
+
+def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, capsys):
+    src = tmp_path / "narrow.pt"
+    torch.save({"config": NARROW.to_dict(), "model": trained.state_dict(), "step": 1234,
+                "ema": {n: p.detach() for n, p in trained.named_parameters()},
+                "args": {"lambda_max": "2350"}}, src)
+    out = tmp_path / "wide.pt"
+    widen_cli.main(["--init", str(src), "--N", "24", "--out", str(out)])
+    assert "N 16 -> 24, step 1234" in capsys.readouterr().out
+    ckpt = torch.load(out, map_location="cpu", weights_only=False)
+    assert ckpt["step"] == 1234 and ckpt["config"]["N"] == 24 and ckpt["args"]["lambda_max"] == "2350"
+    assert "optimizer" not in ckpt and "ema" not in ckpt
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(checkpoint_weights(ckpt)[0])
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.allclose(decode(model.eval(), x)[2], decode(trained, x)[2], atol=1e-5)
+    with pytest.raises(SystemExit, match="already 16 wide"):
+        widen_cli.main(["--init", str(src), "--N", "8", "--out", str(out)])

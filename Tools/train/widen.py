@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Writes a wider copy of a trained model as a checkpoint that train.py starts from.
+
+    python Tools/train/widen.py --init Models/psic-conv.safetensors --N 128 --out runs/w1/widened.pt
+    python Tools/train/train.py --init runs/w1/widened.pt --out runs/w1 ...
+
+The wider model computes what the narrower one does (psic_train/widen.py says how), so training
+goes on from the shipped curve with more capacity in g_a, g_s and the hyper transforms instead of
+starting a larger model from scratch. The checkpoint keeps the source's step count and recipe
+(train.py carries them like any checkpoint's); it has no optimiser state and no moving average,
+so Adam starts fresh (give --warmup-steps) and the average starts at the widened weights.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
+from psic_train.widen import widen  # noqa: E402
+
+
+def load(path: Path) -> tuple[PSICModel, int, dict]:
+    """(model, step, recipe) of a shipped model file or a train.py checkpoint (its moving average)."""
+    if path.suffix == ".safetensors":
+        model, meta = model_from_file(path)
+        training = meta.get("training", {})
+        return model, int(training.get("steps", 0)), training.get("recipe", {})
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(checkpoint_weights(ckpt)[0])
+    return model, int(ckpt.get("step", 0)), ckpt.get("args", {})
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", type=Path, required=True,
+                   help="the model to widen: a shipped model file (*.safetensors) or a train.py checkpoint (*.pt)")
+    p.add_argument("--N", type=int, required=True, help="the new transform width (at least the model's)")
+    p.add_argument("--out", type=Path, required=True, help="the checkpoint to write (*.pt)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added channels' outgoing weights")
+    args = p.parse_args(argv)
+    if not args.init.exists():
+        raise SystemExit(f"--init: {args.init} does not exist")
+    if args.out.suffix != ".pt":
+        raise SystemExit(f"--out: {args.out} should end in .pt (train.py --init reads a .pt as a checkpoint)")
+    model, step, recipe = load(args.init)
+    if args.N < model.cfg.N:
+        raise SystemExit(f"--N {args.N}: the model is already {model.cfg.N} wide; widen.py only adds channels")
+    wide = widen(model, args.N, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": step,
+                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N})"}}, tmp)
+    os.replace(tmp, args.out)
+    print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}; "
+          f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in wide.parameters()):,} parameters")
+
+
+if __name__ == "__main__":
+    main()
