@@ -29,18 +29,18 @@ expect 0 "(3 of 8 levels, format v2)" -- "$psic" truncate good.psic --levels 3 -
 expect 0 "encoded 1 image" -- "$psic" encode "$image" -o v1.psic --backend cpu --format-version 1
 expect 0 "format v1" -- "$psic" info v1.psic
 expect 0 "(8 of 8 levels, format v2)" -- "$psic" truncate v1.psic --format-version 2 -o v1to2.psic
-cmp -s v1to2.psic good.psic || { echo "FAIL: version 1 converted to 2 is not the version-2 stream"; failures=$((failures + 1)); }
+check "version 1 converted to 2 is the version-2 stream" 'cmp -s v1to2.psic good.psic'
 expect 64 "--format-version must be in 1...2" -- "$psic" encode "$image" -o v3.psic --backend cpu --format-version 3
 expect 64 "give --levels" -- "$psic" truncate good.psic -o nothing.psic
 expect 0 "levels 3 of 8" -- "$psic" info cut.psic
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o cut.png --backend cpu
 expect 0 "2 samples are identical" -- "$psic" decode good.psic -o s.png --samples 2 --backend cpu
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o mean.png --details mean --backend cpu
-cmp -s cut.png mean.png && { echo "FAIL: --details mean decoded the sampled image"; failures=$((failures + 1)); }
-for f in cut.png mean.png s-s0.png s-s1.png; do [ -s "$f" ] || { echo "FAIL: decode wrote no $f"; failures=$((failures + 1)); }; done
+check "--details mean decodes another image than the sampled one" '! cmp -s cut.png mean.png'
+for f in cut.png mean.png s-s0.png s-s1.png; do check "decode wrote $f" "[ -s $f ]"; done
 # A size limit keeps the most levels that fit: at the 3-level cut's size, that cut.
 expect 0 "levels kept for the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
-cmp -s limited.psic cut.psic || { echo "FAIL: --max-bytes at the 3-level size is not the 3-level cut"; failures=$((failures + 1)); }
+check "--max-bytes at the 3-level size gives the 3-level cut" 'cmp -s limited.psic cut.psic'
 expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bpp 100 -o all.psic --backend cpu
 expect 0 "levels kept for the size limit: 8" -- "$psic" encode "$image" --max-bpp 1e300 -o huge.psic --backend cpu
 expect 0 "levels kept for 10.00 dB: 1" -- "$psic" encode "$image" --min-psnr 10 -o q10.psic --backend cpu
@@ -49,7 +49,7 @@ expect 0 "1 image stayed under 99.00 dB with every level" -- "$psic" encode "$im
 # Keeping no graph between images (every image prepares again) changes no byte.
 mkdir -p nocache; cp "$image" nocache/a.png; cp "$image" nocache/b.png
 expect 0 "encoded 2 images" -- "$psic" encode nocache -o nocache-out --backend cpu --graph-cache-mb 0
-for f in a b; do cmp -s "nocache-out/$f.psic" good.psic || { echo "FAIL: --graph-cache-mb 0 changed the stream of $f.png"; failures=$((failures + 1)); }; done
+for f in a b; do check "--graph-cache-mb 0 keeps the stream of $f.png" "cmp -s nocache-out/$f.psic good.psic"; done
 
 # Bad inputs: each names its file or option.
 expect 64 "'missing.png' does not exist" -- "$psic" encode missing.png --backend cpu
@@ -82,9 +82,9 @@ expect 1 "missing.psic: cannot read it" -- "$psic" truncate missing.psic --level
 cp "$image" photo.png
 expect 0 "encoded 1 image" -- "$psic" encode photo.png --backend cpu
 expect 64 "photo.png' already exists; pass --force" -- "$psic" decode photo.psic --levels 1 --backend cpu
-cmp -s photo.png "$image" || { echo "FAIL: decode replaced the source photo"; failures=$((failures + 1)); }
+check "decode without --force keeps the source photo" 'cmp -s photo.png "$image"'
 expect 0 "decoded 1 image" -- "$psic" decode photo.psic --levels 1 --backend cpu --force
-cmp -s photo.png "$image" && { echo "FAIL: decode --force did not write photo.png"; failures=$((failures + 1)); }
+check "decode --force writes photo.png" '! cmp -s photo.png "$image"'
 expect 64 "photo.psic' already exists" -- "$psic" encode "$image" -o photo.psic --backend cpu
 expect 64 "nofolder' does not exist; create it" -- "$psic" encode "$image" -o nofolder/x.psic --backend cpu
 expect 64 "is an input" -- "$psic" encode photo.png -o photo.png --backend cpu --force
@@ -92,16 +92,16 @@ expect 64 "cut.psic' already exists; pass --force" -- "$psic" truncate good.psic
 mkdir -p clash
 cp "$image" clash/a.png; cp "$image" clash/a.PNG
 expect 64 "would both be written to" -- "$psic" encode clash -o clashed --backend cpu
-[ -e clashed/a.psic ] && { echo "FAIL: a refused batch wrote a stream"; failures=$((failures + 1)); }
+check "a refused batch writes no stream" '[ ! -e clashed/a.psic ]'
 expect 0 "encoded 1 image" -- "$psic" encode "$image" -o streams/ --backend cpu
-[ -s streams/image_64x64.psic ] || { echo "FAIL: -o streams/ did not write into the folder streams"; failures=$((failures + 1)); }
+check "-o streams/ writes into the folder streams" '[ -s streams/image_64x64.psic ]'
 
 # A batch goes on past a bad file, names it, and fails at the end.
 mkdir -p batch
 cp "$image" batch/one.png; cp text.png batch/two.png; cp "$image" batch/three.png
 expect 1 "1 of 3 files failed" -- "$psic" encode batch -o batch-out --backend cpu
 expect 1 "two.png: not a readable PNG image" -- "$psic" encode batch -o batch-out --backend cpu --force
-for f in one three; do [ -s "batch-out/$f.psic" ] || { echo "FAIL: the batch stopped before $f.png"; failures=$((failures + 1)); }; done
+for f in one three; do check "the batch went on to $f.png" "[ -s batch-out/$f.psic ]"; done
 
 # Options that would be ignored are refused.
 expect 64 "--device 0 chooses a Vulkan device" -- "$psic" encode "$image" -o d.psic --backend cpu --device 0
