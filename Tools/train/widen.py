@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
-from psic_train.widen import widen  # noqa: E402
+from psic_train.widen import START, widen  # noqa: E402
 
 
 def load(path: Path) -> tuple[PSICModel, int, dict]:
@@ -43,7 +43,11 @@ def main(argv=None) -> None:
                    help="the model to widen: a shipped model file (*.safetensors) or a train.py checkpoint (*.pt)")
     p.add_argument("--N", type=int, required=True, help="the new transform width (at least the model's)")
     p.add_argument("--out", type=Path, required=True, help="the checkpoint to write (*.pt)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the added channels' outgoing weights")
+    p.add_argument("--start", choices=START, default="incoming",
+                   help="which weights of the added channels start at zero: their incoming ones (they are 0 and "
+                        "their outgoing weights random) or the old channels' weights from them (they compute "
+                        "random features nothing reads yet); psic_train/widen.py")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added channels' random weights")
     args = p.parse_args(argv)
     if not args.init.exists():
         raise SystemExit(f"--init: {args.init} does not exist")
@@ -52,13 +56,13 @@ def main(argv=None) -> None:
     model, step, recipe = load(args.init)
     if args.N < model.cfg.N:
         raise SystemExit(f"--N {args.N}: the model is already {model.cfg.N} wide; widen.py only adds channels")
-    wide = widen(model, args.N, seed=args.seed)
+    wide = widen(model, args.N, seed=args.seed, start=args.start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": step,
-                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N})"}}, tmp)
+                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N}, start {args.start})"}}, tmp)
     os.replace(tmp, args.out)
-    print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}; "
+    print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}, start {args.start}; "
           f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in wide.parameters()):,} parameters")
 
 

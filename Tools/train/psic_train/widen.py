@@ -5,14 +5,18 @@ not have. Widening the trained one (Net2Net-style) starts the larger model at th
 function, so every step trains capacity instead of re-learning what is there:
 
 - every old tensor is copied into the leading slice of the wider one;
-- a new channel's *incoming* weights and bias are zero, so it is exactly 0 on every input: GDN and
-  IGDN map 0 to 0, LeakyReLU too, and the old channels' GDN terms from it are 0 (the fresh GDN's
-  off-diagonal gamma is 0), so nothing downstream changes;
-- its *outgoing* weights keep their fresh random initialisation: zero would be a fixed point (no
-  gradient reaches the incoming weights through zero outgoing ones), random ones give each new
-  channel its own gradient and break the symmetry between them;
-- the z channels added to the hyperprior are likewise always 0, and their factorised prior is
-  fitted to put its mass there, so they cost no bits from the first step.
+- one side of each added channel starts at zero, so that nothing old reads it:
+  - `start="incoming"` (the default): its incoming weights and bias are zero, so it is exactly 0 on
+    every input (GDN, IGDN and LeakyReLU map 0 to 0), and its outgoing weights keep their random
+    initialisation, which gives the incoming ones a gradient and breaks the symmetry between the
+    added channels (zero on both sides would be a fixed point);
+  - `start="outgoing"`: its incoming weights are random, so it computes a random feature from the
+    first step, and the old channels' weights from it are zero; those get the gradient of how
+    well the feature would serve them;
+  either way the old channels' GDN terms from the added ones are 0 (a fresh GDN's off-diagonal
+  gamma is 0);
+- the z channels added to the hyperprior are always 0 (zero incoming weights in both starts), and
+  their factorised prior is fitted to put its mass there, so they cost no bits from the first step.
 
 Only N (the transforms' and the hyper transforms' width) grows: C, L and the entropy-parameter
 networks keep their shapes, so the latents, their levels and the stream layout are the same.
@@ -25,14 +29,19 @@ import torch.nn as nn
 from .model import ModelConfig, PSICModel
 
 
-def _widen_conv(new: nn.Module, old: nn.Module) -> None:
-    """Copies `old`'s weights into the leading slice of `new` (same kind, wider or equal);
-    zeroes the incoming weights and bias of `new`'s added output channels."""
+def _widen_conv(new: nn.Module, old: nn.Module, zero_incoming: bool, zero_outgoing: bool) -> None:
+    """Copies `old`'s weights into the leading slice of `new` (same kind, wider or equal). With
+    `zero_incoming` the added output channels' incoming weights are zero; with `zero_outgoing` the
+    old output channels' weights from the added inputs are. The rest of the added weights keep
+    `new`'s random ones; the added channels' biases are zero."""
     w_new, w_old = new.weight, old.weight
     # Conv2d stores [out, in, k, k], ConvTranspose2d [in, out, k, k].
-    out_axis = 1 if isinstance(new, nn.ConvTranspose2d) else 0
-    cout_old = w_old.shape[out_axis]
-    w_new.narrow(out_axis, cout_old, w_new.shape[out_axis] - cout_old).zero_()
+    out_axis, in_axis = (1, 0) if isinstance(new, nn.ConvTranspose2d) else (0, 1)
+    cout_old, cin_old = w_old.shape[out_axis], w_old.shape[in_axis]
+    if zero_incoming:
+        w_new.narrow(out_axis, cout_old, w_new.shape[out_axis] - cout_old).zero_()
+    if zero_outgoing:
+        w_new.narrow(out_axis, 0, cout_old).narrow(in_axis, cin_old, w_new.shape[in_axis] - cin_old).zero_()
     w_new[tuple(slice(0, s) for s in w_old.shape)] = w_old
     new.bias.zero_()
     new.bias[:cout_old] = old.bias
@@ -66,8 +75,17 @@ def fit_zero_channels(eb, channels: list[int], steps: int = 300, lr: float = 0.0
     return float(bits.item())
 
 
-def widen(model: PSICModel, N: int, seed: int = 0) -> PSICModel:
-    """A model of width `N` (>= model.cfg.N) that computes what `model` does; see the module comment."""
+START = ("incoming", "outgoing")
+
+
+def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> PSICModel:
+    """A model of width `N` (>= model.cfg.N) that computes what `model` does; see the module
+    comment. `start` says which weights of the added channels start at zero (`START`): "incoming"
+    (the added channels are 0, their outgoing weights random) or "outgoing" (they compute random
+    features that nothing reads yet). The z channels' incoming weights are zero either way, so
+    that z stays 0 and free."""
+    if start not in START:
+        raise ValueError(f"widen: start {start!r} is not one of {', '.join(START)}")
     cfg = model.cfg
     if N < cfg.N:
         raise ValueError(f"widen: N {N} is narrower than the model's {cfg.N}")
@@ -76,10 +94,13 @@ def widen(model: PSICModel, N: int, seed: int = 0) -> PSICModel:
         torch.manual_seed(seed)
         wide = PSICModel(wide_cfg)
     with torch.no_grad():
+        z_layer = wide.h_a[len(wide.h_a) - 1]
         for name in ("g_a", "g_s", "h_a", "h_s"):
             for new, old in zip(getattr(wide, name), getattr(model, name)):
                 if isinstance(new, (nn.Conv2d, nn.ConvTranspose2d)):
-                    _widen_conv(new, old)
+                    # z's added channels stay 0 whatever `start` is: zero incoming weights.
+                    _widen_conv(new, old, zero_incoming=start == "incoming" or new is z_layer,
+                                zero_outgoing=start == "outgoing")
                 elif hasattr(new, "gamma"):
                     _widen_gdn(new, old)
         wide.entropy_parameters.load_state_dict(model.entropy_parameters.state_dict())

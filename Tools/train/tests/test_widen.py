@@ -11,7 +11,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import widen as widen_cli  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
-from psic_train.widen import widen  # noqa: E402
+from psic_train.widen import START, widen  # noqa: E402
 
 torch.set_num_threads(1)
 NARROW = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
@@ -40,13 +40,16 @@ def decode(model: PSICModel, x: torch.Tensor):
     return z_hat, [q for _, q, _ in coded], x_hat
 
 
-def test_the_wider_model_codes_and_decodes_as_the_narrow_one(trained):
-    wide = widen(trained, 24).eval()
+@pytest.mark.parametrize("start", START)
+def test_the_wider_model_codes_and_decodes_as_the_narrow_one(trained, start):
+    wide = widen(trained, 24, start=start).eval()
     assert wide.cfg == ModelConfig(N=24, C=16, L=4, hyper=16, ep_width=16)
     x = torch.rand(2, 3, 64, 64)
     z0, q0, x0 = decode(trained, x)
     z1, q1, x1 = decode(wide, x)
-    assert torch.equal(z1[:, 16:], torch.zeros_like(z1[:, 16:]))      # the added z channels are always 0
+    with torch.no_grad():                                              # the added z channels are 0 before rounding
+        z_wide = wide.h_a(wide.g_a(x))
+    assert torch.equal(z_wide[:, 16:], torch.zeros_like(z_wide[:, 16:]))
     assert torch.equal(z1[:, :16], z0)
     for a, b in zip(q0, q1):
         assert torch.equal(a, b)
@@ -59,7 +62,7 @@ def test_the_wider_model_codes_and_decodes_as_the_narrow_one(trained):
     assert new_bits[:, 16:].mean() < 0.01                              # fitted to symbol 0
 
 
-def test_the_added_channels_learn(trained):
+def test_the_added_channels_learn_from_zero_incoming_weights(trained):
     wide = widen(trained, 24).train()
     x = torch.rand(1, 3, 64, 64)
     F.mse_loss(wide.g_s(wide.g_a(x)), x).backward()
@@ -71,9 +74,27 @@ def test_the_added_channels_learn(trained):
         assert deconv.weight.grad[:, 16:].abs().sum() > 0
 
 
-def test_widen_refuses_a_narrower_width(trained):
+def test_the_old_channels_learn_to_read_the_added_ones_from_zero_outgoing_weights(trained):
+    wide = widen(trained, 24, start="outgoing").train()
+    x = torch.rand(1, 3, 64, 64)
+    F.mse_loss(wide.g_s(wide.g_a(x)), x).backward()
+    for conv in (wide.g_a[2], wide.g_a[4]):                           # Conv2d: [out, in, k, k]
+        assert conv.weight[16:].detach().abs().sum() > 0                # the added channels compute
+        assert torch.equal(conv.weight[:16, 16:].detach(), torch.zeros_like(conv.weight[:16, 16:]))
+        assert conv.weight.grad[:16, 16:].abs().sum() > 0
+    for deconv in (wide.g_s[2], wide.g_s[4]):                         # ConvTranspose2d: [in, out, k, k]
+        assert torch.equal(deconv.weight[16:, :16].detach(), torch.zeros_like(deconv.weight[16:, :16]))
+        assert deconv.weight.grad[16:, :16].abs().sum() > 0
+    last = wide.g_s[6]                                                # the image reads no added channel yet
+    assert torch.equal(last.weight[16:].detach(), torch.zeros_like(last.weight[16:]))
+    assert last.weight.grad[16:].abs().sum() > 0
+
+
+def test_widen_refuses_a_narrower_width_and_an_unknown_start(trained):
     with pytest.raises(ValueError, match="narrower"):
         widen(trained, 8)
+    with pytest.raises(ValueError, match="not one of"):
+        widen(trained, 24, start="both")
 
 
 def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, capsys):
