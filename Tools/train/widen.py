@@ -3,12 +3,16 @@
 
     python Tools/train/widen.py --init Models/psic-conv.safetensors --N 128 --out runs/w1/widened.pt
     python Tools/train/train.py --init runs/w1/widened.pt --out runs/w1 ...
+    python Tools/train/widen.py --inspect runs/w1/last.pt --old-N 96
 
 The wider model computes what the narrower one does (psic_train/widen.py says how), so training
 goes on from the shipped curve with more capacity in g_a, g_s and the hyper transforms instead of
 starting a larger model from scratch. The checkpoint keeps the source's step count and recipe
 (train.py carries them like any checkpoint's); it has no optimiser state and no moving average,
 so Adam starts fresh (give --warmup-steps) and the average starts at the widened weights.
+
+--inspect prints, for a checkpoint of a widened run, how large the added channels' weights have
+grown against the old ones (psic_train/widen.py: added_channel_weights).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
-from psic_train.widen import START, widen  # noqa: E402
+from psic_train.widen import START, added_channel_weights, widen  # noqa: E402
 
 
 def load(path: Path) -> tuple[PSICModel, int, dict]:
@@ -37,18 +41,41 @@ def load(path: Path) -> tuple[PSICModel, int, dict]:
     return model, int(ckpt.get("step", 0)), ckpt.get("args", {})
 
 
+def inspect(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> None:
+    if old_N is None:
+        parser.error("--inspect needs --old-N, the width the model was widened from")
+    if not path.exists():
+        raise SystemExit(f"--inspect: {path} does not exist")
+    model, step, _ = load(path)
+    if not 0 < old_N < model.cfg.N:
+        raise SystemExit(f"--old-N {old_N}: the model is {model.cfg.N} wide; give the narrower width it was widened from")
+    print(f"{path} (step {step}): weight RMS per layer, N {old_N} -> {model.cfg.N}")
+    print(f"{'layer':8} {'old':>8} {'added in':>9} {'old from added':>15}")
+    for name, old, added_in, from_added in added_channel_weights(model, old_N):
+        cells = [f"{v:.5f}" if v is not None else "-" for v in (old, added_in, from_added)]
+        print(f"{name:8} {cells[0]:>8} {cells[1]:>9} {cells[2]:>15}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--init", type=Path, required=True,
+    p.add_argument("--init", type=Path,
                    help="the model to widen: a shipped model file (*.safetensors) or a train.py checkpoint (*.pt)")
-    p.add_argument("--N", type=int, required=True, help="the new transform width (at least the model's)")
-    p.add_argument("--out", type=Path, required=True, help="the checkpoint to write (*.pt)")
+    p.add_argument("--N", type=int, help="the new transform width (at least the model's)")
+    p.add_argument("--out", type=Path, help="the checkpoint to write (*.pt)")
     p.add_argument("--start", choices=START, default="incoming",
                    help="which weights of the added channels start at zero: their incoming ones (they are 0 and "
                         "their outgoing weights random) or the old channels' weights from them (they compute "
                         "random features nothing reads yet); psic_train/widen.py")
     p.add_argument("--seed", type=int, default=0, help="seed of the added channels' random weights")
+    p.add_argument("--inspect", type=Path, metavar="CHECKPOINT",
+                   help="instead of widening: the RMS of the old weights and of the added channels' weights of "
+                        "CHECKPOINT (its moving average), per transform convolution")
+    p.add_argument("--old-N", type=int, help="with --inspect: the width the model was widened from")
     args = p.parse_args(argv)
+    if args.inspect:
+        return inspect(args.inspect, args.old_N, p)
+    if not (args.init and args.N and args.out):
+        p.error("give --init, --N and --out (or --inspect CHECKPOINT --old-N N)")
     if not args.init.exists():
         raise SystemExit(f"--init: {args.init} does not exist")
     if args.out.suffix != ".pt":

@@ -116,3 +116,28 @@ def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> P
             torch.manual_seed(seed)
             fit_zero_channels(wide.entropy_bottleneck, list(range(cfg.N, N)))
     return wide
+
+
+def added_channel_weights(model: PSICModel, old_N: int) -> list[tuple[str, float, float | None, float | None]]:
+    """How far a widened model has taken its added channels into use: per transform convolution,
+    the RMS of its old weights (old outputs from old inputs), of the added outputs' incoming
+    weights, and of the old outputs' weights from the added inputs (None where that side did not
+    grow). Both added parts start at zero on one side (`START`); while they stay far below the
+    old weights, the model still computes much what the narrower one did."""
+    rows = []
+    for name in ("g_a", "g_s", "h_a", "h_s"):
+        convs = [(i, m) for i, m in enumerate(getattr(model, name)) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        for k, (i, conv) in enumerate(convs):
+            w = conv.weight.detach()
+            if isinstance(conv, nn.ConvTranspose2d):
+                w = w.transpose(0, 1)                     # [out, in, k, k] either way
+            # Which sides are N wide (grew): not the image, the latents y, nor the hyper features.
+            out_grew = not (k == len(convs) - 1 and name in ("g_a", "g_s", "h_s"))
+            in_grew = not (k == 0 and name in ("g_a", "g_s", "h_a"))
+            o = old_N if out_grew else w.shape[0]
+            n = old_N if in_grew else w.shape[1]
+
+            def rms(t):
+                return float(t.pow(2).mean().sqrt()) if t.numel() else None
+            rows.append((f"{name}.{i}", rms(w[:o, :n]), rms(w[o:]), rms(w[:o, n:])))
+    return rows

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import widen as widen_cli  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
-from psic_train.widen import START, widen  # noqa: E402
+from psic_train.widen import START, added_channel_weights, widen  # noqa: E402
 
 torch.set_num_threads(1)
 NARROW = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
@@ -114,3 +114,24 @@ def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, cap
     assert torch.allclose(decode(model.eval(), x)[2], decode(trained, x)[2], atol=1e-5)
     with pytest.raises(SystemExit, match="already 16 wide"):
         widen_cli.main(["--init", str(src), "--N", "8", "--out", str(out)])
+
+
+@pytest.mark.parametrize("start", START)
+def test_inspect_reports_the_zero_side_of_each_start(trained, start, tmp_path, capsys):
+    wide = widen(trained, 24, start=start)
+    rows = {name: (old, added_in, from_added) for name, old, added_in, from_added in added_channel_weights(wide, 16)}
+    assert list(rows) == ["g_a.0", "g_a.2", "g_a.4", "g_a.6", "g_s.0", "g_s.2", "g_s.4", "g_s.6",
+                          "h_a.0", "h_a.2", "h_a.4", "h_s.0", "h_s.2", "h_s.4"]
+    assert rows["g_a.0"][2] is None and rows["g_s.0"][2] is None          # the image and y did not grow
+    assert rows["g_a.6"][1] is None and rows["g_s.6"][1] is None and rows["h_s.4"][1] is None
+    zero_side = 1 if start == "incoming" else 2
+    for name in ("g_a.2", "g_a.4", "g_s.2", "g_s.4", "h_s.2"):
+        assert rows[name][0] > 0 and rows[name][zero_side] == 0 and rows[name][3 - zero_side] > 0
+    assert rows["h_a.4"][1] == 0                                          # z's added channels: zero either way
+    ckpt = tmp_path / "wide.pt"
+    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": 7}, ckpt)
+    widen_cli.main(["--inspect", str(ckpt), "--old-N", "16"])
+    out = capsys.readouterr().out
+    assert "(step 7): weight RMS per layer, N 16 -> 24" in out and "g_s.6" in out
+    with pytest.raises(SystemExit, match="give the narrower width"):
+        widen_cli.main(["--inspect", str(ckpt), "--old-N", "24"])
