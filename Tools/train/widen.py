@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes a wider copy of a trained model as a checkpoint that train.py starts from.
+"""Writes a wider copy of a trained model as a checkpoint that train.py starts from (or, with a
+smaller --N, cuts a widened one back).
 
     python Tools/train/widen.py --init Models/psic-conv.safetensors --N 128 --out runs/w1/widened.pt
     python Tools/train/train.py --init runs/w1/widened.pt --out runs/w1 ...
@@ -10,6 +11,10 @@ goes on from the shipped curve with more capacity in g_a, g_s and the hyper tran
 starting a larger model from scratch. The checkpoint keeps the source's step count and recipe
 (train.py carries them like any checkpoint's); it has no optimiser state and no moving average,
 so Adam starts fresh (give --warmup-steps) and the average starts at the widened weights.
+
+A smaller --N than the model's keeps its leading N channels (psic_train/widen.py: narrow), the
+inverse of widening: a widened run whose added channels never grew goes back to the narrower
+model's cost (check it with compare.py against the wide checkpoint before exporting it).
 
 --inspect prints, for a checkpoint of a widened run, how large the added channels' weights have
 grown against the old ones (psic_train/widen.py: added_channel_weights).
@@ -26,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
-from psic_train.widen import START, added_channel_weights, widen  # noqa: E402
+from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
 
 
 def load(path: Path) -> tuple[PSICModel, int, dict]:
@@ -60,7 +65,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", type=Path,
                    help="the model to widen: a shipped model file (*.safetensors) or a train.py checkpoint (*.pt)")
-    p.add_argument("--N", type=int, help="the new transform width (at least the model's)")
+    p.add_argument("--N", type=int, help="the new transform width: wider than the model's adds channels, narrower keeps the leading ones")
     p.add_argument("--out", type=Path, help="the checkpoint to write (*.pt)")
     p.add_argument("--start", choices=START, default="incoming",
                    help="which weights of the added channels start at zero: their incoming ones (they are 0 and "
@@ -74,22 +79,24 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.inspect:
         return inspect(args.inspect, args.old_N, p)
-    if not (args.init and args.N and args.out):
+    if args.init is None or args.N is None or args.out is None:
         p.error("give --init, --N and --out (or --inspect CHECKPOINT --old-N N)")
     if not args.init.exists():
         raise SystemExit(f"--init: {args.init} does not exist")
     if args.out.suffix != ".pt":
         raise SystemExit(f"--out: {args.out} should end in .pt (train.py --init reads a .pt as a checkpoint)")
     model, step, recipe = load(args.init)
-    if args.N < model.cfg.N:
-        raise SystemExit(f"--N {args.N}: the model is already {model.cfg.N} wide; widen.py only adds channels")
-    wide = widen(model, args.N, seed=args.seed, start=args.start)
+    if args.N < 1:
+        raise SystemExit(f"--N {args.N}: give a width of at least 1")
+    wide = widen(model, args.N, seed=args.seed, start=args.start) if args.N >= model.cfg.N else narrow(model, args.N)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": step,
-                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N}, start {args.start})"}}, tmp)
+                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N}"
+                                       + (f", start {args.start})" if args.N >= model.cfg.N else ")")}}, tmp)
     os.replace(tmp, args.out)
-    print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}, start {args.start}; "
+    how = f"start {args.start}" if args.N >= model.cfg.N else "the leading channels kept"
+    print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}, {how}; "
           f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in wide.parameters()):,} parameters")
 
 

@@ -141,3 +141,18 @@ def added_channel_weights(model: PSICModel, old_N: int) -> list[tuple[str, float
                 return float(t.pow(2).mean().sqrt()) if t.numel() else None
             rows.append((f"{name}.{i}", rms(w[:o, :n]), rms(w[o:]), rms(w[:o, n:])))
     return rows
+
+
+def narrow(model: PSICModel, N: int) -> PSICModel:
+    """The model cut back to its leading `N` channels of width N: the inverse of `widen` (exactly,
+    while the added channels are as widen left them). A widened run whose added channels never
+    grew (`added_channel_weights`) loses next to nothing by it and keeps the narrower model's cost.
+    Every tensor is the leading slice of the wide one's, as `widen` laid them out."""
+    cfg = model.cfg
+    if not 0 < N <= cfg.N:
+        raise ValueError(f"narrow: N {N} is not in 1...{cfg.N}")
+    narrow_model = PSICModel(ModelConfig(N=N, C=cfg.C, L=cfg.L, hyper=cfg.hyper, ep_width=cfg.ep_width))
+    wide_state = model.state_dict()
+    narrow_model.load_state_dict({k: wide_state[k][tuple(slice(0, s) for s in t.shape)].clone()
+                                  for k, t in narrow_model.state_dict().items()})
+    return narrow_model

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import widen as widen_cli  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
-from psic_train.widen import START, added_channel_weights, widen  # noqa: E402
+from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
 
 torch.set_num_threads(1)
 NARROW = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
@@ -112,8 +112,29 @@ def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, cap
     model.load_state_dict(checkpoint_weights(ckpt)[0])
     x = torch.rand(1, 3, 64, 64)
     assert torch.allclose(decode(model.eval(), x)[2], decode(trained, x)[2], atol=1e-5)
-    with pytest.raises(SystemExit, match="already 16 wide"):
-        widen_cli.main(["--init", str(src), "--N", "8", "--out", str(out)])
+    # --N below the model's cuts it back: the round trip gives the narrow model's weights.
+    back = tmp_path / "back.pt"
+    widen_cli.main(["--init", str(out), "--N", "16", "--out", str(back)])
+    assert "N 24 -> 16, step 1234, the leading channels kept" in capsys.readouterr().out
+    state = torch.load(back, map_location="cpu", weights_only=False)["model"]
+    for k, t in trained.state_dict().items():
+        assert torch.equal(state[k], t), k
+    with pytest.raises(SystemExit, match="at least 1"):
+        widen_cli.main(["--init", str(src), "--N", "0", "--out", str(out)])
+
+
+@pytest.mark.parametrize("start", START)
+def test_narrow_undoes_widen_and_drops_what_the_added_channels_learnt(trained, start):
+    wide = widen(trained, 24, start=start)
+    for k, t in narrow(wide, 16).state_dict().items():
+        assert torch.equal(t, trained.state_dict()[k]), k
+    with torch.no_grad():
+        wide.g_s[0].weight[:, 16:].fill_(0.05)                       # the added channels compute,
+        wide.g_s[2].weight[16:, :16].fill_(0.05)                     # and old channels read them
+    x = torch.rand(1, 3, 64, 64)
+    assert not torch.allclose(decode(narrow(wide, 16).eval(), x)[2], decode(wide.eval(), x)[2], atol=1e-3)
+    with pytest.raises(ValueError, match="not in 1...24"):
+        narrow(wide, 25)
 
 
 @pytest.mark.parametrize("start", START)
