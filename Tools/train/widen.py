@@ -46,7 +46,8 @@ def load(path: Path) -> tuple[PSICModel, int, dict]:
     return model, int(ckpt.get("step", 0)), ckpt.get("args", {})
 
 
-def inspect(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> None:
+def print_added_weights(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> None:
+    """--inspect: the table of psic_train/widen.py's added_channel_weights for a checkpoint."""
     if old_N is None:
         parser.error("--inspect needs --old-N, the width the model was widened from")
     if not path.exists():
@@ -64,7 +65,8 @@ def inspect(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> N
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", type=Path,
-                   help="the model to widen: a shipped model file (*.safetensors) or a train.py checkpoint (*.pt)")
+                   help="the model to widen (or cut back): a shipped model file (*.safetensors) or a train.py "
+                        "checkpoint (*.pt; its moving average)")
     p.add_argument("--N", type=int, help="the new transform width: wider than the model's adds channels, narrower keeps the leading ones")
     p.add_argument("--out", type=Path, help="the checkpoint to write (*.pt)")
     p.add_argument("--start", choices=START, default="incoming",
@@ -78,26 +80,26 @@ def main(argv=None) -> None:
     p.add_argument("--old-N", type=int, help="with --inspect: the width the model was widened from")
     args = p.parse_args(argv)
     if args.inspect:
-        return inspect(args.inspect, args.old_N, p)
+        return print_added_weights(args.inspect, args.old_N, p)
     if args.init is None or args.N is None or args.out is None:
         p.error("give --init, --N and --out (or --inspect CHECKPOINT --old-N N)")
     if not args.init.exists():
         raise SystemExit(f"--init: {args.init} does not exist")
     if args.out.suffix != ".pt":
         raise SystemExit(f"--out: {args.out} should end in .pt (train.py --init reads a .pt as a checkpoint)")
-    model, step, recipe = load(args.init)
     if args.N < 1:
         raise SystemExit(f"--N {args.N}: give a width of at least 1")
-    wide = widen(model, args.N, seed=args.seed, start=args.start) if args.N >= model.cfg.N else narrow(model, args.N)
+    model, step, recipe = load(args.init)
+    widening = args.N >= model.cfg.N
+    resized = widen(model, args.N, seed=args.seed, start=args.start) if widening else narrow(model, args.N)
+    how = f"start {args.start}" if widening else "the leading channels kept"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
-    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": step,
-                "args": {**recipe, "widened_from": f"{args.init} (N {model.cfg.N}"
-                                       + (f", start {args.start})" if args.N >= model.cfg.N else ")")}}, tmp)
+    torch.save({"config": resized.cfg.to_dict(), "model": resized.state_dict(), "step": step,
+                "args": {**recipe, "resized_from": f"{args.init} (N {model.cfg.N} -> {args.N}, {how})"}}, tmp)
     os.replace(tmp, args.out)
-    how = f"start {args.start}" if args.N >= model.cfg.N else "the leading channels kept"
     print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}, {how}; "
-          f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in wide.parameters()):,} parameters")
+          f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in resized.parameters()):,} parameters")
 
 
 if __name__ == "__main__":

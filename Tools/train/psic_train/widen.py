@@ -18,6 +18,9 @@ function, so every step trains capacity instead of re-learning what is there:
 - the z channels added to the hyperprior are always 0 (zero incoming weights in both starts), and
   their factorised prior is fitted to put its mass there, so they cost no bits from the first step.
 
+`narrow` is the inverse: it keeps the leading channels, so a widened run whose added channels
+never grew (`added_channel_weights` tells) exports at the narrower model's cost.
+
 Only N (the transforms' and the hyper transforms' width) grows: C, L and the entropy-parameter
 networks keep their shapes, so the latents, their levels and the stream layout are the same.
 """
