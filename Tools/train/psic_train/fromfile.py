@@ -55,11 +55,32 @@ def _dequantize(layer, module: torch.nn.Module, s_in: np.ndarray, s_out: np.ndar
     return s_out
 
 
+def fit_density(eb, values: torch.Tensor, masses: torch.Tensor, steps: int = 300, lr: float = 0.02) -> float:
+    """Fits a compressai EntropyBottleneck's per-channel density to symbol masses: minimises
+    sum_v masses[c, v] * -log2 P_eb(values[c, v]) ([C, W] each) by Adam. Every bottleneck parameter
+    is per channel and Adam moves nothing whose gradient is zero, so a channel whose masses are all
+    zero stays as it is. Returns the final cross-entropy in bits per symbol, averaged over the
+    channels that have mass; its minimum is their own entropy."""
+    C, W = values.shape
+    fitted = masses.sum(dim=1) > 0
+    v = values.float().reshape(C, 1, W)
+    p = masses.float()
+    params = [q for n, q in eb.named_parameters() if not n.startswith("quantiles")]
+    opt = torch.optim.Adam(params, lr=lr)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        lik = eb._likelihood(v)
+        lik = (lik[0] if isinstance(lik, tuple) else lik).reshape(C, W).clamp_min(1e-9)
+        loss = -(p * torch.log2(lik)).sum(dim=1)[fitted].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.item())
+
+
 def fit_z_prior(eb, tables: CDFTables, steps: int = 300, lr: float = 0.02) -> float:
-    """Fits a compressai EntropyBottleneck's density to per-channel integer tables: minimises
-    sum_v p_table(v) * -log2 P_eb(v) over the regular symbols of every channel (the escape's mass
-    is spread over no value). Returns the final cross-entropy in bits per symbol, averaged over
-    channels; its minimum is the tables' own entropy."""
+    """Fits the bottleneck's density to per-channel integer tables (`fit_density` over the
+    tables' regular symbols; the escape's mass is spread over no value)."""
     C = tables.cdf.shape[0]
     width = int(tables.length.max()) - 1
     values = np.zeros((C, width))
@@ -68,18 +89,7 @@ def fit_z_prior(eb, tables: CDFTables, steps: int = 300, lr: float = 0.02) -> fl
         n = int(tables.length[c]) - 1                        # regular symbols (escape excluded)
         values[c, :n] = tables.offset[c] + np.arange(n)
         masses[c, :n] = np.diff(tables.cdf[c, :n + 1].astype(np.float64)) / CDF_TOTAL
-    v = torch.from_numpy(values).float().reshape(C, 1, width)
-    p = torch.from_numpy(masses).float()
-    params = [q for n, q in eb.named_parameters() if not n.startswith("quantiles")]
-    opt = torch.optim.Adam(params, lr=lr)
-    for _ in range(steps):
-        lik = eb._likelihood(v)
-        lik = (lik[0] if isinstance(lik, tuple) else lik).reshape(C, width).clamp_min(1e-9)
-        loss = -(p * torch.log2(lik)).sum(dim=1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return float(loss.item())
+    return fit_density(eb, torch.from_numpy(values), torch.from_numpy(masses), steps, lr)
 
 
 def model_from_file(path) -> tuple[PSICModel, dict]:

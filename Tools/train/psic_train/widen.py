@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .fromfile import fit_density
 from .model import ModelConfig, PSICModel
 
 
@@ -56,26 +57,6 @@ def _widen_gdn(new: nn.Module, old: nn.Module) -> None:
     n = old.beta.shape[0]
     new.beta[:n] = old.beta
     new.gamma[:n, :n] = old.gamma
-
-
-def fit_zero_channels(eb, channels: list[int], steps: int = 300, lr: float = 0.02) -> float:
-    """Fits the factorised prior of `channels` to symbol 0 (maximises P(z in [-0.5, 0.5])).
-    Every bottleneck parameter is per channel and Adam moves nothing whose gradient is zero, so
-    the other channels stay as they are. Returns the mean bits per symbol 0 of those channels."""
-    C = eb.matrices[0].shape[0]
-    v = torch.zeros(C, 1, 1)
-    chosen = torch.tensor(channels)
-    params = [q for n, q in eb.named_parameters() if not n.startswith("quantiles")]
-    opt = torch.optim.Adam(params, lr=lr)
-    bits = torch.zeros(())
-    for _ in range(steps):
-        lik = eb._likelihood(v)
-        lik = (lik[0] if isinstance(lik, tuple) else lik).reshape(C).clamp_min(1e-9)
-        bits = -torch.log2(lik[chosen]).mean()
-        opt.zero_grad(set_to_none=True)
-        bits.backward()
-        opt.step()
-    return float(bits.item())
 
 
 START = ("incoming", "outgoing")
@@ -117,7 +98,10 @@ def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> P
     if N > cfg.N:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            fit_zero_channels(wide.entropy_bottleneck, list(range(cfg.N, N)))
+            # The added z channels' prior: all its mass on symbol 0 (the others' masses are zero).
+            masses = torch.zeros(N, 1)
+            masses[cfg.N:] = 1
+            fit_density(wide.entropy_bottleneck, torch.zeros(N, 1), masses)
     return wide
 
 
