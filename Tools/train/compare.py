@@ -25,22 +25,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
-from psic_train.fromfile import model_from_file  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
+from psic_train.fromfile import load_model  # noqa: E402
+from psic_train.model import PSICModel, mean_curve  # noqa: E402
 from figures import bd  # noqa: E402  (the BD-rate of two level curves that figures.py heldout prints)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def load(path: Path, raw: bool) -> tuple[PSICModel, str]:
-    if path.suffix == ".safetensors":
-        model, meta = model_from_file(path)
-        return model, f"{path.name} (step {meta.get('training', {}).get('steps', '?')})"
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = PSICModel(ModelConfig(**ckpt["config"]))
-    state, use_ema = checkpoint_weights(ckpt, ema=not raw)
-    model.load_state_dict(state)
-    return model, f"{path.name} (step {ckpt.get('step', '?')}, {'EMA' if use_ema else 'raw'})"
+    model, step, _, averaged = load_model(path, ema=not raw)
+    weights = "" if averaged is None else f", {'EMA' if averaged else 'raw'}"
+    return model, f"{path.name} (step {'?' if step is None else step}{weights})"
 
 
 def versus(ref: list[dict], curve: list[dict]) -> str:

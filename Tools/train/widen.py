@@ -29,21 +29,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.fromfile import model_from_file  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
+from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
-
-
-def load(path: Path) -> tuple[PSICModel, int, dict]:
-    """(model, step, recipe) of a shipped model file or a train.py checkpoint (its moving average)."""
-    if path.suffix == ".safetensors":
-        model, meta = model_from_file(path)
-        training = meta.get("training", {})
-        return model, int(training.get("steps", 0)), training.get("recipe", {})
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = PSICModel(ModelConfig(**ckpt["config"]))
-    model.load_state_dict(checkpoint_weights(ckpt)[0])
-    return model, int(ckpt.get("step", 0)), ckpt.get("args", {})
 
 
 def print_added_weights(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> None:
@@ -52,7 +39,7 @@ def print_added_weights(path: Path, old_N: int | None, parser: argparse.Argument
         parser.error("--inspect needs --old-N, the width the model was widened from")
     if not path.exists():
         raise SystemExit(f"--inspect: {path} does not exist")
-    model, step, _ = load(path)
+    model, step, _, _ = load_model(path)
     if not 0 < old_N < model.cfg.N:
         raise SystemExit(f"--old-N {old_N}: the model is {model.cfg.N} wide; give the narrower width it was widened from")
     print(f"{path} (step {step}): weight RMS per layer, N {old_N} -> {model.cfg.N}")
@@ -89,7 +76,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"--out: {args.out} should end in .pt (train.py --init reads a .pt as a checkpoint)")
     if args.N < 1:
         raise SystemExit(f"--N {args.N}: give a width of at least 1")
-    model, step, recipe = load(args.init)
+    model, step, recipe, _ = load_model(args.init)
+    step = step or 0
     widening = args.N >= model.cfg.N
     resized = widen(model, args.N, seed=args.seed, start=args.start) if widening else narrow(model, args.N)
     how = f"start {args.start}" if widening else "the leading channels kept"

@@ -18,12 +18,13 @@ A session that has no training checkpoint resumes from the committed model this 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .intmodel import CDF_TOTAL, MEAN_SCALE, SCALE_MIN, CDFTables
-from .model import ModelConfig, PSICModel
+from .model import ModelConfig, PSICModel, checkpoint_weights
 from .modelfile import FLOAT_LAYERS, GDN_LAYERS, ModelFile
 
 
@@ -132,3 +133,19 @@ def model_from_file(path) -> tuple[PSICModel, dict]:
         _dequantize(net[2], model.entropy_parameters[i][4], s, last_scale, mean_offset)
     fit_z_prior(model.entropy_bottleneck, ent.z)
     return model, f.meta
+
+
+def load_model(path, ema: bool = True) -> tuple[PSICModel, int | None, dict, bool | None]:
+    """(model, step, recipe, averaged) of a shipped model file (*.safetensors, rebuilt by
+    `model_from_file`) or a train.py checkpoint (*.pt: its moving average of the weights when `ema`
+    and it has one, else the raw weights). `step` is None where the source records none;
+    `averaged` says which weights a checkpoint gave, None for a model file."""
+    if Path(path).suffix == ".safetensors":
+        model, meta = model_from_file(path)
+        training = meta.get("training", {})
+        return model, training.get("steps"), training.get("recipe", {}), None
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    state, averaged = checkpoint_weights(ckpt, ema=ema)
+    model.load_state_dict(state)
+    return model, ckpt.get("step"), ckpt.get("args", {}), averaged
