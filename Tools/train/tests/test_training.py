@@ -16,14 +16,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
 from psic_train import adversarial as adv  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.model import PSICModel  # noqa: E402
 from psic_train.objective import MSSSIM_WEIGHTS, ObjectiveConfig, SVIObjective, msssim_loss  # noqa: E402
 from psic_train.perceptual import LPIPS, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, fmt_duration, summarize  # noqa: E402
+from tiny import TINY, TINY_CONFIG  # noqa: E402
 
 torch.set_num_threads(1)
-TINY = ["--N", "16", "--C", "16", "--L", "4", "--hyper", "16", "--ep-width", "16"]
-TINY_CONFIG = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)   # the model TINY trains
 RUN = ["--batch", "2", "--crop", "64", "--threads", "1", "--holdout", "1", "--log-every", "1",
        "--eval-every", "2", "--disc-width", "8"]
 

@@ -12,9 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import widen as widen_cli  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
 from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
+from tiny import TINY_CONFIG  # noqa: E402
 
 torch.set_num_threads(1)
-NARROW = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+NARROW = TINY_CONFIG
 
 
 @pytest.fixture(scope="module")
