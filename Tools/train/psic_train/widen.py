@@ -96,13 +96,15 @@ def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> P
             elif t.shape == o.shape:
                 t.copy_(o)
     if N > cfg.N:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            # The added z channels' prior: all its mass on symbol 0 (the others' masses are zero).
-            masses = torch.zeros(N, 1)
-            masses[cfg.N:] = 1
-            fit_density(wide.entropy_bottleneck, torch.zeros(N, 1), masses)
+        # The added z channels' prior: all its mass on symbol 0 (the others' masses are zero).
+        masses = torch.zeros(N, 1)
+        masses[cfg.N:] = 1
+        fit_density(wide.entropy_bottleneck, torch.zeros(N, 1), masses)
     return wide
+
+
+def _rms(t: torch.Tensor) -> float | None:
+    return float(t.pow(2).mean().sqrt()) if t.numel() else None
 
 
 def added_channel_weights(model: PSICModel, old_N: int) -> list[tuple[str, float, float | None, float | None]]:
@@ -123,10 +125,7 @@ def added_channel_weights(model: PSICModel, old_N: int) -> list[tuple[str, float
             in_grew = not (k == 0 and name in ("g_a", "g_s", "h_a"))
             o = old_N if out_grew else w.shape[0]
             n = old_N if in_grew else w.shape[1]
-
-            def rms(t):
-                return float(t.pow(2).mean().sqrt()) if t.numel() else None
-            rows.append((f"{name}.{i}", rms(w[:o, :n]), rms(w[o:]), rms(w[:o, n:])))
+            rows.append((f"{name}.{i}", _rms(w[:o, :n]), _rms(w[o:]), _rms(w[:o, n:])))
     return rows
 
 
