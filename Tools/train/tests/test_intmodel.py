@@ -9,11 +9,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel  # noqa: E402
+from psic_train.model import PSICModel  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
 from psic_train.quantize import (H_RANGES, all_layers, calibrate, calibrated_outputs, int16_weights,  # noqa: E402
                                  quantize_entropy_model)
 from psic_train.tables import gaussian_tables, quantize_pmf, z_tables  # noqa: E402
+from tiny import TINY_CONFIG  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -21,7 +22,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    cfg = ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16)
+    cfg = TINY_CONFIG
     model = PSICModel(cfg).eval()
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.normal(0, 4, (8, cfg.C, 8, 8)).astype(np.float32))
@@ -120,7 +121,7 @@ def test_tables_valid(count):
         assert f.sum() == 65536 and f.min() >= 1
         assert np.all(np.diff(g.cdf[r, :g.length[r] + 1]) >= 1)
     torch.manual_seed(0)
-    model = PSICModel(ModelConfig(N=16, C=16, L=4, hyper=16, ep_width=16))
+    model = PSICModel(TINY_CONFIG)
     zt = z_tables(model.entropy_bottleneck)
     zt.validate()
     assert zt.cdf.shape[0] == 16
