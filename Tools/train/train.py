@@ -46,7 +46,7 @@ from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.recipe import (  # noqa: E402
-    DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, fill_options, fill_recipe, recipe_defaults, scope_defaults)
+    DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, UnknownPart, fill_recipe, fill_scope, recipe_defaults)
 from psic_train.perceptual import LPIPS_NETS, REGISTRY as PERCEPTUAL, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, summarize  # noqa: E402
 from psic_train.trainable import (  # noqa: E402
@@ -254,11 +254,10 @@ def main(argv=None):
     # Like the recipe, what a run trains carries over unless given; the checkpoint's own part is
     # what its Adam state was saved over.
     stored = (ckpt or {}).get("args") or {}
-    scope_sources = fill_options(args, stored, scope_defaults())
-    if args.trainable not in TRAINABLE:
-        raise SystemExit(f"the checkpoint trained {args.trainable!r}, which this train.py does not know; "
-                         f"give --trainable ({', '.join(TRAINABLE)})")
-    stored_trainable = stored.get("trainable") if stored.get("trainable") in TRAINABLE else scope_defaults()["trainable"]
+    try:
+        scope_sources, stored_trainable = fill_scope(args, stored)
+    except UnknownPart as e:
+        raise SystemExit(str(e)) from None
     groups, opt_names = optimiser_groups(model, args.trainable, args.lr, args.entropy_lr_scale)
     opt = torch.optim.Adam(groups, lr=args.lr)
     step = 0

@@ -6,6 +6,7 @@ never silently change what is trained."""
 from __future__ import annotations
 
 from .objective import ObjectiveConfig
+from .trainable import PARTS
 
 # 2 crops of 256² rather than 8 of 128² (the same pixels per step): on 128² crops z is 2×2 and the
 # hyperprior learns mostly from padding; the A/B of session 20 (Tools/train/RESULTS.md) gave -2.5 %
@@ -37,6 +38,27 @@ def fill_recipe(args, stored: dict | None) -> dict[str, str]:
     a resume never silently changes the recipe. Returns where each value came from: "given",
     "the checkpoint's" or "default"."""
     return fill_options(args, stored, recipe_defaults())
+
+
+class UnknownPart(ValueError):
+    """A checkpoint names a trainable part this train.py does not know (a newer tool wrote it)."""
+
+    def __init__(self, part: str):
+        super().__init__(f"the checkpoint trained {part!r}, which this train.py does not know; "
+                         f"give --trainable ({', '.join(PARTS)})")
+        self.part = part
+
+
+def fill_scope(args, stored: dict | None) -> tuple[dict[str, str], str]:
+    """`fill_options` over `scope_defaults()`, then the part the checkpoint's Adam state was saved
+    over: its own part, or the default for checkpoints from before parts existed. Raises
+    `UnknownPart` when the part the run would train came from the checkpoint and is not one of
+    psic_train.trainable.PARTS (argparse's choices already check a given one)."""
+    sources = fill_options(args, stored, scope_defaults())
+    if args.trainable not in PARTS:
+        raise UnknownPart(args.trainable)
+    stored_part = (stored or {}).get("trainable")
+    return sources, stored_part if stored_part in PARTS else scope_defaults()["trainable"]
 
 
 def fill_options(args, stored: dict | None, defaults: dict) -> dict[str, str]:

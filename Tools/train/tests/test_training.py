@@ -620,26 +620,31 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
-    from psic_train.recipe import fill_options, scope_defaults
+    from psic_train.recipe import UnknownPart, fill_scope
     blank = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
     # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
     # one from before session 43 no count of kept evaluations: it kept none
-    assert fill_options(blank, {"batch": "2", "ema": "0.9995"}, scope_defaults()) \
-        == {"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
-            "keep_evaluated": "default"}
+    assert fill_scope(blank, {"batch": "2", "ema": "0.9995"}) \
+        == ({"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
+             "keep_evaluated": "default"}, "all")
     assert (blank.trainable, blank.entropy_lr_scale, blank.ema, blank.keep_evaluated) == ("all", 1.0, 0.9995, 0)
     # checkpoints store their args as strings
     stored = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
-    assert fill_options(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0",
-                                 "keep_evaluated": "6"}, scope_defaults()) \
-        == {"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's",
-            "keep_evaluated": "the checkpoint's"}
+    assert fill_scope(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0",
+                               "keep_evaluated": "6"}) \
+        == ({"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's",
+             "keep_evaluated": "the checkpoint's"}, "synthesis")
     assert (stored.trainable, stored.entropy_lr_scale, stored.ema, stored.keep_evaluated) == ("synthesis", 0.1, 0.0, 6)
     given = argparse.Namespace(trainable="all", entropy_lr_scale=None, ema=0.5, keep_evaluated=0)
-    assert fill_options(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"},
-                        scope_defaults()) \
-        == {"trainable": "given", "entropy_lr_scale": "default", "ema": "given", "keep_evaluated": "given"}
+    # the part given for this run; the checkpoint's own part is what its Adam state was saved over
+    assert fill_scope(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"}) \
+        == ({"trainable": "given", "entropy_lr_scale": "default", "ema": "given", "keep_evaluated": "given"},
+            "synthesis")
     assert given.keep_evaluated == 0
+    unknown = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    with pytest.raises(UnknownPart) as refused:
+        fill_scope(unknown, {"trainable": "encoder"})
+    assert refused.value.part == "encoder" and "give --trainable (all, synthesis" in str(refused.value)
     # a checkpoint whose part this train.py does not know: a clear refusal, not a traceback
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1, "--ema", 0])
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
