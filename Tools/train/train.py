@@ -171,6 +171,15 @@ def recipe_line(args, sources: dict[str, str]) -> str:
     return line + ("; " + ", ".join(changed) if changed else "")
 
 
+def held_out_span(files: list[Path]) -> str:
+    """" (first … last)" of the held-out photos' names for the start-up line: which photos the
+    periodic evaluation sees matters when reading its curve (with ../shared/data/train the last 8
+    sorted names are Urban100 buildings, not a sample of every source)."""
+    if not files:
+        return ""
+    return f" ({files[0].stem})" if len(files) == 1 else f" ({files[0].stem} … {files[-1].stem})"
+
+
 def warmup_factor(steps_done: int, warmup_steps: int) -> float:
     """Learning-rate multiplier for the next step after `steps_done` steps of this process:
     1/N, 2/N, ... up to 1 over the first N = `warmup_steps` steps, then 1."""
@@ -319,7 +328,7 @@ def main(argv=None):
 
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
-    print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out; step {step}; "
+    print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out{held_out_span(val_files)}; step {step}; "
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
           f"{entropy_rate_note(args, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "

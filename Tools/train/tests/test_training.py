@@ -414,7 +414,9 @@ def test_images_smaller_than_the_crop_are_counted_and_reported(tmp_path, capsys)
     with pytest.raises(SystemExit):
         CropSampler(files, 256)
     run(["--data", tmp_path, "--out", tmp_path / "run", *TINY, *RUN, "--crop", 128, "--steps", 1])
-    assert "warning: 1 of 2 training images are smaller than 128x128" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: 1 of 2 training images are smaller than 128x128" in out
+    assert "2 training images, 1 held out (c);" in out   # which photos the evaluation sees
 
 
 def test_resume_keeps_the_checkpoints_recipe_unless_given(data, tmp_path, capsys):
@@ -452,6 +454,12 @@ def test_resume_keeps_the_checkpoints_recipe_unless_given(data, tmp_path, capsys
     sources = fill_recipe(mixed, {"batch": "8", "crop": "128"})
     assert (mixed.batch, mixed.crop) == (4, 128) and (sources["batch"], sources["crop"]) == ("given", "the checkpoint's")
     assert train.recipe_line(mixed, sources).startswith("batch 4x128² (batch given, crop the checkpoint's)")
+
+
+def test_the_start_up_line_names_the_held_out_photos():
+    assert train.held_out_span([]) == ""
+    assert train.held_out_span([Path("d/urban100_img_063.png"), Path("d/urban100_img_070.png")]) \
+        == " (urban100_img_063 … urban100_img_070)"
 
 
 def test_evaluation_crops_sizes(tmp_path):
