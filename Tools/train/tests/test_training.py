@@ -491,9 +491,17 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
                   "--json", str(tmp_path / "c.json")])
     curve = json.loads((tmp_path / "c.json").read_text())["models"][0]["sampled"]
     assert [r["level"] for r in curve] == [1, 2, 3, 4] and all(0 < r["ms_ssim"] <= 1 for r in curve)
+    # --holdout 0 is every photo of the folder (a Kodak screen), the same as naming them all
+    curves = {}
+    for n in ("0", "4", "1"):
+        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", n, "--crop", "64", "--threads", "1",
+                      "--json", str(tmp_path / "n.json")])
+        curves[n] = json.loads((tmp_path / "n.json").read_text())["models"][0]["sampled"]
+    assert curves["0"] == curves["4"] != curves["1"]
     capsys.readouterr()
-    with pytest.raises(SystemExit):
-        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--crop", "32"])
+    for bad in (["--crop", "32"], ["--holdout", "-1"], ["--data", str(tmp_path / "none")]):
+        with pytest.raises(SystemExit, match="compare.py: --"):
+            compare.main([str(tmp_path / "last.pt"), "--data", str(data), *bad])
     compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "1", "--crop", "64", "--threads", "1",
                   "--details", "both"])
     out = capsys.readouterr().out.splitlines()
