@@ -122,7 +122,8 @@ def parse_args(argv=None):
                         "without them the step whose evaluation looked best is gone by the time it is read; "
                         "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
     p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=1000,
+                   help="steps between held-out evaluations (0: none; --holdout 0 has none either)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
                    help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "
@@ -151,6 +152,8 @@ def parse_args(argv=None):
         p.error(f"--entropy-lr-scale must be positive (a multiple of --lr), not {args.entropy_lr_scale}")
     if args.keep_evaluated is not None and args.keep_evaluated < 0:
         p.error(f"--keep-evaluated must be 0 (none) or more checkpoints, not {args.keep_evaluated}")
+    if args.eval_every < 0:
+        p.error(f"--eval-every must be 0 (no evaluations) or a number of steps, not {args.eval_every}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
     if args.ema is not None and not 0 <= args.ema < 1:
@@ -410,7 +413,7 @@ def main(argv=None):
             progress.log(step, line)
             window = []
         kept_step = False   # an evaluated step whose checkpoint --keep-evaluated keeps
-        if val and step % args.eval_every == 0 and not profiler:
+        if val and args.eval_every and step % args.eval_every == 0 and not profiler:
             summary = mean_curve(ema.module if ema else model, val)
             log.write(json.dumps({"step": step, "eval": summary}) + "\n")
             log.flush()

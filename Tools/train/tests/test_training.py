@@ -632,6 +632,9 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     with pytest.raises(SystemExit):
         train.parse_args(["--out", str(branch), "--ema", "1"])
     assert "--ema must be a decay in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(branch), "--eval-every", "-1"])
+    assert "--eval-every must be 0 (no evaluations)" in capsys.readouterr().err
 
 
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
