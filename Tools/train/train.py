@@ -175,7 +175,7 @@ def recipe_line(args, sources: dict[str, str]) -> str:
 
 
 def held_out_span(files: list[Path]) -> str:
-    """" (first … last)" of the held-out photos' names for the start-up line: which photos the
+    """The held-out photos' names as the start-up line gives them, " (first … last)": which photos the
     periodic evaluation sees matters when reading its curve (with ../shared/data/train the last 8
     sorted names are Urban100 buildings, not a sample of every source)."""
     if not files:
