@@ -95,10 +95,14 @@ def bd(ref: list[dict], test: list[dict], quality: str = "psnr") -> float:
 def heldout(args) -> list[str]:
     ref, ref_name = reference_rows(args.ref)
     out = [f"reference: {ref_name}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in ref)]
+    waiting = []
     for log in args.logs:
         evals = evaluations(log)
         if not evals:
-            raise FiguresError(f"{log} has no held-out evaluation yet (train.py writes one every --eval-every steps)")
+            # a run started beside others has none for its first --eval-every steps: say so, show the rest
+            waiting.append(log)
+            out.append(f"{log.parent.name}: no held-out evaluation yet")
+            continue
         for step, rows in sorted(evals.items()):
             if len(rows) != len(ref):
                 raise FiguresError(f"{log} step {step} has {len(rows)} levels, the reference {len(ref)}")
@@ -110,6 +114,9 @@ def heldout(args) -> list[str]:
             out.append(line)
             if args.per_level:
                 out.append("  " + " ".join(level_change(a, b) for a, b in zip(ref, rows)))
+    if len(waiting) == len(args.logs):
+        raise FiguresError(f"{', '.join(map(str, waiting))}: no held-out evaluation yet "
+                           "(train.py writes one every --eval-every steps)")
     return out
 
 

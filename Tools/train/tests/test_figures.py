@@ -99,6 +99,9 @@ def test_heldout_errors_are_typed_and_name_what_to_do(tmp_path, capsys):
     empty = write_log(tmp_path / "e" / "log.jsonl", [train_line(1, 4.0)])
     code, _, err = run(capsys, "heldout", "--ref", f"{log}:1000", empty)
     assert code == 2 and "no held-out evaluation yet" in err
+    # beside a log that has evaluations, one that has none yet is named and the rest are shown
+    code, out, _ = run(capsys, "heldout", "--ref", f"{log}:1000", empty, log)
+    assert code == 0 and "e: no held-out evaluation yet" in out and "s6 1000: " in out
 
 
 def test_loss_means_over_a_step_range_take_a_resumed_steps_last_line(tmp_path, capsys):
