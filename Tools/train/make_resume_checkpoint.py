@@ -9,12 +9,15 @@ Keeps the fp32 model weights, the model config, the step count and the training 
 drops the optimiser state (it would triple the file) — Adam's moments rebuild in a few hundred steps.
 """
 import argparse
-import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.checkpoint import write_checkpoint  # noqa: E402
 
 
 def main():
@@ -31,9 +34,7 @@ def main():
     slim = {"model": ckpt["model"], "config": ckpt["config"], "step": ckpt.get("step", 0)}
     if args.hours is not None:
         slim["hours"] = args.hours
-    tmp_out = args.out.with_suffix(".tmp")
-    torch.save(slim, tmp_out)
-    os.replace(tmp_out, args.out)
+    write_checkpoint(args.out, slim)
     print(f"wrote {args.out} (step {slim['step']}, {args.out.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -13,13 +13,13 @@ weights is not a model.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.soup import SoupError, soup  # noqa: E402
 
 
@@ -44,10 +44,7 @@ def main(argv=None) -> None:
         ckpt, notes = soup(a, b, args.weight, (str(args.first), str(args.second)))
     except SoupError as e:
         raise SystemExit(f"soup.py: {e}") from None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, args.out)
+    write_checkpoint(args.out, ckpt)
     print(f"{args.out}: {ckpt['args']['souped_from']}; "
           f"{'moving averages and raw weights' if 'ema' in ckpt else 'raw weights'} mixed"
           + "".join(f"\n  recipe {n}" for n in notes))

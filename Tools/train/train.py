@@ -41,6 +41,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.allocator import keep_freed_memory  # noqa: E402
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
+from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
@@ -207,11 +208,9 @@ def ema_parameters(ema) -> dict:
 
 def save(path: Path, model, opt, step: int, args, extra=None):
     """Writes the checkpoint atomically. `extra` adds top-level keys (the discriminator's, the EMA's)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "config": model.cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()},
-                **(extra or {})}, tmp)
-    os.replace(tmp, path)
+    write_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                            "config": model.cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()},
+                            **(extra or {})})
 
 
 def keep_evaluated(checkpoint: Path, step: int, keep: int) -> Path:

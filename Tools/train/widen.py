@@ -22,13 +22,11 @@ grown against the old ones (psic_train/widen.py: added_channel_weights).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
 
@@ -81,11 +79,8 @@ def main(argv=None) -> None:
     widening = args.N >= model.cfg.N
     resized = widen(model, args.N, seed=args.seed, start=args.start) if widening else narrow(model, args.N)
     how = f"start {args.start}" if widening else "the leading channels kept"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    torch.save({"config": resized.cfg.to_dict(), "model": resized.state_dict(), "step": step,
-                "args": {**recipe, "resized_from": f"{args.init} (N {model.cfg.N} -> {args.N}, {how})"}}, tmp)
-    os.replace(tmp, args.out)
+    write_checkpoint(args.out, {"config": resized.cfg.to_dict(), "model": resized.state_dict(), "step": step,
+                                "args": {**recipe, "resized_from": f"{args.init} (N {model.cfg.N} -> {args.N}, {how})"}})
     print(f"{args.out}: N {model.cfg.N} -> {args.N}, step {step}, {how}; "
           f"{sum(p.numel() for p in model.parameters()):,} -> {sum(p.numel() for p in resized.parameters()):,} parameters")
 

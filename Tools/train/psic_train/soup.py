@@ -43,7 +43,7 @@ def mix_recipes(a: dict, b: dict, weight: float) -> tuple[dict, list[str]]:
     """The recipe options of two checkpoints' args, mixed as the module doc says, and a note for
     each option that differed."""
     mixed, notes = {}, []
-    for name in recipe_defaults():
+    for name, default in recipe_defaults().items():
         va, vb = a.get(name), b.get(name)
         if va is None or vb is None or str(va) == str(vb):
             mixed[name] = va if va is not None else vb
@@ -55,7 +55,7 @@ def mix_recipes(a: dict, b: dict, weight: float) -> tuple[dict, list[str]]:
             notes.append(f"{name}: {va} and {vb} differ, the first checkpoint's kept")
             continue
         value = (1 - weight) * fa + weight * fb
-        mixed[name] = int(round(value)) if isinstance(recipe_defaults()[name], int) else value
+        mixed[name] = int(round(value)) if isinstance(default, int) else value
         notes.append(f"{name}: {va} and {vb} mixed to {mixed[name]:g}")
     return mixed, notes
 
