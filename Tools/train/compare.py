@@ -5,8 +5,8 @@
 Each model is a shipped model file (*.safetensors, rebuilt as floats by psic_train.fromfile) or a
 training checkpoint (*.pt; its moving average of the weights when it has one, unless --raw).
 Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation (the last
---holdout photos of --data, top-left crops of at most 256x256; --crop 0: whole photos, slower but
-closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
+--holdout photos of --data, or with --every-photo all of them; top-left crops of at most 256x256;
+--crop 0: whole photos, slower but closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
 across levels, and the PSNR and MS-SSIM BD-rates (Tools/eval/bdrate.py), the rate change at equal
 quality.
 
@@ -19,7 +19,7 @@ curve tracks the run, but has twice put a candidate ahead in MS-SSIM that Kodak 
 spending an export on a candidate, screen it on Kodak as export.py's report measures it (float
 weights rather than the integer entropy model, seed 0; minutes rather than an export's seven):
 
-    python Tools/train/compare.py --data ../shared/data/kodak --holdout 0 --crop 0 \
+    python Tools/train/compare.py --data ../shared/data/kodak --every-photo --crop 0 \
         Models/psic-conv.safetensors Tools/train/runs/sNN/eval-STEP.pt
 
 (session 46: the step-207500 candidate of session 45 screened at -0.28 % PSNR / +0.36 % MS-SSIM
@@ -62,8 +62,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", type=Path, nargs="+", help="model files (*.safetensors) or checkpoints (*.pt)")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
-    p.add_argument("--holdout", type=int, default=8,
-                   help="last N photos of --data (sorted), as in train.py; 0: every photo (e.g. Kodak)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--holdout", type=int, default=8,
+                       help="the last N photos of --data (sorted): train.py's held-out photos for the same N")
+    which.add_argument("--every-photo", action="store_true",
+                       help="every photo of --data, for a folder training never reads (e.g. Kodak)")
     p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the moving average")
     p.add_argument("--crop", type=int, default=256,
                    help="top-left crop side in pixels (0: whole photos); 256 is train.py's evaluation")
@@ -79,12 +82,14 @@ def main(argv=None) -> None:
     for m in args.models:
         if not m.exists():
             raise SystemExit(f"compare.py: {m} does not exist")
-    if args.holdout < 0:
-        raise SystemExit("compare.py: --holdout must be 0 (every photo) or a count of the last photos")
+    if not args.every_photo and args.holdout < 1:
+        # train.py's --holdout 0 holds nothing out, so it names no photos here either.
+        raise SystemExit("compare.py: --holdout must count at least one photo; "
+                         "give --every-photo to compare on every photo of --data (a Kodak screen)")
     if not args.data.is_dir():
         raise SystemExit(f"compare.py: --data {args.data} is not a folder of photos")
     photos = list_images(args.data)
-    crops = evaluation_crops(photos[-args.holdout:] if args.holdout else photos, args.crop)
+    crops = evaluation_crops(photos if args.every_photo else photos[-args.holdout:], args.crop)
     if not crops:
         raise SystemExit(f"compare.py: no photos of at least 64x64 among those chosen from {args.data}")
     modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
@@ -109,7 +114,8 @@ def main(argv=None) -> None:
         written.append({"name": name, "path": str(path), **{
             "mean" if m else "sampled": curve for m, curve in by_mode.items()}})
     if args.json:
-        args.json.write_text(json.dumps({"data": str(args.data), "holdout": args.holdout, "crop": args.crop,
+        holdout = None if args.every_photo else args.holdout  # None: every photo of data
+        args.json.write_text(json.dumps({"data": str(args.data), "holdout": holdout, "crop": args.crop,
                                          "raw": args.raw, "models": written}, indent=1) + "\n")
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Writes a weight soup of two checkpoints of one lineage: (1 - W) x the first + W x the second.
 
     python Tools/train/soup.py runs/s29/eval-207500.pt runs/s30/eval-206000.pt --weight 0.3 --out soup.pt
-    python Tools/train/compare.py --data ../shared/data/kodak --holdout 0 --crop 0 Models/psic-conv.safetensors soup.pt
+    python Tools/train/compare.py --data ../shared/data/kodak --every-photo --crop 0 Models/psic-conv.safetensors soup.pt
 
 The soup is a train.py checkpoint (psic_train/soup.py says what is mixed and which recipe it
 records) that compare.py screens, export.py exports and train.py --init continues (Adam starts

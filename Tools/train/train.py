@@ -124,7 +124,7 @@ def parse_args(argv=None):
                         "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000,
-                   help="steps between held-out evaluations (0: none; --holdout 0 has none either)")
+                   help="steps between held-out evaluations (0: none; --holdout 0 holds no photo out, so none either)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
                    help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "

@@ -491,14 +491,19 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
                   "--json", str(tmp_path / "c.json")])
     curve = json.loads((tmp_path / "c.json").read_text())["models"][0]["sampled"]
     assert [r["level"] for r in curve] == [1, 2, 3, 4] and all(0 < r["ms_ssim"] <= 1 for r in curve)
-    # --holdout 0 is every photo of the folder (a Kodak screen), the same as naming them all
+    # --every-photo takes every photo of the folder (a Kodak screen), the same as holding them all out
     curves = {}
-    for n in ("0", "4", "1"):
-        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", n, "--crop", "64", "--threads", "1",
+    for n in (["--every-photo"], ["--holdout", "4"], ["--holdout", "1"]):
+        compare.main([str(tmp_path / "last.pt"), "--data", str(data), *n, "--crop", "64", "--threads", "1",
                       "--json", str(tmp_path / "n.json")])
-        curves[n] = json.loads((tmp_path / "n.json").read_text())["models"][0]["sampled"]
-    assert curves["0"] == curves["4"] != curves["1"]
+        curves[n[-1]] = json.loads((tmp_path / "n.json").read_text())["models"][0]["sampled"]
+    assert curves["--every-photo"] == curves["4"] != curves["1"]
     capsys.readouterr()
+    # train.py's --holdout 0 holds no photo out, so here it names none: refused, --every-photo suggested
+    with pytest.raises(SystemExit, match="give --every-photo"):
+        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "0"])
+    with pytest.raises(SystemExit):  # the two choices of photos exclude each other
+        compare.main([str(tmp_path / "last.pt"), "--data", str(data), "--holdout", "2", "--every-photo"])
     for bad in (["--crop", "32"], ["--holdout", "-1"], ["--data", str(tmp_path / "none")]):
         with pytest.raises(SystemExit, match="compare.py: --"):
             compare.main([str(tmp_path / "last.pt"), "--data", str(data), *bad])
