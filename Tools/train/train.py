@@ -43,7 +43,7 @@ from psic_train.allocator import keep_freed_memory  # noqa: E402
 from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, DiscriminatorConfig  # noqa: E402
 from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
-from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.fromfile import starting_point  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.recipe import (  # noqa: E402
@@ -233,6 +233,9 @@ def keep_evaluated(checkpoint: Path, step: int, keep: int) -> Path:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.init and not args.resume and not args.init.is_file():
+        # Before the run folder is made, so a mistyped path leaves nothing behind.
+        raise SystemExit(f"--init: {args.init} does not exist; give a model file (*.safetensors) or a checkpoint (*.pt)")
     if args.autocast is None:
         args.autocast = args.device == "cpu" and bool(torch.cpu._is_avx512_bf16_supported())
     steps_bound = args.steps
@@ -250,14 +253,8 @@ def main(argv=None):
         if not last.exists():
             raise SystemExit(f"--resume: {last} does not exist; start without --resume")
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    elif args.init and args.init.suffix == ".safetensors":
-        # A shipped model file: the function it stores, rebuilt as float layers (psic_train/fromfile.py).
-        shipped, meta = model_from_file(args.init)
-        ckpt = {"config": shipped.cfg.to_dict(), "model": shipped.state_dict(),
-                "step": int(meta.get("training", {}).get("steps", 0)),
-                "args": meta.get("training", {}).get("recipe", {})}   # what a checkpoint's "args" would hold
     elif args.init:
-        ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
+        ckpt = starting_point(args.init)
     recipe_sources = fill_recipe(args, (ckpt or {}).get("args"))
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})

@@ -135,6 +135,20 @@ def model_from_file(path) -> tuple[PSICModel, dict]:
     return model, f.meta
 
 
+def starting_point(path) -> dict:
+    """What `train.py --init PATH` starts from, in a train.py checkpoint's shape: a checkpoint
+    (*.pt) as saved, optimiser and moving average included; a shipped model file (*.safetensors)
+    as the checkpoint it would be, its weights rebuilt by `model_from_file` and its step and recipe
+    (train.py's options, as export.py recorded them) from the metadata, with no optimiser or
+    moving average to carry over."""
+    if Path(path).suffix != ".safetensors":
+        return torch.load(path, map_location="cpu", weights_only=False)
+    model, meta = model_from_file(path)
+    training = meta.get("training", {})
+    return {"config": model.cfg.to_dict(), "model": model.state_dict(),
+            "step": int(training.get("steps", 0)), "args": training.get("recipe", {})}
+
+
 def load_model(path, ema: bool = True) -> tuple[PSICModel, int | None, dict, bool | None]:
     """(model, step, recipe, averaged) of a shipped model file (*.safetensors, rebuilt by
     `model_from_file`) or a train.py checkpoint (*.pt: its moving average of the weights when `ema`

@@ -364,6 +364,19 @@ def test_init_from_a_model_file_keeps_its_training_recipe(setup, tmp_path, capsy
     assert "step 7; batch 1x64² (the checkpoint's); lambda_max 2240 (the checkpoint's)" in out
     stored = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["args"]
     assert float(stored["lambda_max"]) == 2240 and stored["batch"] == "1"
+    # the model file as a checkpoint: its step, recipe and rebuilt weights, nothing to carry over
+    from psic_train.fromfile import model_from_file, starting_point
+    start = starting_point(path)
+    assert start["step"] == 7 and start["args"]["lambda_max"] == "2240.0"
+    assert "optimizer" not in start and "ema" not in start
+    rebuilt = model_from_file(path)[0].state_dict()
+    assert start["model"].keys() == rebuilt.keys()
+    assert all(torch.equal(start["model"][k], rebuilt[k]) for k in rebuilt)
+    # a mistyped path is refused before a run folder is made
+    with pytest.raises(SystemExit, match="--init: .* does not exist"):
+        train.main(["--init", str(tmp_path / "missing.safetensors"), "--data", str(photos),
+                    "--out", str(tmp_path / "typo")])
+    assert not (tmp_path / "typo").exists()
 
 
 def test_headroom_schedule_shrinks_to_the_floor():
