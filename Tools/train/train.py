@@ -65,7 +65,7 @@ def parse_args(argv=None):
                    help="folder of training photos (default: ../shared/data/train)")
     p.add_argument("--holdout", type=int, default=8, help="last N images (sorted) kept out of training for validation")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (without it, an OUT that holds last.pt is refused rather than overwritten)")
     p.add_argument("--init", type=Path, help="initialise weights from this checkpoint (fresh optimiser and step 0 unless it holds them) or from a shipped model file (*.safetensors: its integer entropy model rebuilt as floats, z prior fresh)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"stop after this many total steps (default {DEFAULT_STEPS}; the progress ETA only when given)")
@@ -233,7 +233,13 @@ def keep_evaluated(checkpoint: Path, step: int, keep: int) -> Path:
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.init and not args.resume and not args.init.is_file():
+    if args.resume and args.init:
+        raise SystemExit("--resume continues OUT/last.pt and --init starts a new run from a file: give one of them")
+    if not args.resume and (args.out / "last.pt").exists():
+        # A fresh start would overwrite the run's checkpoint and append a second run to its log.
+        raise SystemExit(f"{args.out / 'last.pt'} already holds a run: give --resume to continue it, "
+                         "or another --out to start a new one")
+    if args.init and not args.init.is_file():
         # Before the run folder is made, so a mistyped path leaves nothing behind.
         raise SystemExit(f"--init: {args.init} does not exist; give a model file (*.safetensors) or a checkpoint (*.pt)")
     if args.autocast is None:

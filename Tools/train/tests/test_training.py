@@ -182,6 +182,20 @@ def test_consistency_every_is_a_recipe_option(data, tmp_path, capsys):
     assert "consistency_every 3 (the checkpoint's)" in capsys.readouterr().out
 
 
+
+def test_a_run_folder_is_continued_only_on_purpose(data, tmp_path):
+    """A fresh start in a folder that holds a run would overwrite its checkpoint and append a
+    second run to its log; --resume with --init names two starting points."""
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1])
+    before = ((tmp_path / "last.pt").read_bytes(), (tmp_path / "log.jsonl").read_text())
+    with pytest.raises(SystemExit, match="already holds a run: give --resume"):
+        run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2])
+    with pytest.raises(SystemExit, match="give one of them"):
+        run(["--data", data, "--out", tmp_path, "--resume", "--init", tmp_path / "last.pt", *RUN, "--steps", 2])
+    assert ((tmp_path / "last.pt").read_bytes(), (tmp_path / "log.jsonl").read_text()) == before
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2])
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 2
+
 # -- adversarial ------------------------------------------------------------------------------
 def test_gan_loss_signs():
     z = torch.zeros(4)
