@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Export a PSIC training checkpoint to the engine's model file (docs/integer-entropy-model.md).
 
-    python Tools/train/export.py --checkpoint Tools/train/runs/main/last.pt --out Models/psic-conv.safetensors \\
-        [--fp16] [--golden Tests/Golden] [--kodak ../shared/data/kodak]
+    python Tools/train/export.py --checkpoint Tools/train/runs/main/last.pt --out /tmp/exp/psic-conv.safetensors \\
+        [--fp16] [--golden /tmp/exp/golden] [--kodak ../shared/data/kodak]
+
+(into a scratch folder: `Tools/train/ship.py /tmp/exp/psic-conv.safetensors --golden /tmp/exp/golden`
+then installs the model, its report and golden vectors in the repository once they pass its checks)
 
 Steps: calibrate and quantise h_s and the entropy-parameter nets to integer layers (calibration
 crops from the training photos, never Kodak; of the integer ranges tried for the hyper features H,
@@ -114,6 +117,9 @@ def parse_args(argv=None):
         p.error("--checkpoint needs --out (the model file to write)")
     if args.evaluate and not args.report:
         p.error("--evaluate needs --report (where the tables go)")
+    for given in (args.checkpoint, args.evaluate):
+        if given is not None and not given.is_file():
+            p.error(f"{given} does not exist")
     return args
 
 
@@ -332,8 +338,6 @@ def evaluate_file(args) -> None:
     float model that the integer rate loss is measured against is the one rebuilt from the file
     (psic_train.fromfile), not the checkpoint's, so that figure is not the exporter's."""
     t_start = time.time()
-    if not args.evaluate.exists():
-        raise SystemExit(f"export.py: {args.evaluate} does not exist")
     mf = ModelFile(args.evaluate)
     model, meta = model_from_file(args.evaluate)
     model.eval()

@@ -379,6 +379,16 @@ def test_init_from_a_model_file_keeps_its_training_recipe(setup, tmp_path, capsy
     assert not (tmp_path / "typo").exists()
 
 
+def test_export_refuses_a_missing_source(tmp_path, capsys):
+    import export
+    for given in (["--checkpoint", str(tmp_path / "no.pt"), "--out", str(tmp_path / "m.safetensors")],
+                  ["--evaluate", str(tmp_path / "no.safetensors"), "--report", str(tmp_path / "r.json")]):
+        with pytest.raises(SystemExit):
+            export.main(given)
+        assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_headroom_schedule_shrinks_to_the_floor():
     from export import headroom_schedule
     assert headroom_schedule(2.0) == [2.0, 1.5, 1.125]
