@@ -117,9 +117,6 @@ def parse_args(argv=None):
         p.error("--checkpoint needs --out (the model file to write)")
     if args.evaluate and not args.report:
         p.error("--evaluate needs --report (where the tables go)")
-    for given in (args.checkpoint, args.evaluate):
-        if given is not None and not given.is_file():
-            p.error(f"{given} does not exist")
     return args
 
 
@@ -356,6 +353,9 @@ def evaluate_file(args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    for given in (args.checkpoint, args.evaluate):
+        if given is not None and not given.is_file():
+            raise SystemExit(f"export.py: {given} does not exist")
     torch.set_num_threads(args.threads)
     if args.evaluate:
         return evaluate_file(args)
