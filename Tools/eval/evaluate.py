@@ -302,28 +302,28 @@ def seed_from_reference(option, images_dir, out, images, tools):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", default="../shared/data/kodak")
-    ap.add_argument("--out", default="out/eval")
+    ap.add_argument("--images", default="../shared/data/kodak", help="folder of PNG images to evaluate on")
+    ap.add_argument("--out", default="out/eval", help="work folder: streams, decodes, cached metrics, tables and plots")
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
-    ap.add_argument("--codecs", default="psic,jpeg,webp,avif,jxl")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--codecs", default="psic,jpeg,webp,avif,jxl", help="comma-separated codecs to run")
+    ap.add_argument("--workers", type=int, default=2, help="encode/decode/metric processes run at once")
     ap.add_argument("--samples", type=int, default=4, help="PSIC sampled decodes per level < L")
     ap.add_argument("--sample-images", type=int, default=0,
                     help="sampled decodes (spread, expected distortion) on the first K images only "
                          "(0 = all); the others get seed-0 decodes only")
-    ap.add_argument("--psic", default=".build/release/psic")
-    ap.add_argument("--grid-image", default="kodim23")
+    ap.add_argument("--psic", default=".build/release/psic", help="the psic executable to measure")
+    ap.add_argument("--grid-image", default="kodim23", help="image (name without .png) of the per-level grid figure")
     ap.add_argument("--skip-metrics", action="store_true", help="only tables/plots from the cache")
-    ap.add_argument("--skip-speed", action="store_true")
-    ap.add_argument("--skip-grid", action="store_true")
-    ap.add_argument("--speed-images", type=int, default=3)
+    ap.add_argument("--skip-speed", action="store_true", help="leave out the side-by-side speed run (speed.py)")
+    ap.add_argument("--skip-grid", action="store_true", help="leave out the per-level grid figure")
+    ap.add_argument("--speed-images", type=int, default=3, help="first N images the speed run times")
     ap.add_argument("--speed-vulkan", action="store_true",
                     help="also time psic --backend vulkan (lavapipe on a CPU-only machine: slow)")
     ap.add_argument("--lpips-weights", nargs="+", default=None,
                     help="local LPIPS weight files (backbone + linear heads, see "
                          "Tools/train/psic_train/perceptual.py); use a fresh --out, cached results "
                          "without LPIPS are not recomputed")
-    ap.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
+    ap.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"], help="LPIPS backbone of --lpips-weights")
     ap.add_argument("--docs", default="",
                     help="copy the headline plots to this folder (e.g. docs) and rewrite the measured blocks "
                          "of its results.md and of README.md beside it (Tools/eval/results_doc.py); "

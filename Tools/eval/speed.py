@@ -231,12 +231,12 @@ def speed_table(r) -> str:
 
 if __name__ == "__main__":
     import argparse
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--images", default="../shared/data/kodak")
-    ap.add_argument("--n", type=int, default=3)
-    ap.add_argument("--out", default="out/eval")
-    ap.add_argument("--psic", default=".build/release/psic")
-    ap.add_argument("--vulkan", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", default="../shared/data/kodak", help="folder of PNG images")
+    ap.add_argument("--n", type=int, default=3, help="first N images to time")
+    ap.add_argument("--out", default="out/eval", help="work folder for streams and decodes")
+    ap.add_argument("--psic", default=".build/release/psic", help="the psic executable to time")
+    ap.add_argument("--vulkan", action="store_true", help="also time psic --backend vulkan (lavapipe without a GPU: slow)")
     a = ap.parse_args()
     imgs = sorted(Path(a.images).glob("*.png"))[:a.n]
     Path(a.out).mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,8 @@ def versus(ref: list[dict], curve: list[dict]) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", type=Path, nargs="+", help="model files (*.safetensors) or checkpoints (*.pt)")
-    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
+                   help="folder of photos (default: the training photos, whose last --holdout train.py holds out)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--holdout", type=int, default=8,
                        help="the last N photos of --data (sorted): train.py's held-out photos for the same N")
@@ -73,7 +74,7 @@ def main(argv=None) -> None:
     p.add_argument("--details", choices=["sampled", "mean", "both"], default="sampled",
                    help="how levels past the cut are filled: sampled (seed 0, train.py's evaluation), "
                         "their mean, or both side by side")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
     p.add_argument("--json", type=Path, help="also write every model's per-level curves to this JSON file")
     args = p.parse_args(argv)
     if args.crop != 0 and args.crop < 64:

@@ -96,11 +96,12 @@ def parse_args(argv=None):
                         f"{KODAK_SAMPLE_SEED}, the seed the main table and shipping use), so `figures.py exports` "
                         "can tell whether a BD-rate between two models holds for other draws of the details")
     p.add_argument("--report", type=Path, help="JSON report (default: <out without suffix>.report.json)")
-    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
+                   help="training photos: calibration crops from all but the last --holdout; the rate check also on crops of those last")
     p.add_argument("--holdout", type=int, default=8, help="last N training photos (sorted) are held out, as train.py does")
-    p.add_argument("--calib-crops", type=int, default=256)
+    p.add_argument("--calib-crops", type=int, default=256, help="random crops that calibrate the integer layers' ranges")
     p.add_argument("--heldout-crops", type=int, default=4, help="crops per held-out photo")
-    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--crop", type=int, default=256, help="side in pixels of the calibration and held-out crops")
     p.add_argument("--headroom", type=float, default=2.0,
                    help="activation bound = calibrated max * headroom; tried smaller (x0.75, down to 1.1) "
                         "when the best rate loss over H's ranges stays >= 1%%")
@@ -109,8 +110,8 @@ def parse_args(argv=None):
                         "grid's step quarters its rate cost: 64 -> 128 gained 0.15 %% sampled PSNR BD-rate for "
                         "0.8 MiB, 128 -> 256 0.04 %% for 1.6 MiB (RESULTS.md, session 37). Files up to session 36 "
                         "have 64")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration and held-out crops")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     p.add_argument("--force", action="store_true", help="write the model even if the rate loss exceeds 1%%")
     args = p.parse_args(argv)
     if args.checkpoint and not args.out:

@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--crops", type=int, default=32, help="number of random crops")
     p.add_argument("--crop", type=int, default=256, help="crop side in pixels")
     p.add_argument("--seed", type=int, default=1, help="crop seed (export.py calibrates on seed 0's crops)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
     p.add_argument("--json", action="store_true", help="print the stages as JSON")
     return p.parse_args(argv)
 

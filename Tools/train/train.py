@@ -79,7 +79,7 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=None,
                    help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
                         f"else {DEFAULT_SAMPLES})")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the transforms (after --warmup-steps)")
     p.add_argument("--grad-clip", type=float, default=GRAD_CLIP, metavar="NORM",
                    help="clip each step's gradient norm to NORM (default %(default)s, every run so far); the "
                         "log's grad_norm_levels shows the norm per level drawn: clipped steps of larger norm "
@@ -99,8 +99,8 @@ def parse_args(argv=None):
                    help="train the entropy model (hyperprior, entropy-parameter networks) at S times --lr "
                         "when --trainable includes it; default: the checkpoint's with --resume or --init "
                         "CHECKPOINT.pt (a model file does not record it), else 1")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model trains")
+    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (two runs side by side: 1 each)")
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast in g_a/g_s (entropy model stays fp32); default: on when the CPU "
                         "has native bf16 (AVX512-BF16 or AMX), where it is 2-3x faster; without it bf16 is "
@@ -109,7 +109,7 @@ def parse_args(argv=None):
                    help="decay of the exponential moving average of the weights kept beside the trained ones "
                         "(evaluated and exported by default; 0 = none); default: the checkpoint's with --resume "
                         "or --init CHECKPOINT.pt, else 0.999")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="minutes between saves of OUT/last.pt")
     p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="keep freed memory for reuse instead of returning it (glibc; ~1.2x faster steps, "
                         "psic_train/allocator.py)")
@@ -122,10 +122,10 @@ def parse_args(argv=None):
                         "the N most recent (0 = none): last.pt is overwritten every --checkpoint-minutes, so "
                         "without them the step whose evaluation looked best is gone by the time it is read; "
                         "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
-    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--log-every", type=int, default=25, help="steps per line of OUT/log.jsonl and of the progress log")
     p.add_argument("--eval-every", type=int, default=1000,
                    help="steps between held-out evaluations (0: none; --holdout 0 holds no photo out, so none either)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of crops, levels and detail noise (offset by the step, so a resume draws new ones)")
     p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
                    help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "
                         "and LPIPS have different scales, retune the weight when switching)")
