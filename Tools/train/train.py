@@ -79,7 +79,7 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=None,
                    help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
                         f"else {DEFAULT_SAMPLES})")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the transforms (after --warmup-steps)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, reached after --warmup-steps (the entropy model trains at --entropy-lr-scale times it)")
     p.add_argument("--grad-clip", type=float, default=GRAD_CLIP, metavar="NORM",
                    help="clip each step's gradient norm to NORM (default %(default)s, every run so far); the "
                         "log's grad_norm_levels shows the norm per level drawn: clipped steps of larger norm "
