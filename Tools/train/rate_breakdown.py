@@ -54,6 +54,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    for given in (args.checkpoint, args.model):
+        if not given.is_file():
+            raise SystemExit(f"rate_breakdown.py: {given} does not exist")
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     mf = ModelFile(args.model)
     step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))

@@ -379,12 +379,15 @@ def test_init_from_a_model_file_keeps_its_training_recipe(setup, tmp_path, capsy
     assert not (tmp_path / "typo").exists()
 
 
-def test_export_refuses_a_missing_source(tmp_path):
+def test_export_and_rate_breakdown_refuse_a_missing_source(tmp_path):
     import export
+    import rate_breakdown
     for given in (["--checkpoint", str(tmp_path / "no.pt"), "--out", str(tmp_path / "m.safetensors")],
                   ["--evaluate", str(tmp_path / "no.safetensors"), "--report", str(tmp_path / "r.json")]):
         with pytest.raises(SystemExit, match="export.py: .* does not exist"):
             export.main(given)
+    with pytest.raises(SystemExit, match="rate_breakdown.py: .*no.pt does not exist"):
+        rate_breakdown.main(["--checkpoint", str(tmp_path / "no.pt"), "--model", str(tmp_path / "no.safetensors")])
     assert not (tmp_path / "m.safetensors").exists()
 
 
