@@ -345,12 +345,14 @@ def main(argv=None):
                                         speed=not a.skip_speed)
         except results_doc.ResultsDocError as e:
             ap.error(f"--docs: {e}")
+    images = sorted(Path(a.images).glob("*.png"))
+    if not images:
+        ap.error(f"--images {a.images}: no PNG images there")
+    if a.limit:
+        images = images[:a.limit]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics.configure_lpips(a.lpips_weights, a.lpips_net)
-    images = sorted(Path(a.images).glob("*.png"))
-    if a.limit:
-        images = images[:a.limit]
     codecs = [c for c in a.codecs.split(",") if c]
     for c in codecs:
         if c != "psic" and not CODECS[c].available():

@@ -239,5 +239,7 @@ if __name__ == "__main__":
     ap.add_argument("--vulkan", action="store_true", help="also time psic --backend vulkan (lavapipe without a GPU: slow)")
     a = ap.parse_args()
     imgs = sorted(Path(a.images).glob("*.png"))[:a.n]
+    if not imgs or a.n < 1:
+        ap.error(f"--images {a.images} --n {a.n}: no PNG images to time")
     Path(a.out).mkdir(parents=True, exist_ok=True)
     run_all(imgs, Path(a.psic).resolve(), Path(a.out), vulkan=a.vulkan)
