@@ -6,9 +6,9 @@ Each model is a shipped model file (*.safetensors, rebuilt as floats by psic_tra
 training checkpoint (*.pt; its moving average of the weights when it has one, unless --raw).
 Prints bpp / PSNR per level on the same crops as train.py's periodic evaluation (the last
 --holdout photos of --data, or with --every-photo all of them; top-left crops of at most 256x256;
---crop 0: whole photos, slower but closer to a Kodak evaluation), and each model's difference to the first one: mean PSNR and rate
-across levels, and the PSNR and MS-SSIM BD-rates (Tools/eval/bdrate.py), the rate change at equal
-quality.
+--crop 0: whole photos, slower but closer to a Kodak evaluation), and each model's difference to
+the first one: mean PSNR and rate across levels, and the PSNR and MS-SSIM BD-rates
+(Tools/eval/bdrate.py), the rate change at equal quality.
 
 --details mean decodes the levels past each cut as their mean (the decoder's `--details mean`)
 instead of sampling them; --details both prints both and, per model, the mean's PSNR gain per level.
