@@ -79,7 +79,10 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=None,
                    help=f"M: detail draws per image for the expected distortion (default: the checkpoint's, "
                         f"else {DEFAULT_SAMPLES})")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, reached after --warmup-steps (the entropy model trains at --entropy-lr-scale times it)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate, reached after --warmup-steps (the entropy model trains at "
+                        "--entropy-lr-scale times it); default: the checkpoint's with --resume or --init "
+                        "CHECKPOINT.pt (a model file does not record it), else 1e-4")
     p.add_argument("--grad-clip", type=float, default=GRAD_CLIP, metavar="NORM",
                    help="clip each step's gradient norm to NORM (default %(default)s, every run so far); the "
                         "log's grad_norm_levels shows the norm per level drawn: clipped steps of larger norm "
@@ -334,7 +337,8 @@ def main(argv=None):
     files = list_images(args.data)
     train_files, val_files = files[:-args.holdout] if args.holdout else files, files[-args.holdout:] if args.holdout else []
     print(f"model {cfg}; {len(train_files)} training images, {len(val_files)} held out{held_out_span(val_files)}; step {step}; "
-          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']})"
+          f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']}) "
+          f"at lr {args.lr:g} ({scope_sources['lr']})"
           f"{entropy_rate_note(args, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
           f"keeps {args.keep_evaluated or 'no'} evaluated checkpoint{'' if args.keep_evaluated == 1 else 's'} "

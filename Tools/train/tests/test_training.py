@@ -382,7 +382,7 @@ def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, 
     names = tiny_parameter_names()
     entropy = [n for n in names if n.split(".", 1)[0] in ENTROPY_MODEL]
     # the scale applies with the transforms frozen too, and the start-up line says so
-    assert "trains entropy (given), entropy model at lr 0.0005 (scale 0.5, given)" in out
+    assert "trains entropy (given) at lr 0.001 (given), entropy model at lr 0.0005 (scale 0.5, given)" in out
     # (a parameter the checkpoint's two steps gave no gradient has no moments to carry)
     assert re.search(rf"Adam state carried over for \d+ of the {len(entropy)} trained parameters", out)
     c = torch.load(branch / "last.pt", weights_only=False)
@@ -630,7 +630,7 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     run(["--data", data, "--out", branch, "--init", base / "last.pt", *RUN, "--steps", 4, "--ema", 0,
          "--trainable", "all", "--entropy-lr-scale", 0.1, "--lr", 1e-3, "--warmup-steps", 4])
     out = capsys.readouterr().out
-    assert "trains all (given), entropy model at lr 0.0001 (scale 0.1, given)" in out
+    assert "trains all (given) at lr 0.001 (given), entropy model at lr 0.0001 (scale 0.1, given)" in out
     g_s = [n for n in trained_names(model, "synthesis")]
     assert f"Adam state carried over for {len(g_s)} of the {len(order)} trained parameters" in out
     c = torch.load(branch / "last.pt", weights_only=False)
@@ -638,9 +638,11 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
     start = torch.load(base / "last.pt", weights_only=False)
     # (the entropy model moves; in a 2-step tiny model some of its weights see no gradient yet)
     assert any(not torch.equal(c["model"][n], start["model"][n]) for n in order if n.startswith("h_s."))
-    run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 5, "--ema", 0, "--lr", 1e-3])
+    run(["--data", data, "--out", branch, "--resume", *RUN, "--steps", 5, "--ema", 0])
     out = capsys.readouterr().out
-    assert "trains all (the checkpoint's), entropy model at lr 0.0001 (scale 0.1, the checkpoint's)" in out
+    # the learning rate too is the checkpoint's (before session 47 a resume without --lr took 1e-4)
+    assert ("trains all (the checkpoint's) at lr 0.001 (the checkpoint's), "
+            "entropy model at lr 0.0001 (scale 0.1, the checkpoint's)") in out
     assert "; no EMA (given);" in out
     assert "Adam state" not in out
     c = torch.load(branch / "last.pt", weights_only=False)
@@ -659,27 +661,29 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
     from psic_train.recipe import UnknownPart, fill_scope
-    blank = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    blank = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
     # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
     # one from before session 43 no count of kept evaluations: it kept none
     assert fill_scope(blank, {"batch": "2", "ema": "0.9995"}) \
-        == ({"trainable": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
+        == ({"trainable": "default", "lr": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
              "keep_evaluated": "default"}, "all")
-    assert (blank.trainable, blank.entropy_lr_scale, blank.ema, blank.keep_evaluated) == ("all", 1.0, 0.9995, 0)
+    assert (blank.trainable, blank.lr, blank.entropy_lr_scale, blank.ema, blank.keep_evaluated) \
+        == ("all", 1e-4, 1.0, 0.9995, 0)
     # checkpoints store their args as strings
-    stored = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
-    assert fill_scope(stored, {"trainable": "synthesis", "entropy_lr_scale": "0.1", "ema": "0.0",
+    stored = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    assert fill_scope(stored, {"trainable": "synthesis", "lr": "3e-05", "entropy_lr_scale": "0.1", "ema": "0.0",
                                "keep_evaluated": "6"}) \
-        == ({"trainable": "the checkpoint's", "entropy_lr_scale": "the checkpoint's", "ema": "the checkpoint's",
-             "keep_evaluated": "the checkpoint's"}, "synthesis")
-    assert (stored.trainable, stored.entropy_lr_scale, stored.ema, stored.keep_evaluated) == ("synthesis", 0.1, 0.0, 6)
-    given = argparse.Namespace(trainable="all", entropy_lr_scale=None, ema=0.5, keep_evaluated=0)
+        == ({"trainable": "the checkpoint's", "lr": "the checkpoint's", "entropy_lr_scale": "the checkpoint's",
+             "ema": "the checkpoint's", "keep_evaluated": "the checkpoint's"}, "synthesis")
+    assert (stored.trainable, stored.lr, stored.entropy_lr_scale, stored.ema, stored.keep_evaluated) \
+        == ("synthesis", 3e-5, 0.1, 0.0, 6)
+    given = argparse.Namespace(trainable="all", lr=1e-3, entropy_lr_scale=None, ema=0.5, keep_evaluated=0)
     # the part given for this run; the checkpoint's own part is what its Adam state was saved over
     assert fill_scope(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"}) \
-        == ({"trainable": "given", "entropy_lr_scale": "default", "ema": "given", "keep_evaluated": "given"},
-            "synthesis")
+        == ({"trainable": "given", "lr": "given", "entropy_lr_scale": "default", "ema": "given",
+             "keep_evaluated": "given"}, "synthesis")
     assert given.keep_evaluated == 0
-    unknown = argparse.Namespace(trainable=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    unknown = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
     with pytest.raises(UnknownPart) as refused:
         fill_scope(unknown, {"trainable": "encoder"})
     assert refused.value.part == "encoder" and "give --trainable (all, synthesis" in str(refused.value)
