@@ -126,8 +126,9 @@ def parse_args(argv=None):
                         "without them the step whose evaluation looked best is gone by the time it is read; "
                         "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
     p.add_argument("--log-every", type=int, default=25, help="steps per line of OUT/log.jsonl and of the progress log")
-    p.add_argument("--eval-every", type=int, default=1000,
-                   help="steps between held-out evaluations (0: none; --holdout 0 holds no photo out, so none either)")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between held-out evaluations (0: none; --holdout 0 holds no photo out, so none "
+                        "either); default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 1000")
     p.add_argument("--seed", type=int, default=1, help="seed of crops, levels and detail noise (offset by the step, so a resume draws new ones)")
     p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
                    help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "
@@ -156,7 +157,7 @@ def parse_args(argv=None):
         p.error(f"--entropy-lr-scale must be positive (a multiple of --lr), not {args.entropy_lr_scale}")
     if args.keep_evaluated is not None and args.keep_evaluated < 0:
         p.error(f"--keep-evaluated must be 0 (none) or more checkpoints, not {args.keep_evaluated}")
-    if args.eval_every < 0:
+    if args.eval_every is not None and args.eval_every < 0:
         p.error(f"--eval-every must be 0 (no evaluations) or a number of steps, not {args.eval_every}")
     if not args.grad_clip > 0:
         p.error(f"--grad-clip must be a positive norm, not {args.grad_clip}")
@@ -341,6 +342,8 @@ def main(argv=None):
           f"at lr {args.lr:g} ({scope_sources['lr']})"
           f"{entropy_rate_note(args, scope_sources['entropy_lr_scale'])}; "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
+          f"{f'evaluates every {args.eval_every} steps' if args.eval_every else 'no evaluations'} "
+          f"({scope_sources['eval_every']}); "
           f"keeps {args.keep_evaluated or 'no'} evaluated checkpoint{'' if args.keep_evaluated == 1 else 's'} "
           f"({scope_sources['keep_evaluated']}); "
           f"bf16 autocast {'on' if args.autocast else 'off'}; freed memory {'kept for reuse' if kept else 'returned'}", flush=True)

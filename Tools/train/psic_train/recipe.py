@@ -22,15 +22,17 @@ def recipe_defaults() -> dict:
 
 def scope_defaults() -> dict:
     """What a run trains, evaluates and keeps, each option with its default: the part (train.py
-    --trainable, psic_train/trainable.py), the learning rate (--lr; before session 47 a resume
-    took the default unless given, so a run resumed without it jumped to 1e-4), the entropy
-    model's learning-rate scale (--entropy-lr-scale), the decay of the weights' moving average (--ema), the weights every
-    evaluation and export reads, and how many evaluated checkpoints it keeps (--keep-evaluated).
+    --trainable, psic_train/trainable.py), the learning rate (--lr), the entropy model's
+    learning-rate scale (--entropy-lr-scale), the decay of the weights' moving average (--ema), the
+    weights every evaluation and export reads, the steps between evaluations (--eval-every) and how
+    many evaluated checkpoints it keeps (--keep-evaluated). Before session 47 a resume took --lr
+    and --eval-every at their defaults unless given (1e-4 and 1000), whatever the run had used.
     Not part of the recipe a model file records (the exported function does not depend on them),
     but carried over on --resume and --init CHECKPOINT.pt like it: checkpoints from before session
     34 hold no part or scale and trained everything at one rate, which those defaults are; every
     checkpoint holds its decay, and those from before session 43 no count, which kept none."""
-    return {"trainable": "all", "lr": 1e-4, "entropy_lr_scale": 1.0, "ema": 0.999, "keep_evaluated": 0}
+    return {"trainable": "all", "lr": 1e-4, "entropy_lr_scale": 1.0, "ema": 0.999, "eval_every": 1000,
+            "keep_evaluated": 0}
 
 
 def fill_recipe(args, stored: dict | None) -> dict[str, str]:

@@ -193,8 +193,13 @@ def test_a_run_folder_is_continued_only_on_purpose(data, tmp_path):
     with pytest.raises(SystemExit, match="give one of them"):
         run(["--data", data, "--out", tmp_path, "--resume", "--init", tmp_path / "last.pt", *RUN, "--steps", 2])
     assert ((tmp_path / "last.pt").read_bytes(), (tmp_path / "log.jsonl").read_text()) == before
-    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2])
+    # RUN gives --eval-every 2; without it a resume evaluates as the run did (before session 47: every 1000)
+    i = RUN.index("--eval-every")
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN[:i], *RUN[i + 2:], "--steps", 2])
     assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 2
+    assert int(torch.load(tmp_path / "last.pt", weights_only=False)["args"]["eval_every"]) == 2
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()
+            if "eval" in json.loads(line)] == [2]
 
 # -- adversarial ------------------------------------------------------------------------------
 def test_gan_loss_signs():
@@ -661,29 +666,34 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
     from psic_train.recipe import UnknownPart, fill_scope
-    blank = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    blank = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
+                               keep_evaluated=None)
     # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
     # one from before session 43 no count of kept evaluations: it kept none
     assert fill_scope(blank, {"batch": "2", "ema": "0.9995"}) \
         == ({"trainable": "default", "lr": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
-             "keep_evaluated": "default"}, "all")
-    assert (blank.trainable, blank.lr, blank.entropy_lr_scale, blank.ema, blank.keep_evaluated) \
-        == ("all", 1e-4, 1.0, 0.9995, 0)
+             "eval_every": "default", "keep_evaluated": "default"}, "all")
+    assert (blank.trainable, blank.lr, blank.entropy_lr_scale, blank.ema, blank.eval_every, blank.keep_evaluated) \
+        == ("all", 1e-4, 1.0, 0.9995, 1000, 0)
     # checkpoints store their args as strings
-    stored = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    stored = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
+                               keep_evaluated=None)
     assert fill_scope(stored, {"trainable": "synthesis", "lr": "3e-05", "entropy_lr_scale": "0.1", "ema": "0.0",
-                               "keep_evaluated": "6"}) \
+                               "eval_every": "500", "keep_evaluated": "6"}) \
         == ({"trainable": "the checkpoint's", "lr": "the checkpoint's", "entropy_lr_scale": "the checkpoint's",
-             "ema": "the checkpoint's", "keep_evaluated": "the checkpoint's"}, "synthesis")
-    assert (stored.trainable, stored.lr, stored.entropy_lr_scale, stored.ema, stored.keep_evaluated) \
-        == ("synthesis", 3e-5, 0.1, 0.0, 6)
-    given = argparse.Namespace(trainable="all", lr=1e-3, entropy_lr_scale=None, ema=0.5, keep_evaluated=0)
+             "ema": "the checkpoint's", "eval_every": "the checkpoint's", "keep_evaluated": "the checkpoint's"},
+            "synthesis")
+    assert (stored.trainable, stored.lr, stored.entropy_lr_scale, stored.ema, stored.eval_every,
+            stored.keep_evaluated) == ("synthesis", 3e-5, 0.1, 0.0, 500, 6)
+    given = argparse.Namespace(trainable="all", lr=1e-3, entropy_lr_scale=None, ema=0.5, eval_every=None,
+                               keep_evaluated=0)
     # the part given for this run; the checkpoint's own part is what its Adam state was saved over
     assert fill_scope(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"}) \
         == ({"trainable": "given", "lr": "given", "entropy_lr_scale": "default", "ema": "given",
-             "keep_evaluated": "given"}, "synthesis")
+             "eval_every": "default", "keep_evaluated": "given"}, "synthesis")
     assert given.keep_evaluated == 0
-    unknown = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, keep_evaluated=None)
+    unknown = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
+                               keep_evaluated=None)
     with pytest.raises(UnknownPart) as refused:
         fill_scope(unknown, {"trainable": "encoder"})
     assert refused.value.part == "encoder" and "give --trainable (all, synthesis" in str(refused.value)
