@@ -10,7 +10,7 @@
     python Tools/train/train.py --out runs/dec --init runs/main/last.pt --trainable synthesis \
         --lr 2e-5 --warmup-steps 300                                   # the decoder alone, rates fixed
     python Tools/train/train.py --out runs/all --init runs/dec/last.pt --trainable all \
-        --entropy-lr-scale 0.1 --warmup-steps 300                      # everything, entropy model slower
+        --lr 1e-4 --entropy-lr-scale 0.1 --warmup-steps 300            # everything, entropy model slower
 
 Checkpoints (model, optimiser, step, settings; the discriminator under its own keys when there is
 one) are written to OUT/last.pt every few minutes and on exit (Ctrl-C or SIGTERM); OUT/log.jsonl
