@@ -104,6 +104,10 @@ def parse_args(argv=None):
                         "CHECKPOINT.pt (a model file does not record it), else 1")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model trains")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (two runs side by side: 1 each)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile g_a and g_s in place (checkpoints unchanged); measured with "
+                        "Tools/train/bench-steps.sh: no gain on Zen 3 in fp32 (session 7) nor on Zen 4 with "
+                        "bf16 autocast (session 47), so off by default")
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast in g_a/g_s (entropy model stays fp32); default: on when the CPU "
                         "has native bf16 (AVX512-BF16 or AMX), where it is 2-3x faster; without it bf16 is "
@@ -269,6 +273,10 @@ def main(argv=None):
     cfg = ModelConfig(**ckpt["config"]) if ckpt else ModelConfig(
         **{f: getattr(args, f) for f in ModelConfig().to_dict()})
     model = PSICModel(cfg).to(args.device).to(memory_format=torch.channels_last)
+    if args.compile:
+        # Module.compile keeps the parameter names, so checkpoints and exports read the same keys.
+        model.g_a.compile()
+        model.g_s.compile()
     # Like the recipe, what a run trains carries over unless given; the checkpoint's own part is
     # what its Adam state was saved over.
     stored = (ckpt or {}).get("args") or {}

@@ -201,6 +201,15 @@ def test_a_run_folder_is_continued_only_on_purpose(data, tmp_path):
     assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()
             if "eval" in json.loads(line)] == [2]
 
+
+def test_compiled_transforms_keep_the_checkpoint_keys(data, tmp_path):
+    """--compile compiles g_a and g_s in place: the checkpoint holds the same parameter names as an
+    eager run's, so --resume, export.py and compare.py read it."""
+    run(["--data", data, "--out", tmp_path / "eager", *TINY, *RUN, "--steps", 1])
+    run(["--data", data, "--out", tmp_path / "compiled", *TINY, *RUN, "--steps", 1, "--compile"])
+    keys = [list(torch.load(tmp_path / r / "last.pt", weights_only=False)["model"]) for r in ("eager", "compiled")]
+    assert keys[0] == keys[1] == list(PSICModel(TINY_CONFIG).state_dict())
+
 # -- adversarial ------------------------------------------------------------------------------
 def test_gan_loss_signs():
     z = torch.zeros(4)
