@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import PSICModel, mean_curve  # noqa: E402
 from figures import bd  # noqa: E402  (the BD-rate of two level curves that figures.py heldout prints)
 
@@ -80,9 +81,7 @@ def main(argv=None) -> None:
     if args.crop != 0 and args.crop < 64:
         raise SystemExit("compare.py: --crop must be 0 (whole photos) or at least 64")
     torch.set_num_threads(args.threads)
-    for m in args.models:
-        if not m.exists():
-            raise SystemExit(f"compare.py: {m} does not exist")
+    require_files("compare.py", *args.models)
     if not args.every_photo and args.holdout < 1:
         # train.py's --holdout 0 holds nothing out, so it names no photos here either.
         raise SystemExit("compare.py: --holdout must count at least one photo; "

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.data import EVAL_CROP, evaluation_crops, list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.intmodel import DEFAULT_SCALE_COUNT, ScaleGrid  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
@@ -354,9 +355,7 @@ def evaluate_file(args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    for given in (args.checkpoint, args.evaluate):
-        if given is not None and not given.is_file():
-            raise SystemExit(f"export.py: {given} does not exist")
+    require_files("export.py", args.checkpoint, args.evaluate)
     torch.set_num_threads(args.threads)
     if args.evaluate:
         return evaluate_file(args)

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export import random_crops  # noqa: E402
 from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
 from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
@@ -54,9 +55,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    for given in (args.checkpoint, args.model):
-        if not given.is_file():
-            raise SystemExit(f"rate_breakdown.py: {given} does not exist")
+    require_files("rate_breakdown.py", args.checkpoint, args.model)
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     mf = ModelFile(args.model)
     step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))

@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import load_rgb  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import gaussian_likelihood, ste_round  # noqa: E402
 from psic_train.objective import msssim_loss  # noqa: E402
 
@@ -54,9 +55,7 @@ def main(argv=None) -> None:
     p.add_argument("--rate", choices=["noise", "ste"], default="noise", help="the rate term's stand-in for rounding")
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     args = p.parse_args(argv)
-    for path in [args.model, *args.images]:
-        if not path.is_file():
-            raise SystemExit(f"refine_latent.py: {path} does not exist")
+    require_files("refine_latent.py", args.model, *args.images)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, meta = model_from_file(args.model)

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.checkpoint import write_checkpoint  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.soup import SoupError, soup  # noqa: E402
 
 
@@ -31,9 +32,8 @@ def main(argv=None) -> None:
                    help="the second checkpoint's share in [0, 1] (0: the first checkpoint's weights)")
     p.add_argument("--out", type=Path, required=True, help="the soup checkpoint to write (*.pt)")
     args = p.parse_args(argv)
+    require_files("soup.py", args.first, args.second)
     for path in (args.first, args.second):
-        if not path.exists():
-            raise SystemExit(f"soup.py: {path} does not exist")
         if path.suffix != ".pt":
             raise SystemExit(f"soup.py: {path} is not a train.py checkpoint (*.pt); a model file holds "
                              "quantised entropy networks, not the weights a soup mixes")
