@@ -15,7 +15,16 @@ function, so every step trains capacity instead of re-learning what is there:
     well the feature would serve them;
   either way the old channels' GDN terms from the added ones are 0 (a fresh GDN's off-diagonal
   gamma is 0);
-- the z channels added to the hyperprior are always 0 (zero incoming weights in both starts), and
+- `start="split"` (Net2WiderNet) instead makes every added channel a second copy of one of the old
+  channels that carry most (the largest outgoing weights): the copy reads what its source reads,
+  has its source's GDN/IGDN terms, and the weights reading either copy are half the source's, as
+  are the GDN terms over either copy, so the pair computes what the source did. Session 45 found
+  the zero-started channels stayed unused (their weights a random walk of the step noise); a
+  copy is in use from the first step. Copies with equal incoming weights would stay equal under
+  Adam (their gradients differ only by a factor, which Adam normalises away), so the copies'
+  incoming weights get a little noise (`noise` times the source row's RMS), which changes the
+  function by about that fraction of the split channels' share;
+- the z channels added to the hyperprior are always 0 (zero incoming weights in every start), and
   their factorised prior is fitted to put its mass there, so they cost no bits from the first step.
 
 `narrow` is the inverse: it keeps the leading channels, so a widened run whose added channels
@@ -59,15 +68,81 @@ def _widen_gdn(new: nn.Module, old: nn.Module) -> None:
     new.gamma[:n, :n] = old.gamma
 
 
-START = ("incoming", "outgoing")
+START = ("incoming", "outgoing", "split")
+
+# Relative size of the noise on a split copy's incoming weights (`widen(start="split")`).
+SPLIT_NOISE = 0.01
 
 
-def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> PSICModel:
+def _conv_out_in(conv: nn.Module) -> torch.Tensor:
+    """The weight as [out, in, k, k] (a view: writes go to the layer)."""
+    return conv.weight.transpose(0, 1) if isinstance(conv, nn.ConvTranspose2d) else conv.weight
+
+
+def _busiest_channels(model: PSICModel, name: str, index: int, count: int) -> torch.Tensor:
+    """The `count` output channels of layer `index` of transform `name` that the next
+    convolution reads most (largest norm of its weights from them), in ascending order."""
+    layers = getattr(model, name)
+    reader = next(m for m in list(layers)[index + 1:] if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    w = _conv_out_in(reader).detach()
+    load = w.pow(2).sum(dim=(0, 2, 3))
+    return torch.sort(torch.topk(load, count).indices).values
+
+
+def _split(wide: PSICModel, model: PSICModel, noise: float, generator: torch.Generator) -> None:
+    """Fills `wide` (N wider than `model`) with `model`'s function, each added channel a copy of
+    a busy old one (module comment, start "split"). Every activation site of width N gets an
+    origin map: wide channel a stands for old channel origin[a], and count[o] wide channels
+    stand for old channel o. A layer's weight from wide input b to wide output a is the old
+    one's from origin_in[b] to origin_out[a] divided by count_in[origin_in[b]], and so are the
+    GDN terms; the sites that keep their width (image, y, hyper features) map to themselves."""
+    old_N, N = model.cfg.N, wide.cfg.N
+    z_layer = wide.h_a[len(wide.h_a) - 1]
+    for name in ("g_a", "g_s", "h_a", "h_s"):
+        new_layers, old_layers = list(getattr(wide, name)), list(getattr(model, name))
+        origin_in = None                     # the site this transform reads: kept (image, y, z)
+        for i, (new, old) in enumerate(zip(new_layers, old_layers)):
+            if isinstance(new, (nn.Conv2d, nn.ConvTranspose2d)):
+                w_old, w_new = _conv_out_in(old).detach(), _conv_out_in(new)
+                grows = w_new.shape[0] > w_old.shape[0]
+                if grows and new is not z_layer:
+                    extra = _busiest_channels(model, name, i, N - old_N)
+                    origin_out = torch.cat([torch.arange(old_N), extra])
+                else:
+                    origin_out = torch.arange(w_new.shape[0])
+                rows_old = origin_out.clamp(max=w_old.shape[0] - 1)
+                if origin_in is None:
+                    cols, scale = torch.arange(w_new.shape[1]), torch.ones(w_new.shape[1])
+                else:
+                    cols, scale = origin_in, 1.0 / torch.bincount(origin_in, minlength=old_N)[origin_in].float()
+                cols = cols.clamp(max=w_old.shape[1] - 1)
+                w = w_old[rows_old][:, cols] * scale.view(1, -1, 1, 1)
+                b = old.bias.detach()[rows_old].clone()
+                if new is wide.h_s[0]:
+                    w[:, old_N:] = 0          # the added z channels are 0 and read by nothing
+                if grows and new is z_layer:  # z's added channels stay exactly 0
+                    w[old_N:], b[old_N:] = 0, 0
+                elif grows and noise > 0:
+                    rms = w[old_N:].pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+                    w[old_N:] += noise * rms * torch.randn(w[old_N:].shape, generator=generator)
+                w_new.copy_(w)
+                new.bias.copy_(b)
+                origin_in = origin_out if grows else None
+            elif hasattr(new, "gamma"):
+                beta = old.beta_reparam(old.beta.detach())[origin_in]
+                gamma = old.gamma_reparam(old.gamma.detach())[origin_in][:, origin_in]
+                gamma = gamma / torch.bincount(origin_in, minlength=old_N)[origin_in].float().view(1, -1)
+                new.beta.copy_(new.beta_reparam.init(beta))
+                new.gamma.copy_(new.gamma_reparam.init(gamma))
+
+
+def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming", noise: float = SPLIT_NOISE) -> PSICModel:
     """A model of width `N` (>= model.cfg.N) that computes what `model` does; see the module
-    comment. `start` says which weights of the added channels start at zero (`START`): "incoming"
-    (the added channels are 0, their outgoing weights random) or "outgoing" (they compute random
-    features that nothing reads yet). The z channels' incoming weights are zero either way, so
-    that z stays 0 and free."""
+    comment. `start` says how the added channels begin (`START`): "incoming" (they are 0, their
+    outgoing weights random), "outgoing" (they compute random features that nothing reads yet)
+    or "split" (copies of the busiest old channels, their incoming weights perturbed by `noise`
+    times their RMS, so the model computes what `model` does up to that noise). The z channels'
+    incoming weights are zero in every start, so that z stays 0 and free."""
     if start not in START:
         raise ValueError(f"widen: start {start!r} is not one of {', '.join(START)}")
     cfg = model.cfg
@@ -79,7 +154,7 @@ def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> P
         wide = PSICModel(wide_cfg)
     with torch.no_grad():
         z_layer = wide.h_a[len(wide.h_a) - 1]
-        for name in ("g_a", "g_s", "h_a", "h_s"):
+        for name in ("g_a", "g_s", "h_a", "h_s") if start != "split" else ():
             for new, old in zip(getattr(wide, name), getattr(model, name)):
                 if isinstance(new, (nn.Conv2d, nn.ConvTranspose2d)):
                     # z's added channels stay 0 whatever `start` is: zero incoming weights.
@@ -87,6 +162,8 @@ def widen(model: PSICModel, N: int, seed: int = 0, start: str = "incoming") -> P
                                 zero_outgoing=start == "outgoing")
                 elif hasattr(new, "gamma"):
                     _widen_gdn(new, old)
+        if start == "split":
+            _split(wide, model, noise, torch.Generator().manual_seed(seed))
         wide.entropy_parameters.load_state_dict(model.entropy_parameters.state_dict())
         old_eb = model.entropy_bottleneck.state_dict()
         for key, t in wide.entropy_bottleneck.state_dict().items():
@@ -126,6 +203,25 @@ def added_channel_weights(model: PSICModel, old_N: int) -> list[tuple[str, float
             o = old_N if out_grew else w.shape[0]
             n = old_N if in_grew else w.shape[1]
             rows.append((f"{name}.{i}", _rms(w[:o, :n]), _rms(w[o:]), _rms(w[:o, n:])))
+    return rows
+
+
+def split_copy_gaps(model: PSICModel, old_N: int) -> list[tuple[str, float]]:
+    """How far the copies of a split start (`widen(start="split")`) have parted from their
+    sources: per transform convolution whose outputs grew (z's excepted), the median over added
+    channels of the distance from its incoming weights to the nearest old channel's, relative to
+    that channel's. A split starts at the noise (0.01); copies that stay there compute their
+    source's feature and the width is unused."""
+    rows = []
+    for name in ("g_a", "g_s", "h_a", "h_s"):
+        convs = [(i, m) for i, m in enumerate(getattr(model, name)) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        for k, (i, conv) in enumerate(convs):
+            if k == len(convs) - 1:                       # y, the image, z or the hyper features
+                continue
+            w = _conv_out_in(conv).detach().flatten(1)
+            old, added = w[:old_N], w[old_N:]
+            gaps = torch.cdist(added, old).min(dim=1)
+            rows.append((f"{name}.{i}", float((gaps.values / old[gaps.indices].norm(dim=1)).median())))
     return rows
 
 

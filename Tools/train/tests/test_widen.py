@@ -11,11 +11,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import widen as widen_cli  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, code_levels, z_likelihood  # noqa: E402
-from psic_train.widen import START, added_channel_weights, narrow, widen  # noqa: E402
+from psic_train.widen import START, added_channel_weights, narrow, split_copy_gaps, widen  # noqa: E402
 from tiny import TINY_CONFIG  # noqa: E402
 
 torch.set_num_threads(1)
 NARROW = TINY_CONFIG
+# The starts that keep one side of the added channels at zero (the split start copies instead).
+ZERO_STARTS = ("incoming", "outgoing")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def decode(model: PSICModel, x: torch.Tensor):
     return z_hat, [q for _, q, _ in coded], x_hat
 
 
-@pytest.mark.parametrize("start", START)
+@pytest.mark.parametrize("start", ZERO_STARTS)
 def test_the_wider_model_codes_and_decodes_as_the_narrow_one(trained, start):
     wide = widen(trained, 24, start=start).eval()
     assert wide.cfg == ModelConfig(N=24, C=16, L=4, hyper=16, ep_width=16)
@@ -124,7 +126,7 @@ def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, cap
         widen_cli.main(["--init", str(src), "--N", "0", "--out", str(out)])
 
 
-@pytest.mark.parametrize("start", START)
+@pytest.mark.parametrize("start", ZERO_STARTS)
 def test_narrow_undoes_widen_and_drops_what_the_added_channels_learnt(trained, start):
     wide = widen(trained, 24, start=start)
     for k, t in narrow(wide, 16).state_dict().items():
@@ -138,7 +140,7 @@ def test_narrow_undoes_widen_and_drops_what_the_added_channels_learnt(trained, s
         narrow(wide, 25)
 
 
-@pytest.mark.parametrize("start", START)
+@pytest.mark.parametrize("start", ZERO_STARTS)
 def test_inspect_reports_the_zero_side_of_each_start(trained, start, tmp_path, capsys):
     wide = widen(trained, 24, start=start)
     rows = {name: (old, added_in, from_added) for name, old, added_in, from_added in added_channel_weights(wide, 16)}
@@ -157,3 +159,74 @@ def test_inspect_reports_the_zero_side_of_each_start(trained, start, tmp_path, c
     assert "(step 7): weight RMS per layer, N 16 -> 24" in out and "g_s.6" in out
     with pytest.raises(SystemExit, match="give the narrower width"):
         widen_cli.main(["--inspect", str(ckpt), "--old-N", "24"])
+
+
+def test_a_split_without_noise_codes_and_decodes_as_the_narrow_one(trained):
+    assert START == ZERO_STARTS + ("split",)
+    wide = widen(trained, 24, start="split", noise=0.0).eval()
+    x = torch.rand(2, 3, 64, 64)
+    z0, q0, x0 = decode(trained, x)
+    z1, q1, x1 = decode(wide, x)
+    assert torch.equal(z1[:, :16], z0) and torch.equal(z1[:, 16:], torch.zeros_like(z1[:, 16:]))
+    for a, b in zip(q0, q1):
+        assert torch.equal(a, b)
+    assert torch.allclose(x1, x0, atol=1e-5)            # halves summed in another order: rounding only
+    # Every added channel of g_a computes its source's feature: no channel is idle.
+    with torch.no_grad():
+        h = wide.g_a[1](wide.g_a[0](x))
+    for a in range(16, 24):
+        assert any(torch.equal(h[:, a], h[:, o]) for o in range(16)), a
+
+
+def test_split_copies_start_near_their_sources_and_learn_apart(trained):
+    x = torch.rand(2, 3, 64, 64)
+    z0, _, x0 = decode(trained, x)
+    apart = {}
+    for noise in (0.0, 0.01):
+        wide = widen(trained, 24, start="split", noise=noise)
+        z1, _, x1 = decode(wide.eval(), x)
+        assert torch.equal(z1[:, 16:], torch.zeros_like(z1[:, 16:]))
+        if noise:
+            assert 0 < (x1 - x0).abs().max() < 0.01          # the noise moves the function a little
+        wide.train()
+        F.mse_loss(wide.g_s(wide.g_a(x)), x).backward()
+        w, g = wide.g_a[2].weight.detach(), wide.g_a[2].weight.grad   # Conv2d: [out, in, k, k]
+        gaps = []
+        for a in range(16, 24):
+            # Its source: the old row it is closest to (equal without noise).
+            o = int(torch.stack([(w[a] - w[s]).norm() for s in range(16)]).argmin())
+            assert (w[a] - w[o]).norm() <= 0.05 * w[o].norm()
+            gaps.append(float((g[a] - g[o]).norm() / g[o].norm()))
+        apart[noise] = gaps
+    # Exact copies get their source's gradient, so Adam would keep them equal for ever; the noise
+    # gives each copy a gradient of its own (about the noise's size in these tiny layers).
+    assert max(apart[0.0]) < 1e-5
+    assert min(apart[0.01]) > 1e-4
+
+
+def test_the_cli_writes_a_split_with_the_noise_it_is_given(trained, tmp_path, capsys):
+    src = tmp_path / "narrow.pt"
+    torch.save({"config": NARROW.to_dict(), "model": trained.state_dict(), "step": 5}, src)
+    out = tmp_path / "wide.pt"
+    widen_cli.main(["--init", str(src), "--N", "24", "--start", "split", "--noise", "0", "--out", str(out)])
+    assert "N 16 -> 24, step 5, start split (noise 0)" in capsys.readouterr().out
+    model = PSICModel(ModelConfig(**torch.load(out, map_location="cpu", weights_only=False)["config"]))
+    model.load_state_dict(torch.load(out, map_location="cpu", weights_only=False)["model"])
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.allclose(decode(model.eval(), x)[2], decode(trained, x)[2], atol=1e-5)
+    with pytest.raises(SystemExit, match="--noise"):
+        widen_cli.main(["--init", str(src), "--N", "24", "--start", "split", "--noise", "-1", "--out", str(out)])
+
+
+def test_inspect_reports_how_far_split_copies_have_parted(trained, tmp_path, capsys):
+    wide = widen(trained, 24, start="split", noise=0.01)
+    gaps = dict(split_copy_gaps(wide, 16))
+    assert list(gaps) == ["g_a.0", "g_a.2", "g_a.4", "g_s.0", "g_s.2", "g_s.4", "h_a.0", "h_a.2", "h_s.0", "h_s.2"]
+    assert all(0.002 < v < 0.02 for v in gaps.values()), gaps     # the noise: 0.01 of the row's RMS
+    with torch.no_grad():
+        wide.g_s[2].weight[:, 16:].mul_(-1)                        # ConvTranspose2d: the copies' incoming weights
+    assert dict(split_copy_gaps(wide, 16))["g_s.2"] > 1.0
+    ckpt = tmp_path / "wide.pt"
+    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": 7}, ckpt)
+    widen_cli.main(["--inspect", str(ckpt), "--old-N", "16"])
+    assert "copy gap" in capsys.readouterr().out
