@@ -135,6 +135,13 @@ def model_from_file(path) -> tuple[PSICModel, dict]:
     return model, f.meta
 
 
+def _file_training(meta: dict) -> tuple[int | None, dict]:
+    """(steps, recipe) that export.py recorded in a model file's metadata: the checkpoint's step
+    (None where the file records none) and train.py's options."""
+    training = meta.get("training", {})
+    return training.get("steps"), training.get("recipe", {})
+
+
 def starting_point(path) -> dict:
     """What `train.py --init PATH` starts from, in a train.py checkpoint's shape: a checkpoint
     (*.pt) as saved, optimiser and moving average included; a shipped model file (*.safetensors)
@@ -144,9 +151,8 @@ def starting_point(path) -> dict:
     if Path(path).suffix != ".safetensors":
         return torch.load(path, map_location="cpu", weights_only=False)
     model, meta = model_from_file(path)
-    training = meta.get("training", {})
-    return {"config": model.cfg.to_dict(), "model": model.state_dict(),
-            "step": int(training.get("steps", 0)), "args": training.get("recipe", {})}
+    steps, recipe = _file_training(meta)
+    return {"config": model.cfg.to_dict(), "model": model.state_dict(), "step": int(steps or 0), "args": recipe}
 
 
 def load_model(path, ema: bool = True) -> tuple[PSICModel, int | None, dict, bool | None]:
@@ -156,8 +162,7 @@ def load_model(path, ema: bool = True) -> tuple[PSICModel, int | None, dict, boo
     `averaged` says which weights a checkpoint gave, None for a model file."""
     if Path(path).suffix == ".safetensors":
         model, meta = model_from_file(path)
-        training = meta.get("training", {})
-        return model, training.get("steps"), training.get("recipe", {}), None
+        return model, *_file_training(meta), None
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model = PSICModel(ModelConfig(**ckpt["config"]))
     state, averaged = checkpoint_weights(ckpt, ema=ema)
