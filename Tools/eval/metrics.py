@@ -52,6 +52,15 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(_ms(ta, tb, data_range=255.0, size_average=True))
 
 
+def ssimulacra2_available() -> bool:
+    """Whether `ssimulacra2` can score (its package is installed)."""
+    try:
+        import ssimulacra2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def ssimulacra2(ref_path, dist_path) -> float | None:
     try:
         from ssimulacra2 import compute_ssimulacra2

@@ -13,6 +13,10 @@ the first one: mean PSNR and rate across levels, and the PSNR and MS-SSIM BD-rat
 --details mean decodes the levels past each cut as their mean (the decoder's `--details mean`)
 instead of sampling them; --details both prints both and, per model, the mean's PSNR gain per level.
 --json PATH also writes the curves, e.g. as the reference of `figures.py heldout --ref PATH`.
+--ssimulacra2 also scores every decode (rounded to 8 bits, as the codec writes it) with
+SSIMULACRA2, the perceptual metric that neither the objective nor ship.py's gates see, and prints
+its BD-rate: the screen for a candidate that trades PSNR for perceived quality (about 0.6 s per
+decode of a Kodak photo, 3 minutes more per model there; needs Tools/eval/requirements.txt).
 
 The held-out photos of ../shared/data/train are its last 8 names, Urban100 buildings: their
 curve tracks the run, but has twice put a candidate ahead in MS-SSIM that Kodak put behind. Before
@@ -30,9 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
@@ -40,6 +47,7 @@ from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import PSICModel, mean_curve  # noqa: E402
 from figures import bd  # noqa: E402  (the BD-rate of two level curves that figures.py heldout prints)
+import metrics  # noqa: E402  (Tools/eval/metrics.py, on the path figures.py puts there)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,11 +60,60 @@ def load(path: Path, raw: bool) -> tuple[PSICModel, str]:
 
 def versus(ref: list[dict], curve: list[dict]) -> str:
     """The mean PSNR and rate change of `curve` against `ref` level by level, and the BD-rates
-    (pchip) at equal PSNR and at equal MS-SSIM."""
+    (pchip) at equal PSNR, at equal MS-SSIM and, where both curves have it, at equal SSIMULACRA2."""
     dq = sum(r["psnr"] - r0["psnr"] for r, r0 in zip(curve, ref)) / len(curve)
     rb = sum(r["bpp"] / r0["bpp"] - 1 for r, r0 in zip(curve, ref)) / len(curve)
+    s2 = ""
+    if all("ssimulacra2" in r for r in ref + curve):
+        s2 = f", SSIMULACRA2 BD-rate {bd(ref, curve, 'ssimulacra2'):+.2f} %"
     return (f"mean PSNR {dq:+.3f} dB, mean rate {rb * 100:+.1f} %, PSNR BD-rate {bd(ref, curve):+.2f} %, "
-            f"MS-SSIM BD-rate {bd(ref, curve, 'ms_ssim'):+.2f} % (negative: fewer bits at equal quality)")
+            f"MS-SSIM BD-rate {bd(ref, curve, 'ms_ssim'):+.2f} %{s2} (negative: fewer bits at equal quality)")
+
+
+class Ssimulacra2Scorer:
+    """evaluate_levels' `extra`: the SSIMULACRA2 of a decode against its photo, both rounded to 8
+    bits and written as PNG files (the metric's package reads files) into a scratch folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @staticmethod
+    def _png(t: torch.Tensor, path: Path) -> Path:
+        pixels = (t[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+        return path
+
+    def __call__(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
+        score = metrics.ssimulacra2(self._png(x, self.folder / "photo.png"), self._png(x_hat, self.folder / "decode.png"))
+        return {"ssimulacra2": score}
+
+
+def compare_models(args, crops: list[torch.Tensor], extra) -> list[dict]:
+    """Prints each model's curves and its difference to the first; returns what --json writes."""
+    modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
+    first: dict[bool, list[dict]] = {}
+    written = []
+    for path in args.models:
+        model, name = load(path, args.raw)
+        by_mode = {}
+        for mean_details in modes:
+            curve = mean_curve(model, crops, mean_details, extra=extra)
+            by_mode[mean_details] = curve
+            label = name + (" [mean details]" if mean_details else "")
+            print(label + ": " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in curve))
+            if extra:
+                print("  SSIMULACRA2: " + " ".join(f"L{r['level']} {r['ssimulacra2']:.2f}" for r in curve))
+            if mean_details not in first:
+                first[mean_details] = curve
+                continue
+            print("  vs first: " + versus(first[mean_details], curve))
+        if len(by_mode) == 2:
+            # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
+            gains = [m["psnr"] - s["psnr"] for m, s in zip(by_mode[True], by_mode[False])]
+            print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
+        written.append({"name": name, "path": str(path), **{
+            "mean" if m else "sampled": curve for m, curve in by_mode.items()}})
+    return written
 
 
 def main(argv=None) -> None:
@@ -77,6 +134,9 @@ def main(argv=None) -> None:
                         "their mean, or both side by side")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
     p.add_argument("--json", type=Path, help="also write every model's per-level curves to this JSON file")
+    p.add_argument("--ssimulacra2", action="store_true",
+                   help="also score every decode with SSIMULACRA2 and print its BD-rate (slower; needs the "
+                        "ssimulacra2 package of Tools/eval/requirements.txt)")
     args = p.parse_args(argv)
     if args.crop != 0 and args.crop < 64:
         raise SystemExit("compare.py: --crop must be 0 (whole photos) or at least 64")
@@ -92,27 +152,12 @@ def main(argv=None) -> None:
     crops = evaluation_crops(photos if args.every_photo else photos[-args.holdout:], args.crop)
     if not crops:
         raise SystemExit(f"compare.py: no photos of at least 64x64 among those chosen from {args.data}")
-    modes = {"sampled": [False], "mean": [True], "both": [False, True]}[args.details]
-    first: dict[bool, list[dict]] = {}
-    written = []
-    for path in args.models:
-        model, name = load(path, args.raw)
-        by_mode = {}
-        for mean_details in modes:
-            curve = mean_curve(model, crops, mean_details)
-            by_mode[mean_details] = curve
-            label = name + (" [mean details]" if mean_details else "")
-            print(label + ": " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in curve))
-            if mean_details not in first:
-                first[mean_details] = curve
-                continue
-            print("  vs first: " + versus(first[mean_details], curve))
-        if len(by_mode) == 2:
-            # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
-            gains = [m["psnr"] - s["psnr"] for m, s in zip(by_mode[True], by_mode[False])]
-            print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
-        written.append({"name": name, "path": str(path), **{
-            "mean" if m else "sampled": curve for m, curve in by_mode.items()}})
+    if args.ssimulacra2 and not metrics.ssimulacra2_available():
+        raise SystemExit("compare.py: --ssimulacra2 needs the ssimulacra2 package: "
+                         "pip install -r Tools/eval/requirements.txt")
+    with tempfile.TemporaryDirectory(prefix="psic-compare-") as scratch:
+        extra = Ssimulacra2Scorer(Path(scratch)) if args.ssimulacra2 else None
+        written = compare_models(args, crops, extra)
     if args.json:
         holdout = None if args.every_photo else args.holdout  # None: every photo of data
         args.json.write_text(json.dumps({"data": str(args.data), "holdout": holdout, "crop": args.crop,

@@ -203,10 +203,11 @@ def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
 
 
 @torch.no_grad()
-def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False):
+def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False, extra=None):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR and
     five-scale MS-SSIM of a decode at every level l = 1..L (levels > l sampled with a seeded
-    generator, or their mean with `mean_details`)."""
+    generator, or their mean with `mean_details`). `extra(x, x_hat)`, when given, returns more
+    metrics of a decode (a dict) for each level's row."""
     model.eval()
     L = model.cfg.L
     B, _, H, W = x.shape
@@ -227,15 +228,16 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
         mse = torch.mean((x_hat - x) ** 2).item()
         bpp = (z_bits.item() + sum(bits[:l])) / npix
         results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
-                        "ms_ssim": ms_ssim_5(x_hat, x)})
+                        "ms_ssim": ms_ssim_5(x_hat, x), **(extra(x, x_hat) if extra else {})})
     model.train()
     return results
 
 
-def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool = False) -> list[dict]:
+def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool = False, extra=None) -> list[dict]:
     """evaluate_levels averaged over crops (each crop weighs the same, whatever its size): the
-    held-out curve that train.py logs, compare.py prints and export.py stores in its report."""
+    held-out curve that train.py logs, compare.py prints and export.py stores in its report.
+    `extra` as for evaluate_levels; its metrics are averaged too."""
     with torch.no_grad():
-        res = [evaluate_levels(model, x, mean_details=mean_details) for x in crops]
-    return [{"level": i + 1, **{k: sum(r[i][k] for r in res) / len(res) for k in ("bpp", "psnr", "ms_ssim")}}
+        res = [evaluate_levels(model, x, mean_details=mean_details, extra=extra) for x in crops]
+    return [{"level": i + 1, **{k: sum(r[i][k] for r in res) / len(res) for k in res[0][i] if k != "level"}}
             for i in range(len(res[0]))]

@@ -544,6 +544,26 @@ def test_compare_prints_levels_and_bd_rate(data, tmp_path, capsys):
     assert out[2].startswith("  mean vs sampled details, PSNR: L1 ") and out[2].endswith("L4 +0.00 dB")
 
 
+def test_compare_scores_decodes_with_ssimulacra2(data, tmp_path, capsys):
+    pytest.importorskip("ssimulacra2")
+    import compare
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2])
+    capsys.readouterr()
+    args = ["--data", str(data), "--holdout", "1", "--crop", "64", "--threads", "1", "--ssimulacra2"]
+    compare.main([str(tmp_path / "last.pt"), str(tmp_path / "last.pt"), *args, "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("  SSIMULACRA2: L1 ") and "L4 " in out[1]
+    assert "SSIMULACRA2 BD-rate +0.00 %" in out[-1]                    # a model against itself
+    curve = json.loads((tmp_path / "s.json").read_text())["models"][0]["sampled"]
+    assert all(-200 < r["ssimulacra2"] < 100 for r in curve)
+    # the score is of the decode: a decode equal to the photo scores 100, a flat grey one far less
+    scorer = compare.Ssimulacra2Scorer(tmp_path)
+    from psic_train.data import evaluation_crops, list_images
+    x = evaluation_crops(list_images(data), 64)[0]
+    assert scorer(x, x)["ssimulacra2"] == pytest.approx(100, abs=0.01)
+    assert scorer(x, torch.full_like(x, 0.5))["ssimulacra2"] < 30
+
+
 def test_profile_steps_prints_operators_and_writes_nothing(data, tmp_path, capsys):
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2])
     before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
