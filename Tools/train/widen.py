@@ -32,16 +32,17 @@ from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.widen import SPLIT_NOISE, START, added_channel_weights, narrow, split_copy_gaps, widen  # noqa: E402
 
 
-def print_added_weights(path: Path, old_N: int | None, parser: argparse.ArgumentParser) -> None:
+def print_added_weights(path: Path, old_N: int | None, parser: argparse.ArgumentParser, raw: bool = False) -> None:
     """--inspect: the table of psic_train/widen.py's added_channel_weights for a checkpoint."""
     if old_N is None:
         parser.error("--inspect needs --old-N, the width the model was widened from")
     if not path.exists():
         raise SystemExit(f"--inspect: {path} does not exist")
-    model, step, _, _ = load_model(path)
+    model, step, _, averaged = load_model(path, ema=not raw)
     if not 0 < old_N < model.cfg.N:
         raise SystemExit(f"--old-N {old_N}: the model is {model.cfg.N} wide; give the narrower width it was widened from")
-    print(f"{path} (step {step}): weight RMS per layer, N {old_N} -> {model.cfg.N}")
+    weights = "" if averaged is None else (", moving average" if averaged else ", raw weights")
+    print(f"{path} (step {step}{weights}): weight RMS per layer, N {old_N} -> {model.cfg.N}")
     gaps = dict(split_copy_gaps(model, old_N))
     print(f"{'layer':8} {'old':>8} {'added in':>9} {'old from added':>15} {'copy gap':>9}")
     for name, old, added_in, from_added in added_channel_weights(model, old_N):
@@ -71,9 +72,12 @@ def main(argv=None) -> None:
                    help="instead of widening: the RMS of the old weights and of the added channels' weights of "
                         "CHECKPOINT (its moving average), per transform convolution")
     p.add_argument("--old-N", type=int, help="with --inspect: the width the model was widened from")
+    p.add_argument("--raw", action="store_true",
+                   help="with --inspect: the checkpoint's trained weights, not their moving average (which lags "
+                        "the weights by about 1/(1 - EMA) steps)")
     args = p.parse_args(argv)
     if args.inspect:
-        return print_added_weights(args.inspect, args.old_N, p)
+        return print_added_weights(args.inspect, args.old_N, p, raw=args.raw)
     if args.init is None or args.N is None or args.out is None:
         p.error("give --init, --N and --out (or --inspect CHECKPOINT --old-N N)")
     if not args.init.exists():

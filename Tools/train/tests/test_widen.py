@@ -156,7 +156,7 @@ def test_inspect_reports_the_zero_side_of_each_start(trained, start, tmp_path, c
     torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": 7}, ckpt)
     widen_cli.main(["--inspect", str(ckpt), "--old-N", "16"])
     out = capsys.readouterr().out
-    assert "(step 7): weight RMS per layer, N 16 -> 24" in out and "g_s.6" in out
+    assert "(step 7, raw weights): weight RMS per layer, N 16 -> 24" in out and "g_s.6" in out
     with pytest.raises(SystemExit, match="give the narrower width"):
         widen_cli.main(["--inspect", str(ckpt), "--old-N", "24"])
 
@@ -227,6 +227,13 @@ def test_inspect_reports_how_far_split_copies_have_parted(trained, tmp_path, cap
         wide.g_s[2].weight[:, 16:].mul_(-1)                        # ConvTranspose2d: the copies' incoming weights
     assert dict(split_copy_gaps(wide, 16))["g_s.2"] > 1.0
     ckpt = tmp_path / "wide.pt"
-    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "step": 7}, ckpt)
-    widen_cli.main(["--inspect", str(ckpt), "--old-N", "16"])
-    assert "copy gap" in capsys.readouterr().out
+    # The moving average lags the trained weights: --raw reads the latter.
+    ema = {n: t.clone() for n, t in widen(trained, 24, start="split", noise=0.01).named_parameters()}
+    torch.save({"config": wide.cfg.to_dict(), "model": wide.state_dict(), "ema": ema, "step": 7}, ckpt)
+    tables = {}
+    for flag in ([], ["--raw"]):
+        widen_cli.main(["--inspect", str(ckpt), "--old-N", "16", *flag])
+        tables[bool(flag)] = capsys.readouterr().out
+    assert "(step 7, moving average)" in tables[False] and "(step 7, raw weights)" in tables[True]
+    g_s2 = {raw: next(line for line in out.splitlines() if line.startswith("g_s.2")) for raw, out in tables.items()}
+    assert float(g_s2[True].split()[-1]) > 1.0 > float(g_s2[False].split()[-1])
