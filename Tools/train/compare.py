@@ -111,6 +111,9 @@ def compare_models(args, crops: list[torch.Tensor], extra) -> list[dict]:
             # Same rates (the transmitted levels are the same); only the untransmitted ones differ.
             gains = [m["psnr"] - s["psnr"] for m, s in zip(by_mode[True], by_mode[False])]
             print("  mean vs sampled details, PSNR: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)) + " dB")
+            if extra:
+                gains = [m["ssimulacra2"] - s["ssimulacra2"] for m, s in zip(by_mode[True], by_mode[False])]
+                print("  mean vs sampled details, SSIMULACRA2: " + " ".join(f"L{i + 1} {g:+.2f}" for i, g in enumerate(gains)))
         written.append({"name": name, "path": str(path), **{
             "mean" if m else "sampled": curve for m, curve in by_mode.items()}})
     return written

@@ -556,6 +556,9 @@ def test_compare_scores_decodes_with_ssimulacra2(data, tmp_path, capsys):
     assert "SSIMULACRA2 BD-rate +0.00 %" in out[-1]                    # a model against itself
     curve = json.loads((tmp_path / "s.json").read_text())["models"][0]["sampled"]
     assert all(-200 < r["ssimulacra2"] < 100 for r in curve)
+    compare.main([str(tmp_path / "last.pt"), *args, "--details", "both"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("  mean vs sampled details, SSIMULACRA2: L1 ") and out[-1].endswith("L4 +0.00")
     # the score is of the decode: a decode equal to the photo scores 100, a flat grey one far less
     scorer = compare.Ssimulacra2Scorer(tmp_path)
     from psic_train.data import evaluation_crops, list_images
