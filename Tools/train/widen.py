@@ -91,8 +91,11 @@ def main(argv=None) -> None:
     model, step, recipe, _ = load_model(args.init)
     step = step or 0
     widening = args.N >= model.cfg.N
-    resized = (widen(model, args.N, seed=args.seed, start=args.start, noise=args.noise) if widening
-               else narrow(model, args.N))
+    try:
+        resized = (widen(model, args.N, seed=args.seed, start=args.start, noise=args.noise) if widening
+                   else narrow(model, args.N))
+    except ValueError as e:                      # a width the start cannot reach, e.g. a split past 2N
+        raise SystemExit(f"--N {args.N}: {e}")
     how = "the leading channels kept"
     if widening:
         how = f"start {args.start}" + (f" (noise {args.noise:g})" if args.start == "split" else "")

@@ -98,6 +98,8 @@ def test_widen_refuses_a_narrower_width_and_an_unknown_start(trained):
         widen(trained, 8)
     with pytest.raises(ValueError, match="not one of"):
         widen(trained, 24, start="both")
+    with pytest.raises(ValueError, match="at most 32"):
+        widen(trained, 40, start="split")
 
 
 def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, capsys):
@@ -214,6 +216,8 @@ def test_the_cli_writes_a_split_with_the_noise_it_is_given(trained, tmp_path, ca
     model.load_state_dict(torch.load(out, map_location="cpu", weights_only=False)["model"])
     x = torch.rand(1, 3, 64, 64)
     assert torch.allclose(decode(model.eval(), x)[2], decode(trained, x)[2], atol=1e-5)
+    with pytest.raises(SystemExit, match="--N 40: widen: a split copies each channel at most once"):
+        widen_cli.main(["--init", str(src), "--N", "40", "--start", "split", "--out", str(out)])
     with pytest.raises(SystemExit, match="--noise"):
         widen_cli.main(["--init", str(src), "--N", "24", "--start", "split", "--noise", "-1", "--out", str(out)])
 
