@@ -47,7 +47,8 @@ from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import PSICModel, mean_curve  # noqa: E402
 from figures import bd  # noqa: E402  (the BD-rate of two level curves that figures.py heldout prints)
-import metrics  # noqa: E402  (Tools/eval/metrics.py, on the path figures.py puts there)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+import metrics  # noqa: E402  (Tools/eval/metrics.py: the SSIMULACRA2 that Tools/eval reports)
 
 REPO = Path(__file__).resolve().parents[2]
 
