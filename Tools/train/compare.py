@@ -77,6 +77,7 @@ class Ssimulacra2Scorer:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self._photo: torch.Tensor | None = None   # the photo last written: its 8 decodes share it
 
     @staticmethod
     def _png(t: torch.Tensor, path: Path) -> Path:
@@ -85,8 +86,11 @@ class Ssimulacra2Scorer:
         return path
 
     def __call__(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
-        score = metrics.ssimulacra2(self._png(x, self.folder / "photo.png"), self._png(x_hat, self.folder / "decode.png"))
-        return {"ssimulacra2": score}
+        photo = self.folder / "photo.png"
+        if x is not self._photo:
+            self._png(x, photo)
+            self._photo = x
+        return {"ssimulacra2": metrics.ssimulacra2(photo, self._png(x_hat, self.folder / "decode.png"))}
 
 
 def compare_models(args, crops: list[torch.Tensor], extra) -> list[dict]:

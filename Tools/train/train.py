@@ -106,8 +106,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (two runs side by side: 1 each)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch.compile g_a and g_s in place (checkpoints unchanged); measured with "
-                        "Tools/train/bench-steps.sh: no gain on Zen 3 in fp32 (session 7) nor on Zen 4 with "
-                        "bf16 autocast (session 47), so off by default")
+                        "Tools/train/bench-steps.sh: no gain on Zen 3 in fp32 (session 7), about 4 %% on Zen 4 "
+                        "with bf16 autocast once compiled, after a minute or two of compiling per process "
+                        "(session 47), so off by default")
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast in g_a/g_s (entropy model stays fp32); default: on when the CPU "
                         "has native bf16 (AVX512-BF16 or AMX), where it is 2-3x faster; without it bf16 is "

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.widen import SPLIT_NOISE, START, added_channel_weights, narrow, split_copy_gaps, widen  # noqa: E402
 
 
@@ -36,8 +37,7 @@ def print_added_weights(path: Path, old_N: int | None, parser: argparse.Argument
     """--inspect: the table of psic_train/widen.py's added_channel_weights for a checkpoint."""
     if old_N is None:
         parser.error("--inspect needs --old-N, the width the model was widened from")
-    if not path.exists():
-        raise SystemExit(f"--inspect: {path} does not exist")
+    require_files("widen.py --inspect", path)
     model, step, _, averaged = load_model(path, ema=not raw)
     if not 0 < old_N < model.cfg.N:
         raise SystemExit(f"--old-N {old_N}: the model is {model.cfg.N} wide; give the narrower width it was widened from")
@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the added channels' random weights")
     p.add_argument("--inspect", type=Path, metavar="CHECKPOINT",
                    help="instead of widening: the RMS of the old weights and of the added channels' weights of "
-                        "CHECKPOINT (its moving average), per transform convolution")
+                        "CHECKPOINT (its moving average unless --raw), per transform convolution, and with a split start how far "
+                        "the copies have parted")
     p.add_argument("--old-N", type=int, help="with --inspect: the width the model was widened from")
     p.add_argument("--raw", action="store_true",
                    help="with --inspect: the checkpoint's trained weights, not their moving average (which lags "
@@ -80,8 +81,7 @@ def main(argv=None) -> None:
         return print_added_weights(args.inspect, args.old_N, p, raw=args.raw)
     if args.init is None or args.N is None or args.out is None:
         p.error("give --init, --N and --out (or --inspect CHECKPOINT --old-N N)")
-    if not args.init.exists():
-        raise SystemExit(f"--init: {args.init} does not exist")
+    require_files("widen.py --init", args.init)
     if args.out.suffix != ".pt":
         raise SystemExit(f"--out: {args.out} should end in .pt (train.py --init reads a .pt as a checkpoint)")
     if args.N < 1:

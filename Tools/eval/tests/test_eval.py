@@ -362,13 +362,13 @@ def test_docs_option_needs_the_whole_sweep(capsys):
         assert e.value.code == 2 and "--docs rewrites the published figures" in capsys.readouterr().err
 
 
-
 def test_a_folder_without_images_is_refused_before_anything_runs(tmp_path, capsys):
     import evaluate
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--images", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
     assert e.value.code == 2 and "no PNG images there" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
 
 def test_speed_blocks_state_the_run_and_its_ratios(tmp_path):
     import speed

@@ -565,6 +565,9 @@ def test_compare_scores_decodes_with_ssimulacra2(data, tmp_path, capsys):
     x = evaluation_crops(list_images(data), 64)[0]
     assert scorer(x, x)["ssimulacra2"] == pytest.approx(100, abs=0.01)
     assert scorer(x, torch.full_like(x, 0.5))["ssimulacra2"] < 30
+    # the photo is written once for its decodes, and again when the next photo comes
+    other = evaluation_crops(list_images(data), 64)[1]
+    assert scorer(other, other)["ssimulacra2"] == pytest.approx(100, abs=0.01)
 
 
 def test_profile_steps_prints_operators_and_writes_nothing(data, tmp_path, capsys):

@@ -126,6 +126,10 @@ def test_the_cli_writes_a_checkpoint_train_py_starts_from(trained, tmp_path, cap
         assert torch.equal(state[k], t), k
     with pytest.raises(SystemExit, match="at least 1"):
         widen_cli.main(["--init", str(src), "--N", "0", "--out", str(out)])
+    with pytest.raises(SystemExit, match="widen.py --init: .*missing.pt does not exist"):
+        widen_cli.main(["--init", str(tmp_path / "missing.pt"), "--N", "24", "--out", str(out)])
+    with pytest.raises(SystemExit, match="widen.py --inspect: .*missing.pt does not exist"):
+        widen_cli.main(["--inspect", str(tmp_path / "missing.pt"), "--old-N", "16"])
 
 
 @pytest.mark.parametrize("start", ZERO_STARTS)
