@@ -44,7 +44,7 @@ from psic_train.adversarial import DISCRIMINATOR_KEYS, Adversarial, Discriminato
 from psic_train.checkpoint import write_checkpoint  # noqa: E402
 from psic_train.data import CropSampler, evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import starting_point  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, mean_curve  # noqa: E402
+from psic_train.model import RATE_PROXIES, ModelConfig, PSICModel, mean_curve  # noqa: E402
 from psic_train.objective import ObjectiveConfig, SVIObjective  # noqa: E402
 from psic_train.recipe import (  # noqa: E402
     DEFAULT_BATCH, DEFAULT_CROP, DEFAULT_SAMPLES, UnknownPart, fill_recipe, fill_scope, recipe_defaults)
@@ -151,10 +151,15 @@ def parse_args(argv=None):
     for f, v in ModelConfig().to_dict().items():
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=v, help=f"model size {f} (new runs only)")
     what = {"consistency_every": "K: compute the consistency term on one step in K at K times its weight (the same "
-                                 "expected gradient; K=4 made steps 10 %% faster when only g_s trains)"}
+                                 "expected gradient; K=4 made steps 10 %% faster when only g_s trains)",
+            "rate_proxy": "what the levels' training rate is the likelihood of: y - mu plus uniform noise, or the "
+                          "rounded residual the coder spends bits on (straight-through); psic_train/model.py"}
+    choices = {"rate_proxy": RATE_PROXIES}
     for f, v in vars(ObjectiveConfig()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=None,
-                       help=f"{what.get(f, f'objective {f}')} (default: the checkpoint's, else {v:g})")
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=None, choices=choices.get(f),
+                       help=f"{what.get(f, f'objective {f}')} (default: the checkpoint's, else {v:g})"
+                       if not isinstance(v, str) else f"{what.get(f, f'objective {f}')} (default: the checkpoint's, "
+                                                      f"else {v})")
     args = p.parse_args(argv)
     if args.consistency_every is not None and args.consistency_every < 1:
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
@@ -179,9 +184,14 @@ def recipe_line(args, sources: dict[str, str]) -> str:
     else:   # say which of the two came from where: "given and the checkpoint's" read as both
         origin = f"batch {sources['batch']}, crop {sources['crop']}"
     line = f"batch {args.batch}x{args.crop}² ({origin})"
-    changed = [f"{n} {getattr(args, n):g} ({sources[n]})" for n, d in recipe_defaults().items()
+    changed = [f"{n} {_value(getattr(args, n))} ({sources[n]})" for n, d in recipe_defaults().items()
                if n not in ("batch", "crop") and (getattr(args, n) != d or sources[n] == "given")]
     return line + ("; " + ", ".join(changed) if changed else "")
+
+
+def _value(v) -> str:
+    """A recipe value as the start-up line prints it: numbers shortest (%g), words as they are."""
+    return v if isinstance(v, str) else f"{v:g}"
 
 
 def held_out_span(files: list[Path]) -> str:
@@ -393,7 +403,8 @@ def main(argv=None):
         t0 = time.time()
         x = sampler.batch(args.batch).to(args.device)
         level = random.randint(1, cfg.L)
-        out = model(x, level, args.samples, autocast=args.autocast and args.device == "cpu")
+        out = model(x, level, args.samples, autocast=args.autocast and args.device == "cpu",
+                    rate_proxy=args.rate_proxy)
         loss, stats = objective(model, x, out, level, step=step)
         adversarial_on = adv is not None and step >= args.adversarial_start
         if adversarial_on:

@@ -43,6 +43,9 @@ class ObjectiveConfig:
     # re-analysis through g_a is the costliest part of a step that trains g_s alone; K=4 made
     # training steps 10 % faster (session 38: Tools/train/bench-steps.sh, RESULTS.md).
     consistency_every: int = 1
+    # The levels' rate proxy in training (psic_train/model.py RATE_PROXIES): part of the recipe, so
+    # a resumed run keeps it. The model's forward pass takes the likelihoods, the objective sums them.
+    rate_proxy: str = "noise"
 
 
 def ms_ssim(X: torch.Tensor, Y: torch.Tensor, weights: torch.Tensor, win_size: int = MSSSIM_WIN) -> torch.Tensor:

@@ -16,7 +16,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
 from psic_train import adversarial as adv  # noqa: E402
-from psic_train.model import PSICModel  # noqa: E402
+from psic_train.model import RATE_PROXIES, PSICModel, code_levels, gaussian_likelihood  # noqa: E402
 from psic_train.objective import MSSSIM_WEIGHTS, ObjectiveConfig, SVIObjective, msssim_loss  # noqa: E402
 from psic_train.perceptual import LPIPS, make_perceptual  # noqa: E402
 from psic_train.progress import Progress, fmt_duration, summarize  # noqa: E402
@@ -180,6 +180,49 @@ def test_consistency_every_is_a_recipe_option(data, tmp_path, capsys):
     capsys.readouterr()
     run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2])
     assert "consistency_every 3 (the checkpoint's)" in capsys.readouterr().out
+
+
+def test_the_rounded_rate_proxy_charges_what_the_coder_spends():
+    """With --rate-proxy round a level's training bits are the bits evaluate_levels counts for the
+    rounded symbols the coder writes; the noise proxy's are not, and differ between draws."""
+    torch.manual_seed(0)
+    model = PSICModel(TINY_CONFIG)
+    for m in model.entropy_parameters:   # spread the scales so some levels are mostly zeros
+        m[-1].bias.data[TINY_CONFIG.level_channels:] = torch.linspace(-2, 1, TINY_CONFIG.level_channels)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        y = model.g_a(x)
+        hyper = model.h_s(torch.round(model.h_a(y)))
+        coded = code_levels(model, hyper, y.chunk(TINY_CONFIG.L, dim=1))
+        coder_bits = torch.stack([-torch.log2(gaussian_likelihood(q, sigma)).sum() for sigma, q, _ in coded])
+        bits = {proxy: [torch.stack([-torch.log2(lk).sum() for lk in model(x, 2, 1, rate_proxy=proxy)["likelihoods"]])
+                        for _ in range(2)] for proxy in RATE_PROXIES}
+    assert torch.allclose(bits["round"][0], coder_bits, rtol=1e-5)
+    assert torch.equal(bits["round"][0], bits["round"][1])
+    assert not torch.allclose(bits["noise"][0], coder_bits, rtol=1e-3)
+    assert not torch.equal(bits["noise"][0], bits["noise"][1])
+    with pytest.raises(ValueError, match="unknown rate proxy"):
+        model(x, 2, 1, rate_proxy="soft")
+
+
+def test_the_rounded_rate_passes_gradients_to_the_scales_and_the_encoder():
+    torch.manual_seed(1)
+    model = PSICModel(TINY_CONFIG)
+    out = model(torch.rand(1, 3, 64, 64), TINY_CONFIG.L, 0, rate_proxy="round")
+    sum(-torch.log2(lk).sum() for lk in out["likelihoods"]).backward()
+    assert model.entropy_parameters[0][-1].weight.grad.abs().sum() > 0
+    assert model.g_a[0].weight.grad.abs().sum() > 0
+
+
+def test_the_rate_proxy_is_a_recipe_option(data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", str(tmp_path), "--rate-proxy", "soft"])
+    assert "invalid choice: 'soft'" in capsys.readouterr().err
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--rate-proxy", "round", "--steps", 1])
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["args"]["rate_proxy"] == "round"
+    assert "rate_proxy round (given)" in capsys.readouterr().out
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2])
+    assert "rate_proxy round (the checkpoint's)" in capsys.readouterr().out
 
 
 
