@@ -53,8 +53,8 @@ def deconv(cin, cout, k=5, stride=2):
 # What the training rate of a level is the likelihood of. "noise": y - mu plus uniform noise in
 # [-0.5, 0.5), the smooth proxy every run before session 49 trained with. "round": the rounded
 # residual round(y - mu) the coder spends bits on (straight-through gradient to y and mu, exact to
-# sigma). On Kodak the noise proxy charged the step-206500 model 5.5 % more than the coder spends,
-# and 62 % more at level 1, whose residuals are mostly 0 (session 49, Tools/train/RESULTS.md).
+# sigma). On Kodak the noise proxy charged the step-206500 model 7 % more than the coder spends,
+# and 70 % more at level 1, whose residuals are mostly 0 (Tools/train/proxy_gap.py, session 49).
 RATE_PROXIES = ("noise", "round")
 
 

@@ -21,6 +21,29 @@ def float_bits(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, batch: in
     return zb, lb
 
 
+@torch.no_grad()
+def proxy_bits(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, draws: int = 4,
+               generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """([bits of level i] as the coder spends them, [the same under train.py's noise proxy]) summed
+    over the batch: the rounded residual round(y - mu) against y - mu plus uniform noise (mean of
+    `draws` draws), each level conditioned on the levels decoded before it as the coder does. How
+    far apart they are is how wrong a rate the noise proxy trains with (train.py --rate-proxy)."""
+    L = model.cfg.L
+    hard, noise = np.zeros(L), np.zeros(L)
+    hyper = model.h_s(z_hat)
+    decoded = []
+    for i, y_i in enumerate(y.chunk(L, dim=1)):
+        mean, sigma, _ = model.level_params(i, hyper, decoded)
+        r = y_i - mean
+        q = torch.round(r)
+        hard[i] = float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
+        for _ in range(draws):
+            u = torch.rand(r.shape, generator=generator) - 0.5
+            noise[i] += float(-torch.log2(gaussian_likelihood(r + u, sigma)).sum()) / draws
+        decoded.append(q + mean)
+    return hard, noise
+
+
 def z_bits_int(im: IntEntropyModel, z_hat: np.ndarray):
     z_hat = np.asarray(z_hat, np.int64)
     rows = np.broadcast_to(np.arange(z_hat.shape[1]).reshape(1, -1, 1, 1), z_hat.shape)

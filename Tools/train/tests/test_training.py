@@ -19,6 +19,7 @@ from psic_train import adversarial as adv  # noqa: E402
 from psic_train.model import RATE_PROXIES, PSICModel, code_levels, gaussian_likelihood  # noqa: E402
 from psic_train.objective import MSSSIM_WEIGHTS, ObjectiveConfig, SVIObjective, msssim_loss  # noqa: E402
 from psic_train.perceptual import LPIPS, make_perceptual  # noqa: E402
+from psic_train.rates import float_bits, proxy_bits  # noqa: E402
 from psic_train.progress import Progress, fmt_duration, summarize  # noqa: E402
 from tiny import TINY, TINY_CONFIG  # noqa: E402
 
@@ -212,6 +213,26 @@ def test_the_rounded_rate_passes_gradients_to_the_scales_and_the_encoder():
     sum(-torch.log2(lk).sum() for lk in out["likelihoods"]).backward()
     assert model.entropy_parameters[0][-1].weight.grad.abs().sum() > 0
     assert model.g_a[0].weight.grad.abs().sum() > 0
+
+
+def test_proxy_gap_counts_the_coders_bits_beside_the_noise_proxys(data, tmp_path, capsys):
+    import proxy_gap
+    torch.manual_seed(2)
+    model = PSICModel(TINY_CONFIG).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        y = model.g_a(x)
+        z_hat = torch.round(model.h_a(y))
+        hard, noise = proxy_bits(model, y, z_hat, draws=2, generator=torch.Generator().manual_seed(0))
+        _, coded = float_bits(model, y, z_hat)
+    assert np.allclose(hard, coded, rtol=1e-5)
+    assert not np.allclose(noise, coded, rtol=1e-3)
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1])
+    proxy_gap.main([str(tmp_path / "last.pt"), "--images", str(data), "--threads", "1", "--draws", "1"])
+    out = capsys.readouterr().out
+    assert "4 photos" in out and re.search(r"^\s+L4\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$", out, re.M)
+    with pytest.raises(SystemExit, match="holds no photos"):
+        proxy_gap.main([str(tmp_path / "last.pt"), "--images", str(tmp_path / "none")])
 
 
 def test_the_rate_proxy_is_a_recipe_option(data, tmp_path, capsys):
