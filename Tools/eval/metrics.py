@@ -52,21 +52,24 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(_ms(ta, tb, data_range=255.0, size_average=True))
 
 
+def _ssimulacra2_module():
+    """The `ssimulacra2` package, or None where it is not installed: the one place that probes it."""
+    try:
+        import ssimulacra2
+    except ImportError:
+        return None
+    return ssimulacra2
+
+
 def ssimulacra2_available() -> bool:
     """Whether `ssimulacra2` can score (its package is installed)."""
-    try:
-        import ssimulacra2  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _ssimulacra2_module() is not None
 
 
 def ssimulacra2(ref_path, dist_path) -> float | None:
-    try:
-        from ssimulacra2 import compute_ssimulacra2
-    except ImportError:
-        return None
-    return float(compute_ssimulacra2(str(ref_path), str(dist_path)))
+    """SSIMULACRA2 of two image files, or None where the package is missing."""
+    s2 = _ssimulacra2_module()
+    return None if s2 is None else float(s2.compute_ssimulacra2(str(ref_path), str(dist_path)))
 
 
 _FLOAT = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -84,11 +87,8 @@ def butteraugli(ref_path, dist_path) -> float | None:
 def available() -> dict[str, str]:
     """Metric name -> provider ('' where missing)."""
     out = {"psnr": "numpy", "ms_ssim": "pytorch_msssim"}
-    try:
-        import ssimulacra2 as s2
-        out["ssimulacra2"] = f"ssimulacra2 {s2.__version__} (PyPI)"
-    except ImportError:
-        out["ssimulacra2"] = ""
+    s2 = _ssimulacra2_module()
+    out["ssimulacra2"] = f"ssimulacra2 {s2.__version__} (PyPI)" if s2 else ""
     out["butteraugli"] = shutil.which("butteraugli") and "butteraugli (Debian)" or ""
     out["lpips"] = f"LPIPS-{_LPIPS['net']} from local weights" if lpips_enabled() else ""
     out["dists"] = ""

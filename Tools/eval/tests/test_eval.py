@@ -57,6 +57,22 @@ def test_psnr_known_values():
     assert metrics.psnr(np.zeros_like(c), c) == pytest.approx(0.0)
 
 
+def test_ssimulacra2_scores_where_installed_and_is_absent_otherwise(tmp_path, monkeypatch):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(ref).save(tmp_path / "a.png")
+    Image.fromarray(np.clip(ref.astype(int) + rng.integers(-20, 21, ref.shape), 0, 255).astype(np.uint8)).save(
+        tmp_path / "b.png")
+    if metrics.ssimulacra2_available():
+        assert metrics.ssimulacra2(tmp_path / "a.png", tmp_path / "a.png") > 99
+        assert metrics.ssimulacra2(tmp_path / "a.png", tmp_path / "b.png") < 90
+        assert metrics.available()["ssimulacra2"].startswith("ssimulacra2 ")
+    monkeypatch.setitem(sys.modules, "ssimulacra2", None)   # an import of it now raises ImportError
+    assert not metrics.ssimulacra2_available()
+    assert metrics.ssimulacra2(tmp_path / "a.png", tmp_path / "b.png") is None
+    assert metrics.available()["ssimulacra2"] == ""
+
 def test_sample_spread():
     a = np.zeros((2, 2, 3), np.uint8)
     b = a + 1
