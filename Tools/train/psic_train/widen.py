@@ -90,40 +90,54 @@ def _busiest_channels(model: PSICModel, name: str, index: int, count: int) -> to
     return torch.sort(torch.topk(load, count).indices).values
 
 
+# An origin-map entry for a wide channel that stands for no old channel (z's added channels): its
+# weights, incoming and outgoing, are zero.
+NO_ORIGIN = -1
+
+
+def _gather(w_old: torch.Tensor, b_old: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor | None, old_N: int):
+    """The wide layer's weight [out, in, k, k] and bias from the old layer's: wide output a from
+    wide input b is old output rows[a] from old input cols[b], divided by the number of wide
+    inputs standing for cols[b] (so a split pair sums to the old input); zero where either map is
+    NO_ORIGIN. `cols` None: the input site kept its width and maps to itself."""
+    if cols is None:
+        cols, scale = torch.arange(w_old.shape[1]), torch.ones(w_old.shape[1])
+    else:
+        counts = torch.bincount(cols[cols != NO_ORIGIN], minlength=old_N).float()
+        scale = torch.where(cols != NO_ORIGIN, 1.0 / counts[cols.clamp(min=0)], torch.zeros(()))
+    w = w_old[rows.clamp(min=0)][:, cols.clamp(min=0)] * scale.view(1, -1, 1, 1)
+    b = b_old[rows.clamp(min=0)].clone()
+    w[rows == NO_ORIGIN], b[rows == NO_ORIGIN] = 0, 0
+    return w, b
+
+
 def _split(wide: PSICModel, model: PSICModel, noise: float, generator: torch.Generator) -> None:
     """Fills `wide` (N wider than `model`) with `model`'s function, each added channel a copy of
     a busy old one (module comment, start "split"). Every activation site of width N gets an
     origin map: wide channel a stands for old channel origin[a], and count[o] wide channels
     stand for old channel o. A layer's weight from wide input b to wide output a is the old
     one's from origin_in[b] to origin_out[a] divided by count_in[origin_in[b]], and so are the
-    GDN terms; the sites that keep their width (image, y, hyper features) map to themselves."""
+    GDN terms; the sites that keep their width (image, y, hyper features) map to themselves, and
+    z's added channels map to NO_ORIGIN: they stay exactly 0 and nothing reads them."""
     old_N, N = model.cfg.N, wide.cfg.N
     z_layer = wide.h_a[len(wide.h_a) - 1]
+    z_origin = torch.cat([torch.arange(old_N), torch.full((N - old_N,), NO_ORIGIN)])
+    reads = {"g_a": None, "g_s": None, "h_a": None, "h_s": z_origin}   # the site each transform reads
     for name in ("g_a", "g_s", "h_a", "h_s"):
         new_layers, old_layers = list(getattr(wide, name)), list(getattr(model, name))
-        origin_in = None                     # the site this transform reads: kept (image, y, z)
+        origin_in = reads[name]
         for i, (new, old) in enumerate(zip(new_layers, old_layers)):
             if isinstance(new, (nn.Conv2d, nn.ConvTranspose2d)):
                 w_old, w_new = _conv_out_in(old).detach(), _conv_out_in(new)
                 grows = w_new.shape[0] > w_old.shape[0]
-                if grows and new is not z_layer:
-                    extra = _busiest_channels(model, name, i, N - old_N)
-                    origin_out = torch.cat([torch.arange(old_N), extra])
+                if new is z_layer:
+                    origin_out = z_origin
+                elif grows:
+                    origin_out = torch.cat([torch.arange(old_N), _busiest_channels(model, name, i, N - old_N)])
                 else:
                     origin_out = torch.arange(w_new.shape[0])
-                rows_old = origin_out.clamp(max=w_old.shape[0] - 1)
-                if origin_in is None:
-                    cols, scale = torch.arange(w_new.shape[1]), torch.ones(w_new.shape[1])
-                else:
-                    cols, scale = origin_in, 1.0 / torch.bincount(origin_in, minlength=old_N)[origin_in].float()
-                cols = cols.clamp(max=w_old.shape[1] - 1)
-                w = w_old[rows_old][:, cols] * scale.view(1, -1, 1, 1)
-                b = old.bias.detach()[rows_old].clone()
-                if new is wide.h_s[0]:
-                    w[:, old_N:] = 0          # the added z channels are 0 and read by nothing
-                if grows and new is z_layer:  # z's added channels stay exactly 0
-                    w[old_N:], b[old_N:] = 0, 0
-                elif grows and noise > 0:
+                w, b = _gather(w_old, old.bias.detach(), origin_out, origin_in, old_N)
+                if grows and new is not z_layer and noise > 0:
                     rms = w[old_N:].pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
                     w[old_N:] += noise * rms * torch.randn(w[old_N:].shape, generator=generator)
                 w_new.copy_(w)
