@@ -15,8 +15,9 @@ instead of sampling them; --details both prints both and, per model, the mean's 
 --json PATH also writes the curves, e.g. as the reference of `figures.py heldout --ref PATH`.
 --ssimulacra2 also scores every decode (rounded to 8 bits, as the codec writes it) with
 SSIMULACRA2, the perceptual metric that neither the objective nor ship.py's gates see, and prints
-its BD-rate: the screen for a candidate that trades PSNR for perceived quality (about 0.6 s per
-decode of a Kodak photo, 3 minutes more per model there; needs Tools/eval/requirements.txt).
+its BD-rate: the screen for a candidate that trades PSNR for perceived quality (the time it adds
+is printed at the end: about 3 minutes per model on Kodak at one thread in session 48; needs
+Tools/eval/requirements.txt).
 
 The held-out photos of ../shared/data/train are its last 8 names, Urban100 buildings: their
 curve tracks the run, but has twice put a candidate ahead in MS-SSIM that Kodak put behind. Before
@@ -35,6 +36,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,7 @@ class Ssimulacra2Scorer:
     def __init__(self, folder: Path):
         self.folder = folder
         self._photo: torch.Tensor | None = None   # the photo last written: its 8 decodes share it
+        self.scored, self.seconds = 0, 0.0          # decodes scored and the time that took
 
     @staticmethod
     def _png(t: torch.Tensor, path: Path) -> Path:
@@ -86,11 +89,20 @@ class Ssimulacra2Scorer:
         return path
 
     def __call__(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
+        t0 = time.perf_counter()
         photo = self.folder / "photo.png"
         if x is not self._photo:
             self._png(x, photo)
             self._photo = x
-        return {"ssimulacra2": metrics.ssimulacra2(photo, self._png(x_hat, self.folder / "decode.png"))}
+        score = metrics.ssimulacra2(photo, self._png(x_hat, self.folder / "decode.png"))
+        self.scored += 1
+        self.seconds += time.perf_counter() - t0
+        return {"ssimulacra2": score}
+
+    def summary(self) -> str:
+        """How many decodes were scored and what it cost, for the last line of a screen."""
+        each = self.seconds / self.scored if self.scored else 0.0
+        return f"SSIMULACRA2: {self.scored} decodes scored in {self.seconds:.0f} s ({each:.2f} s each)"
 
 
 def compare_models(args, crops: list[torch.Tensor], extra) -> list[dict]:
@@ -166,6 +178,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="psic-compare-") as scratch:
         extra = Ssimulacra2Scorer(Path(scratch)) if args.ssimulacra2 else None
         written = compare_models(args, crops, extra)
+    if extra is not None:
+        print(extra.summary())
     if args.json:
         holdout = None if args.every_photo else args.holdout  # None: every photo of data
         args.json.write_text(json.dumps({"data": str(args.data), "holdout": holdout, "crop": args.crop,

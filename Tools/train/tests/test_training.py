@@ -617,12 +617,14 @@ def test_compare_scores_decodes_with_ssimulacra2(data, tmp_path, capsys):
     compare.main([str(tmp_path / "last.pt"), str(tmp_path / "last.pt"), *args, "--json", str(tmp_path / "s.json")])
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("  SSIMULACRA2: L1 ") and "L4 " in out[1]
-    assert "SSIMULACRA2 BD-rate +0.00 %" in out[-1]                    # a model against itself
+    assert "SSIMULACRA2 BD-rate +0.00 %" in out[-2]                    # a model against itself
+    # 1 photo, 4 levels, 2 models
+    assert re.fullmatch(r"SSIMULACRA2: 8 decodes scored in \d+ s \(\d+\.\d\d s each\)", out[-1])
     curve = json.loads((tmp_path / "s.json").read_text())["models"][0]["sampled"]
     assert all(-200 < r["ssimulacra2"] < 100 for r in curve)
     compare.main([str(tmp_path / "last.pt"), *args, "--details", "both"])
     out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("  mean vs sampled details, SSIMULACRA2: L1 ") and out[-1].endswith("L4 +0.00")
+    assert out[-2].startswith("  mean vs sampled details, SSIMULACRA2: L1 ") and out[-2].endswith("L4 +0.00")
     # the score is of the decode: a decode equal to the photo scores 100, a flat grey one far less
     scorer = compare.Ssimulacra2Scorer(tmp_path)
     from psic_train.data import evaluation_crops, list_images
@@ -632,6 +634,7 @@ def test_compare_scores_decodes_with_ssimulacra2(data, tmp_path, capsys):
     # the photo is written once for its decodes, and again when the next photo comes
     other = evaluation_crops(list_images(data), 64)[1]
     assert scorer(other, other)["ssimulacra2"] == pytest.approx(100, abs=0.01)
+    assert scorer.summary().startswith("SSIMULACRA2: 3 decodes scored in ")
 
 
 def test_profile_steps_prints_operators_and_writes_nothing(data, tmp_path, capsys):
