@@ -235,6 +235,22 @@ def test_proxy_gap_counts_the_coders_bits_beside_the_noise_proxys(data, tmp_path
         proxy_gap.main([str(tmp_path / "last.pt"), "--images", str(tmp_path / "none")])
 
 
+def test_objective_probe_scores_models_on_the_same_crops_and_draws(data, tmp_path, capsys):
+    import objective_probe
+    run(["--data", data, "--out", tmp_path / "a", *TINY, *RUN, "--steps", 1, "--lambda-max", 900])
+    run(["--data", data, "--out", tmp_path / "b", *TINY, *RUN, "--steps", 1, "--seed", 5])
+    capsys.readouterr()
+    a, b = str(tmp_path / "a" / "last.pt"), str(tmp_path / "b" / "last.pt")
+    probe = ["--data", str(data), "--holdout", "1", "--batches", "2", "--threads", "1", "--no-autocast"]
+    objective_probe.main([a, a, b, *probe])
+    out = capsys.readouterr().out.splitlines()
+    assert "2 batches of 2x64²" in out[0] and "lambda 128-900" in out[0]     # the first model's recipe
+    assert out[3].endswith("(+0.00 %)") and "bpp" in out[4] and "(+0.00 %)" in out[4]   # a model against itself
+    assert not out[5].endswith("(+0.00 %)")
+    levels = [float(v) for v in out[1].split("levels ")[1].split()]
+    assert len(levels) == 4 and all(v > 0 for v in levels)
+
+
 def test_the_rate_proxy_is_a_recipe_option(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--out", str(tmp_path), "--rate-proxy", "soft"])
