@@ -135,17 +135,21 @@ def parse_args(argv=None):
                    help="steps between held-out evaluations (0: none; --holdout 0 holds no photo out, so none "
                         "either); default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 1000")
     p.add_argument("--seed", type=int, default=1, help="seed of crops, levels and detail noise (offset by the step, so a resume draws new ones)")
-    p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default="msssim",
+    p.add_argument("--perceptual", choices=sorted(PERCEPTUAL), default=None,
                    help="perceptual term P of the objective (weight --perceptual-weight * lambda_l; 1 - MS-SSIM "
-                        "and LPIPS have different scales, retune the weight when switching)")
+                        "and LPIPS have different scales, retune the weight when switching); default: the "
+                        "checkpoint's with --resume or --init CHECKPOINT.pt, else msssim")
     p.add_argument("--lpips-weights", type=Path, nargs="+", metavar="FILE",
                    help="local LPIPS weights (backbone and linear heads, one or several state-dict files)")
     p.add_argument("--lpips-net", choices=sorted(LPIPS_NETS), default="alex", help="LPIPS backbone")
-    p.add_argument("--adversarial-weight", type=float, default=0.0,
-                   help="weight of the non-saturating generator loss (0 = no adversarial term, no discriminator)")
-    p.add_argument("--adversarial-start", type=int, default=0,
-                   help="global step from which the discriminator trains and the adversarial term applies")
-    p.add_argument("--disc-lr", type=float, default=1e-4, help="discriminator Adam learning rate")
+    p.add_argument("--adversarial-weight", type=float, default=None,
+                   help="weight of the non-saturating generator loss (0 = no adversarial term, no discriminator); "
+                        "default: the checkpoint's with --resume or --init CHECKPOINT.pt, else 0")
+    p.add_argument("--adversarial-start", type=int, default=None,
+                   help="global step from which the discriminator trains and the adversarial term applies "
+                        "(default: the checkpoint's, else 0)")
+    p.add_argument("--disc-lr", type=float, default=None,
+                   help="discriminator Adam learning rate (default: the checkpoint's, else 1e-4)")
     p.add_argument("--disc-width", type=int, default=DiscriminatorConfig.width,
                    help="discriminator width (new discriminators only; a resumed one keeps its own)")
     for f, v in ModelConfig().to_dict().items():
@@ -346,10 +350,14 @@ def main(argv=None):
             else DiscriminatorConfig(width=args.disc_width)
         adv = Adversarial(dcfg, lr=args.disc_lr, device=args.device, autocast=args.autocast and args.device == "cpu")
         resumed_d = adv.load(ckpt, lr=args.disc_lr) if ckpt else False
-        print(f"adversarial term {args.adversarial_weight:g} from step {args.adversarial_start}; discriminator "
+        print(f"adversarial term {args.adversarial_weight:g} ({scope_sources['adversarial_weight']}) from step "
+              f"{args.adversarial_start}, discriminator lr {args.disc_lr:g}; discriminator "
               f"{dcfg} " + ("loaded from the checkpoint" if resumed_d else "trained from scratch"), flush=True)
     elif ckpt:
         carried = {k: ckpt[k] for k in DISCRIMINATOR_KEYS if k in ckpt}
+        if carried:
+            print(f"adversarial term off ({scope_sources['adversarial_weight']}); the checkpoint's discriminator "
+                  "is carried over untrained", flush=True)
 
     def extra():
         return {**(adv.state() if adv else carried), **({"ema": ema_parameters(ema)} if ema else {})}
@@ -360,6 +368,7 @@ def main(argv=None):
           f"{recipe_line(args, recipe_sources)}; trains {args.trainable} ({scope_sources['trainable']}) "
           f"at lr {args.lr:g} ({scope_sources['lr']})"
           f"{entropy_rate_note(args, scope_sources['entropy_lr_scale'])}; "
+          f"perceptual term {args.perceptual} ({scope_sources['perceptual']}); "
           f"{'EMA ' + format(args.ema, 'g') if args.ema > 0 else 'no EMA'} ({scope_sources['ema']}); "
           f"{f'evaluates every {args.eval_every} steps' if args.eval_every else 'no evaluations'} "
           f"({scope_sources['eval_every']}); "

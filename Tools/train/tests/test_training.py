@@ -344,7 +344,7 @@ def test_old_checkpoint_resumes_with_and_without_adversarial(data, tmp_path):
     assert set(adv.DISCRIMINATOR_KEYS) <= set(c) and c["discriminator_config"]["width"] == 8
     d_state = c["discriminator"]
     # adversarial off: the discriminator is carried over untouched
-    run(["--data", data, "--out", tmp_path, "--resume", "--steps", 7, *RUN])
+    run(["--data", data, "--out", tmp_path, "--resume", "--steps", 7, "--adversarial-weight", 0, *RUN])
     c = torch.load(tmp_path / "last.pt", weights_only=False)
     assert c["step"] == 7 and set(c["model"]) == keys
     assert all(torch.equal(c["discriminator"][k], v) for k, v in d_state.items())
@@ -371,6 +371,23 @@ def test_two_steps_end_to_end_adversarial_and_lpips(data, lpips_file, tmp_path, 
     assert "step       2/2" in out and "ETA" in out and "adv G" in out and "\r" not in out
     c = torch.load(tmp_path / "last.pt", weights_only=False)
     assert c["step"] == 2 and "discriminator" in c and c["args"]["perceptual"] == "lpips"
+
+
+def test_a_resume_keeps_the_perceptual_term_and_the_adversarial_stage(data, lpips_file, tmp_path, capsys):
+    _, path = lpips_file
+    run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 2, "--adversarial-weight", 0.05,
+         "--adversarial-start", 1, "--disc-lr", 3e-4, "--perceptual", "lpips", "--lpips-weights", path])
+    capsys.readouterr()
+    run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 3, "--lpips-weights", path])
+    out = capsys.readouterr().out
+    assert "adversarial term 0.05 (the checkpoint's) from step 1, discriminator lr 0.0003" in out
+    assert "perceptual term lpips (the checkpoint's)" in out
+    c = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert c["discriminator_optimizer"]["state"][0]["step"].item() == 2     # trained at steps 2 and 3
+    assert "adv_g" in json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    # LPIPS carried over without its weights files is refused, not swapped for MS-SSIM
+    with pytest.raises(SystemExit):
+        run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 4])
 
 
 def test_ema_is_saved_resumed_and_differs_from_raw_weights(data, tmp_path):
