@@ -161,9 +161,7 @@ def parse_args(argv=None):
     choices = {"rate_proxy": RATE_PROXIES}
     for f, v in vars(ObjectiveConfig()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=None, choices=choices.get(f),
-                       help=f"{what.get(f, f'objective {f}')} (default: the checkpoint's, else {v:g})"
-                       if not isinstance(v, str) else f"{what.get(f, f'objective {f}')} (default: the checkpoint's, "
-                                                      f"else {v})")
+                       help=f"{what.get(f, f'objective {f}')} (default: the checkpoint's, else {_value(v)})")
     args = p.parse_args(argv)
     if args.consistency_every is not None and args.consistency_every < 1:
         p.error(f"--consistency-every must be 1 or more (steps per consistency term), not {args.consistency_every}")
