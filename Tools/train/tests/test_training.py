@@ -800,35 +800,35 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
-    from psic_train.recipe import UnknownPart, fill_scope
-    blank = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
-                               keep_evaluated=None)
+    from psic_train.recipe import ADVERSARIAL_SCOPE, UnknownPart, fill_scope, scope_defaults
+
+    def scope_args(**given):
+        return argparse.Namespace(**{**dict.fromkeys(scope_defaults()), **given})
+    unsaid = dict.fromkeys(ADVERSARIAL_SCOPE, "default")   # what these checkpoints do not record
+    blank = scope_args()
     # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
     # one from before session 43 no count of kept evaluations: it kept none
     assert fill_scope(blank, {"batch": "2", "ema": "0.9995"}) \
         == ({"trainable": "default", "lr": "default", "entropy_lr_scale": "default", "ema": "the checkpoint's",
-             "eval_every": "default", "keep_evaluated": "default"}, "all")
+             "eval_every": "default", "keep_evaluated": "default", **unsaid}, "all")
     assert (blank.trainable, blank.lr, blank.entropy_lr_scale, blank.ema, blank.eval_every, blank.keep_evaluated) \
         == ("all", 1e-4, 1.0, 0.9995, 1000, 0)
     # checkpoints store their args as strings
-    stored = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
-                               keep_evaluated=None)
+    stored = scope_args()
     assert fill_scope(stored, {"trainable": "synthesis", "lr": "3e-05", "entropy_lr_scale": "0.1", "ema": "0.0",
                                "eval_every": "500", "keep_evaluated": "6"}) \
         == ({"trainable": "the checkpoint's", "lr": "the checkpoint's", "entropy_lr_scale": "the checkpoint's",
-             "ema": "the checkpoint's", "eval_every": "the checkpoint's", "keep_evaluated": "the checkpoint's"},
-            "synthesis")
+             "ema": "the checkpoint's", "eval_every": "the checkpoint's", "keep_evaluated": "the checkpoint's",
+             **unsaid}, "synthesis")
     assert (stored.trainable, stored.lr, stored.entropy_lr_scale, stored.ema, stored.eval_every,
             stored.keep_evaluated) == ("synthesis", 3e-5, 0.1, 0.0, 500, 6)
-    given = argparse.Namespace(trainable="all", lr=1e-3, entropy_lr_scale=None, ema=0.5, eval_every=None,
-                               keep_evaluated=0)
+    given = scope_args(trainable="all", lr=1e-3, ema=0.5, keep_evaluated=0)
     # the part given for this run; the checkpoint's own part is what its Adam state was saved over
     assert fill_scope(given, {"trainable": "synthesis", "entropy_lr_scale": "None", "keep_evaluated": "6"}) \
         == ({"trainable": "given", "lr": "given", "entropy_lr_scale": "default", "ema": "given",
-             "eval_every": "default", "keep_evaluated": "given"}, "synthesis")
+             "eval_every": "default", "keep_evaluated": "given", **unsaid}, "synthesis")
     assert given.keep_evaluated == 0
-    unknown = argparse.Namespace(trainable=None, lr=None, entropy_lr_scale=None, ema=None, eval_every=None,
-                               keep_evaluated=None)
+    unknown = scope_args()
     with pytest.raises(UnknownPart) as refused:
         fill_scope(unknown, {"trainable": "encoder"})
     assert refused.value.part == "encoder" and "give --trainable (all, synthesis" in str(refused.value)
