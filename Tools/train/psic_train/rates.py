@@ -30,17 +30,13 @@ def proxy_bits(model: PSICModel, y: torch.Tensor, z_hat: torch.Tensor, draws: in
     far apart they are is how wrong a rate the noise proxy trains with (train.py --rate-proxy)."""
     L = model.cfg.L
     hard, noise = np.zeros(L), np.zeros(L)
-    hyper = model.h_s(z_hat)
-    decoded = []
-    for i, y_i in enumerate(y.chunk(L, dim=1)):
-        mean, sigma, _ = model.level_params(i, hyper, decoded)
-        r = y_i - mean
-        q = torch.round(r)
+    ys = y.chunk(L, dim=1)
+    for i, (sigma, q, decoded) in enumerate(code_levels(model, model.h_s(z_hat), ys)):
+        r = ys[i] - (decoded - q)   # y - mu: decoded is q + mu
         hard[i] = float(-torch.log2(gaussian_likelihood(q, sigma)).sum())
         for _ in range(draws):
             u = torch.rand(r.shape, generator=generator) - 0.5
             noise[i] += float(-torch.log2(gaussian_likelihood(r + u, sigma)).sum()) / draws
-        decoded.append(q + mean)
     return hard, noise
 
 

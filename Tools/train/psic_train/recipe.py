@@ -31,16 +31,16 @@ def scope_defaults() -> dict:
     but carried over on --resume and --init CHECKPOINT.pt like it: checkpoints from before session
     34 hold no part or scale and trained everything at one rate, which those defaults are; every
     checkpoint holds its decay, and those from before session 43 no count, which kept none; the
-    perceptual term and the adversarial settings (ADVERSARIAL_SCOPE) likewise."""
+    perceptual term and the adversarial settings (LOSS_TERM_SCOPE) likewise."""
     return {"trainable": "all", "lr": 1e-4, "entropy_lr_scale": 1.0, "ema": 0.999, "eval_every": 1000,
-            "keep_evaluated": 0, **ADVERSARIAL_SCOPE}
+            "keep_evaluated": 0, **LOSS_TERM_SCOPE}
 
 
 # The perceptual term's kind and the adversarial stage's settings: carried over on --resume and --init
 # CHECKPOINT.pt like the rest of the scope (before session 49 a resume without them went back to
 # MS-SSIM and dropped the adversarial term, carrying the discriminator along untrained), but not
 # recorded in a model file: LPIPS needs weights files and the discriminator is not exported.
-ADVERSARIAL_SCOPE = {"perceptual": "msssim", "adversarial_weight": 0.0, "adversarial_start": 0, "disc_lr": 1e-4}
+LOSS_TERM_SCOPE = {"perceptual": "msssim", "adversarial_weight": 0.0, "adversarial_start": 0, "disc_lr": 1e-4}
 
 
 def fill_recipe(args, stored: dict | None) -> dict[str, str]:

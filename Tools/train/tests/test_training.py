@@ -800,11 +800,11 @@ def test_entropy_lr_scale_puts_the_entropy_model_in_a_slower_group(data, tmp_pat
 
 def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     import argparse
-    from psic_train.recipe import ADVERSARIAL_SCOPE, UnknownPart, fill_scope, scope_defaults
+    from psic_train.recipe import LOSS_TERM_SCOPE, UnknownPart, fill_scope, scope_defaults
 
     def scope_args(**given):
         return argparse.Namespace(**{**dict.fromkeys(scope_defaults()), **given})
-    unsaid = dict.fromkeys(ADVERSARIAL_SCOPE, "default")   # what these checkpoints do not record
+    unsaid = dict.fromkeys(LOSS_TERM_SCOPE, "default")   # what these checkpoints do not record
     blank = scope_args()
     # a checkpoint from before session 34 holds no part or scale: it trained everything at one rate;
     # one from before session 43 no count of kept evaluations: it kept none
