@@ -32,10 +32,11 @@ BD-rate, its export at -0.27 / +0.39 % for seed 0).
 
 The first model sets the basis: a checkpoint screened against the shipped *file* (fp16 weights, the
 integer entropy model rebuilt as floats) starts 0.18 % PSNR and 0.35 % MS-SSIM ahead from the
-export's rounding alone (session 49: the shipped step's checkpoint against its own file). Where the checkpoint the file was exported from is at hand, screen against
-it instead (session 49: `s48`'s step 207000 read -0.12 / -0.54 % against the file, +0.07 / -0.19 %
-against the shipped step's checkpoint; session 48's ship had screened at -0.11 / -0.54 % against
-its file and exported at +0.05 / -0.24 %).
+export's rounding alone (session 49: the shipped step's checkpoint against its own file). Where the
+checkpoint the file was exported from is at hand, screen against it instead (session 49: `s48`'s
+step 207000 read -0.12 / -0.54 % against the file, +0.07 / -0.19 % against the shipped step's
+checkpoint; session 48's ship had screened at -0.11 / -0.54 % against its file and exported at
++0.05 / -0.24 %).
 """
 from __future__ import annotations
 

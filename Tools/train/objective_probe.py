@@ -52,7 +52,7 @@ def parse_args(argv=None):
 
 
 def probe(model, objective: SVIObjective, batches: list[torch.Tensor], samples: int, seed: int,
-          rate_proxy: str, autocast: bool) -> dict:
+          autocast: bool) -> dict:
     """The objective of `model` averaged over `batches` and every level (each level's loss too,
     and the PARTS), with the random draws seeded alike for every model. Training-mode rounding
     (straight-through, z and the rate proxy's noise), no gradients, consistency on every batch."""
@@ -63,7 +63,7 @@ def probe(model, objective: SVIObjective, batches: list[torch.Tensor], samples: 
     with torch.no_grad():
         for x in batches:
             for level in range(1, L + 1):
-                out = model(x, level, samples, autocast=autocast, rate_proxy=rate_proxy)
+                out = model(x, level, samples, autocast=autocast, rate_proxy=objective.cfg.rate_proxy)
                 loss, stats = objective(model, x, out, level, step=0)
                 levels[level - 1] += loss.item() / len(batches)
                 for k in PARTS:
@@ -92,8 +92,7 @@ def main(argv=None):
     first = None
     for path in args.models:
         model, step, _, _ = load_model(path)
-        r = probe(model, SVIObjective(model.cfg.L, cfg), batches, opts.samples, args.seed,
-                  cfg.rate_proxy, args.autocast)
+        r = probe(model, SVIObjective(model.cfg.L, cfg), batches, opts.samples, args.seed, args.autocast)
         line = f"{path} (step {step}): objective {r['loss']:.4f}  levels " + " ".join(f"{v:.3f}" for v in r["levels"])
         if first is None:
             first = r

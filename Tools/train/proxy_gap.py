@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.data import EXTENSIONS, load_rgb  # noqa: E402
+from psic_train.data import list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
@@ -50,9 +50,7 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     require_files("proxy_gap.py", args.model)
-    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in EXTENSIONS) if args.images.is_dir() else []
-    if not files:
-        raise SystemExit(f"proxy_gap.py: {args.images} holds no photos; give a folder of PNG or JPEG images")
+    files = list_images(args.images, option="--images")
     files = files[:args.limit] if args.limit else files
     model, step, _, _ = load_model(args.model)
     model.eval()

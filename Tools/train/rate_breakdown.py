@@ -66,9 +66,7 @@ def main(argv=None):
     model.load_state_dict(checkpoint_weights(ckpt, ema=args.weights == "ema")[0])
     model.eval()
     if args.images:
-        files = list_images(args.images)
-        if not files:
-            raise SystemExit(f"{args.images}: no images")
+        files = list_images(args.images, option="--images")
         what = f"{len(files)} images of {args.images}"
     else:
         files = list_images(args.data)

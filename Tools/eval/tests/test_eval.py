@@ -73,6 +73,7 @@ def test_ssimulacra2_scores_where_installed_and_is_absent_otherwise(tmp_path, mo
     assert metrics.ssimulacra2(tmp_path / "a.png", tmp_path / "b.png") is None
     assert metrics.available()["ssimulacra2"] == ""
 
+
 def test_sample_spread():
     a = np.zeros((2, 2, 3), np.uint8)
     b = a + 1

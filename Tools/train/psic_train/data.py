@@ -10,10 +10,13 @@ from PIL import Image
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".ppm", ".bmp"}
 
 
-def list_images(folder: Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
+def list_images(folder: Path, option: str = "--data") -> list[Path]:
+    """The photos of `folder`, sorted by name; a missing or photo-less folder stops the tool with a
+    message naming the `option` it came from."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS) if folder.is_dir() else []
     if not files:
-        raise SystemExit(f"no images in {folder}: pass --data with a folder of PNG/JPEG photos")
+        raise SystemExit(f"{folder} holds no photos: pass {option} with a folder of PNG/JPEG photos")
     return files
 
 

@@ -95,16 +95,21 @@ def _busiest_channels(model: PSICModel, name: str, index: int, count: int) -> to
 NO_ORIGIN = -1
 
 
+def _share(cols: torch.Tensor, old_N: int) -> torch.Tensor:
+    """Per wide input b, 1 / (the number of wide inputs standing for old input cols[b]): what a
+    weight reading b is scaled by so that a split pair sums to the old input (0 for NO_ORIGIN)."""
+    counts = torch.bincount(cols[cols != NO_ORIGIN], minlength=old_N).float()
+    return torch.where(cols != NO_ORIGIN, 1.0 / counts[cols.clamp(min=0)], torch.zeros(()))
+
+
 def _gather(w_old: torch.Tensor, b_old: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor | None, old_N: int):
     """The wide layer's weight [out, in, k, k] and bias from the old layer's: wide output a from
-    wide input b is old output rows[a] from old input cols[b], divided by the number of wide
-    inputs standing for cols[b] (so a split pair sums to the old input); zero where either map is
-    NO_ORIGIN. `cols` None: the input site kept its width and maps to itself."""
+    wide input b is old output rows[a] from old input cols[b], times `_share(cols)[b]`; zero where
+    either map is NO_ORIGIN. `cols` None: the input site kept its width and maps to itself."""
     if cols is None:
         cols, scale = torch.arange(w_old.shape[1]), torch.ones(w_old.shape[1])
     else:
-        counts = torch.bincount(cols[cols != NO_ORIGIN], minlength=old_N).float()
-        scale = torch.where(cols != NO_ORIGIN, 1.0 / counts[cols.clamp(min=0)], torch.zeros(()))
+        scale = _share(cols, old_N)
     w = w_old[rows.clamp(min=0)][:, cols.clamp(min=0)] * scale.view(1, -1, 1, 1)
     b = b_old[rows.clamp(min=0)].clone()
     w[rows == NO_ORIGIN], b[rows == NO_ORIGIN] = 0, 0
@@ -146,7 +151,7 @@ def _split(wide: PSICModel, model: PSICModel, noise: float, generator: torch.Gen
             elif hasattr(new, "gamma"):
                 beta = old.beta_reparam(old.beta.detach())[origin_in]
                 gamma = old.gamma_reparam(old.gamma.detach())[origin_in][:, origin_in]
-                gamma = gamma / torch.bincount(origin_in, minlength=old_N)[origin_in].float().view(1, -1)
+                gamma = gamma * _share(origin_in, old_N).view(1, -1)
                 new.beta.copy_(new.beta_reparam.init(beta))
                 new.gamma.copy_(new.gamma_reparam.init(gamma))
 
