@@ -30,6 +30,10 @@ weights rather than the integer entropy model, seed 0; minutes rather than an ex
 (session 46: the step-207500 candidate of session 45 screened at -0.28 % PSNR / +0.36 % MS-SSIM
 BD-rate, its export at -0.27 / +0.39 % for seed 0).
 
+A model file is rebuilt as floats without its coder's scale-index offsets (psic_train/fromfile.py),
+so its rates here are its networks', as a checkpoint's are; the file's coder spends 4-6 % fewer
+bits (session 50), which export.py's report measures.
+
 The first model sets the basis: a checkpoint screened against the shipped *file* (fp16 weights, the
 integer entropy model rebuilt as floats) starts 0.18 % PSNR and 0.35 % MS-SSIM ahead from the
 export's rounding alone (session 49: the shipped step's checkpoint against its own file). Where the

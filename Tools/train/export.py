@@ -11,7 +11,9 @@ Steps: calibrate and quantise h_s and the entropy-parameter nets to integer laye
 crops from the training photos, never Kodak; of the integer ranges tried for the hyper features H,
 the one with the lowest rate loss on those crops), build the CDF tables, check the integer model's
 rate loss against the float model (< 1%, on the calibration crops and on crops of the held-out
-training photos), optionally store the float transforms in fp16 (only if the full-level decode
+training photos), calibrate the coder's scale-index offsets (psic_train/codingoffset.py: per latent
+channel, the table offset that codes the calibration crops in the fewest bits; the sampler keeps
+the network's index), optionally store the float transforms in fp16 (only if the full-level decode
 PSNR moves by < 0.05 dB), write the model file, re-read it, and optionally regenerate the golden
 vectors (Tests/Golden) and evaluate per-level bpp / PSNR / MS-SSIM on Kodak with the integer
 entropy model's real symbol costs, below level L both with sampled details (seed 0; "psnr",
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psic_train import codingoffset as coding_offsets  # noqa: E402
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.data import EVAL_CROP, evaluation_crops, list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
@@ -201,6 +204,20 @@ def search_quantization(model, calib, tables, calibration: tuple, heldout: tuple
     return ent, rates, headroom, h_range, search
 
 
+def calibrate_coding_offsets(model, ent: im.IntEntropyModel, calibration: tuple, heldout: tuple) -> dict:
+    """Sets `ent`'s coding offsets (psic_train/codingoffset.py) to those that code the calibration
+    crops' symbols in the fewest bits; returns codingoffset.calibrate's summary with the rates
+    they give (rate_summary, against the float model) on the calibration and held-out crops."""
+    y, z = calibration
+    ent.coding_offset = None
+    _, _, _, encodes = int_bits(ent, y.numpy(), z.numpy())
+    ent.coding_offset, summary = coding_offsets.calibrate(ent, encodes)
+    summary["rates"] = {"calibration": rate_summary(model, ent, y, z)}
+    if heldout[0].shape[0]:
+        summary["rates"]["heldout"] = rate_summary(model, ent, *heldout)
+    return summary
+
+
 def full_decode_psnr(tr: Transforms, ent: im.IntEntropyModel, x: torch.Tensor) -> float:
     """Mean PSNR of full-level decodes (integer entropy model, float transforms tr)."""
     ps = []
@@ -232,6 +249,7 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
     lc = ent.level_channels
     t = {"image": np.ascontiguousarray(img, dtype=np.uint8), "input": f32(x), "y": f32(y), "z": f32(z),
          "z_hat": i32(z_hat), "H": i32(enc["H"]), "mu": i32(enc["mu"]), "scale_index": i32(enc["k"]),
+         "coding_index": i32(enc["k_code"]),
          "q": i32(enc["q"]), "y_hat": i32(enc["y_hat"]), "x_hat": f32(x_hat),
          "sampled_y_hat": i32(smp["y_hat"]), "sampled_mu": i32(smp["mu"]),
          "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"])}
@@ -277,7 +295,7 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
         enc = ent.encode(y.numpy(), z_hat)
         lb = []
         for i in range(L):
-            b, _ = ent.gaussian.bits(enc["k"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
+            b, _ = ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
             lb.append(b)
         def quality(y_hat: np.ndarray) -> tuple[float, float]:
             xh = mf.g_s(torch.from_numpy(y_hat).float() / im.MEAN_SCALE)[:, :, :Hh, :Ww].clamp(0, 1)
@@ -395,6 +413,12 @@ def main(argv=None):
     worst = max(r["rate_loss"] for r in rates.values())
     if worst >= RATE_LOSS_LIMIT and not args.force:
         raise SystemExit(f"integer rate loss {100 * worst:.2f}% >= 1%: model not written (use --force to override)")
+    offsets_report = calibrate_coding_offsets(model, ent, (y_c, z_c), (y_h, z_h))
+    log(f"coding offsets: {100 * offsets_report['bits_saving']:.2f} % fewer level bits on the calibration crops ("
+        + " ".join(f"L{i + 1} {100 * v:.2f}" for i, v in enumerate(offsets_report["level_bits_saving"]))
+        + "), rate against the float model " + ", ".join(
+            f"{k} {100 * v['rate_loss']:+.3f}%" for k, v in offsets_report["rates"].items())
+        + f" ({time.time() - t_start:.0f} s)")
 
     # fp16 transforms?
     fp16_report = None
@@ -430,6 +454,7 @@ def main(argv=None):
                                 "output_range": l.output_max, "max_abs_weight": int(np.abs(l.weight).max()),
                                 "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
                        for l in all_layers(ent)},
+        "coding_offset": offsets_report,
         "s_H": ent.h_s[-1].extra["s_H"], "headroom": headroom, "h_range": h_range, "quantization_search": search,
         "scale_count": ent.scale_grid.count, "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",

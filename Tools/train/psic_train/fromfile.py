@@ -14,6 +14,10 @@ A session that has no training checkpoint resumes from the committed model this 
   (cross-entropy of the tables' symbol masses under the bottleneck's density, `fit_z_prior`), so
   z costs what it cost in the shipped model from the first step instead of relearning for
   thousands of steps.
+- The coder's scale-index offsets (format version 2, psic_train/codingoffset.py) are left out: the
+  float model has one scale for rate and sampling alike, as in training, and export.py calibrates
+  the offsets afresh. So the rebuilt model's rates (compare.py, export.py's "heldout_eval") are those
+  of the file's networks without the offsets, 4-6 % above what its coder spends (session 50).
 """
 from __future__ import annotations
 

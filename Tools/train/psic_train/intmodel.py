@@ -195,10 +195,28 @@ class IntEntropyModel:
     ep: list[list[IntLayer]]
     gaussian: "CDFTables"
     z: "CDFTables"
+    # Per latent channel, what the coder adds to the scale index k before clamping (format version
+    # 2): the coder codes with table clamp(k + coding_offset[c], 0, S-1), the sampler draws from
+    # table k. None means zeros (a version-1 file). psic_train/codingoffset.py explains the split.
+    coding_offset: np.ndarray | None = None
 
     @property
     def level_channels(self) -> int:
         return self.C // self.L
+
+    @property
+    def coding_offsets(self) -> np.ndarray:
+        """The coding offset of every latent channel (int64 [C]; zeros for a version-1 model)."""
+        if self.coding_offset is None:
+            return np.zeros(self.C, np.int64)
+        return np.asarray(self.coding_offset, np.int64)
+
+    def coding_index(self, k: np.ndarray, first_channel: int = 0) -> np.ndarray:
+        """The coder's table index for scale indexes `k` [B, c, h, w] of latent channels
+        first_channel ..< first_channel + c: clamp(k + offset, 0, S-1)."""
+        k = np.asarray(k, np.int64)
+        off = self.coding_offsets[first_channel:first_channel + k.shape[1]].reshape(1, -1, 1, 1)
+        return np.clip(k + off, 0, self.scale_grid.count - 1)
 
     @property
     def scale_grid(self) -> ScaleGrid:
@@ -219,7 +237,8 @@ class IntEntropyModel:
         return mu, k
 
     def encode(self, y: np.ndarray, z_hat: np.ndarray, exact_int: bool = False) -> dict:
-        """Integer encode of float y [B, C, h, w] given z_hat: per-level mu, k, q and Y^ (all levels)."""
+        """Integer encode of float y [B, C, h, w] given z_hat: per-level mu, scale index k (the
+        sampler's), k_code (the coder's table, k plus the coding offsets), q and Y^ (all levels)."""
         y = np.clip(np.asarray(y, dtype=np.float32), -LATENT_CLAMP, LATENT_CLAMP)
         H = self.hyper_features(z_hat, exact_int)
         lc = self.level_channels
@@ -231,7 +250,8 @@ class IntEntropyModel:
             q = round_half_away(yi - mu.astype(np.float32) / np.float32(MEAN_SCALE))
             buf[:, self.hyper + i * lc:self.hyper + (i + 1) * lc] = latent_from_symbol(q, mu)
             mus.append(mu), ks.append(k), qs.append(q)
-        return {"H": H, "mu": np.concatenate(mus, 1), "k": np.concatenate(ks, 1),
+        k = np.concatenate(ks, 1)
+        return {"H": H, "mu": np.concatenate(mus, 1), "k": k, "k_code": self.coding_index(k),
                 "q": np.concatenate(qs, 1), "y_hat": buf[:, self.hyper:]}
 
     def sample(self, H: np.ndarray, y_hat_transmitted: np.ndarray, level: int, seed: int | None,

@@ -16,7 +16,10 @@ from .intmodel import CDFTables, IntEntropyModel, IntLayer
 from .model import LEAKY_SLOPE, PSICModel
 
 FORMAT = "psic-model"
-FORMAT_VERSION = 1
+# Version 2 added `gaussian_coding_offset` (psic_train/codingoffset.py); version 1 files read as
+# offsets of zero.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FLOAT_LAYERS = {"g_a": (0, 2, 4, 6), "g_s": (0, 2, 4, 6), "h_a": (0, 2, 4)}
 GDN_LAYERS = {"g_a": (1, 3, 5), "g_s": (1, 3, 5)}
 
@@ -60,6 +63,7 @@ def int_tensors(ent: IntEntropyModel) -> dict[str, np.ndarray]:
         t[f"{prefix}_cdf"] = np.asarray(tab.cdf, np.int32)
         t[f"{prefix}_cdf_length"] = np.asarray(tab.length, np.int32)
         t[f"{prefix}_offset"] = np.asarray(tab.offset, np.int32)
+    t["gaussian_coding_offset"] = np.asarray(ent.coding_offsets, np.int32)
     return t
 
 
@@ -154,13 +158,17 @@ class ModelFile(Transforms):
         self.tensors = load_file(str(path))
         if self.meta["fingerprint"] != fingerprint(self.tensors):
             raise ValueError(f"{path}: fingerprint does not match the tensors")
+        version = self.meta.get("format_version")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"{path}: model format version {version}; this tool reads {READABLE_VERSIONS}")
         a = self.meta["architecture"]
         self.N, self.C, self.L, self.hyper = a["N"], a["C"], a["L"], a["hyper"]
         self.entropy = IntEntropyModel(
             C=self.C, L=self.L, hyper=self.hyper,
             h_s=[self._int_layer(f"h_s.{j}") for j in (0, 2, 4)],
             ep=[[self._int_layer(f"ep.{i}.{j}") for j in (0, 2, 4)] for i in range(self.L)],
-            gaussian=self._tables("gaussian"), z=self._tables("z"))
+            gaussian=self._tables("gaussian"), z=self._tables("z"),
+            coding_offset=self._coding_offset(path) if version >= 2 else None)
         if self.entropy.scale_grid.count != self.meta["constants"]["scale_count"]:
             raise ValueError(f"{path}: scale_count {self.meta['constants']['scale_count']} does not match its "
                              f"{self.entropy.scale_grid.count} Gaussian tables")
@@ -176,6 +184,15 @@ class ModelFile(Transforms):
                          output_min=d["output_min"], output_max=d["output_max"])
         layer.validate()
         return layer
+
+    def _coding_offset(self, path) -> np.ndarray:
+        o = self.tensors.get("gaussian_coding_offset")
+        S = len(self.tensors["gaussian_cdf_length"])
+        if o is None or o.shape != (self.C,):
+            raise ValueError(f"{path}: format version 2 needs gaussian_coding_offset of shape [{self.C}]")
+        if np.abs(o).max(initial=0) >= S:
+            raise ValueError(f"{path}: a coding offset reaches past the {S} Gaussian tables")
+        return o.astype(np.int64)
 
     def _tables(self, prefix: str) -> CDFTables:
         t = CDFTables(cdf=self.tensors[f"{prefix}_cdf"], length=self.tensors[f"{prefix}_cdf_length"],

@@ -9,7 +9,9 @@ model itself (docs/integer-entropy-model.md names each piece):
                    with them
     tables       + the 16-bit CDF tables' real costs (escape and bypass bits included) for the
                    levels and for z
-    integer nets + h_s and the entropy-parameter networks in integer arithmetic: the integer model
+    integer nets + h_s and the entropy-parameter networks in integer arithmetic
+    coding offsets + the coder's per-channel scale-index offsets (psic_train/codingoffset.py): the
+                   integer model as a model file of format version 2 codes (a gain, not a loss)
 
 Each stage's rate minus the one before is that piece's cost; the stages sum to the integer model's
 rate loss, which export.py's rate_summary reports alone.
@@ -17,6 +19,7 @@ rate loss, which export.py's rate_summary reports alone.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from .intmodel import MEAN_SCALE, SCALE_MIN, IntEntropyModel, ScaleGrid
 from .model import PSICModel, code_levels, gaussian_likelihood, z_likelihood
 from .rates import int_bits, z_bits_int
 
-STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets")
+STAGES = ("float", "scale grid", "mean grid", "tables", "integer nets", "coding offsets")
 
 
 def scale_index(sigma: torch.Tensor, grid: ScaleGrid) -> torch.Tensor:
@@ -81,8 +84,9 @@ def rate_breakdown(model: PSICModel, ent: IntEntropyModel, latents) -> list[dict
             fz = float(-torch.log2(z_likelihood(model.entropy_bottleneck, z_hat)).sum())
         fl, sg, mg, tb = _level_stages(model, y, z_hat, ent)
         iz_tables = z_bits_int(ent, z_hat.numpy())[0]
-        iz, il, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
-        rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il)]
+        iz, il, _, _ = int_bits(replace(ent, coding_offset=None), y.numpy(), z_hat.numpy())
+        oz, ol, _, _ = int_bits(ent, y.numpy(), z_hat.numpy())
+        rows = [(fz, fl), (fz, sg), (fz, mg), (iz_tables, tb), (iz, il), (oz, ol)]
         sums = rows if sums is None else [(a + zb, b + lb) for (a, b), (zb, lb) in zip(sums, rows)]
     float_total = sums[0][0] + sums[0][1].sum()
     out, previous = [], float_total

@@ -59,7 +59,7 @@ def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int =
         enc = im.encode(yy, zz)
         for i in range(L):
             sl = slice(i * lc, (i + 1) * lc)
-            b, e = im.gaussian.bits(enc["k"][:, sl], enc["q"][:, sl])
+            b, e = im.gaussian.bits(enc["k_code"][:, sl], enc["q"][:, sl])
             lb[i] += b
             esc += e
         encs.append(enc)

@@ -1,0 +1,90 @@
+"""The coder's scale-index offsets (model format version 2; docs/integer-entropy-model.md).
+
+One scale serves two ends in the SVI model: the coder's probability of the transmitted residual
+and the spread of the details the decoder samples for untransmitted levels. Training pulls it
+between them: the sampled-details distortion pulls it down (less noise in a sampled decode),
+the rate pulls it toward the residual's real spread. The trained scale sits below the spread,
+so the coder pays for a too-narrow table (session 50, the shipped step-206500 model on six Kodak
+photos: the best table per channel is 1–5 grid steps, up to 36 %, wider at levels 3–8; coding
+with it cost 3.7 % fewer bits). The sampler needs the narrow one: sampling from 5 % wider
+scales costs a 2.6 % PSNR BD-rate, coding 10 % wider saves 1.1 %, on the same model.
+
+So a model file carries one small integer per latent channel that the coder (encoder and
+decoder alike) adds to the scale index, while the sampler keeps the index the network computed.
+It is integer, per channel and fixed at export, so streams still decode the same everywhere;
+decodes do not change at all, only the bits. The exporter picks each channel's offset as the one
+that codes the calibration crops' symbols in the fewest bits (`calibrate`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .intmodel import CDF_TOTAL, CDFTables, IntEntropyModel, escape_bypass_bits
+
+# Offsets searched, in scale-grid steps (128 scales: 6.3 % of sigma a step). The shipped model's
+# best lie in -4 ... +5 on Kodak; the search reaches past both ends so a model whose best is
+# farther is seen as hitting the bound in the report rather than silently cut.
+SEARCH = range(-8, 13)
+
+
+def symbol_costs(tables: CDFTables) -> tuple[np.ndarray, int]:
+    """(cost [rows, W] in bits, v0): cost[r, j] is what coding symbol v0 + j with table r costs
+    (CDFTables.bits' rule: a symbol outside the table costs the escape symbol plus its bypass
+    bits). The columns span every table's regular symbols plus one column past each end, which
+    stands for every symbol beyond: all tables escape those, so their bypass bits are the same
+    for every table and the column's cost differs from theirs by a constant."""
+    offset = np.asarray(tables.offset, np.int64)
+    length = np.asarray(tables.length, np.int64)
+    v0 = int(offset.min()) - 1
+    v1 = int((offset + length - 2).max()) + 1          # last regular symbol, plus one
+    values = np.arange(v0, v1 + 1)
+    bypass = escape_bypass_bits(values)
+    cost = np.empty((len(length), len(values)))
+    for r in range(len(length)):
+        n = int(length[r])
+        f = np.diff(tables.cdf[r, :n + 1].astype(np.int64))
+        bits = -np.log2(f / CDF_TOTAL)
+        idx = values - int(offset[r])
+        escape = (idx < 0) | (idx >= n - 1)
+        cost[r] = np.where(escape, bits[n - 1] + bypass, bits[np.clip(idx, 0, n - 2)])
+    return cost, v0
+
+
+def offset_costs(ent: IntEntropyModel, encodes: Iterable[dict], search: range = SEARCH) -> np.ndarray:
+    """bits [C, len(search)]: what each latent channel's symbols in `encodes` (IntEntropyModel.encode
+    results) cost with each offset of `search`, up to a constant per channel (symbol_costs)."""
+    cost, v0 = symbol_costs(ent.gaussian)
+    top = ent.scale_grid.count - 1
+    out = np.zeros((ent.C, len(search)))
+    for enc in encodes:
+        k = np.asarray(enc["k"], np.int64).transpose(1, 0, 2, 3).reshape(ent.C, -1)
+        col = np.clip(np.asarray(enc["q"], np.int64).transpose(1, 0, 2, 3).reshape(ent.C, -1) - v0,
+                      0, cost.shape[1] - 1)
+        for j, d in enumerate(search):
+            out[:, j] += cost[np.clip(k + d, 0, top), col].sum(axis=1)
+    return out
+
+
+def calibrate(ent: IntEntropyModel, encodes: list[dict], search: range = SEARCH) -> tuple[np.ndarray, dict]:
+    """(offsets int64 [C], summary): per channel the offset of `search` that codes `encodes` in the
+    fewest bits (ties to the one nearest 0). The summary gives the fraction of the levels' bits
+    they save, per level and in all, and how many channels chose an end of the search."""
+    costs = offset_costs(ent, encodes, search)
+    values = np.asarray(search)
+    # ties: the smallest |offset| wins, because argmin keeps the first of equal costs
+    order = np.argsort(np.abs(values), kind="stable")
+    best = values[order][np.argmin(costs[:, order], axis=1)]
+    zero = costs[:, list(values).index(0)]
+    chosen = costs[np.arange(ent.C), best - values[0]]
+    lc = ent.level_channels
+    summary = {
+        "search": [int(values[0]), int(values[-1])],
+        "level_bits_saving": [float(1 - chosen[i * lc:(i + 1) * lc].sum() / max(zero[i * lc:(i + 1) * lc].sum(), 1e-9))
+                              for i in range(ent.L)],
+        "bits_saving": float(1 - chosen.sum() / max(zero.sum(), 1e-9)),
+        "at_search_bound": int(((best == values[0]) | (best == values[-1])).sum()),
+        "offsets": [int(v) for v in best],
+    }
+    return best.astype(np.int64), summary

@@ -1,0 +1,131 @@
+"""The coder's scale-index offsets (psic_train/codingoffset.py, model format version 2)."""
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from psic_train import codingoffset  # noqa: E402
+from psic_train import intmodel as im  # noqa: E402
+from psic_train.model import PSICModel  # noqa: E402
+from psic_train.modelfile import ModelFile, write_model  # noqa: E402
+from psic_train.quantize import calibrate, quantize_entropy_model  # noqa: E402
+from psic_train.rates import int_bits  # noqa: E402
+from psic_train.tables import gaussian_tables  # noqa: E402
+from tiny import TINY_CONFIG  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    cfg = TINY_CONFIG
+    model = PSICModel(cfg).eval()
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.normal(0, 4, (8, cfg.C, 8, 8)).astype(np.float32))
+    z = torch.from_numpy(rng.integers(-3, 4, (8, cfg.N, 2, 2)).astype(np.float32))
+    ent = quantize_entropy_model(model, calibrate(model, y, z), weight_bits={f"ep.{i}.0": 16 for i in range(cfg.L)})
+    return model, ent, y, z
+
+
+def synthetic_encode(tables: im.CDFTables, k: np.ndarray, spread: float, rng) -> dict:
+    """Symbols drawn from zero-mean Gaussians `spread` times as wide as table k's scale."""
+    sigma = im.ScaleGrid(len(tables.length)).sigmas()[k]
+    return {"k": k, "q": np.round(rng.normal(0, 1, k.shape) * sigma * spread).astype(np.int64)}
+
+
+def test_costs_are_the_tables_bits():
+    """offset_costs prices every channel's symbols as CDFTables.bits does, escapes included, for
+    every offset (up to the constant that symbols beyond every table add)."""
+    tables = gaussian_tables(im.ScaleGrid(64))
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
+    rng = np.random.default_rng(1)
+    enc = synthetic_encode(tables, rng.integers(0, 40, (2, 4, 5, 5)), 1.6, rng)
+    enc["q"][0, 1, 0, 0] = 40                       # an escape for the narrow tables, not the widest
+    search = range(-3, 5)
+    costs = codingoffset.offset_costs(ent, [enc], search)
+    for j, d in enumerate(search):
+        for c in range(4):
+            k = np.clip(enc["k"][:, c] + d, 0, 63)
+            assert costs[c, j] == pytest.approx(tables.bits(k, enc["q"][:, c])[0])
+
+
+def test_calibration_widens_the_tables_of_symbols_wider_than_their_scale():
+    tables = gaussian_tables(im.ScaleGrid(128))
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
+    rng = np.random.default_rng(2)
+    k = rng.integers(30, 80, (4, 4, 16, 16))
+    # channels 0-1: symbols as wide as their tables; 2: 1.35x wider (ln 1.35 / 0.061 ~ 5 steps); 3: 0.7x
+    q = np.concatenate([synthetic_encode(tables, k[:, c:c + 1], s, rng)["q"]
+                        for c, s in enumerate((1.0, 1.0, 1.35, 0.7))], axis=1)
+    offsets, summary = codingoffset.calibrate(ent, [{"k": k, "q": q}])
+    assert list(offsets[:2]) == [0, 0]
+    assert 4 <= offsets[2] <= 6 and -7 <= offsets[3] <= -4
+    assert summary["offsets"] == list(offsets) and summary["at_search_bound"] == 0
+    assert summary["level_bits_saving"][0] == pytest.approx(0, abs=2e-3) and summary["level_bits_saving"][1] > 0.01
+    assert summary["bits_saving"] > 0
+
+
+def test_encode_codes_with_the_offset_table_and_samples_with_the_network_index(setup):
+    _, ent, y, z = setup
+    plain = ent.encode(y.numpy(), z.numpy())
+    offsets = np.arange(ent.C) % 5 - 2
+    shifted = replace(ent, coding_offset=offsets).encode(y.numpy(), z.numpy())
+    assert np.array_equal(plain["k_code"], plain["k"])
+    assert all(np.array_equal(plain[key], shifted[key]) for key in ("H", "mu", "k", "q", "y_hat"))
+    top = ent.scale_grid.count - 1
+    assert np.array_equal(shifted["k_code"], np.clip(plain["k"] + offsets.reshape(1, -1, 1, 1), 0, top))
+    # the sampler reads no offset: a decode is the same whichever the coder uses
+    a = ent.sample(plain["H"], plain["y_hat"], 1, seed=3)
+    b = replace(ent, coding_offset=offsets).sample(plain["H"], plain["y_hat"], 1, seed=3)
+    assert np.array_equal(a["y_hat"], b["y_hat"])
+
+
+def test_calibrated_offsets_never_cost_bits_on_the_calibration_latents(setup):
+    model, ent, y, z = setup
+    import export
+    fresh = replace(ent)
+    summary = export.calibrate_coding_offsets(model, fresh, (y, z), (y[:0], z[:0]))
+    assert fresh.coding_offset is not None and len(summary["offsets"]) == ent.C
+    _, before, _, _ = int_bits(replace(ent, coding_offset=None), y.numpy(), z.numpy())
+    _, after, _, _ = int_bits(fresh, y.numpy(), z.numpy())
+    assert after.sum() <= before.sum() + 1e-6
+    assert summary["rates"]["calibration"]["int_bpp"] == pytest.approx(
+        (int_bits(fresh, y.numpy(), z.numpy())[0] + after.sum()) / (y.shape[0] * 128 * 128))
+
+
+def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(setup, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    model, ent, y, z = setup
+    offsets = (np.arange(ent.C) % 3) - 1
+    path = tmp_path / "m.safetensors"
+    meta = write_model(path, model, replace(ent, coding_offset=offsets), fp16=False, training={"steps": 0})
+    assert meta["format_version"] == 2
+    mf = ModelFile(path)
+    assert np.array_equal(mf.entropy.coding_offsets, offsets)
+    assert np.array_equal(mf.entropy.encode(y.numpy(), z.numpy())["k_code"],
+                          replace(ent, coding_offset=offsets).encode(y.numpy(), z.numpy())["k_code"])
+
+    def rewrite(name, tensors, **changes):
+        from psic_train.modelfile import fingerprint
+        out = tmp_path / name
+        m = dict(mf.meta, **changes, fingerprint=fingerprint(tensors))
+        save_file(tensors, str(out), metadata={"psic": json.dumps(m)})
+        return out
+
+    tensors = load_file(str(path))
+    del tensors["gaussian_coding_offset"]
+    v1 = ModelFile(rewrite("v1.safetensors", tensors, format_version=1))
+    assert np.array_equal(v1.entropy.coding_offsets, np.zeros(ent.C))
+    with pytest.raises(ValueError, match="needs gaussian_coding_offset"):
+        ModelFile(rewrite("v2-missing.safetensors", tensors))
+    tensors["gaussian_coding_offset"] = np.full(ent.C, ent.scale_grid.count, np.int32)
+    with pytest.raises(ValueError, match="reaches past"):
+        ModelFile(rewrite("v2-far.safetensors", tensors))
+    with pytest.raises(ValueError, match="format version 3"):
+        ModelFile(rewrite("v3.safetensors", load_file(str(path)), format_version=3))
