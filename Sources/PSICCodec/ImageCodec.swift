@@ -151,7 +151,7 @@ public final class ImageCodec: Sendable {
                                                              profile: profile)
                 for (k, out) in zip(atLevel, outputs) {
                     lanes.update(k) { st in
-                        let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                        let params = LevelParameters(networkOutput: out, model: model, level: i)
                         let base = i * model.levelChannels * st.grid!.plane
                         var symbols = [Int32](repeating: 0, count: params.means.count)
                         var latents = [Int32](repeating: 0, count: params.means.count)
@@ -162,7 +162,7 @@ public final class ImageCodec: Sendable {
                         }
                         st.grid!.store(level: i, latents)
                         st.levelSections.append(try LevelCoder.encode(
-                            symbols: symbols, tableIndexes: params.tableIndexes,
+                            symbols: symbols, tableIndexes: params.codingTableIndexes,
                             shape: LatentShape(channels: model.levelChannels, height: st.grid!.height, width: st.grid!.width),
                             tables: gaussianTables))
                     }
@@ -386,12 +386,12 @@ extension ImageCodec {
                 for ((k, j), out) in zip(grids, outputs) {
                     // A stream that failed at an earlier seed of this level is skipped (no state).
                     lanes.update(k) { st in
-                        let params = LevelParameters(networkOutput: out, scaleCount: model.info.constants.scaleCount)
+                        let params = LevelParameters(networkOutput: out, model: model, level: i)
                         let shape = LatentShape(channels: model.levelChannels, height: st.header.latentHeight, width: st.header.latentWidth)
                         let symbols: [Int32]
                         if i < st.levels {
                             symbols = try profile.measure(\.entropySeconds) {
-                                try LevelCoder.decode(st.parsed.levelSections[i], tableIndexes: params.tableIndexes,
+                                try LevelCoder.decode(st.parsed.levelSections[i], tableIndexes: params.codingTableIndexes,
                                                       shape: shape, tables: gaussianTables)
                             }
                         } else if st.details == .mean {

@@ -49,15 +49,40 @@ struct LatentGrid {
 struct LevelParameters {
     /// Means in units of 1/16, `[levelChannels][h][w]`.
     let means: [Int32]
-    /// Gaussian table index per element, clamped to the table count (docs/integer-entropy-model.md).
+    /// Gaussian table index per element, clamped to the table count (docs/integer-entropy-model.md):
+    /// the table the sampler draws untransmitted levels from.
     let tableIndexes: [Int32]
+    /// The table the coder codes each element with: `tableIndexes` plus its channel's coding
+    /// offset, clamped again (`CodecModel.codingOffsets`).
+    let codingTableIndexes: [Int32]
 
-    init(networkOutput: Tensor, scaleCount: Int) {
+    /// `codingOffsets`: the level's channels' offsets (empty: none, a format-version-1 model).
+    init(networkOutput: Tensor, scaleCount: Int, codingOffsets: ArraySlice<Int32> = []) {
         let all = networkOutput.ints ?? []
         let half = all.count / 2
         means = Array(all[0..<half])
         let top = Int32(scaleCount - 1)
-        tableIndexes = all[half...].map { min(max($0, 0), top) }
+        let indexes = all[half...].map { min(max($0, 0), top) }
+        tableIndexes = indexes
+        guard codingOffsets.contains(where: { $0 != 0 }) else {
+            codingTableIndexes = indexes
+            return
+        }
+        let plane = networkOutput.shape.height * networkOutput.shape.width
+        var coding = indexes
+        for (c, offset) in codingOffsets.enumerated() {
+            for e in (c * plane)..<((c + 1) * plane) {
+                coding[e] = min(max(coding[e] + offset, 0), top)
+            }
+        }
+        codingTableIndexes = coding
+    }
+
+    /// Level `level`'s parameters of `model` from its entropy-parameter network's output.
+    init(networkOutput: Tensor, model: CodecModel, level: Int) {
+        let lc = model.levelChannels
+        self.init(networkOutput: networkOutput, scaleCount: model.info.constants.scaleCount,
+                  codingOffsets: model.codingOffsets[(level * lc)..<((level + 1) * lc)])
     }
 }
 

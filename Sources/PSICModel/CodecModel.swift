@@ -23,6 +23,11 @@ public final class CodecModel: Sendable {
     public let zTables: CDFTableData
     /// The Gaussian tables, one per scale index.
     public let gaussianTables: CDFTableData
+    /// Per latent channel, what the coder adds to the scale index before clamping it to the
+    /// tables (docs/integer-entropy-model.md): the trained scale is narrower than the residuals,
+    /// because it also sets the spread of sampled details, so the coder reads a wider table while
+    /// the sampler keeps the network's. Zeros for a format-version-1 file.
+    public let codingOffsets: [Int32]
 
     public var levels: Int { info.architecture.L }
     public var latentChannels: Int { info.architecture.C }
@@ -53,8 +58,9 @@ public final class CodecModel: Sendable {
             throw ModelError.unsupportedModel(reason: "model metadata does not parse: \(error)")
         }
         guard info.format == "psic-model" else { throw ModelError.unsupportedModel(reason: "format '\(info.format)'") }
-        guard info.formatVersion == ModelDescription.supportedFormatVersion else {
-            throw ModelError.unsupportedModel(reason: "model format version \(info.formatVersion); this build reads version \(ModelDescription.supportedFormatVersion) — use a matching psic release")
+        let versions = ModelDescription.supportedFormatVersions
+        guard versions ~= info.formatVersion else {
+            throw ModelError.unsupportedModel(reason: "model format version \(info.formatVersion); this build reads versions \(versions.lowerBound)...\(versions.upperBound) — use a matching psic release")
         }
         guard info.sampling == ModelDescription.supportedSampling else {
             throw ModelError.unsupportedModel(reason: "sampling rule '\(info.sampling)' is not implemented by this build")
@@ -150,6 +156,16 @@ public final class CodecModel: Sendable {
         }
         zTables = try tables("z", rows: a.N)
         gaussianTables = try tables("gaussian", rows: info.constants.scaleCount)
+        if info.formatVersion >= 2 {
+            let offsets = try file.ints("gaussian_coding_offset", shape: [a.C])
+            let reach = Int32(clamping: info.constants.scaleCount)
+            guard offsets.allSatisfy({ abs($0) < reach }) else {
+                throw ModelError.badTensor(name: "gaussian_coding_offset", reason: "an offset reaches past the \(reach) Gaussian tables")
+            }
+            codingOffsets = offsets
+        } else {
+            codingOffsets = [Int32](repeating: 0, count: a.C)
+        }
     }
 
     /// Widest channel count a model may declare (the shipped model's widest is 160).

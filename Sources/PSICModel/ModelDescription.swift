@@ -58,8 +58,9 @@ public struct ModelDescription: Codable, Sendable {
              intLayers = "int_layers", fingerprint, training
     }
 
-    /// The model format versions this build reads.
-    public static let supportedFormatVersion = 1
+    /// The model format versions this build reads: version 2 added the coder's scale-index
+    /// offsets (`gaussian_coding_offset`); a version-1 file codes with offsets of zero.
+    public static let supportedFormatVersions = 1...2
     /// The sampling rule this build implements.
     public static let supportedSampling = "splitmix64-inverse-cdf-v1"
 }

@@ -37,14 +37,16 @@ final class GoldenVectorTests: XCTestCase {
         XCTAssertEqual(hyper.ints!, try g.file.ints("H"), "hyper features differ")
         var grid = LatentGrid(hyper: hyper, levelChannels: lc, levels: L)
         let mu = try g.file.ints("mu"), index = try g.file.ints("scale_index"), q = try g.file.ints("q")
+        let codingIndex = try g.file.ints("coding_index")
         let yHat = try g.file.ints("y_hat")
         let n = lc * grid.plane
         for i in 0..<L {
             let p = LevelParameters(networkOutput: try t.levelParameters(level: i, context: grid.context(forLevel: i)),
-                                    scaleCount: model.info.constants.scaleCount)
+                                    model: model, level: i)
             let range = (i * n)..<((i + 1) * n)
             XCTAssertEqual(p.means, Array(mu[range]), "level \(i + 1) means differ")
             XCTAssertEqual(p.tableIndexes, Array(index[range]), "level \(i + 1) scale indexes differ")
+            XCTAssertEqual(p.codingTableIndexes, Array(codingIndex[range]), "level \(i + 1) coding table indexes differ")
             let latents = zip(q[range], p.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) }
             XCTAssertEqual(latents, Array(yHat[range]), "level \(i + 1) latents differ")
             grid.store(level: i, latents)
@@ -58,7 +60,7 @@ final class GoldenVectorTests: XCTestCase {
         let codec = try ImageCodec(model: model, backend: backend)
         for i in sampleLevel..<L {
             let p = LevelParameters(networkOutput: try t.levelParameters(level: i, context: sampled.context(forLevel: i)),
-                                    scaleCount: model.info.constants.scaleCount)
+                                    model: model, level: i)
             let symbols = try SynonymSampler.sampleLevel(tableIndexes: p.tableIndexes,
                                                          shape: LatentShape(channels: lc, height: grid.height, width: grid.width),
                                                          tables: codec.gaussianTables, seed: seed, level: i)

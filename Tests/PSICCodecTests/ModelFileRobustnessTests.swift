@@ -1,5 +1,6 @@
 import Foundation
 import PSICCodec
+import PSICEngine
 import PSICEntropy
 import PSICImage
 import PSICModel
@@ -130,7 +131,7 @@ final class ModelFileRobustnessTests: XCTestCase {
 
     func testMetadataOutsideWhatThisBuildReads() throws {
         let cases: [([String], Any)] = [
-            (["format_version"], 2),
+            (["format_version"], 3),
             (["format"], "other"),
             (["sampling"], "another-rule"),
             (["fingerprint"], "xyz"),
@@ -157,6 +158,41 @@ final class ModelFileRobustnessTests: XCTestCase {
         var none = try EditableModel()
         none.psic = [:]
         guard case .unsupportedModel? = loadOutcome(try none.bytes()) else { return XCTFail("a file without PSIC metadata") }
+    }
+
+    /// Format version 2 added the coder's scale-index offsets: a version-2 file without them is
+    /// refused by name, a version-1 file codes with offsets of zero (whatever tensors it holds).
+    func testCodingOffsetsByFormatVersion() throws {
+        let shipped = try CodecModel(bytes: try Self.shipped.get())
+        XCTAssertEqual(shipped.info.formatVersion, 2)
+        XCTAssertEqual(shipped.codingOffsets.count, shipped.latentChannels)
+        XCTAssert(shipped.codingOffsets.contains { $0 != 0 }, "the shipped model's offsets are calibrated, not zeros")
+
+        var missing = try EditableModel()
+        missing.header["gaussian_coding_offset"] = nil
+        guard case let .badTensor(name, _)? = loadOutcome(try missing.bytes()) else {
+            return XCTFail("a version-2 file without gaussian_coding_offset")
+        }
+        XCTAssertEqual(name, "gaussian_coding_offset")
+
+        var v1 = try EditableModel()
+        v1.setMetadata(["format_version"], 1)
+        XCTAssertNil(loadOutcome(try v1.bytes()))
+        let zeros = try CodecModel(bytes: try v1.bytes())
+        XCTAssertEqual(zeros.codingOffsets, [Int32](repeating: 0, count: shipped.latentChannels))
+
+        // The offsets change what a stream costs, never what it decodes to: the same model with and
+        // without them gives the same latents at every cut, sampled or not, and the calibrated
+        // offsets code this photo-like test image in fewer bytes.
+        let image = try CodecFixtures.image("image_128x96.png")
+        let withOffsets = try ImageCodec(model: shipped, backend: CodecFixtures.cpu)
+        let withoutOffsets = try ImageCodec(model: zeros, backend: CodecFixtures.cpu)
+        let a = try withOffsets.encode(image, seed: 5), b = try withoutOffsets.encode(image, seed: 5)
+        XCTAssertLessThan(a.count, b.count)
+        for l in [1, 4, shipped.levels] {
+            XCTAssertEqual(try withOffsets.decodeLatents(a, levels: l, seeds: [5]).map(\.ints),
+                           try withoutOffsets.decodeLatents(b, levels: l, seeds: [5]).map(\.ints), "level \(l)")
+        }
     }
 
     /// Random edits of the header's numbers and strings: every outcome a typed error or a
