@@ -284,7 +284,12 @@ def exports(args) -> list[str]:
     out += seed_lines(ra, rb)
     for name, report in (("A", ra), ("B", rb)):
         losses = ", ".join(f"{k} {100 * v['rate_loss']:+.3f} %" for k, v in report.get("rates", {}).items())
-        out.append(f"{name} integer rate loss: {losses or 'not reported'}; "
+        # "rates" are the integer networks' against the float model; the coder's scale-index offsets
+        # (format version 2) come after them, and the Kodak figure is the coder's with them
+        offsets = report.get("coding_offset")
+        with_offsets = "" if offsets is None else "; with the coding offsets " + ", ".join(
+            f"{k} {100 * v['rate_loss']:+.3f} %" for k, v in offsets.get("rates", {}).items())
+        out.append(f"{name} integer rate loss: {losses or 'not reported'}{with_offsets}; "
                    f"Kodak {100 * report['kodak'].get('rate_loss', float('nan')):+.3f} %")
     return out
 
