@@ -69,6 +69,7 @@ struct LevelParameters {
             return
         }
         let plane = networkOutput.shape.height * networkOutput.shape.width
+        precondition(codingOffsets.count * plane == indexes.count, "one coding offset per channel of the level")
         var coding = indexes
         for (c, offset) in codingOffsets.enumerated() {
             for e in (c * plane)..<((c + 1) * plane) {

@@ -159,7 +159,7 @@ public final class CodecModel: Sendable {
         if info.formatVersion >= 2 {
             let offsets = try file.ints("gaussian_coding_offset", shape: [a.C])
             let reach = Int32(clamping: info.constants.scaleCount)
-            guard offsets.allSatisfy({ abs($0) < reach }) else {
+            guard offsets.allSatisfy({ -reach < $0 && $0 < reach }) else {
                 throw ModelError.badTensor(name: "gaussian_coding_offset", reason: "an offset reaches past the \(reach) Gaussian tables")
             }
             codingOffsets = offsets

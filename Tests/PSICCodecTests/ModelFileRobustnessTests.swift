@@ -15,7 +15,7 @@ final class ModelFileRobustnessTests: XCTestCase {
     struct EditableModel {
         var header: [String: Any]
         var psic: [String: Any]
-        let data: ArraySlice<UInt8>
+        var data: ArraySlice<UInt8>
 
         init() throws {
             let bytes = try ModelFileRobustnessTests.shipped.get()
@@ -34,6 +34,13 @@ final class ModelFileRobustnessTests: XCTestCase {
             h["__metadata__"] = meta
             let json = [UInt8](try JSONSerialization.data(withJSONObject: h))
             return (0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) } + json + data
+        }
+
+        /// Overwrites the first element of tensor `name` (a little-endian Int32 tensor) with `value`.
+        mutating func setFirstInt32(of name: String, to value: Int32) throws {
+            let entry = try XCTUnwrap(header[name] as? [String: Any])
+            let start = try XCTUnwrap((entry["data_offsets"] as? [Int])?.first)
+            for i in 0..<4 { data[data.startIndex + start + i] = UInt8(truncatingIfNeeded: value >> (8 * Int32(i))) }
         }
 
         /// Sets `psic[path[0]][path[1]]...` (dictionaries all the way down). An empty `psic` leaves
@@ -174,6 +181,17 @@ final class ModelFileRobustnessTests: XCTestCase {
             return XCTFail("a version-2 file without gaussian_coding_offset")
         }
         XCTAssertEqual(name, "gaussian_coding_offset")
+
+        for value in [Int32.min, -128, 128, Int32.max] {
+            var far = try EditableModel()
+            try far.setFirstInt32(of: "gaussian_coding_offset", to: value)
+            guard case .badTensor("gaussian_coding_offset", _)? = loadOutcome(try far.bytes()) else {
+                return XCTFail("coding offset \(value) past the 128 tables")
+            }
+        }
+        var near = try EditableModel()
+        try near.setFirstInt32(of: "gaussian_coding_offset", to: -127)
+        XCTAssertNil(loadOutcome(try near.bytes()), "an offset within the tables loads and codes")
 
         var v1 = try EditableModel()
         v1.setMetadata(["format_version"], 1)

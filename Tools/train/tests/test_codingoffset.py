@@ -11,26 +11,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import codingoffset  # noqa: E402
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.model import PSICModel  # noqa: E402
 from psic_train.modelfile import ModelFile, write_model  # noqa: E402
-from psic_train.quantize import calibrate, quantize_entropy_model  # noqa: E402
 from psic_train.rates import int_bits  # noqa: E402
 from psic_train.tables import gaussian_tables  # noqa: E402
-from tiny import TINY_CONFIG  # noqa: E402
+from tiny import tiny_integer_model  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    cfg = TINY_CONFIG
-    model = PSICModel(cfg).eval()
-    rng = np.random.default_rng(0)
-    y = torch.from_numpy(rng.normal(0, 4, (8, cfg.C, 8, 8)).astype(np.float32))
-    z = torch.from_numpy(rng.integers(-3, 4, (8, cfg.N, 2, 2)).astype(np.float32))
-    ent = quantize_entropy_model(model, calibrate(model, y, z), weight_bits={f"ep.{i}.0": 16 for i in range(cfg.L)})
-    return model, ent, y, z
+    return tiny_integer_model()
 
 
 def synthetic_encode(tables: im.CDFTables, k: np.ndarray, spread: float, rng) -> dict:

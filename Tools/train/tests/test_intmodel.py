@@ -14,22 +14,14 @@ from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_mod
 from psic_train.quantize import (H_RANGES, all_layers, calibrate, calibrated_outputs, int16_weights,  # noqa: E402
                                  quantize_entropy_model)
 from psic_train.tables import gaussian_tables, quantize_pmf, z_tables  # noqa: E402
-from tiny import TINY_CONFIG  # noqa: E402
+from tiny import TINY_CONFIG, tiny_integer_model  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    cfg = TINY_CONFIG
-    model = PSICModel(cfg).eval()
-    rng = np.random.default_rng(0)
-    y = torch.from_numpy(rng.normal(0, 4, (8, cfg.C, 8, 8)).astype(np.float32))
-    z = torch.from_numpy(rng.integers(-3, 4, (8, cfg.N, 2, 2)).astype(np.float32))
-    calib = calibrate(model, y, z)
-    ent = quantize_entropy_model(model, calib, weight_bits={f"ep.{i}.0": 16 for i in range(cfg.L)})
-    return model, ent, y, z
+    return tiny_integer_model()
 
 
 def test_calibration_records_each_requantised_layer_and_leaves_no_hooks(setup):
