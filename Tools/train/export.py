@@ -414,6 +414,9 @@ def main(argv=None):
     if worst >= RATE_LOSS_LIMIT and not args.force:
         raise SystemExit(f"integer rate loss {100 * worst:.2f}% >= 1%: model not written (use --force to override)")
     offsets_report = calibrate_coding_offsets(model, ent, (y_c, z_c), (y_h, z_h))
+    if offsets_report["at_search_bound"]:
+        log(f"note: {offsets_report['at_search_bound']} channels chose an end of the offset search "
+            f"{offsets_report['search']} (psic_train/codingoffset.py SEARCH): a wider search may code them smaller")
     log(f"coding offsets: {100 * offsets_report['bits_saving']:.2f} % fewer level bits on the calibration crops ("
         + " ".join(f"L{i + 1} {100 * v:.2f}" for i, v in enumerate(offsets_report["level_bits_saving"]))
         + "), rate against the float model " + ", ".join(

@@ -101,8 +101,8 @@ def rate_breakdown(model: PSICModel, ent: IntEntropyModel, latents) -> list[dict
 
 def format_breakdown(rows: list[dict]) -> list[str]:
     """One line per stage: bpp, cost of the stage's piece, total loss so far."""
-    lines = [f"{'stage':<13} {'bpp':>8} {'z bpp':>8}  {'this piece':>10}  {'vs float':>9}"]
+    lines = [f"{'stage':<14} {'bpp':>8} {'z bpp':>8}  {'this piece':>10}  {'vs float':>9}"]
     for r in rows:
         piece = "" if r["stage"] == "float" else f"{100 * r['cost']:+.3f} %"
-        lines.append(f"{r['stage']:<13} {r['bpp']:8.5f} {r['z_bpp']:8.5f}  {piece:>10}  {100 * r['vs_float']:+8.3f} %")
+        lines.append(f"{r['stage']:<14} {r['bpp']:8.5f} {r['z_bpp']:8.5f}  {piece:>10}  {100 * r['vs_float']:+8.3f} %")
     return lines
