@@ -129,7 +129,10 @@ class PSICModel(nn.Module):
             if mean_details:
                 levels.append(mean)
                 continue
-            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            # a seeded draw comes from the generator's device (evaluations seed a CPU one) and is
+            # moved, so a model on a GPU samples the same details as on the CPU
+            where = mean.device if generator is None else generator.device
+            eps = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
             levels.append(mean + ste_round(sigma * eps))
         return levels
 
@@ -228,6 +231,7 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
     L = model.cfg.L
     B, _, H, W = x.shape
     npix = B * H * W
+    x = x.to(next(model.parameters()).device)   # crops are held on the CPU whatever trains where
     y = model.g_a(x)
     z = model.h_a(y)
     z_hat = torch.round(z)
