@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """What the entropy model's scale is worth to the coder and to the sampler, measured apart: the
-model's level curve with every scale sigma multiplied by a factor, either where the coder reads it
-alone ("code": the rates change, the decodes do not) or where the sampler reads it too ("joint":
-what one scale for both, the model file's format version 1, allows). BD-rates against the model
-as it is (compare.py's evaluation: the float model, rates of the rounded symbols, seed-0 samples).
+model's level curve with every scale sigma multiplied by a factor where the coder reads it alone
+("code": the rates change, the decodes do not), where the sampler reads it alone ("sample": the
+decodes below the full level change, the rates do not) or both ("joint": what one scale for both,
+the model file's format version 1, allows). BD-rates against the model as it is (compare.py's
+evaluation: the float model, rates of the rounded symbols, seed-0 samples; --ssimulacra2 scores
+the decodes with it too, as compare.py does).
 
     python Tools/train/scale_probe.py Models/psic-conv.safetensors --data ../shared/data/kodak \\
         --every-photo --crop 0 code:1.1 code:1.2 joint:1.05
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import Ssimulacra2Scorer  # noqa: E402  (the SSIMULACRA2 scorer of compare.py's screen)
 from figures import bd  # noqa: E402
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
@@ -31,7 +35,7 @@ from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import PSICModel, mean_curve  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-MODES = ("code", "joint")
+MODES = ("code", "sample", "joint")
 
 
 def variant(text: str) -> tuple[str, float]:
@@ -50,13 +54,14 @@ def variant(text: str) -> tuple[str, float]:
 @contextmanager
 def scaled(model: PSICModel, mode: str, factor: float):
     """Within the block, `model`'s level scales are `factor` times larger where the coder reads them
-    (mode "code") or everywhere (mode "joint"); the sampler reads them inside sample_levels."""
+    (mode "code"), where the sampler does (mode "sample", inside sample_levels) or everywhere
+    (mode "joint")."""
     level_params, sample_levels = model.level_params, model.sample_levels
     sampling = False
 
     def scaled_params(i, hyper, previous):
         mean, sigma, log_scale = level_params(i, hyper, previous)
-        if mode == "joint" or not sampling:
+        if mode == "joint" or (mode == "sample") == sampling:
             sigma = sigma * factor
         return mean, sigma, log_scale
 
@@ -79,12 +84,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="a model file (*.safetensors) or a train.py checkpoint (*.pt)")
     p.add_argument("variants", type=variant, nargs="+", metavar="MODE:FACTOR",
-                   help="code:F scales sigma for the coder alone, joint:F for the coder and the sampler")
+                   help="code:F scales sigma for the coder alone, sample:F for the sampler alone, joint:F for both")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
                    help="photos (default: ../shared/data/train, its last --holdout photos)")
     p.add_argument("--holdout", type=int, default=8, help="last N photos of --data evaluated (as train.py)")
     p.add_argument("--every-photo", action="store_true", help="evaluate every photo of --data (e.g. Kodak)")
     p.add_argument("--crop", type=int, default=256, help="top-left crop side (0: whole photos)")
+    p.add_argument("--ssimulacra2", action="store_true",
+                   help="also score every decode with SSIMULACRA2 (compare.py's scorer; needs Tools/eval/requirements.txt)")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
     return p.parse_args(argv)
 
@@ -96,17 +103,29 @@ def main(argv=None) -> None:
     photos = list_images(args.data, option="--data")
     crops = evaluation_crops(photos if args.every_photo else photos[-args.holdout:], args.crop)
     model = load_model(args.model)[0].eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        extra = Ssimulacra2Scorer(Path(scratch)) if args.ssimulacra2 else None
+        probe(args, model, crops, extra)
+        if extra:
+            print(extra.summary())
+
+
+def probe(args, model: PSICModel, crops: list[torch.Tensor], extra) -> None:
     t0 = time.time()
-    ref = mean_curve(model, crops)
+    ref = mean_curve(model, crops, extra=extra)
     print(f"{args.model.name} on {len(crops)} crops of {args.data}: " +
           " ".join(f"{r['bpp']:.4f}/{r['psnr']:.3f}" for r in ref) + f" ({time.time() - t0:.0f} s)", flush=True)
     for mode, factor in args.variants:
         with scaled(model, mode, factor):
-            cur = mean_curve(model, crops)
+            cur = mean_curve(model, crops, extra=extra)
         rates = " ".join(f"{100 * (a['bpp'] / b['bpp'] - 1):+.2f}" for a, b in zip(cur, ref))
         dq = " ".join(f"{a['psnr'] - b['psnr']:+.3f}" for a, b in zip(cur, ref))
+        s2 = ""
+        if extra:
+            s2 = (f", SSIMULACRA2 BD-rate {bd(ref, cur, 'ssimulacra2'):+.2f} %; SSIMULACRA2 per level "
+                  + " ".join(f"{a['ssimulacra2'] - b['ssimulacra2']:+.2f}" for a, b in zip(cur, ref)))
         print(f"{mode} x{factor:g}: PSNR BD-rate {bd(ref, cur):+.2f} %, MS-SSIM BD-rate {bd(ref, cur, 'ms_ssim'):+.2f} %; "
-              f"rate per level (%) {rates}; PSNR per level (dB) {dq}", flush=True)
+              f"rate per level (%) {rates}; PSNR per level (dB) {dq}{s2}", flush=True)
 
 
 if __name__ == "__main__":

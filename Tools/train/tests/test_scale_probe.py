@@ -23,6 +23,8 @@ def test_code_scales_only_the_rates_and_joint_also_the_samples():
         code = evaluate_levels(model, x)
     with scale_probe.scaled(model, "joint", 1.5):
         joint = evaluate_levels(model, x)
+    with scale_probe.scaled(model, "sample", 1.5):
+        sample = evaluate_levels(model, x)
     assert evaluate_levels(model, x) == ref, "the model is itself again after the block"
     assert [r["psnr"] for r in code] == [r["psnr"] for r in ref]
     assert all(a["bpp"] != b["bpp"] for a, b in zip(code, ref))
@@ -30,6 +32,9 @@ def test_code_scales_only_the_rates_and_joint_also_the_samples():
     assert joint[-1]["psnr"] == ref[-1]["psnr"]
     assert all(a["psnr"] != b["psnr"] for a, b in zip(joint[:-1], ref[:-1]))
     assert [r["bpp"] for r in joint] == [r["bpp"] for r in code]
+    # the sampler alone: the rates stay, the sampled decodes are joint's
+    assert [r["bpp"] for r in sample] == [r["bpp"] for r in ref]
+    assert [r["psnr"] for r in sample] == [r["psnr"] for r in joint]
 
 
 @pytest.mark.parametrize("text", ["code", "both:1.1", "joint:0", "code:x", "joint:-1"])
