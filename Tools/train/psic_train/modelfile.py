@@ -190,9 +190,10 @@ class ModelFile(Transforms):
         S = len(self.tensors["gaussian_cdf_length"])
         if o is None or o.shape != (self.C,):
             raise ValueError(f"{path}: format version 2 needs gaussian_coding_offset of shape [{self.C}]")
+        o = o.astype(np.int64)                   # abs of Int32.min would wrap in int32
         if np.abs(o).max(initial=0) >= S:
             raise ValueError(f"{path}: a coding offset reaches past the {S} Gaussian tables")
-        return o.astype(np.int64)
+        return o
 
     def _tables(self, prefix: str) -> CDFTables:
         t = CDFTables(cdf=self.tensors[f"{prefix}_cdf"], length=self.tensors[f"{prefix}_cdf_length"],

@@ -115,8 +115,9 @@ def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(s
     assert np.array_equal(v1.entropy.coding_offsets, np.zeros(ent.C))
     with pytest.raises(ValueError, match="needs gaussian_coding_offset"):
         ModelFile(rewrite("v2-missing.safetensors", tensors))
-    tensors["gaussian_coding_offset"] = np.full(ent.C, ent.scale_grid.count, np.int32)
-    with pytest.raises(ValueError, match="reaches past"):
-        ModelFile(rewrite("v2-far.safetensors", tensors))
+    for far in (ent.scale_grid.count, np.iinfo(np.int32).min):
+        tensors["gaussian_coding_offset"] = np.full(ent.C, far, np.int32)
+        with pytest.raises(ValueError, match="reaches past"):
+            ModelFile(rewrite("v2-far.safetensors", tensors))
     with pytest.raises(ValueError, match="format version 3"):
         ModelFile(rewrite("v3.safetensors", load_file(str(path)), format_version=3))
