@@ -52,31 +52,22 @@ struct LevelParameters {
     /// Gaussian table index per element, clamped to the table count (docs/integer-entropy-model.md):
     /// the table the sampler draws untransmitted levels from.
     let tableIndexes: [Int32]
-    /// The table the coder codes each element with: `tableIndexes` plus its channel's coding
-    /// offset, clamped again (`CodecModel.codingOffsets`).
-    let codingTableIndexes: [Int32]
+    /// The level's channels' coding offsets (`CodecModel.codingOffsets`); empty for none.
+    private let codingOffsets: ArraySlice<Int32>
+    private let plane: Int
+    private let top: Int32
 
     /// `codingOffsets`: the level's channels' offsets (empty: none, a format-version-1 model).
     init(networkOutput: Tensor, scaleCount: Int, codingOffsets: ArraySlice<Int32> = []) {
         let all = networkOutput.ints ?? []
         let half = all.count / 2
         means = Array(all[0..<half])
-        let top = Int32(scaleCount - 1)
-        let indexes = all[half...].map { min(max($0, 0), top) }
-        tableIndexes = indexes
-        guard codingOffsets.contains(where: { $0 != 0 }) else {
-            codingTableIndexes = indexes
-            return
-        }
-        let plane = networkOutput.shape.height * networkOutput.shape.width
-        precondition(codingOffsets.count * plane == indexes.count, "one coding offset per channel of the level")
-        var coding = indexes
-        for (c, offset) in codingOffsets.enumerated() {
-            for e in (c * plane)..<((c + 1) * plane) {
-                coding[e] = min(max(coding[e] + offset, 0), top)
-            }
-        }
-        codingTableIndexes = coding
+        top = Int32(scaleCount - 1)
+        tableIndexes = all[half...].map { [top] in min(max($0, 0), top) }
+        plane = networkOutput.shape.height * networkOutput.shape.width
+        precondition(codingOffsets.isEmpty || codingOffsets.count * plane == tableIndexes.count,
+                     "one coding offset per channel of the level")
+        self.codingOffsets = codingOffsets
     }
 
     /// Level `level`'s parameters of `model` from its entropy-parameter network's output.
@@ -84,6 +75,19 @@ struct LevelParameters {
         let lc = model.levelChannels
         self.init(networkOutput: networkOutput, scaleCount: model.info.constants.scaleCount,
                   codingOffsets: model.codingOffsets[(level * lc)..<((level + 1) * lc)])
+    }
+
+    /// The table the coder codes each element with: `tableIndexes` plus its channel's coding
+    /// offset, clamped again. Computed where a level is coded, never for a sampled one.
+    var codingTableIndexes: [Int32] {
+        guard codingOffsets.contains(where: { $0 != 0 }) else { return tableIndexes }
+        var coding = tableIndexes
+        for (c, offset) in codingOffsets.enumerated() {
+            for e in (c * plane)..<((c + 1) * plane) {
+                coding[e] = min(max(coding[e] + offset, 0), top)
+            }
+        }
+        return coding
     }
 }
 

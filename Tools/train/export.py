@@ -209,8 +209,7 @@ def calibrate_coding_offsets(model, ent: im.IntEntropyModel, calibration: tuple,
     crops' symbols in the fewest bits; returns codingoffset.calibrate's summary with the rates
     they give (rate_summary, against the float model) on the calibration and held-out crops."""
     y, z = calibration
-    ent.coding_offset = None
-    _, _, _, encodes = int_bits(ent, y.numpy(), z.numpy())
+    _, _, _, encodes = int_bits(ent, y.numpy(), z.numpy())   # k and q do not depend on the offsets
     ent.coding_offset, summary = coding_offsets.calibrate(ent, encodes)
     summary["rates"] = {"calibration": rate_summary(model, ent, y, z)}
     if heldout[0].shape[0]:

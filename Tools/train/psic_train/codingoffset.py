@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .intmodel import CDF_TOTAL, CDFTables, IntEntropyModel, escape_bypass_bits
+from .intmodel import IntEntropyModel
 
 # Offsets searched, in scale-grid steps (128 scales: 6.3 % of sigma a step). The shipped model's
 # best lie in -4 ... +5 on Kodak; the search reaches past both ends so a model whose best is
@@ -29,33 +29,12 @@ from .intmodel import CDF_TOTAL, CDFTables, IntEntropyModel, escape_bypass_bits
 SEARCH = range(-8, 13)
 
 
-def symbol_costs(tables: CDFTables) -> tuple[np.ndarray, int]:
-    """(cost [rows, W] in bits, v0): cost[r, j] is what coding symbol v0 + j with table r costs
-    (CDFTables.bits' rule: a symbol outside the table costs the escape symbol plus its bypass
-    bits). The columns span every table's regular symbols plus one column past each end, which
-    stands for every symbol beyond: all tables escape those, so their bypass bits are the same
-    for every table and the column's cost differs from theirs by a constant."""
-    offset = np.asarray(tables.offset, np.int64)
-    length = np.asarray(tables.length, np.int64)
-    v0 = int(offset.min()) - 1
-    v1 = int((offset + length - 2).max()) + 1          # last regular symbol, plus one
-    values = np.arange(v0, v1 + 1)
-    bypass = escape_bypass_bits(values)
-    cost = np.empty((len(length), len(values)))
-    for r in range(len(length)):
-        n = int(length[r])
-        f = np.diff(tables.cdf[r, :n + 1].astype(np.int64))
-        bits = -np.log2(f / CDF_TOTAL)
-        idx = values - int(offset[r])
-        escape = (idx < 0) | (idx >= n - 1)
-        cost[r] = np.where(escape, bits[n - 1] + bypass, bits[np.clip(idx, 0, n - 2)])
-    return cost, v0
-
-
 def offset_costs(ent: IntEntropyModel, encodes: Iterable[dict], search: range = SEARCH) -> np.ndarray:
     """bits [C, len(search)]: what each latent channel's symbols in `encodes` (IntEntropyModel.encode
-    results) cost with each offset of `search`, up to a constant per channel (symbol_costs)."""
-    cost, v0 = symbol_costs(ent.gaussian)
+    results) cost with each offset of `search`, up to a constant per channel: values beyond every
+    table are priced as the table range's end column (CDFTables.cost_table), the same for every
+    offset."""
+    cost, v0 = ent.gaussian.cost_table
     top = ent.scale_grid.count - 1
     out = np.zeros((ent.C, len(search)))
     for enc in encodes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -197,25 +198,22 @@ class IntEntropyModel:
     z: "CDFTables"
     # Per latent channel, what the coder adds to the scale index k before clamping (format version
     # 2): the coder codes with table clamp(k + coding_offset[c], 0, S-1), the sampler draws from
-    # table k. None means zeros (a version-1 file). psic_train/codingoffset.py explains the split.
+    # table k. None gives zeros (a version-1 file). psic_train/codingoffset.py explains the split.
     coding_offset: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.coding_offset = (np.zeros(self.C, np.int64) if self.coding_offset is None
+                              else np.asarray(self.coding_offset, np.int64))
 
     @property
     def level_channels(self) -> int:
         return self.C // self.L
 
-    @property
-    def coding_offsets(self) -> np.ndarray:
-        """The coding offset of every latent channel (int64 [C]; zeros for a version-1 model)."""
-        if self.coding_offset is None:
-            return np.zeros(self.C, np.int64)
-        return np.asarray(self.coding_offset, np.int64)
-
     def coding_index(self, k: np.ndarray, first_channel: int = 0) -> np.ndarray:
         """The coder's table index for scale indexes `k` [B, c, h, w] of latent channels
         first_channel ..< first_channel + c: clamp(k + offset, 0, S-1)."""
         k = np.asarray(k, np.int64)
-        off = self.coding_offsets[first_channel:first_channel + k.shape[1]].reshape(1, -1, 1, 1)
+        off = self.coding_offset[first_channel:first_channel + k.shape[1]].reshape(1, -1, 1, 1)
         return np.clip(k + off, 0, self.scale_grid.count - 1)
 
     @property
@@ -315,24 +313,39 @@ class CDFTables:
         n = int(self.length[row])
         return np.diff(self.cdf[row, :n + 1].astype(np.int64))
 
+    @cached_property
+    def cost_table(self) -> tuple[np.ndarray, int]:
+        """(cost [rows, W] in bits, v0): cost[r, j] is what coding value v0 + j with table r costs,
+        -log2(f/2^16), or for a value outside the table the escape symbol plus its bypass bits
+        (escape_bypass_bits). The columns span every table's regular symbols and one value past
+        each end, which every table escapes (`bits` prices values beyond those from them)."""
+        offset = np.asarray(self.offset, np.int64)
+        length = np.asarray(self.length, np.int64)
+        v0 = int(offset.min()) - 1
+        values = np.arange(v0, int((offset + length - 2).max()) + 2)
+        bypass = escape_bypass_bits(values)
+        cost = np.empty((len(length), len(values)))
+        for r in range(len(length)):
+            n = int(length[r])
+            bits = -np.log2(self.freq(r) / CDF_TOTAL)
+            idx = values - int(offset[r])
+            escape = (idx < 0) | (idx >= n - 1)
+            cost[r] = np.where(escape, bits[n - 1] + bypass, bits[np.clip(idx, 0, n - 2)])
+        return cost, v0
+
     def bits(self, rows: np.ndarray, symbols: np.ndarray) -> tuple[float, int]:
-        """Total cost in bits of coding `symbols` with tables `rows` (same shapes): -log2(f/2^16)
-        per symbol; a symbol outside a table's range costs the escape symbol plus its bypass bits
-        (escape_bypass_bits). Returns (bits, escapes)."""
+        """Total cost in bits of coding `symbols` with tables `rows` (same shapes), as `cost_table`
+        prices them. Returns (bits, escapes)."""
         rows = np.asarray(rows, np.int64).ravel()
         sym = np.asarray(symbols, np.int64).ravel()
-        total, escapes = 0.0, 0
-        for r in np.unique(rows):
-            m = rows == r
-            f = self.freq(int(r))
-            n = int(self.length[r])
-            idx = sym[m] - int(self.offset[r])
-            esc = (idx < 0) | (idx >= n - 1)
-            cost = -np.log2(f / CDF_TOTAL)
-            total += float(cost[idx[~esc]].sum())
-            if esc.any():
-                escapes += int(esc.sum())
-                total += float(esc.sum() * cost[n - 1]) + float(escape_bypass_bits(sym[m][esc]).sum())
+        cost, v0 = self.cost_table
+        col = np.clip(sym - v0, 0, cost.shape[1] - 1)
+        total = float(cost[rows, col].sum())
+        beyond = col != sym - v0                  # priced as the end column: swap in their own bypass bits
+        if beyond.any():
+            total += float((escape_bypass_bits(sym[beyond]) - escape_bypass_bits(col[beyond] + v0)).sum())
+        idx = sym - np.asarray(self.offset, np.int64)[rows]
+        escapes = int(((idx < 0) | (idx >= np.asarray(self.length, np.int64)[rows] - 1)).sum())
         return total, escapes
 
     def sample(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -63,7 +63,7 @@ def int_tensors(ent: IntEntropyModel) -> dict[str, np.ndarray]:
         t[f"{prefix}_cdf"] = np.asarray(tab.cdf, np.int32)
         t[f"{prefix}_cdf_length"] = np.asarray(tab.length, np.int32)
         t[f"{prefix}_offset"] = np.asarray(tab.offset, np.int32)
-    t["gaussian_coding_offset"] = np.asarray(ent.coding_offsets, np.int32)
+    t["gaussian_coding_offset"] = np.asarray(ent.coding_offset, np.int32)
     return t
 
 

@@ -46,6 +46,26 @@ def test_costs_are_the_tables_bits():
             assert costs[c, j] == pytest.approx(tables.bits(k, enc["q"][:, c])[0])
 
 
+def test_bits_price_each_symbol_by_its_table():
+    """CDFTables.bits against the rule spelt out: -log2(f/2^16) inside a table, the escape symbol's
+    bits plus Elias-gamma bypass bits outside it, also for values beyond every table."""
+    tables = gaussian_tables(im.ScaleGrid(64))
+    rows = np.array([0, 0, 5, 63, 63, 20])
+    far = 10 * int(tables.length.max())
+    symbols = np.array([0, 40, -1, 3, -far, far])
+    expected, escapes = 0.0, 0
+    for r, v in zip(rows, symbols):
+        f, n = tables.freq(r), int(tables.length[r])
+        i = v - int(tables.offset[r])
+        if 0 <= i < n - 1:
+            expected += -np.log2(f[i] / im.CDF_TOTAL)
+        else:
+            escapes += 1
+            expected += -np.log2(f[n - 1] / im.CDF_TOTAL) + float(im.escape_bypass_bits(np.array([v]))[0])
+    bits, esc = tables.bits(rows, symbols)
+    assert esc == escapes == 3 and bits == pytest.approx(expected, rel=1e-12)
+
+
 def test_calibration_widens_the_tables_of_symbols_wider_than_their_scale():
     tables = gaussian_tables(im.ScaleGrid(128))
     ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
@@ -82,7 +102,7 @@ def test_calibrated_offsets_never_cost_bits_on_the_calibration_latents(setup):
     import export
     fresh = replace(ent)
     summary = export.calibrate_coding_offsets(model, fresh, (y, z), (y[:0], z[:0]))
-    assert fresh.coding_offset is not None and len(summary["offsets"]) == ent.C
+    assert list(fresh.coding_offset) == summary["offsets"] and len(summary["offsets"]) == ent.C
     _, before, _, _ = int_bits(replace(ent, coding_offset=None), y.numpy(), z.numpy())
     _, after, _, _ = int_bits(fresh, y.numpy(), z.numpy())
     assert after.sum() <= before.sum() + 1e-6
@@ -98,7 +118,7 @@ def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(s
     meta = write_model(path, model, replace(ent, coding_offset=offsets), fp16=False, training={"steps": 0})
     assert meta["format_version"] == 2
     mf = ModelFile(path)
-    assert np.array_equal(mf.entropy.coding_offsets, offsets)
+    assert np.array_equal(mf.entropy.coding_offset, offsets)
     assert np.array_equal(mf.entropy.encode(y.numpy(), z.numpy())["k_code"],
                           replace(ent, coding_offset=offsets).encode(y.numpy(), z.numpy())["k_code"])
 
@@ -112,7 +132,7 @@ def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(s
     tensors = load_file(str(path))
     del tensors["gaussian_coding_offset"]
     v1 = ModelFile(rewrite("v1.safetensors", tensors, format_version=1))
-    assert np.array_equal(v1.entropy.coding_offsets, np.zeros(ent.C))
+    assert np.array_equal(v1.entropy.coding_offset, np.zeros(ent.C))
     with pytest.raises(ValueError, match="needs gaussian_coding_offset"):
         ModelFile(rewrite("v2-missing.safetensors", tensors))
     for far in (ent.scale_grid.count, np.iinfo(np.int32).min):
