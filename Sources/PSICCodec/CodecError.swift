@@ -16,6 +16,8 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The image's own buffers (planes, latents; one set per seed of a decode) need more memory
     /// than is free, so the work is refused before it starts.
     case insufficientMemory(width: Int, height: Int, neededBytes: Int, availableBytes: Int)
+    /// A rate-distortion λ that is not a finite number above 0 (`Quantization.rateDistortion`).
+    case invalidRateDistortionLambda(Double)
     /// A stream format version this code cannot write (`EncodeRequest.formatVersion`).
     case unsupportedFormatVersion(UInt16, supported: ClosedRange<UInt16>)
 
@@ -31,6 +33,8 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidQualityTarget(v): return "quality target \(v) is not a finite number of dB"
         case let .insufficientMemory(w, h, needed, available):
             return "a \(w)x\(h) image needs about \(needed >> 20) MiB for its buffers and \(available >> 20) MiB is free"
+        case let .invalidRateDistortionLambda(v):
+            return "rate-distortion lambda \(v) must be a finite number above 0 (use nearest rounding to turn it off)"
         case let .unsupportedFormatVersion(v, supported):
             return "stream format version \(v) cannot be written; choose one of \(supported.lowerBound)...\(supported.upperBound)"
                 + " (a container's limit counts; a decode needs them once per sample): free memory or use a larger machine"

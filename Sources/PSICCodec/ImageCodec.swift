@@ -16,6 +16,8 @@ public final class ImageCodec: Sendable {
     let transforms: ModelTransforms
     let zTables: CDFTableSet
     let gaussianTables: CDFTableSet
+    /// The Gaussian tables' prices, for the rate-distortion quantiser.
+    let symbolCosts: SymbolCosts
     let availableMemory: @Sendable () -> Int?
 
     /// Idle graph memory kept by default: an eighth of the memory the process may use (the
@@ -82,6 +84,7 @@ public final class ImageCodec: Sendable {
                                               idleGraphBytesLimit: idleGraphBytesLimit, tileTensorBytes: tileTensorBytes)
         self.zTables = try CDFTableSet(model.zTables)
         self.gaussianTables = try CDFTableSet(model.gaussianTables)
+        self.symbolCosts = SymbolCosts(gaussianTables)
         guard zTables.count == model.zChannels, gaussianTables.count == model.info.constants.scaleCount else {
             throw ModelError.unsupportedModel(reason: "CDF table counts do not match the architecture")
         }
@@ -92,9 +95,26 @@ public final class ImageCodec: Sendable {
     /// Compresses `image`, transmitting the first `levels` synonymous levels (all when nil), or
     /// as many of them as fit in `maxBytes` when given (see `EncodeRequest.maxBytes`).
     public func encode(_ image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil,
-                       formatVersion: UInt16 = PSICStream.formatVersion, profile: CodecProfile? = nil) throws -> [UInt8] {
-        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes, formatVersion: formatVersion)],
+                       formatVersion: UInt16 = PSICStream.formatVersion, quantization: Quantization = .modelDefault,
+                       profile: CodecProfile? = nil) throws -> [UInt8] {
+        try encodeBatch([EncodeRequest(image: image, levels: levels, seed: seed, maxBytes: maxBytes, formatVersion: formatVersion,
+                                       quantization: quantization)],
                         profile: profile)[0].get()
+    }
+
+    /// The quantiser `quantization` names for this model: nil for nearest rounding.
+    func quantizer(_ quantization: Quantization) throws(CodecError) -> RateDistortionQuantizer? {
+        let lambda: Double
+        switch quantization {
+        case .nearest: return nil
+        case .modelDefault:
+            guard let l = model.rateDistortionLambda else { return nil }
+            lambda = l
+        case let .rateDistortion(l):
+            guard l.isFinite, l > 0 else { throw .invalidRateDistortionLambda(l) }
+            lambda = l
+        }
+        return RateDistortionQuantizer(costs: symbolCosts, lambda: lambda)
     }
 
     /// Compresses several images together: every network stage runs once for the whole batch
@@ -107,6 +127,7 @@ public final class ImageCodec: Sendable {
         let m = CodecModel.sizeMultiple
         var lanes = BatchLanes<EncodeState, [UInt8]>(count: requests.count)
         var valid: [Int] = []
+        var quantizers = [RateDistortionQuantizer?](repeating: nil, count: requests.count)
         for (k, r) in requests.enumerated() {
             let l = r.levels ?? L
             if !(1...L).contains(l) {
@@ -118,7 +139,12 @@ public final class ImageCodec: Sendable {
             } else if let e = memoryShortfall(width: r.image.width, height: r.image.height, copies: 1) {
                 lanes.fail(k, e)
             } else {
-                valid.append(k)
+                do {
+                    quantizers[k] = try quantizer(r.quantization)
+                    valid.append(k)
+                } catch {
+                    lanes.fail(k, error)
+                }
             }
         }
         do {
@@ -155,14 +181,21 @@ public final class ImageCodec: Sendable {
                         let base = i * model.levelChannels * st.grid!.plane
                         var symbols = [Int32](repeating: 0, count: params.means.count)
                         var latents = [Int32](repeating: 0, count: params.means.count)
-                        for j in 0..<symbols.count {
-                            let q = LatentQuantizer.symbol(latent: st.y[base + j], mean: params.means[j], clamp: clamp)
-                            symbols[j] = q
-                            latents[j] = LatentQuantizer.latent(symbol: q, mean: params.means[j])
+                        let tableIndexes = params.codingTableIndexes
+                        if let rdq = quantizers[k] {
+                            for j in 0..<symbols.count {
+                                symbols[j] = rdq.symbol(latent: st.y[base + j], mean: params.means[j],
+                                                        codingTable: Int(tableIndexes[j]), clamp: clamp)
+                            }
+                        } else {
+                            for j in 0..<symbols.count {
+                                symbols[j] = LatentQuantizer.symbol(latent: st.y[base + j], mean: params.means[j], clamp: clamp)
+                            }
                         }
+                        for j in 0..<symbols.count { latents[j] = LatentQuantizer.latent(symbol: symbols[j], mean: params.means[j]) }
                         st.grid!.store(level: i, latents)
                         st.levelSections.append(try LevelCoder.encode(
-                            symbols: symbols, tableIndexes: params.codingTableIndexes,
+                            symbols: symbols, tableIndexes: tableIndexes,
                             shape: LatentShape(channels: model.levelChannels, height: st.grid!.height, width: st.grid!.width),
                             tables: gaussianTables))
                     }
@@ -246,14 +279,17 @@ public struct EncodeRequest: Sendable {
     /// The stream format version to write: the newest (`PSICStream.formatVersion`) unless a
     /// reader of an older one must read the stream. Every version decodes to the same image.
     public var formatVersion: UInt16
+    /// How latents become symbols: the model file's choice unless set.
+    public var quantization: Quantization
 
     public init(image: RGBImage, levels: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil,
-                formatVersion: UInt16 = PSICStream.formatVersion) {
+                formatVersion: UInt16 = PSICStream.formatVersion, quantization: Quantization = .modelDefault) {
         self.image = image
         self.levels = levels
         self.seed = seed
         self.maxBytes = maxBytes
         self.formatVersion = formatVersion
+        self.quantization = quantization
     }
 }
 

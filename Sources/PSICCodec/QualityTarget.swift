@@ -11,12 +11,16 @@ public struct QualityRequest: Sendable {
     public var seed: UInt64
     /// The stream format version to write (see `EncodeRequest.formatVersion`).
     public var formatVersion: UInt16
+    /// How latents become symbols (see `EncodeRequest.quantization`).
+    public var quantization: Quantization
 
-    public init(image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0, formatVersion: UInt16 = PSICStream.formatVersion) {
+    public init(image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0, formatVersion: UInt16 = PSICStream.formatVersion,
+                quantization: Quantization = .modelDefault) {
         self.image = image
         self.minimumPSNR = minimumPSNR
         self.seed = seed
         self.formatVersion = formatVersion
+        self.quantization = quantization
     }
 }
 
@@ -77,9 +81,10 @@ extension ImageCodec {
     /// backend (the stream's seed, sampled details), reaches `minimumPSNR` dB. See
     /// `encodeBatch(targeting:)` for how.
     public func encode(_ image: RGBImage, minimumPSNR: Double, seed: UInt64 = 0,
-                       formatVersion: UInt16 = PSICStream.formatVersion,
+                       formatVersion: UInt16 = PSICStream.formatVersion, quantization: Quantization = .modelDefault,
                        profile: CodecProfile? = nil) throws -> QualityTargetedStream {
-        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed, formatVersion: formatVersion)],
+        try encodeBatch(targeting: [QualityRequest(image: image, minimumPSNR: minimumPSNR, seed: seed, formatVersion: formatVersion,
+                                                   quantization: quantization)],
                         profile: profile)[0].get()
     }
 
@@ -96,7 +101,8 @@ extension ImageCodec {
         }
         let todo = requests.indices.filter { results[$0] == nil }
         let streams = encodeBatch(todo.map { EncodeRequest(image: requests[$0].image, seed: requests[$0].seed,
-                                                               formatVersion: requests[$0].formatVersion) }, profile: profile)
+                                                               formatVersion: requests[$0].formatVersion,
+                                                               quantization: requests[$0].quantization) }, profile: profile)
         var searches: [Int: (parsed: PSICStream, search: LevelSearch)] = [:]
         for (k, s) in zip(todo, streams) {
             do {

@@ -166,6 +166,16 @@ public final class CodecModel: Sendable {
         } else {
             codingOffsets = [Int32](repeating: 0, count: a.C)
         }
+        if let lambda = info.encoder?.rateDistortionLambda, !(lambda.isFinite && lambda >= 0) {
+            throw ModelError.unsupportedModel(reason: "encoder.rate_distortion_lambda \(lambda) is not a finite number >= 0")
+        }
+    }
+
+    /// λ of the encoder's rate-distortion quantiser that the exporter chose (bits per squared
+    /// latent step), or nil when the file names none or 0: then the encoder rounds to the nearest symbol.
+    public var rateDistortionLambda: Double? {
+        guard let l = info.encoder?.rateDistortionLambda, l > 0 else { return nil }
+        return l
     }
 
     /// Widest channel count a model may declare (the shipped model's widest is 160).

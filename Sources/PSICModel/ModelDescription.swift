@@ -44,6 +44,16 @@ public struct ModelDescription: Codable, Sendable {
         }
     }
 
+    /// Settings the exporter tuned for this model's encoder. They change which symbols an encoder
+    /// chooses, never what a stream means, so a file without them (before session 51) decodes the
+    /// same and encodes with nearest rounding.
+    public struct EncoderSettings: Codable, Sendable {
+        /// λ of the rate-distortion quantiser, in bits per squared latent step (`ImageCodec`'s
+        /// `Quantization.rateDistortion`); absent or 0: round to the nearest symbol.
+        public let rateDistortionLambda: Double?
+        enum CodingKeys: String, CodingKey { case rateDistortionLambda = "rate_distortion_lambda" }
+    }
+
     public let format: String
     public let formatVersion: Int
     public let architecture: Architecture
@@ -52,10 +62,12 @@ public struct ModelDescription: Codable, Sendable {
     public let intLayers: [String: IntLayer]
     public let fingerprint: String
     public let training: [String: JSONValue]?
+    /// Absent in files exported before session 51.
+    public let encoder: EncoderSettings?
 
     enum CodingKeys: String, CodingKey {
         case format, formatVersion = "format_version", architecture, constants, sampling,
-             intLayers = "int_layers", fingerprint, training
+             intLayers = "int_layers", fingerprint, training, encoder
     }
 
     /// The model format versions this build reads: version 2 added the coder's scale-index

@@ -116,7 +116,7 @@ public final class EncodingServer: Sendable {
 
     private func encode(_ request: Request) async throws -> Response {
         let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "max_bytes", "min_psnr",
-                                                                                "format_version"])
+                                                                                "format_version", "rd_lambda"])
         let maxBytes = try intParameter(request.uri.queryParameters["max_bytes"], "max_bytes", range: 1...Int.max)
         let minPSNR = try psnrParameter(request.uri.queryParameters["min_psnr"])
         // Older decoders read only version 1; the newest is the default.
@@ -124,6 +124,7 @@ public final class EncodingServer: Sendable {
         let formatVersion = try intParameter(request.uri.queryParameters["format_version"], "format_version",
                                              range: Int(writable.lowerBound)...Int(writable.upperBound))
             .map { UInt16($0) } ?? PSICStream.formatVersion
+        let quantization = try quantizationParameter(request.uri.queryParameters["rd_lambda"])
         if minPSNR != nil, levels != nil || maxBytes != nil {
             throw ServerError.invalidQuery("min_psnr chooses the levels itself: drop levels and max_bytes")
         }
@@ -136,7 +137,8 @@ public final class EncodingServer: Sendable {
         }
         if let minPSNR {
             let output = try await run(.encodeToQuality(QualityRequest(image: image, minimumPSNR: minPSNR, seed: seed ?? 0,
-                                                                       formatVersion: formatVersion)), decoding: false)
+                                                                       formatVersion: formatVersion, quantization: quantization)),
+                                     decoding: false)
             guard case let .targeted(t) = output else { throw ServerError.internalError("encode returned no stream") }
             var headers: HTTPFields = [.contentType: "application/x-psic"]
             headers[Self.levelsHeader] = String(t.levels)
@@ -145,7 +147,8 @@ public final class EncodingServer: Sendable {
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: t.stream)))
         }
         let output = try await run(.encode(EncodeRequest(image: image, levels: levels, seed: seed ?? 0, maxBytes: maxBytes,
-                                                         formatVersion: formatVersion)), decoding: false)
+                                                         formatVersion: formatVersion, quantization: quantization)),
+                                   decoding: false)
         guard case let .stream(stream) = output else { throw ServerError.internalError("encode returned no stream") }
         return Response(status: .ok,
                         headers: [.contentType: "application/x-psic"],
@@ -232,6 +235,16 @@ public final class EncodingServer: Sendable {
         }
         guard buffer.readableBytes > 0 else { throw ServerError.emptyBody }
         return Array(buffer.readableBytesView)
+    }
+
+    /// `rd_lambda`: the encoder's rate-distortion weight (`psic encode --rd-lambda`); absent, the
+    /// model file's; 0, nearest rounding.
+    private func quantizationParameter(_ raw: Substring?) throws -> Quantization {
+        guard let raw else { return .modelDefault }
+        guard let v = Double(raw), v.isFinite, v >= 0 else {
+            throw ServerError.invalidQuery("rd_lambda=\(raw) must be a number >= 0 (0 rounds to the nearest symbol)")
+        }
+        return v == 0 ? .nearest : .rateDistortion(lambda: v)
     }
 
     private func intParameter(_ raw: Substring?, _ name: String, range: ClosedRange<Int>) throws -> Int? {

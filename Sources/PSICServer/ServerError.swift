@@ -112,7 +112,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             return .invalidPNG(e.description)
         case let e as CodecError:
             switch e {
-            case .invalidLevels, .invalidSampleCount, .budgetTooSmall, .invalidQualityTarget, .unsupportedFormatVersion:
+            case .invalidLevels, .invalidSampleCount, .budgetTooSmall, .invalidQualityTarget, .unsupportedFormatVersion,
+                 .invalidRateDistortionLambda:
                 return .invalidQuery(e.description)
             case .noLevelsInStream: return .invalidStream(e.description)
             case .imageTooLarge: return decoding ? .invalidStream(e.description) : .imageTooLarge(e.description)

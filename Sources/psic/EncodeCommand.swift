@@ -39,6 +39,10 @@ struct EncodeCommand: AsyncParsableCommand {
                                             discussion: "Version 1 streams are 18 bytes larger in the header and ~6 bytes per substream larger; write them only for decoders that read no newer version. Both decode to the same image."))
     var formatVersion: UInt16 = PSICStream.formatVersion
 
+    @Option(name: .long, help: ArgumentHelp("Rate-distortion weight of the encoder's symbol choice, bits per squared latent step (default: the model file's).",
+                                            discussion: "Near a rounding boundary the encoder takes the cheaper of the two symbols around a latent unless that costs more than lambda times the extra squared error. Larger is closer to plain rounding; 0 is plain rounding (as the model trained). Decoders read every choice alike."))
+    var rdLambda: Double?
+
     @Option(name: .shortAndLong, help: "Images encoded at once (default: 1 on Vulkan, 2 on the CPU).")
     var jobs: Int?
 
@@ -54,6 +58,15 @@ struct EncodeCommand: AsyncParsableCommand {
         }
         if let minPsnr, !minPsnr.isFinite { throw ValidationError("--min-psnr must be a number of dB, e.g. 30") }
         try validateFormatVersion(formatVersion)
+        if let rdLambda, !(rdLambda.isFinite && rdLambda >= 0) {
+            throw ValidationError("--rd-lambda must be a number >= 0 (0 rounds to the nearest symbol)")
+        }
+    }
+
+    /// The quantiser --rd-lambda names.
+    private var quantization: Quantization {
+        guard let rdLambda else { return .modelDefault }
+        return rdLambda == 0 ? .nearest : .rateDistortion(lambda: rdLambda)
     }
 
     /// The byte limit for an image of `pixels` pixels, if any.
@@ -83,12 +96,13 @@ struct EncodeCommand: AsyncParsableCommand {
             let stream: [UInt8]
             let profile = progress.tileProfile(for: files[i].lastPathComponent)
             if let minPsnr {
-                let chosen = try withFile(files[i]) { try codec.encode(image, minimumPSNR: minPsnr, formatVersion: formatVersion, profile: profile) }
+                let chosen = try withFile(files[i]) { try codec.encode(image, minimumPSNR: minPsnr, formatVersion: formatVersion,
+                                                                                  quantization: quantization, profile: profile) }
                 stream = chosen.stream
                 summary.noteLevels(chosen.levels, reachedTarget: chosen.reached)
             } else {
                 stream = try withFile(files[i]) { try codec.encode(image, levels: levels, maxBytes: limit, formatVersion: formatVersion,
-                                                                     profile: profile) }
+                                                                     quantization: quantization, profile: profile) }
                 if limit != nil { summary.noteLevels(try PSICStream.peekHeader(stream).levelsPresent) }
             }
             try writeOutput(stream, to: outputs[i])

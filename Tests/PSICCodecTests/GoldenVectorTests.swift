@@ -52,6 +52,22 @@ final class GoldenVectorTests: XCTestCase {
             grid.store(level: i, latents)
         }
 
+        // The encoder's rate-distortion choice for every latent of the golden y, given each level's
+        // means and coding tables: the exporter's rd_symbols to the bit (both price in Double).
+        if g.file.entries["rd_q"] != nil {
+            let lambda = try XCTUnwrap(g.info["rd_lambda"] as? Double)
+            let rdq = RateDistortionQuantizer(costs: SymbolCosts(try CDFTableSet(model.gaussianTables)), lambda: lambda)
+            let yRef = try g.file.floats("y"), rdRef = try g.file.ints("rd_q")
+            let clamp = Float(model.info.constants.latentClamp)
+            let chosen = (0..<yRef.count).map { j in
+                rdq.symbol(latent: yRef[j], mean: mu[j], codingTable: Int(codingIndex[j]), clamp: clamp)
+            }
+            XCTAssertEqual(chosen, rdRef, "rate-distortion symbols differ")
+            XCTAssertNotEqual(chosen, q, "the rate-distortion choice changed no symbol: the check would prove nothing")
+        } else {
+            XCTFail("golden vectors without rd_q: re-run Tools/train/export.py with --golden Tests/Golden")
+        }
+
         // Sampling: levels from `sample_level` on, with `sample_seed`, from the transmitted ones.
         let sampleLevel = g.info["sample_level"] as? Int ?? 2
         let seed = UInt64(g.info["sample_seed"] as? Int ?? 7)

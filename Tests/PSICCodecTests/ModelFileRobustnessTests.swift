@@ -156,6 +156,8 @@ final class ModelFileRobustnessTests: XCTestCase {
             (["int_layers", "h_s.4", "input_bound"], 1),  // h_s.2 outputs more than that
             (["int_layers", "ep.0.2", "kernel"], 3),
             (["int_layers", "ep.7.4", "activation"], "gelu"),
+            (["encoder", "rate_distortion_lambda"], -1),
+            (["encoder", "rate_distortion_lambda"], "40"),
         ]
         for (path, value) in cases {
             var m = try EditableModel()
@@ -165,6 +167,28 @@ final class ModelFileRobustnessTests: XCTestCase {
         var none = try EditableModel()
         none.psic = [:]
         guard case .unsupportedModel? = loadOutcome(try none.bytes()) else { return XCTFail("a file without PSIC metadata") }
+    }
+
+    /// The encoder block is optional: a lambda there is the encoder's default; without it, or
+    /// with 0, the encoder rounds to the nearest symbol. The tensors (and fingerprint) are the same.
+    func testEncoderSettingsSetTheEncodersDefault() throws {
+        let shipped = try CodecFixtures.loadModel()
+        var with = try EditableModel()
+        with.setMetadata(["encoder", "rate_distortion_lambda"], 40)
+        let tuned = try CodecModel(bytes: try with.bytes())
+        XCTAssertEqual(tuned.rateDistortionLambda, 40)
+        XCTAssertEqual(tuned.fingerprint, shipped.fingerprint)
+        var zero = try EditableModel()
+        zero.setMetadata(["encoder", "rate_distortion_lambda"], 0)
+        XCTAssertNil(try CodecModel(bytes: try zero.bytes()).rateDistortionLambda)
+        let image = try CodecFixtures.image("image_64x64.png")
+        let a = try ImageCodec(model: tuned, backend: CodecFixtures.cpu), b = try ImageCodec(model: shipped, backend: CodecFixtures.cpu)
+        let stream = try a.encode(image)
+        XCTAssertEqual(stream, try b.encode(image, quantization: .rateDistortion(lambda: 40)))
+        XCTAssertNotEqual(stream, try b.encode(image))
+        XCTAssertEqual(try a.encode(image, quantization: .nearest), try b.encode(image))
+        // either model decodes it alike
+        XCTAssertEqual(try a.decodeLatents(stream, seeds: [1]).map(\.ints), try b.decodeLatents(stream, seeds: [1]).map(\.ints))
     }
 
     /// Format version 2 added the coder's scale-index offsets: a version-2 file without them is

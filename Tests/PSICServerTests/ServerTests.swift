@@ -71,6 +71,12 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(v1Target.status, 200, v1Target.text)
         XCTAssertEqual(try PSICStream.peekHeader(v1Target.body).formatVersion, 1)
         XCTAssertEqual(v1Target.headers["psic-levels"], String(chosen.levels))
+        // The encoder's rate-distortion weight, as `psic encode --rd-lambda` takes it (0: nearest).
+        let rd = try await client.send(s.url("/v1/encode?rd_lambda=40"), body: png)
+        XCTAssertEqual(rd.status, 200, rd.text)
+        XCTAssertEqual(rd.body, try codec.encode(image, quantization: .rateDistortion(lambda: 40)))
+        let rdNearest = try await client.send(s.url("/v1/encode?rd_lambda=0"), body: png)
+        XCTAssertEqual(rdNearest.body, try codec.encode(image, quantization: .nearest))
         try await s.stop()
     }
 
@@ -152,6 +158,9 @@ final class ServerTests: XCTestCase {
             ("format_version 0", "/v1/encode?format_version=0", png, 400, "invalid_query"),
             ("format_version not yet written", "/v1/encode?format_version=\(PSICStream.formatVersion + 1)", png, 400, "invalid_query"),
             ("format_version on decode", "/v1/decode?format_version=1", stream, 400, "invalid_query"),
+            ("rd_lambda negative", "/v1/encode?rd_lambda=-1", png, 400, "invalid_query"),
+            ("rd_lambda not a number", "/v1/encode?rd_lambda=nan", png, 400, "invalid_query"),
+            ("rd_lambda on decode", "/v1/decode?rd_lambda=40", stream, 400, "invalid_query"),
             ("not a stream", "/v1/decode", Array("PSIC but not really".utf8), 400, "invalid_stream"),
             ("truncated stream", "/v1/decode", Array(stream.prefix(stream.count - 7)), 400, "invalid_stream"),
             ("damaged stream", "/v1/decode", stream.enumerated().map { $0.offset == stream.count - 3 ? $0.element ^ 0x55 : $0.element },

@@ -58,6 +58,13 @@ FP16_PSNR_LIMIT = 0.05
 GOLDEN_SAMPLE_LEVEL = 2
 GOLDEN_SAMPLE_SEED = 7
 KODAK_SAMPLE_SEED = 0
+# The rate-distortion weight the golden vectors check the encoder's rule at (bits per squared
+# latent step, intmodel.rd_symbols) when the model file names none. Exported files name none unless
+# --rd-lambda asks: session 51 measured the rule on 8 Kodak photos with the step-206500 model
+# (Tools/train/rd_probe.py) and it trades the perceptual metric for PSNR at every weight tried
+# (40: PSNR BD-rate -1.2 %, MS-SSIM +0.1 %, SSIMULACRA2 +1.4 %), so the encoder rounds to the
+# nearest symbol unless told otherwise.
+GOLDEN_RD_LAMBDA = 40.0
 
 
 def _scale_count(text: str) -> int:
@@ -93,12 +100,18 @@ def parse_args(argv=None):
     p.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="the checkpoint's moving average of the weights (when it has one) or its raw weights")
     p.add_argument("--fp16", action="store_true", help="store g_a/g_s/h_a in F16 if that costs < 0.05 dB")
-    p.add_argument("--golden", type=Path, help="folder of golden test images (*.png): regenerate their vectors")
+    p.add_argument("--golden", type=Path, help="folder of golden test images (*.png): regenerate their vectors "
+                                               "(with --evaluate: the file's, in place, e.g. Tests/Golden)")
     p.add_argument("--kodak", type=Path, help="folder of evaluation images: per-level bpp/PSNR/MS-SSIM")
     p.add_argument("--kodak-seeds", type=_seed_list, default=[KODAK_SAMPLE_SEED], metavar="S,S,...",
                    help="with --kodak: also decode the sampled levels with these seeds (the first must be "
                         f"{KODAK_SAMPLE_SEED}, the seed the main table and shipping use), so `figures.py exports` "
                         "can tell whether a BD-rate between two models holds for other draws of the details")
+    p.add_argument("--rd-lambda", type=_rd_lambda, default=None, metavar="BITS",
+                   help="the encoder's rate-distortion weight, bits per squared latent step (intmodel.rd_symbols): "
+                        "with --checkpoint written into the model file as its encoder's default, with --evaluate "
+                        "used instead of the file's; the Kodak evaluation encodes with it (default: none written, "
+                        "the file's own read; 0: nearest rounding)")
     p.add_argument("--report", type=Path, help="JSON report (default: <out without suffix>.report.json)")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train",
                    help="training photos: calibration crops from all but the last --holdout; the rate check also on crops of those last")
@@ -231,6 +244,16 @@ def full_decode_psnr(tr: Transforms, ent: im.IntEntropyModel, x: torch.Tensor) -
     return float(np.mean(ps))
 
 
+def _rd_lambda(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number >= 0 (0 rounds to the nearest symbol)")
+    return v
+
+
 def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
     from safetensors.numpy import save_file
     img = load_rgb(png)
@@ -241,6 +264,7 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
     z_hat = im.quantize_z(z.numpy())
     ent = mf.entropy
     enc = ent.encode(y.numpy(), z_hat, exact_int=True)
+    rd_lambda = mf.rd_lambda or GOLDEN_RD_LAMBDA      # a file without one still checks the rule
     x_hat = mf.g_s(torch.from_numpy(enc["y_hat"]).float() / im.MEAN_SCALE)
     smp = ent.sample(enc["H"], enc["y_hat"], GOLDEN_SAMPLE_LEVEL, GOLDEN_SAMPLE_SEED, exact_int=True)
     i32 = lambda a: np.ascontiguousarray(a[0], dtype=np.int32)  # noqa: E731
@@ -251,22 +275,39 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
          "coding_index": i32(enc["k_code"]),
          "q": i32(enc["q"]), "y_hat": i32(enc["y_hat"]), "x_hat": f32(x_hat),
          "sampled_y_hat": i32(smp["y_hat"]), "sampled_mu": i32(smp["mu"]),
-         "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"])}
+         "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"]),
+         # the rate-distortion quantiser's choice for every latent given the nearest-rounding
+         # chain's means and tables (each choice is local to its latent, so one pass suffices)
+         "rd_q": i32(im.rd_symbols(np.clip(y.numpy(), -im.LATENT_CLAMP, im.LATENT_CLAMP)
+                                   - enc["mu"].astype(np.float32) / np.float32(im.MEAN_SCALE),
+                                   enc["k_code"], ent.gaussian, rd_lambda))}
     meta = {"model_fingerprint": mf.meta["fingerprint"], "image": png.name, "height": img.shape[0],
             "width": img.shape[1], "padded_height": padded.shape[0], "padded_width": padded.shape[1],
             "sample_level": GOLDEN_SAMPLE_LEVEL, "sample_seed": GOLDEN_SAMPLE_SEED,
-            "sampled_channels_from": GOLDEN_SAMPLE_LEVEL * lc}
+            "sampled_channels_from": GOLDEN_SAMPLE_LEVEL * lc, "rd_lambda": rd_lambda}
     save_file(t, str(out), metadata={"golden": json.dumps(meta, sort_keys=True)})
     out.chmod(0o644)
     return meta
 
 
+def write_golden(mf: ModelFile, folder: Path) -> list[str]:
+    """The golden vectors of every *.png in `folder`, beside it; returns the images' names."""
+    pngs = sorted(folder.glob("*.png"))
+    for png in pngs:
+        g = make_golden(mf, png, folder / f"{png.stem}.safetensors")
+        log(f"golden {png.name}: {g['width']}x{g['height']} (padded {g['padded_width']}x{g['padded_height']})")
+    return [p.name for p in pngs]
+
+
 def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
-                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,)) -> dict:
+                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,), rd_lambda: float | None = None) -> dict:
     """Per-image and mean per-level bpp / PSNR / MS-SSIM. Below level L the details are sampled with
     seeds[0] (KODAK_SAMPLE_SEED: "psnr", "ms_ssim") and at their mean ("*_mean_details"); with more
     seeds each row also lists the sampled figures of every seed ("psnr_seeds", "ms_ssim_seeds", in
-    the order of `seeds`; at level L, where nothing is sampled, the one decode repeated)."""
+    the order of `seeds`; at level L, where nothing is sampled, the one decode repeated). The codec's
+    symbols are chosen as its encoder does, with the file's rate-distortion weight unless
+    `rd_lambda` is given (0: nearest rounding)."""
+    rd = mf.rd_lambda if rd_lambda is None else rd_lambda
     from pytorch_msssim import ms_ssim
     assert seeds[0] == KODAK_SAMPLE_SEED
     ent, L = mf.entropy, mf.L
@@ -291,7 +332,7 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
         y = mf.g_a(x)
         z_hat = im.quantize_z(mf.h_a(y).numpy())
         zb, zesc = z_bits_int(ent, z_hat)
-        enc = ent.encode(y.numpy(), z_hat)
+        enc = ent.encode(y.numpy(), z_hat, rd_lambda=rd)
         lb = []
         for i in range(L):
             b, _ = ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
@@ -330,7 +371,7 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
         for l, row in enumerate(mean):
             for k in ("psnr_seeds", "ms_ssim_seeds"):
                 row[k] = [float(v) for v in np.mean([p["levels"][l][k] for p in per_image], axis=0)]
-    report = {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED,
+    report = {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED, "rd_lambda": rd,
               "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
     if len(seeds) > 1:
         report["sample_seeds"] = list(seeds)
@@ -361,9 +402,11 @@ def evaluate_file(args) -> None:
     report = {"model_file": str(args.evaluate), "step": meta.get("training", {}).get("steps"),
               "fingerprint": meta["fingerprint"], "evaluated_only": True,
               "heldout_eval": heldout_eval(model, args.data, args.holdout)}
+    if args.golden:
+        report["golden"] = write_golden(mf, args.golden)
     if args.kodak:
         log(f"evaluating on {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds)
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, args.rd_lambda)
     report["seconds"] = time.time() - t_start
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -438,7 +481,8 @@ def main(argv=None):
                 "device": str(ckpt.get("args", {}).get("device", "cpu")),
                 # what train.py --init MODEL_FILE continues with (psic_train/recipe.py)
                 "recipe": {k: v for k, v in ckpt.get("args", {}).items() if k in recipe_defaults()}}
-    meta = write_model(args.out, model, ent, use_fp16, training)
+    rd_lambda = args.rd_lambda or 0.0
+    meta = write_model(args.out, model, ent, use_fp16, training, rd_lambda)
     size = args.out.stat().st_size
     log(f"wrote {args.out} ({size / 2**20:.2f} MiB, fingerprint {meta['fingerprint']})")
 
@@ -456,7 +500,7 @@ def main(argv=None):
                                 "output_range": l.output_max, "max_abs_weight": int(np.abs(l.weight).max()),
                                 "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
                        for l in all_layers(ent)},
-        "coding_offset": offsets_report,
+        "coding_offset": offsets_report, "rd_lambda": rd_lambda,
         "s_H": ent.h_s[-1].extra["s_H"], "headroom": headroom, "h_range": h_range, "quantization_search": search,
         "scale_count": ent.scale_grid.count, "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",
@@ -466,11 +510,7 @@ def main(argv=None):
         log("held-out evaluation crops (the file rebuilt as floats): " + " ".join(
             f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in report["heldout_eval"]["sampled"]))
     if args.golden:
-        pngs = sorted(args.golden.glob("*.png"))
-        for png in pngs:
-            g = make_golden(mf, png, args.golden / f"{png.stem}.safetensors")
-            log(f"golden {png.name}: {g['width']}x{g['height']} (padded {g['padded_width']}x{g['padded_height']})")
-        report["golden"] = [p.name for p in pngs]
+        report["golden"] = write_golden(mf, args.golden)
     if args.kodak:
         log(f"evaluating {args.kodak}")
         report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds)
