@@ -104,17 +104,17 @@ public final class ImageCodec: Sendable {
 
     /// The quantiser `quantization` names for this model: nil for nearest rounding.
     func quantizer(_ quantization: Quantization) throws(CodecError) -> RateDistortionQuantizer? {
-        let lambda: Double
+        let lambdas: [Double]
         switch quantization {
         case .nearest: return nil
         case .modelDefault:
-            guard let l = model.rateDistortionLambda else { return nil }
-            lambda = l
+            guard let l = model.rateDistortionLambdas else { return nil }
+            lambdas = l
         case let .rateDistortion(l):
             guard l.isFinite, l > 0 else { throw .invalidRateDistortionLambda(l) }
-            lambda = l
+            lambdas = [Double](repeating: l, count: model.levels)
         }
-        return RateDistortionQuantizer(costs: symbolCosts, lambda: lambda)
+        return RateDistortionQuantizer(costs: symbolCosts, lambdas: lambdas)
     }
 
     /// Compresses several images together: every network stage runs once for the whole batch
@@ -182,10 +182,12 @@ public final class ImageCodec: Sendable {
                         var symbols = [Int32](repeating: 0, count: params.means.count)
                         var latents = [Int32](repeating: 0, count: params.means.count)
                         let tableIndexes = params.codingTableIndexes
-                        if let rdq = quantizers[k] {
+                        if let rdq = quantizers[k], rdq.lambdas[i] > 0 {
+                            let lambda = rdq.lambdas[i], costs = rdq.costs
                             for j in 0..<symbols.count {
-                                symbols[j] = rdq.symbol(latent: st.y[base + j], mean: params.means[j],
-                                                        codingTable: Int(tableIndexes[j]), clamp: clamp)
+                                symbols[j] = RateDistortionQuantizer.symbol(latent: st.y[base + j], mean: params.means[j],
+                                                                            codingTable: Int(tableIndexes[j]), clamp: clamp,
+                                                                            lambda: lambda, costs: costs)
                             }
                         } else {
                             for j in 0..<symbols.count {

@@ -4,23 +4,23 @@ import PSICEntropy
 /// `r = clamp(y) − mean/16`, the nearest `q0` (what `LatentQuantizer.symbol` gives) and the other
 /// one, it keeps the one with the lower `bits(q) + λ·(r − q)²`, where bits is the symbol's price in
 /// its coding table. Near a rounding boundary the two latents are about equally far from `y`, so
-/// taking the cheaper one saves bits for almost no error; λ (bits per squared latent step, from
-/// the model file) sets how far from the boundary that may go.
+/// taking the cheaper one saves bits for almost no error; λ (bits per squared latent step, one per
+/// level, from the model file or the caller) sets how far from the boundary that may go.
 ///
 /// Only the encoder runs this: a stream means what its symbols say, so every decoder, old or new,
 /// decodes it unchanged. The rule is the exporter's `rd_symbols` (Tools/train/psic_train/intmodel.py)
 /// to the bit, which the golden vectors check, so the exporter's rate-quality figures are the
-/// engine's. Measured on Kodak (session 51, Tools/train/rdoq_probe.py): λ = 40 gives about −1 %
-/// BD-rate in PSNR at every cut and leaves MS-SSIM where it was.
+/// engine's. Each move takes a latent toward its mean, which the perceptual metric notices:
+/// Tools/train/rd_probe.py and RESULTS.md (session 51) have what each λ buys and costs.
 struct RateDistortionQuantizer: Sendable {
     let costs: SymbolCosts
-    /// Bits per squared latent step; > 0.
-    let lambda: Double
+    /// Bits per squared latent step at each level; a level at 0 rounds to the nearest symbol.
+    let lambdas: [Double]
 
-    /// The symbol for float latent `y` at mean `mean` (1/16 units) coded with table `codingTable`.
-    /// Where either candidate would be escaped, the nearest symbol stands.
+    /// The symbol for float latent `y` at mean `mean` (1/16 units) coded with table `codingTable`
+    /// with weight `lambda` (> 0). Where either candidate would be escaped, the nearest symbol stands.
     @inline(__always)
-    func symbol(latent y: Float, mean: Int32, codingTable: Int, clamp: Float) -> Int32 {
+    static func symbol(latent y: Float, mean: Int32, codingTable: Int, clamp: Float, lambda: Double, costs: SymbolCosts) -> Int32 {
         let yc = y.isNaN ? 0 : min(max(y, -clamp), clamp)
         let r = yc - Float(mean) / 16
         let q0 = Int32(r.rounded())

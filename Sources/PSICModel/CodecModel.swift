@@ -166,15 +166,16 @@ public final class CodecModel: Sendable {
         } else {
             codingOffsets = [Int32](repeating: 0, count: a.C)
         }
-        if let lambda = info.encoder?.rateDistortionLambda, !(lambda.isFinite && lambda >= 0) {
-            throw ModelError.unsupportedModel(reason: "encoder.rate_distortion_lambda \(lambda) is not a finite number >= 0")
+        if let lambdas = info.encoder?.rateDistortionLambda, lambdas.count != a.L || !lambdas.allSatisfy({ $0.isFinite && $0 >= 0 }) {
+            throw ModelError.unsupportedModel(reason: "encoder.rate_distortion_lambda \(lambdas) is not \(a.L) finite numbers >= 0")
         }
     }
 
-    /// λ of the encoder's rate-distortion quantiser that the exporter chose (bits per squared
-    /// latent step), or nil when the file names none or 0: then the encoder rounds to the nearest symbol.
-    public var rateDistortionLambda: Double? {
-        guard let l = info.encoder?.rateDistortionLambda, l > 0 else { return nil }
+    /// λ of the encoder's rate-distortion quantiser at each level that the exporter chose (bits
+    /// per squared latent step; 0 at a level rounds it to the nearest symbol), or nil when the file
+    /// names none above 0: then the encoder rounds every level to the nearest symbol.
+    public var rateDistortionLambdas: [Double]? {
+        guard let l = info.encoder?.rateDistortionLambda, l.contains(where: { $0 > 0 }) else { return nil }
         return l
     }
 

@@ -48,9 +48,9 @@ public struct ModelDescription: Codable, Sendable {
     /// chooses, never what a stream means, so a file without them (before session 51) decodes the
     /// same and encodes with nearest rounding.
     public struct EncoderSettings: Codable, Sendable {
-        /// λ of the rate-distortion quantiser, in bits per squared latent step (`ImageCodec`'s
-        /// `Quantization.rateDistortion`); absent or 0: round to the nearest symbol.
-        public let rateDistortionLambda: Double?
+        /// λ of the rate-distortion quantiser for each level, in bits per squared latent step
+        /// (`ImageCodec`'s `Quantization`); absent, or 0 at a level: round to the nearest symbol.
+        public let rateDistortionLambda: [Double]?
         enum CodingKeys: String, CodingKey { case rateDistortionLambda = "rate_distortion_lambda" }
     }
 

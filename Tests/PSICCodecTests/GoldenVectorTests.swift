@@ -55,12 +55,16 @@ final class GoldenVectorTests: XCTestCase {
         // The encoder's rate-distortion choice for every latent of the golden y, given each level's
         // means and coding tables: the exporter's rd_symbols to the bit (both price in Double).
         if g.file.entries["rd_q"] != nil {
-            let lambda = try XCTUnwrap(g.info["rd_lambda"] as? Double)
-            let rdq = RateDistortionQuantizer(costs: SymbolCosts(try CDFTableSet(model.gaussianTables)), lambda: lambda)
+            let lambdas = try XCTUnwrap(g.info["rd_lambda"] as? [Double])
+            XCTAssertEqual(lambdas.count, L)
+            let costs = SymbolCosts(try CDFTableSet(model.gaussianTables))
             let yRef = try g.file.floats("y"), rdRef = try g.file.ints("rd_q")
             let clamp = Float(model.info.constants.latentClamp)
             let chosen = (0..<yRef.count).map { j in
-                rdq.symbol(latent: yRef[j], mean: mu[j], codingTable: Int(codingIndex[j]), clamp: clamp)
+                let lambda = lambdas[j / n]
+                return lambda > 0 ? RateDistortionQuantizer.symbol(latent: yRef[j], mean: mu[j], codingTable: Int(codingIndex[j]),
+                                                                   clamp: clamp, lambda: lambda, costs: costs)
+                    : LatentQuantizer.symbol(latent: yRef[j], mean: mu[j], clamp: clamp)
             }
             XCTAssertEqual(chosen, rdRef, "rate-distortion symbols differ")
             XCTAssertNotEqual(chosen, q, "the rate-distortion choice changed no symbol: the check would prove nothing")

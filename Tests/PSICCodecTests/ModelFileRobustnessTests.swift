@@ -156,7 +156,9 @@ final class ModelFileRobustnessTests: XCTestCase {
             (["int_layers", "h_s.4", "input_bound"], 1),  // h_s.2 outputs more than that
             (["int_layers", "ep.0.2", "kernel"], 3),
             (["int_layers", "ep.7.4", "activation"], "gelu"),
-            (["encoder", "rate_distortion_lambda"], -1),
+            (["encoder", "rate_distortion_lambda"], [40, 40, 40, 40, 40, 40, 40, -1]),
+            (["encoder", "rate_distortion_lambda"], [40, 40, 40]),
+            (["encoder", "rate_distortion_lambda"], 40),
             (["encoder", "rate_distortion_lambda"], "40"),
         ]
         for (path, value) in cases {
@@ -173,20 +175,28 @@ final class ModelFileRobustnessTests: XCTestCase {
     /// with 0, the encoder rounds to the nearest symbol. The tensors (and fingerprint) are the same.
     func testEncoderSettingsSetTheEncodersDefault() throws {
         let shipped = try CodecFixtures.loadModel()
+        let L = shipped.levels
         var with = try EditableModel()
-        with.setMetadata(["encoder", "rate_distortion_lambda"], 40)
+        with.setMetadata(["encoder", "rate_distortion_lambda"], [Double](repeating: 40, count: L))
         let tuned = try CodecModel(bytes: try with.bytes())
-        XCTAssertEqual(tuned.rateDistortionLambda, 40)
+        XCTAssertEqual(tuned.rateDistortionLambdas, [Double](repeating: 40, count: L))
         XCTAssertEqual(tuned.fingerprint, shipped.fingerprint)
         var zero = try EditableModel()
-        zero.setMetadata(["encoder", "rate_distortion_lambda"], 0)
-        XCTAssertNil(try CodecModel(bytes: try zero.bytes()).rateDistortionLambda)
+        zero.setMetadata(["encoder", "rate_distortion_lambda"], [Double](repeating: 0, count: L))
+        XCTAssertNil(try CodecModel(bytes: try zero.bytes()).rateDistortionLambdas)
+        // a weight at the top level only: the first levels are rounded to the nearest, so a stream
+        // cut below the top is the plain stream's cut
+        var top = try EditableModel()
+        top.setMetadata(["encoder", "rate_distortion_lambda"], [Double](repeating: 0, count: L - 1) + [40])
+        let topOnly = try ImageCodec(model: try CodecModel(bytes: try top.bytes()), backend: CodecFixtures.cpu)
         let image = try CodecFixtures.image("image_64x64.png")
         let a = try ImageCodec(model: tuned, backend: CodecFixtures.cpu), b = try ImageCodec(model: shipped, backend: CodecFixtures.cpu)
         let stream = try a.encode(image)
         XCTAssertEqual(stream, try b.encode(image, quantization: .rateDistortion(lambda: 40)))
         XCTAssertNotEqual(stream, try b.encode(image))
         XCTAssertEqual(try a.encode(image, quantization: .nearest), try b.encode(image))
+        XCTAssertEqual(try topOnly.encode(image, levels: L - 1), try b.encode(image, levels: L - 1))
+        XCTAssertNotEqual(try topOnly.encode(image), try b.encode(image))
         // either model decodes it alike
         XCTAssertEqual(try a.decodeLatents(stream, seeds: [1]).map(\.ints), try b.decodeLatents(stream, seeds: [1]).map(\.ints))
     }

@@ -10,7 +10,7 @@ final class RateDistortionQuantizationTests: XCTestCase {
     /// RESULTS.md, session 51), so its default is nearest rounding; a lambda of 40 saves bytes.
     func testSavesBitsForLittleFidelity() throws {
         let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
-        XCTAssertNil(codec.model.rateDistortionLambda)
+        XCTAssertNil(codec.model.rateDistortionLambdas)
         for name in ["image_64x64.png", "image_128x96.png"] {
             let image = try CodecFixtures.image(name)
             let nearest = try codec.encode(image)

@@ -107,8 +107,9 @@ def parse_args(argv=None):
                    help="with --kodak: also decode the sampled levels with these seeds (the first must be "
                         f"{KODAK_SAMPLE_SEED}, the seed the main table and shipping use), so `figures.py exports` "
                         "can tell whether a BD-rate between two models holds for other draws of the details")
-    p.add_argument("--rd-lambda", type=_rd_lambda, default=None, metavar="BITS",
-                   help="the encoder's rate-distortion weight, bits per squared latent step (intmodel.rd_symbols): "
+    p.add_argument("--rd-lambda", type=_rd_lambda, default=None, metavar="W[/F]",
+                   help="the encoder's rate-distortion weight, bits per squared latent step (intmodel.rd_symbols), "
+                        "W at the top level and W*F^(L-1-i) at level i (F default 1): "
                         "with --checkpoint written into the model file as its encoder's default, with --evaluate "
                         "used instead of the file's; the Kodak evaluation encodes with it (default: none written, "
                         "the file's own read; 0: nearest rounding)")
@@ -244,14 +245,34 @@ def full_decode_psnr(tr: Transforms, ent: im.IntEntropyModel, x: torch.Tensor) -
     return float(np.mean(ps))
 
 
-def _rd_lambda(text: str) -> float:
+def _rd_lambda(text: str) -> tuple[float, float]:
+    """W or W/F -> (W, F)."""
+    w, _, f = text.partition("/")
     try:
-        v = float(text)
+        v, factor = float(w), float(f) if f else 1.0
     except ValueError:
-        v = float("nan")
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number >= 0 (0 rounds to the nearest symbol)")
-    return v
+        v, factor = float("nan"), 1.0
+    if not (math.isfinite(v) and v >= 0 and math.isfinite(factor) and factor > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give W or W/F, W >= 0 (0 rounds to the nearest symbol) "
+                                         f"and F > 0, e.g. 40/1.3")
+    return v, factor
+
+
+def _level_lambdas(given: tuple[float, float] | None, levels: int) -> list[float] | None:
+    return None if given is None else im.level_lambdas(given[0], levels, given[1])
+
+
+def golden_rd_symbols(ent: im.IntEntropyModel, y: np.ndarray, enc: dict, lambdas: list[float]) -> np.ndarray:
+    """The rate-distortion choice for every latent of y given the nearest-rounding encode's means and
+    tables, level by level with that level's weight (0: nearest)."""
+    r = np.clip(y, -im.LATENT_CLAMP, im.LATENT_CLAMP) - enc["mu"].astype(np.float32) / np.float32(im.MEAN_SCALE)
+    lc = ent.level_channels
+    out = im.round_half_away(r)
+    for i, lam in enumerate(lambdas):
+        if lam > 0:
+            sl = slice(i * lc, (i + 1) * lc)
+            out[:, sl] = im.rd_symbols(r[:, sl], enc["k_code"][:, sl], ent.gaussian, lam)
+    return out
 
 
 def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
@@ -264,7 +285,8 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
     z_hat = im.quantize_z(z.numpy())
     ent = mf.entropy
     enc = ent.encode(y.numpy(), z_hat, exact_int=True)
-    rd_lambda = mf.rd_lambda or GOLDEN_RD_LAMBDA      # a file without one still checks the rule
+    # a file without weights still checks the rule
+    rd_lambda = mf.rd_lambda if any(v > 0 for v in mf.rd_lambda) else im.level_lambdas(GOLDEN_RD_LAMBDA, ent.L)
     x_hat = mf.g_s(torch.from_numpy(enc["y_hat"]).float() / im.MEAN_SCALE)
     smp = ent.sample(enc["H"], enc["y_hat"], GOLDEN_SAMPLE_LEVEL, GOLDEN_SAMPLE_SEED, exact_int=True)
     i32 = lambda a: np.ascontiguousarray(a[0], dtype=np.int32)  # noqa: E731
@@ -278,9 +300,7 @@ def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
          "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"]),
          # the rate-distortion quantiser's choice for every latent given the nearest-rounding
          # chain's means and tables (each choice is local to its latent, so one pass suffices)
-         "rd_q": i32(im.rd_symbols(np.clip(y.numpy(), -im.LATENT_CLAMP, im.LATENT_CLAMP)
-                                   - enc["mu"].astype(np.float32) / np.float32(im.MEAN_SCALE),
-                                   enc["k_code"], ent.gaussian, rd_lambda))}
+         "rd_q": i32(golden_rd_symbols(ent, y.numpy(), enc, rd_lambda))}
     meta = {"model_fingerprint": mf.meta["fingerprint"], "image": png.name, "height": img.shape[0],
             "width": img.shape[1], "padded_height": padded.shape[0], "padded_width": padded.shape[1],
             "sample_level": GOLDEN_SAMPLE_LEVEL, "sample_seed": GOLDEN_SAMPLE_SEED,
@@ -300,13 +320,13 @@ def write_golden(mf: ModelFile, folder: Path) -> list[str]:
 
 
 def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
-                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,), rd_lambda: float | None = None) -> dict:
+                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,), rd_lambda: list[float] | None = None) -> dict:
     """Per-image and mean per-level bpp / PSNR / MS-SSIM. Below level L the details are sampled with
     seeds[0] (KODAK_SAMPLE_SEED: "psnr", "ms_ssim") and at their mean ("*_mean_details"); with more
     seeds each row also lists the sampled figures of every seed ("psnr_seeds", "ms_ssim_seeds", in
     the order of `seeds`; at level L, where nothing is sampled, the one decode repeated). The codec's
     symbols are chosen as its encoder does, with the file's rate-distortion weight unless
-    `rd_lambda` is given (0: nearest rounding)."""
+    `rd_lambda` (one per level; 0: nearest rounding) is given."""
     rd = mf.rd_lambda if rd_lambda is None else rd_lambda
     from pytorch_msssim import ms_ssim
     assert seeds[0] == KODAK_SAMPLE_SEED
@@ -406,7 +426,7 @@ def evaluate_file(args) -> None:
         report["golden"] = write_golden(mf, args.golden)
     if args.kodak:
         log(f"evaluating on {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, args.rd_lambda)
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, _level_lambdas(args.rd_lambda, mf.L))
     report["seconds"] = time.time() - t_start
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -481,7 +501,7 @@ def main(argv=None):
                 "device": str(ckpt.get("args", {}).get("device", "cpu")),
                 # what train.py --init MODEL_FILE continues with (psic_train/recipe.py)
                 "recipe": {k: v for k, v in ckpt.get("args", {}).items() if k in recipe_defaults()}}
-    rd_lambda = args.rd_lambda or 0.0
+    rd_lambda = _level_lambdas(args.rd_lambda, model.cfg.L) or 0.0
     meta = write_model(args.out, model, ent, use_fp16, training, rd_lambda)
     size = args.out.stat().st_size
     log(f"wrote {args.out} ({size / 2**20:.2f} MiB, fingerprint {meta['fingerprint']})")
@@ -500,7 +520,7 @@ def main(argv=None):
                                 "output_range": l.output_max, "max_abs_weight": int(np.abs(l.weight).max()),
                                 "worst_case_accumulator_fraction": l.worst_case_accumulator() / im.ACC_LIMIT}
                        for l in all_layers(ent)},
-        "coding_offset": offsets_report, "rd_lambda": rd_lambda,
+        "coding_offset": offsets_report, "rd_lambda": ModelFile(args.out).rd_lambda,
         "s_H": ent.h_s[-1].extra["s_H"], "headroom": headroom, "h_range": h_range, "quantization_search": search,
         "scale_count": ent.scale_grid.count, "calibration": {"crops": int(calib_x.shape[0]), "crop": args.crop, "maxabs": calib.maxabs},
         "fp16": fp16_report, "float_dtype": "F16" if use_fp16 else "F32",

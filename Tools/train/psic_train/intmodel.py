@@ -234,11 +234,14 @@ class IntEntropyModel:
         k = np.clip(out[:, lc:], 0, self.scale_grid.count - 1)
         return mu, k
 
-    def encode(self, y: np.ndarray, z_hat: np.ndarray, exact_int: bool = False, rd_lambda: float = 0.0) -> dict:
+    def encode(self, y: np.ndarray, z_hat: np.ndarray, exact_int: bool = False,
+               rd_lambda: float | list[float] = 0.0) -> dict:
         """Integer encode of float y [B, C, h, w] given z_hat: per-level mu, scale index k (the
         sampler's), k_code (the coder's table, k plus the coding offsets), q and Y^ (all levels).
-        rd_lambda > 0 picks each symbol by `rd_symbols` instead of rounding to the nearest; the
-        later levels' parameters follow from the symbols chosen, as in the engine's encoder."""
+        rd_lambda (one weight, or one per level) > 0 picks a level's symbols by `rd_symbols` instead
+        of rounding to the nearest; the later levels' parameters follow from the symbols chosen, as
+        in the engine's encoder."""
+        lambdas = level_lambdas(rd_lambda, self.L)
         y = np.clip(np.asarray(y, dtype=np.float32), -LATENT_CLAMP, LATENT_CLAMP)
         H = self.hyper_features(z_hat, exact_int)
         lc = self.level_channels
@@ -248,7 +251,7 @@ class IntEntropyModel:
             mu, k = self.level_params(i, buf, exact_int)
             yi = y[:, i * lc:(i + 1) * lc]
             r = yi - mu.astype(np.float32) / np.float32(MEAN_SCALE)
-            q = (rd_symbols(r, self.coding_index(k, i * lc), self.gaussian, rd_lambda) if rd_lambda > 0
+            q = (rd_symbols(r, self.coding_index(k, i * lc), self.gaussian, lambdas[i]) if lambdas[i] > 0
                  else round_half_away(r))
             buf[:, self.hyper + i * lc:self.hyper + (i + 1) * lc] = latent_from_symbol(q, mu)
             mus.append(mu), ks.append(k), qs.append(q)
@@ -283,6 +286,21 @@ class IntEntropyModel:
 def round_half_away(x: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero (Swift's `.rounded()`), as int64."""
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+def level_lambdas(rd_lambda: float | list[float], levels: int, factor: float = 1.0) -> list[float]:
+    """The encoder's rate-distortion weight of each level: one per level as given, or from one
+    weight w as w * factor^(levels-1-i) for level i (factor > 1 weighs fidelity more at the first
+    levels, which condition every sampled one). Each must be finite and >= 0 (0: nearest rounding)."""
+    if np.ndim(rd_lambda) == 0:
+        out = [float(rd_lambda) * float(factor) ** (levels - 1 - i) for i in range(levels)]
+    else:
+        out = [float(v) for v in rd_lambda]
+        if len(out) != levels or factor != 1.0:
+            raise ValueError(f"give one weight per level ({levels}) and no factor, or one weight; got {rd_lambda!r}")
+    if not all(np.isfinite(v) and v >= 0 for v in out):
+        raise ValueError(f"rate-distortion weights must be finite and >= 0; got {out}")
+    return out
 
 
 def rd_symbols(r: np.ndarray, rows: np.ndarray, tables: "CDFTables", rd_lambda: float) -> np.ndarray:

@@ -77,10 +77,11 @@ def fingerprint(tensors: dict[str, np.ndarray]) -> str:
 
 
 def write_model(path: Path, model: PSICModel, ent: IntEntropyModel, fp16: bool, training: dict,
-                rd_lambda: float = 0.0) -> dict:
-    """Writes the model file; rd_lambda > 0 goes into its `encoder` block as the encoder's
-    rate-distortion weight (intmodel.rd_symbols; metadata only: the fingerprint, which covers the
-    tensors, and every decode are the same without it)."""
+                rd_lambda: float | list[float] = 0.0) -> dict:
+    """Writes the model file; a rate-distortion weight (one, or one per level) above 0 goes into its
+    `encoder` block as the encoder's default, one per level (intmodel.rd_symbols; metadata only: the
+    fingerprint, which covers the tensors, and every decode are the same without it)."""
+    lambdas = im.level_lambdas(rd_lambda, ent.L)
     cfg = model.cfg
     tensors = {**float_tensors(model, fp16), **int_tensors(ent)}
     int_layers = {}
@@ -102,8 +103,8 @@ def write_model(path: Path, model: PSICModel, ent: IntEntropyModel, fp16: bool, 
         "training": training,
         "fingerprint": fingerprint(tensors),
     }
-    if rd_lambda > 0:
-        meta["encoder"] = {"rate_distortion_lambda": float(rd_lambda)}
+    if any(v > 0 for v in lambdas):
+        meta["encoder"] = {"rate_distortion_lambda": lambdas}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -178,10 +179,14 @@ class ModelFile(Transforms):
         if self.entropy.scale_grid.count != self.meta["constants"]["scale_count"]:
             raise ValueError(f"{path}: scale_count {self.meta['constants']['scale_count']} does not match its "
                              f"{self.entropy.scale_grid.count} Gaussian tables")
-        # the encoder's rate-distortion weight (0: nearest rounding, as files before session 51)
-        self.rd_lambda = float(self.meta.get("encoder", {}).get("rate_distortion_lambda", 0.0))
-        if not (np.isfinite(self.rd_lambda) and self.rd_lambda >= 0):
-            raise ValueError(f"{path}: encoder.rate_distortion_lambda {self.rd_lambda} is not a finite number >= 0")
+        # the encoder's rate-distortion weight per level (0: nearest rounding, as files before session 51)
+        given = self.meta.get("encoder", {}).get("rate_distortion_lambda", [0.0] * self.L)
+        try:
+            if not isinstance(given, list) or not all(isinstance(v, (int, float)) for v in given):
+                raise ValueError("not a list of numbers")
+            self.rd_lambda = im.level_lambdas(given, self.L)
+        except ValueError as e:
+            raise ValueError(f"{path}: encoder.rate_distortion_lambda {given!r} is not {self.L} numbers >= 0 ({e})") from None
         super().__init__(self.tensors)
 
     def _int_layer(self, name: str) -> IntLayer:

@@ -1,5 +1,6 @@
 """The encoder's rate-distortion symbol choice (intmodel.rd_symbols) and where it reaches: encode,
 the model file's `encoder` block, export's Kodak evaluation and golden vectors. No ../shared."""
+import argparse
 import json
 import math
 import sys
@@ -87,15 +88,23 @@ def test_model_file_carries_the_weight_and_refuses_a_bad_one(setup, tmp_path):
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     meta_a = write_model(a, model, ent, fp16=False, training={"steps": 0})
     meta_b = write_model(b, model, ent, fp16=False, training={"steps": 0}, rd_lambda=40.0)
-    assert "encoder" not in meta_a and meta_b["encoder"] == {"rate_distortion_lambda": 40.0}
+    assert "encoder" not in meta_a and meta_b["encoder"] == {"rate_distortion_lambda": [40.0] * 4}
     # metadata only: the tensors and so the fingerprint are the same
     assert meta_a["fingerprint"] == meta_b["fingerprint"]
-    assert ModelFile(a).rd_lambda == 0.0 and ModelFile(b).rd_lambda == 40.0
+    assert ModelFile(a).rd_lambda == [0.0] * 4 and ModelFile(b).rd_lambda == [40.0] * 4
+    c = tmp_path / "c.safetensors"
+    write_model(c, model, ent, fp16=False, training={"steps": 0}, rd_lambda=im.level_lambdas(10.0, 4, 2.0))
+    assert ModelFile(c).rd_lambda == [80.0, 40.0, 20.0, 10.0]
     from safetensors.numpy import load_file, save_file
-    bad = dict(meta_b, encoder={"rate_distortion_lambda": -1.0})
-    save_file(load_file(str(b)), str(tmp_path / "c.safetensors"), metadata={"psic": json.dumps(bad)})
-    with pytest.raises(ValueError, match="rate_distortion_lambda"):
-        ModelFile(tmp_path / "c.safetensors")
+    for value in (-1.0, 40.0, [40.0] * 3, [40.0, 40.0, -1.0, 40.0], ["40"] * 4, [float("nan")] * 4):
+        bad = dict(meta_b, encoder={"rate_distortion_lambda": value})
+        save_file(load_file(str(b)), str(c), metadata={"psic": json.dumps(bad)})
+        with pytest.raises(ValueError, match="rate_distortion_lambda"):
+            ModelFile(c)
+    with pytest.raises(ValueError):
+        im.level_lambdas([1.0, 2.0], 4)
+    with pytest.raises(ValueError):
+        im.level_lambdas(-1.0, 4)
 
 
 def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_path):
@@ -118,13 +127,53 @@ def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_pa
     Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
     mf = ModelFile(path)
     by_file = export.evaluate_kodak(mf, model, folder)
-    nearest = export.evaluate_kodak(mf, model, folder, rd_lambda=0.0)
-    assert by_file["rd_lambda"] == 2.0 and nearest["rd_lambda"] == 0.0
+    nearest = export.evaluate_kodak(mf, model, folder, rd_lambda=[0.0] * 4)
+    assert by_file["rd_lambda"] == [2.0] * 4 and nearest["rd_lambda"] == [0.0] * 4
     assert by_file["mean"][-1]["bpp"] < nearest["mean"][-1]["bpp"]
     g = export.make_golden(mf, folder / "a.png", tmp_path / "g.safetensors")
     t = load_file(str(tmp_path / "g.safetensors"))
-    assert g["rd_lambda"] == 2.0 and t["rd_q"].shape == t["q"].shape
+    assert g["rd_lambda"] == [2.0] * 4 and t["rd_q"].shape == t["q"].shape
     assert np.any(t["rd_q"] != t["q"]) and np.all(np.abs(t["rd_q"] - t["q"]) <= 1)
-    for bad in ("-1", "nan", "inf", "x"):
+    for bad in ("-1", "nan", "inf", "x", "40/0", "40/x"):
         with pytest.raises(SystemExit):
             export.parse_args(["--checkpoint", "x.pt", "--out", "m.safetensors", "--rd-lambda", bad])
+    assert export.parse_args(["--checkpoint", "x.pt", "--out", "m.safetensors", "--rd-lambda", "40/1.3"]).rd_lambda == (40.0, 1.3)
+
+
+def test_rd_probe_prints_each_weights_curve_against_nearest_rounding(setup, tmp_path, capsys):
+    import copy
+
+    import rd_probe
+    from PIL import Image
+    model, ent, _, _ = setup
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(100)
+        model.g_a[-1].bias.mul_(100)
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False, training={"steps": 0})
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("a", "b", "c"):
+        Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    rd_probe.main([str(path), "2", "2/1.5", "--data", str(folder), "--every", "2"])
+    out = capsys.readouterr().out
+    assert "2 photos of" in out and "a.png" in out and "c.png" in out and "b.png" not in out
+    lines = {l.split(":")[0].strip(): l for l in out.splitlines() if "/" in l and ":" in l and "photos" not in l}
+    assert set(lines) == {"nearest", "2", "2/1.5"}
+    assert "psnr" in lines["2"] and "ms_ssim" in lines["2"] and "psnr" not in lines["nearest"]
+    # the weighted encode is smaller at the full level than nearest rounding
+    def full_level_bpp(line: str) -> float:
+        return float(line.split(": ")[1].split()[model.cfg.L - 1].split("/")[0])
+    assert full_level_bpp(lines["2"]) < full_level_bpp(lines["nearest"])
+    rd_probe.main([str(path), "2", "--data", str(folder), "--every", "2", "--offset", "1"])
+    out = capsys.readouterr().out
+    assert "1 photos of" in out and "b.png" in out and "a.png" not in out
+    for bad in (["--every", "2", "--offset", "2"], ["--every", "0"]):
+        with pytest.raises(SystemExit):
+            rd_probe.main([str(path), "2", "--data", str(folder)] + bad)
+    for bad in ("0", "-3", "x", "4/0", "4/y"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            rd_probe.weight(bad)
+    assert rd_probe.weight("40/1.3") == ("40/1.3", 40.0, 1.3, False) and rd_probe.weight("40@c")[3]
