@@ -15,8 +15,10 @@ image decoded at the full level, normalised to mean 1: --channel-photos training
 centre crops, finite differences through g_s).
 
 Session 51 (the step-206500 model, every third Kodak photo): 40 gave PSNR BD-rate -1.2 %, MS-SSIM
-+0.1 %, SSIMULACRA2 +1.4 %; per-level and per-channel weights did worse. Every weight trades the
-perceptual metric for PSNR, so exported files name none and the encoder rounds to the nearest.
++0.1 %, SSIMULACRA2 +1.4 %; 40/1.3 -0.5 / -0.1 / +0.0 %, and on the other 16 photos (--offset 1
+and 2) -0.4 / -0.2 / -0.2 % and -0.5 / -0.2 / +0.2 %; but with --details mean 40/1.3 gave +0.0 %
+PSNR and +0.7 % MS-SSIM, so no weight ships (RESULTS.md). Per-channel weights (a scratch run
+before this tool) did far worse (+5 to +20 % PSNR BD-rate).
 """
 from __future__ import annotations
 
@@ -108,6 +110,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "kodak", help="folder of photos")
     p.add_argument("--every", type=int, default=1, help="every n-th photo of --data (sorted), from the first")
     p.add_argument("--offset", type=int, default=0, help="with --every: start at this photo (0-based) instead")
+    p.add_argument("--details", choices=["sampled", "mean"], default="sampled",
+                   help="levels past each cut sampled with seed 0, or at their mean (the decoder's --details)")
     p.add_argument("--ssimulacra2", action="store_true", help="score the decodes with SSIMULACRA2 too (compare.py's scorer)")
     p.add_argument("--channel-photos", type=int, default=8,
                    help="training photos (every 60th of ../shared/data/train, held-out ones excluded) for LAMBDA@c")
@@ -158,13 +162,14 @@ def main(argv=None) -> None:
             H, y_hat, bits = encode(mf, y.numpy(), z_hat, lambdas, cw if per_channel else None)
             curve = []
             for l in range(1, mf.L + 1):
-                dec = y_hat if l == mf.L else mf.entropy.sample(H, y_hat, l, 0)["y_hat"]
+                dec = y_hat if l == mf.L else mf.entropy.sample(H, y_hat, l, 0 if args.details == "sampled" else None)["y_hat"]
                 curve.append({"bpp": (zb + sum(bits[:l])) / (h * w), **quality(dec)})
             rows[name].append(curve)
         print(f"{photo.name} ({time.time() - t0:.0f} s)", flush=True)
     mean = {name: [{k: float(np.mean([c[l][k] for c in curves])) for k in ("bpp",) + metrics} for l in range(mf.L)]
             for name, curves in rows.items()}
-    print(f"{len(photos)} photos of {args.data}; bpp/PSNR per level; BD-rates against nearest rounding")
+    print(f"{len(photos)} photos of {args.data}, {args.details} details; bpp/PSNR per level; "
+          f"BD-rates against nearest rounding")
     for name, curve in mean.items():
         line = f"{name:>10}: " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in curve)
         if name != "nearest":

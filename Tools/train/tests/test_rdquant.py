@@ -159,7 +159,7 @@ def test_rd_probe_prints_each_weights_curve_against_nearest_rounding(setup, tmp_
         Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / f"{name}.png")
     rd_probe.main([str(path), "2", "2/1.5", "--data", str(folder), "--every", "2"])
     out = capsys.readouterr().out
-    assert "2 photos of" in out and "a.png" in out and "c.png" in out and "b.png" not in out
+    assert "2 photos of" in out and "sampled details" in out and "a.png" in out and "c.png" in out and "b.png" not in out
     lines = {l.split(":")[0].strip(): l for l in out.splitlines() if "/" in l and ":" in l and "photos" not in l}
     assert set(lines) == {"nearest", "2", "2/1.5"}
     assert "psnr" in lines["2"] and "ms_ssim" in lines["2"] and "psnr" not in lines["nearest"]
