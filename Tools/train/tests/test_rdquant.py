@@ -107,20 +107,26 @@ def test_model_file_carries_the_weight_and_refuses_a_bad_one(setup, tmp_path):
         im.level_lambdas(-1.0, 4)
 
 
-def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_path):
-    import export
-    from PIL import Image
-    from safetensors.numpy import load_file
+def wide_latent_model_file(setup, tmp_path, rd_lambda: float = 0.0):
+    """(model, file) of the test model with its analysis scaled up 100 times: the untrained model's
+    latents of a noise image all round to 0, where there is nothing to choose; these are a few
+    steps wide."""
     import copy
     model, ent, _, _ = setup
-    # the untrained model's latents of a noise image all round to 0, where there is nothing to
-    # choose: its analysis scaled up gives latents a few steps wide
     model = copy.deepcopy(model)
     with torch.no_grad():
         model.g_a[-1].weight.mul_(100)
         model.g_a[-1].bias.mul_(100)
     path = tmp_path / "m.safetensors"
-    write_model(path, model, ent, fp16=False, training={"steps": 0}, rd_lambda=2.0)
+    write_model(path, model, ent, fp16=False, training={"steps": 0}, rd_lambda=rd_lambda)
+    return model, path
+
+
+def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_path):
+    import export
+    from PIL import Image
+    from safetensors.numpy import load_file
+    model, path = wide_latent_model_file(setup, tmp_path, rd_lambda=2.0)
     folder = tmp_path / "kodak"
     folder.mkdir()
     rng = np.random.default_rng(3)
@@ -141,17 +147,9 @@ def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_pa
 
 
 def test_rd_probe_prints_each_weights_curve_against_nearest_rounding(setup, tmp_path, capsys):
-    import copy
-
     import rd_probe
     from PIL import Image
-    model, ent, _, _ = setup
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        model.g_a[-1].weight.mul_(100)
-        model.g_a[-1].bias.mul_(100)
-    path = tmp_path / "m.safetensors"
-    write_model(path, model, ent, fp16=False, training={"steps": 0})
+    model, path = wide_latent_model_file(setup, tmp_path)
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(4)
