@@ -39,7 +39,7 @@ struct EncodeCommand: AsyncParsableCommand {
                                             discussion: "Version 1 streams are 18 bytes larger in the header and ~6 bytes per substream larger; write them only for decoders that read no newer version. Both decode to the same image."))
     var formatVersion: UInt16 = PSICStream.formatVersion
 
-    @Option(name: .long, help: ArgumentHelp("Rate-distortion weight of the encoder's symbol choice, bits per squared latent step (default: the model file's).",
+    @Option(name: .long, help: ArgumentHelp("Rate-distortion weight of the encoder's symbol choice, bits per squared latent step (default: the model file's; the shipped one names none: nearest rounding).",
                                             discussion: "Near a rounding boundary the encoder takes the cheaper of the two symbols around a latent unless that costs more than lambda times the extra squared error. Larger is closer to plain rounding; 0 is plain rounding (as the model trained). Decoders read every choice alike."))
     var rdLambda: Double?
 
