@@ -59,6 +59,11 @@ expect 1 "needs at least" -- "$psic" encode "$image" --max-bytes 50 -o small.psi
 expect 64 "--max-bytes must be at least 1" -- "$psic" encode "$image" --max-bytes 0 --backend cpu
 expect 64 "--max-bytes or --max-bpp, not both" -- "$psic" encode "$image" --max-bytes 900 --max-bpp 1 --backend cpu
 expect 64 "--max-bpp must be a positive number" -- "$psic" encode "$image" --max-bpp nan --backend cpu
+expect 64 "--rd-lambda must be a number >= 0" -- "$psic" encode "$image" --rd-lambda=-1 --backend cpu
+expect 64 "--rd-lambda must be a number >= 0" -- "$psic" encode "$image" --rd-lambda nan --backend cpu
+expect 0 "encoded 1 image" -- "$psic" encode "$image" --rd-lambda 40 -o rd.psic --backend cpu
+expect 0 "levels 8 of 8" -- "$psic" info rd.psic
+expect 0 "decoded 1" -- "$psic" decode rd.psic -o rd.png --backend cpu
 expect 64 "--min-psnr chooses the levels itself" -- "$psic" encode "$image" --min-psnr 30 --levels 2 --backend cpu
 expect 64 "--repeats must be at least 1" -- "$psic" bench codec "$image" --repeats 0 --backend cpu
 expect 1 "choose a smaller --width/--height" -- "$psic" bench kernels --backend cpu --width 6400000 --height 6400000
