@@ -168,11 +168,12 @@ def headroom_schedule(start: float, floor: float = 1.1, factor: float = 0.75) ->
     return out
 
 
-def rate_summary(model, ent, y, z, float_rates: tuple | None = None):
+def rate_summary(model, ent, y, z, float_rates: tuple | None = None, encodes: list[dict] | None = None):
     """Float vs integer rates of the crops (y, z); `float_rates`, float_bits' result for these
-    crops, spares recomputing it when several integer models are measured on the same crops."""
+    crops, spares recomputing it when several integer models are measured on the same crops, and
+    `encodes`, int_bits' encodes of them, re-encoding when only the coding offsets changed."""
     fz, fl = float_rates if float_rates is not None else float_bits(model, y, z)
-    iz, il, esc, _ = int_bits(ent, y.numpy(), z.numpy())
+    iz, il, esc, _ = int_bits(ent, y.numpy(), z.numpy(), encodes=encodes)
     npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
     f_tot, i_tot = fz + fl.sum(), iz + il.sum()
     return {"images": int(y.shape[0]), "pixels": int(npix), "float_bpp": f_tot / npix, "int_bpp": i_tot / npix,
@@ -224,7 +225,7 @@ def calibrate_coding_offsets(model, ent: im.IntEntropyModel, calibration: tuple,
     y, z = calibration
     _, _, _, encodes = int_bits(ent, y.numpy(), z.numpy())   # k and q do not depend on the offsets
     ent.coding_offset, summary = coding_offsets.calibrate(ent, encodes)
-    summary["rates"] = {"calibration": rate_summary(model, ent, y, z)}
+    summary["rates"] = {"calibration": rate_summary(model, ent, y, z, encodes=encodes)}
     if heldout[0].shape[0]:
         summary["rates"]["heldout"] = rate_summary(model, ent, *heldout)
     return summary

@@ -46,20 +46,23 @@ def z_bits_int(im: IntEntropyModel, z_hat: np.ndarray):
     return im.z.bits(rows, z_hat)
 
 
-def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int = 16):
-    """(z bits, [bits of level i], escapes, encodes) with the integer model's real table costs."""
+def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int = 16, encodes: list[dict] | None = None):
+    """(z bits, [bits of level i], escapes, encodes) with the integer model's real table costs.
+    `encodes`, this function's earlier result for the same crops, prices those symbols with the
+    model's current coding offsets instead of encoding again (k and q do not depend on them)."""
     L, lc = im.L, im.level_channels
     zb, lb, esc = 0.0, np.zeros(L), 0
     encs = []
-    for s in range(0, y.shape[0], batch):
-        yy, zz = np.asarray(y[s:s + batch]), np.asarray(z_hat[s:s + batch], np.int64)
+    for n, s in enumerate(range(0, y.shape[0], batch)):
+        zz = np.asarray(z_hat[s:s + batch], np.int64)
         b, e = z_bits_int(im, zz)
         zb += b
         esc += e
-        enc = im.encode(yy, zz)
+        enc = encodes[n] if encodes is not None else im.encode(np.asarray(y[s:s + batch]), zz)
+        k_code = im.coding_index(enc["k"])
         for i in range(L):
             sl = slice(i * lc, (i + 1) * lc)
-            b, e = im.gaussian.bits(enc["k_code"][:, sl], enc["q"][:, sl])
+            b, e = im.gaussian.bits(k_code[:, sl], enc["q"][:, sl])
             lb[i] += b
             esc += e
         encs.append(enc)

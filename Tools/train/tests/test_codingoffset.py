@@ -97,6 +97,17 @@ def test_encode_codes_with_the_offset_table_and_samples_with_the_network_index(s
     assert np.array_equal(a["y_hat"], b["y_hat"])
 
 
+def test_int_bits_reprices_earlier_encodes_with_the_current_offsets(setup):
+    _, ent, y, z = setup
+    offsets = np.arange(ent.C) % 5 - 2
+    shifted = replace(ent, coding_offset=offsets)
+    *plain, encodes = int_bits(ent, y.numpy(), z.numpy(), batch=3)
+    direct = int_bits(shifted, y.numpy(), z.numpy(), batch=3)
+    reused = int_bits(shifted, y.numpy(), z.numpy(), batch=3, encodes=encodes)
+    assert reused[0] == direct[0] and np.array_equal(reused[1], direct[1]) and reused[2] == direct[2]
+    assert not np.array_equal(reused[1], plain[1])
+
+
 def test_calibrated_offsets_never_cost_bits_on_the_calibration_latents(setup):
     model, ent, y, z = setup
     import export
