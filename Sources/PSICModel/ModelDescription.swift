@@ -44,9 +44,9 @@ public struct ModelDescription: Codable, Sendable {
         }
     }
 
-    /// Settings the exporter tuned for this model's encoder. They change which symbols an encoder
-    /// chooses, never what a stream means, so a file without them (before session 51) decodes the
-    /// same and encodes with nearest rounding.
+    /// Settings the exporter chose for this model's encoder (`export.py --rd-lambda`). They change
+    /// which symbols an encoder chooses, never what a stream means, so a file without them decodes
+    /// the same and encodes with nearest rounding.
     public struct EncoderSettings: Codable, Sendable {
         /// λ of the rate-distortion quantiser for each level, in bits per squared latent step
         /// (`ImageCodec`'s `Quantization`); absent, or 0 at a level: round to the nearest symbol.
@@ -62,7 +62,7 @@ public struct ModelDescription: Codable, Sendable {
     public let intLayers: [String: IntLayer]
     public let fingerprint: String
     public let training: [String: JSONValue]?
-    /// Absent in files exported before session 51.
+    /// Optional: the shipped file names none (docs/integer-entropy-model.md says why).
     public let encoder: EncoderSettings?
 
     enum CodingKeys: String, CodingKey {
