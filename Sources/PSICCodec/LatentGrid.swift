@@ -105,8 +105,14 @@ enum LatentQuantizer {
     /// The encoder's symbol for float latent `y`: `round(clamp(y) - mean/16)`, ties away from zero as the exporter.
     @inline(__always)
     static func symbol(latent y: Float, mean: Int32, clamp: Float) -> Int32 {
+        Int32(residual(latent: y, mean: mean, clamp: clamp).rounded())
+    }
+
+    /// `clamp(y) − mean/16` in Float (NaN as 0): what every encoder rule rounds.
+    @inline(__always)
+    static func residual(latent y: Float, mean: Int32, clamp: Float) -> Float {
         let yc = y.isNaN ? 0 : min(max(y, -clamp), clamp)
-        return Int32((yc - Float(mean) / 16).rounded())
+        return yc - Float(mean) / 16
     }
 }
 

@@ -21,8 +21,7 @@ struct RateDistortionQuantizer: Sendable {
     /// with weight `lambda` (> 0). Where either candidate would be escaped, the nearest symbol stands.
     @inline(__always)
     static func symbol(latent y: Float, mean: Int32, codingTable: Int, clamp: Float, lambda: Double, costs: SymbolCosts) -> Int32 {
-        let yc = y.isNaN ? 0 : min(max(y, -clamp), clamp)
-        let r = yc - Float(mean) / 16
+        let r = LatentQuantizer.residual(latent: y, mean: mean, clamp: clamp)
         let q0 = Int32(r.rounded())
         let q1 = Float(q0) < r ? q0 + 1 : q0 - 1
         guard let b0 = costs.bits(table: codingTable, value: q0),

@@ -15,7 +15,7 @@ public struct SymbolCosts: Sendable {
         var bits: [Double] = [], bases: [Int] = []
         for t in tables.tables {
             bases.append(bits.count)
-            // The same expression as the exporter's `CDFTables.regular_bits`, so both price alike.
+            // The same expression as the exporter's `CDFTables.cost_table` for regular values, so both price alike.
             for i in 0..<(t.length - 1) { bits.append(-log2(Double(t.frequency(ofIndex: i)) / Double(CDFTable.total))) }
         }
         self.bits = bits

@@ -59,26 +59,15 @@ def weight(text: str) -> tuple[str, float, float, bool]:
 
 def encode(mf: ModelFile, y: np.ndarray, z_hat: np.ndarray, lambdas: list[float] | None,
            channel_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """(H, Y^, bits per level) of an encode that picks level i's symbols with weight lambdas[i]
-    (times each channel's weight), or rounds to the nearest (lambdas None)."""
-    ent = mf.entropy
-    lc = ent.level_channels
-    y = np.clip(np.asarray(y, np.float32), -im.LATENT_CLAMP, im.LATENT_CLAMP)
-    H = ent.hyper_features(z_hat)
-    buf = np.concatenate([H, np.zeros((H.shape[0], ent.C) + H.shape[2:], np.int64)], axis=1)
-    bits = []
-    for i in range(ent.L):
-        mu, k = ent.level_params(i, buf)
-        rows = ent.coding_index(k, i * lc)
-        r = y[:, i * lc:(i + 1) * lc] - mu.astype(np.float32) / np.float32(im.MEAN_SCALE)
-        if lambdas is None:
-            q = im.round_half_away(r)
-        else:
-            lam = lambdas[i] if channel_weight is None else lambdas[i] * channel_weight[i * lc:(i + 1) * lc].reshape(1, -1, 1, 1)
-            q = im.rd_symbols(r, rows, ent.gaussian, lam)
-        buf[:, ent.hyper + i * lc:ent.hyper + (i + 1) * lc] = im.latent_from_symbol(q, mu)
-        bits.append(ent.gaussian.bits(rows, q)[0])
-    return H, buf[:, ent.hyper:], bits
+    """(H, Y^, bits per level) of the exporter's encode with level i's symbols picked with weight
+    lambdas[i] (times each channel's weight), or rounded to the nearest (lambdas None)."""
+    ent, lc = mf.entropy, mf.entropy.level_channels
+    weights = 0.0 if lambdas is None else lambdas if channel_weight is None else [
+        lam * channel_weight[i * lc:(i + 1) * lc].reshape(1, -1, 1, 1) for i, lam in enumerate(lambdas)]
+    enc = ent.encode(y, z_hat, rd_lambda=weights)
+    bits = [ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])[0]
+            for i in range(ent.L)]
+    return enc["H"], enc["y_hat"], bits
 
 
 def channel_weights(mf: ModelFile, photos: list[Path], delta: float = 0.25) -> np.ndarray:

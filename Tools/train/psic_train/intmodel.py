@@ -251,7 +251,7 @@ class IntEntropyModel:
             mu, k = self.level_params(i, buf, exact_int)
             yi = y[:, i * lc:(i + 1) * lc]
             r = yi - mu.astype(np.float32) / np.float32(MEAN_SCALE)
-            q = (rd_symbols(r, self.coding_index(k, i * lc), self.gaussian, lambdas[i]) if lambdas[i] > 0
+            q = (rd_symbols(r, self.coding_index(k, i * lc), self.gaussian, lambdas[i]) if np.any(lambdas[i] > 0)
                  else round_half_away(r))
             buf[:, self.hyper + i * lc:self.hyper + (i + 1) * lc] = latent_from_symbol(q, mu)
             mus.append(mu), ks.append(k), qs.append(q)
@@ -295,10 +295,11 @@ def level_lambdas(rd_lambda: float | list[float], levels: int, factor: float = 1
     if np.ndim(rd_lambda) == 0:
         out = [float(rd_lambda) * float(factor) ** (levels - 1 - i) for i in range(levels)]
     else:
-        out = [float(v) for v in rd_lambda]
+        # a level's weight may also be an array broadcasting over its [B, C/L, h, w] (one per channel)
+        out = [v if np.ndim(v) else float(v) for v in rd_lambda]
         if len(out) != levels or factor != 1.0:
             raise ValueError(f"give one weight per level ({levels}) and no factor, or one weight; got {rd_lambda!r}")
-    if not all(np.isfinite(v) and v >= 0 for v in out):
+    if not all(np.all(np.isfinite(v)) and np.all(np.asarray(v) >= 0) for v in out):
         raise ValueError(f"rate-distortion weights must be finite and >= 0; got {out}")
     return out
 
@@ -320,7 +321,7 @@ def rd_symbols(r: np.ndarray, rows: np.ndarray, tables: "CDFTables", rd_lambda: 
     rows = np.asarray(rows, np.int64)
     q0 = round_half_away(r)
     q1 = q0 + np.where(r > q0, 1, -1)
-    bits, v0 = tables.regular_bits
+    bits, v0 = tables.cost_table           # regular values are -log2(f/2^16); the rest is masked below
     lo = np.asarray(tables.offset, np.int64)[rows]
     hi = lo + np.asarray(tables.length, np.int64)[rows] - 2
     regular = (np.minimum(q0, q1) >= lo) & (np.maximum(q0, q1) <= hi)
@@ -382,19 +383,6 @@ class CDFTables:
             escape = (idx < 0) | (idx >= n - 1)
             cost[r] = np.where(escape, bits[n - 1] + bypass, bits[np.clip(idx, 0, n - 2)])
         return cost, v0
-
-    @cached_property
-    def regular_bits(self) -> tuple[np.ndarray, int]:
-        """(bits [rows, W], v0): bits[r, j] = -log2(f/2^16) of value v0 + j in table r where that is
-        a regular value of the table, +inf elsewhere (rd_symbols reads it)."""
-        offset = np.asarray(self.offset, np.int64)
-        length = np.asarray(self.length, np.int64)
-        v0 = int(offset.min())
-        out = np.full((len(length), int((offset + length - 1).max()) - v0), np.inf)
-        for r in range(len(length)):
-            n = int(length[r])
-            out[r, offset[r] - v0:offset[r] - v0 + n - 1] = -np.log2(self.freq(r)[:n - 1] / CDF_TOTAL)
-        return out, v0
 
     def bits(self, rows: np.ndarray, symbols: np.ndarray) -> tuple[float, int]:
         """Total cost in bits of coding `symbols` with tables `rows` (same shapes), as `cost_table`
