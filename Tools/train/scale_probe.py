@@ -21,7 +21,6 @@ import argparse
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,7 +31,7 @@ from figures import bd  # noqa: E402
 from psic_train.data import evaluation_crops, list_images  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
-from psic_train.model import PSICModel, mean_curve  # noqa: E402
+from psic_train.model import PSICModel, ScaleFactors, mean_curve  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = ("code", "sample", "joint")
@@ -51,33 +50,10 @@ def variant(text: str) -> tuple[str, float]:
     return mode, value
 
 
-@contextmanager
-def scaled(model: PSICModel, mode: str, factor: float):
-    """Within the block, `model`'s level scales are `factor` times larger where the coder reads them
-    (mode "code"), where the sampler does (mode "sample", inside sample_levels) or everywhere
-    (mode "joint")."""
-    level_params, sample_levels = model.level_params, model.sample_levels
-    sampling = False
-
-    def scaled_params(i, hyper, previous):
-        mean, sigma, log_scale = level_params(i, hyper, previous)
-        if mode == "joint" or (mode == "sample") == sampling:
-            sigma = sigma * factor
-        return mean, sigma, log_scale
-
-    def marked_sampling(*args, **kwargs):
-        nonlocal sampling
-        sampling = True
-        try:
-            return sample_levels(*args, **kwargs)
-        finally:
-            sampling = False
-
-    model.level_params, model.sample_levels = scaled_params, marked_sampling
-    try:
-        yield
-    finally:
-        del model.level_params, model.sample_levels     # the class's methods again
+def factors(mode: str, factor: float) -> ScaleFactors:
+    """The ScaleFactors a MODE:FACTOR variant evaluates with."""
+    return ScaleFactors(code=factor if mode in ("code", "joint") else 1.0,
+                        sample=factor if mode in ("sample", "joint") else 1.0)
 
 
 def parse_args(argv=None):
@@ -116,8 +92,7 @@ def probe(args, model: PSICModel, crops: list[torch.Tensor], extra) -> None:
     print(f"{args.model.name} on {len(crops)} crops of {args.data}: " +
           " ".join(f"{r['bpp']:.4f}/{r['psnr']:.3f}" for r in ref) + f" ({time.time() - t0:.0f} s)", flush=True)
     for mode, factor in args.variants:
-        with scaled(model, mode, factor):
-            cur = mean_curve(model, crops, extra=extra)
+        cur = mean_curve(model, crops, extra=extra, scales=factors(mode, factor))
         rates = " ".join(f"{100 * (a['bpp'] / b['bpp'] - 1):+.2f}" for a, b in zip(cur, ref))
         dq = " ".join(f"{a['psnr'] - b['psnr']:+.3f}" for a, b in zip(cur, ref))
         s2 = ""

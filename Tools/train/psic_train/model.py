@@ -26,6 +26,19 @@ SCALE_MAX = 256.0
 LOG_SCALE_MAX = math.log(SCALE_MAX)
 
 
+@dataclass(frozen=True)
+class ScaleFactors:
+    """Multipliers of the entropy model's scale sigma, apart where the coder reads it (`code`: the
+    rates) and where the sampler does (`sample`: the spread of the details drawn for levels not
+    transmitted). A trained model is evaluated at 1 and 1; scale_probe.py measures what each is
+    worth, which is how session 50 found the coder wanted a wider table than the sampler."""
+    code: float = 1.0
+    sample: float = 1.0
+
+
+UNSCALED = ScaleFactors()
+
+
 @dataclass
 class ModelConfig:
     N: int = 96          # transform width
@@ -111,10 +124,12 @@ class PSICModel(nn.Module):
         z_hat = ste_round(z) if self.training else torch.round(z)
         return z_hat, z_likelihoods, self.h_s(z_hat)
 
-    def sample_levels(self, hyper, transmitted: list[torch.Tensor], generator=None, mean_details: bool = False):
+    def sample_levels(self, hyper, transmitted: list[torch.Tensor], generator=None, mean_details: bool = False,
+                      sigma_factor: float = 1.0):
         """Completes `transmitted` (decoded levels 0..l-1) by sampling the remaining levels in
         order from the conditional prior: y_i = mu_i + round(sigma_i * eps); with `mean_details`
-        each is its mean mu_i (symbol 0, the decoder's `--details mean`).
+        each is its mean mu_i (symbol 0, the decoder's `--details mean`). `sigma_factor` widens
+        (or narrows) the draw: ScaleFactors.sample, 1 everywhere but in scale_probe.py.
 
         The draw passes gradients to sigma, so the sampled-details distortion pulls the coder's
         scale down (E[(y-mu)^2/sigma^2] is 1.3-1.6 on the levels sampled most, a bit cost). Cutting
@@ -133,6 +148,8 @@ class PSICModel(nn.Module):
             # moved, so a model on a GPU samples the same details as on the CPU
             where = mean.device if generator is None else generator.device
             eps = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
+            if sigma_factor != 1.0:
+                sigma = sigma * sigma_factor
             levels.append(mean + ste_round(sigma * eps))
         return levels
 
@@ -222,11 +239,13 @@ def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
 
 
 @torch.no_grad()
-def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False, extra=None):
+def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False, extra=None,
+                    scales: ScaleFactors = UNSCALED):
     """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR and
     five-scale MS-SSIM of a decode at every level l = 1..L (levels > l sampled with a seeded
     generator, or their mean with `mean_details`). `extra(x, x_hat)`, when given, returns more
-    metrics of a decode (a dict) for each level's row."""
+    metrics of a decode (a dict) for each level's row. `scales` multiplies sigma for the rates
+    and for the draws apart (ScaleFactors)."""
     model.eval()
     L = model.cfg.L
     B, _, H, W = x.shape
@@ -238,12 +257,14 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
     z_bits = -torch.log2(z_likelihood(model.entropy_bottleneck, z_hat)).sum()
     hyper = model.h_s(z_hat)
     coded = code_levels(model, hyper, y.chunk(L, dim=1))
-    bits = [(-torch.log2(gaussian_likelihood(q, sigma))).sum().item() for sigma, q, _ in coded]
+    bits = [(-torch.log2(gaussian_likelihood(q, sigma if scales.code == 1.0 else sigma * scales.code))).sum().item()
+            for sigma, q, _ in coded]
     decoded = [d for _, _, d in coded]
     results = []
     g = torch.Generator().manual_seed(seed)
     for l in range(1, L + 1):
-        levels = model.sample_levels(hyper, decoded[:l], generator=g, mean_details=mean_details)
+        levels = model.sample_levels(hyper, decoded[:l], generator=g, mean_details=mean_details,
+                                     sigma_factor=scales.sample)
         x_hat = model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
         mse = torch.mean((x_hat - x) ** 2).item()
         bpp = (z_bits.item() + sum(bits[:l])) / npix
@@ -253,11 +274,12 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
     return results
 
 
-def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool = False, extra=None) -> list[dict]:
+def mean_curve(model: PSICModel, crops: list[torch.Tensor], mean_details: bool = False, extra=None,
+               scales: ScaleFactors = UNSCALED) -> list[dict]:
     """evaluate_levels averaged over crops (each crop weighs the same, whatever its size): the
     held-out curve that train.py logs, compare.py prints and export.py stores in its report.
-    `extra` as for evaluate_levels; its metrics are averaged too."""
+    `extra` and `scales` as for evaluate_levels; extra's metrics are averaged too."""
     with torch.no_grad():
-        res = [evaluate_levels(model, x, mean_details=mean_details, extra=extra) for x in crops]
+        res = [evaluate_levels(model, x, mean_details=mean_details, extra=extra, scales=scales) for x in crops]
     return [{"level": i + 1, **{k: sum(r[i][k] for r in res) / len(res) for k in res[0][i] if k != "level"}}
             for i in range(len(res[0]))]
