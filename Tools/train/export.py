@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,23 +169,54 @@ def headroom_schedule(start: float, floor: float = 1.1, factor: float = 0.75) ->
     return out
 
 
-def rate_summary(model, ent, y, z, float_rates: tuple | None = None, encodes: list[dict] | None = None):
-    """Float vs integer rates of the crops (y, z); `float_rates`, float_bits' result for these
-    crops, spares recomputing it when several integer models are measured on the same crops, and
-    `encodes`, int_bits' encodes of them, re-encoding when only the coding offsets changed."""
-    fz, fl = float_rates if float_rates is not None else float_bits(model, y, z)
-    iz, il, esc, _ = int_bits(ent, y.numpy(), z.numpy(), encodes=encodes)
+@dataclass(frozen=True)
+class Crops:
+    """Latents (y, integer z) of a set of crops with their float-model rates (float_bits), taken
+    once: every integer candidate of the search and the offsets' calibration are measured against
+    the same float bits."""
+    y: torch.Tensor
+    z: torch.Tensor
+    float_rates: tuple
+
+    @classmethod
+    def analysed(cls, model, y: torch.Tensor, z: torch.Tensor) -> "Crops":
+        return cls(y, z, float_bits(model, y, z) if y.shape[0] else (0.0, np.zeros(model.cfg.L)))
+
+    @property
+    def count(self) -> int:
+        return int(self.y.shape[0])
+
+
+def rate_summary(ent, crops: Crops, encodes: list[dict] | None = None) -> tuple[dict, list[dict]]:
+    """Float vs integer rates of `crops`, and int_bits' encodes of them; given `encodes` (of the
+    same crops by a model that differs only in its coding offsets) they are repriced, not redone."""
+    fz, fl = crops.float_rates
+    iz, il, esc, encodes = int_bits(ent, crops.y.numpy(), crops.z.numpy(), encodes=encodes)
+    y = crops.y
     npix = y.shape[0] * (y.shape[2] * 16) * (y.shape[3] * 16)
     f_tot, i_tot = fz + fl.sum(), iz + il.sum()
     return {"images": int(y.shape[0]), "pixels": int(npix), "float_bpp": f_tot / npix, "int_bpp": i_tot / npix,
             "rate_loss": i_tot / f_tot - 1.0, "z_rate_loss": iz / fz - 1.0,
             "level_rate_loss": [float(v) for v in il / np.maximum(fl, 1e-9) - 1.0],
             "float_level_bpp": [float(v) for v in fl / npix], "int_level_bpp": [float(v) for v in il / npix],
-            "escapes": int(esc)}
+            "escapes": int(esc)}, encodes
 
 
-def search_quantization(model, calib, tables, calibration: tuple, heldout: tuple, headroom_start: float,
-                        log=print, t_start: float | None = None):
+@dataclass
+class QuantizationChoice:
+    """What search_quantization chose: the integer model, its rate summaries ("calibration", and
+    "heldout" when there are held-out crops), the settings it was built with, every candidate
+    tried (a list of {headroom, h_range, rate_loss}) and its encodes of each crop set (same keys)."""
+    ent: object
+    rates: dict
+    headroom: float
+    h_range: int
+    search: list
+    encodes: dict
+
+
+def search_quantization(model, calib, tables, calibration: Crops, heldout: Crops, headroom_start: float,
+                        log=print, t_start: float | None = None) -> QuantizationChoice:
     """The integer entropy model with the lowest rate loss on the calibration crops, over H's integer
     range (quantize.H_RANGES) and, while even the best misses RATE_LOSS_LIMIT, smaller headrooms.
 
@@ -192,42 +224,39 @@ def search_quantization(model, calib, tables, calibration: tuple, heldout: tuple
     because ep layer 0 of level i > 0 reads [H | Y^] under one input bound: the Y^ columns fill the
     accumulator budget, so with H at +-32767 (a tiny s_H) the H columns' weights rounded to a handful
     of integer levels (2-4 bits at levels 2-8; session 33 measured +0.85 % rate loss on a 105k-step
-    checkpoint with the old Int8-range layers, -0.17 % with Int16-range weights and H at +-2047). Returns (model, {"calibration", "heldout"} rate summaries,
-    headroom, h_range, the search as a list of {headroom, h_range, rate_loss})."""
+    checkpoint with the old Int8-range layers, -0.17 % with Int16-range weights and H at +-2047)."""
     t_start = time.time() if t_start is None else t_start
     weight_bits = int16_weights(model.cfg)
     search, best = [], None
-    float_rates = float_bits(model, *calibration)   # the same for every candidate
     for headroom in headroom_schedule(headroom_start):
         for h_range in H_RANGES:
             ent = quantize_entropy_model(model, calib, headroom, weight_bits, h_range=h_range, tables=tables)
-            r = rate_summary(model, ent, *calibration, float_rates=float_rates)
+            r, encodes = rate_summary(ent, calibration)
             search.append({"headroom": headroom, "h_range": h_range, "rate_loss": r["rate_loss"]})
             log(f"headroom {headroom:g}, H range +-{h_range}: calibration rate loss {100 * r['rate_loss']:+.3f}% "
                 f"({r['float_bpp']:.4f} -> {r['int_bpp']:.4f} bpp) ({time.time() - t_start:.0f} s)")
             if best is None or r["rate_loss"] < best[1]["rate_loss"]:
-                best = (ent, r, headroom, h_range)
+                best = (ent, r, headroom, h_range, encodes)
         if best[1]["rate_loss"] < RATE_LOSS_LIMIT:
             break
-    ent, r, headroom, h_range = best
-    rates = {"calibration": r}
-    if heldout[0].shape[0]:
-        rates["heldout"] = rate_summary(model, ent, *heldout)
+    ent, r, headroom, h_range, encodes = best
+    choice = QuantizationChoice(ent, {"calibration": r}, headroom, h_range, search, {"calibration": encodes})
+    if heldout.count:
+        choice.rates["heldout"], choice.encodes["heldout"] = rate_summary(ent, heldout)
     log(f"chosen: headroom {headroom:g}, H range +-{h_range}; rate loss " + ", ".join(
-        f"{k} {100 * v['rate_loss']:+.3f}%" for k, v in rates.items()))
-    return ent, rates, headroom, h_range, search
+        f"{k} {100 * v['rate_loss']:+.3f}%" for k, v in choice.rates.items()))
+    return choice
 
 
-def calibrate_coding_offsets(model, ent: im.IntEntropyModel, calibration: tuple, heldout: tuple) -> dict:
+def calibrate_coding_offsets(ent: im.IntEntropyModel, crops: dict[str, Crops], encodes: dict[str, list[dict]]) -> dict:
     """Sets `ent`'s coding offsets (psic_train/codingoffset.py) to those that code the calibration
     crops' symbols in the fewest bits; returns codingoffset.calibrate's summary with the rates
-    they give (rate_summary, against the float model) on the calibration and held-out crops."""
-    y, z = calibration
-    _, _, _, encodes = int_bits(ent, y.numpy(), z.numpy())   # k and q do not depend on the offsets
-    ent.coding_offset, summary = coding_offsets.calibrate(ent, encodes)
-    summary["rates"] = {"calibration": rate_summary(model, ent, y, z, encodes=encodes)}
-    if heldout[0].shape[0]:
-        summary["rates"]["heldout"] = rate_summary(model, ent, *heldout)
+    they give (rate_summary, against the float model) on every crop set of `crops`. `encodes` are
+    `ent`'s encodes of those sets before the offsets: k and q do not depend on them, so the sets
+    are repriced, not encoded again."""
+    ent.coding_offset, summary = coding_offsets.calibrate(ent, encodes["calibration"])
+    summary["rates"] = {name: rate_summary(ent, c, encodes=encodes[name])[0]
+                        for name, c in crops.items() if c.count}
     return summary
 
 
@@ -470,12 +499,13 @@ def main(argv=None):
     tables = (gaussian_tables(ScaleGrid(args.scale_count)), z_tables(model.entropy_bottleneck))
     log(f"calibrated, tables built ({time.time() - t_start:.0f} s)")
 
-    ent, rates, headroom, h_range, search = search_quantization(model, calib, tables, (y_c, z_c), (y_h, z_h),
-                                                                 args.headroom, log, t_start)
+    crops = {"calibration": Crops.analysed(model, y_c, z_c), "heldout": Crops.analysed(model, y_h, z_h)}
+    choice = search_quantization(model, calib, tables, crops["calibration"], crops["heldout"], args.headroom, log, t_start)
+    ent, rates, headroom, h_range, search = choice.ent, choice.rates, choice.headroom, choice.h_range, choice.search
     worst = max(r["rate_loss"] for r in rates.values())
     if worst >= RATE_LOSS_LIMIT and not args.force:
         raise SystemExit(f"integer rate loss {100 * worst:.2f}% >= 1%: model not written (use --force to override)")
-    offsets_report = calibrate_coding_offsets(model, ent, (y_c, z_c), (y_h, z_h))
+    offsets_report = calibrate_coding_offsets(ent, crops, choice.encodes)
     if offsets_report["at_search_bound"]:
         log(f"note: {offsets_report['at_search_bound']} channels chose an end of the offset search "
             f"{offsets_report['search']} (psic_train/codingoffset.py SEARCH): a wider search may code them smaller")

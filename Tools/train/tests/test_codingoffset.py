@@ -10,6 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import codingoffset  # noqa: E402
+from psic_train import tableshape  # noqa: E402
 from psic_train import intmodel as im  # noqa: E402
 from psic_train.modelfile import ModelFile, write_model  # noqa: E402
 from psic_train.rates import int_bits  # noqa: E402
@@ -112,13 +113,27 @@ def test_calibrated_offsets_never_cost_bits_on_the_calibration_latents(setup):
     model, ent, y, z = setup
     import export
     fresh = replace(ent)
-    summary = export.calibrate_coding_offsets(model, fresh, (y, z), (y[:0], z[:0]))
+    crops = {"calibration": export.Crops.analysed(model, y, z), "heldout": export.Crops.analysed(model, y[:0], z[:0])}
+    summary = export.calibrate_coding_offsets(fresh, crops, {"calibration": int_bits(fresh, y.numpy(), z.numpy())[3]})
+    assert set(summary["rates"]) == {"calibration"}   # no held-out crops, no held-out rates
     assert list(fresh.coding_offset) == summary["offsets"] and len(summary["offsets"]) == ent.C
     _, before, _, _ = int_bits(replace(ent, coding_offset=None), y.numpy(), z.numpy())
     _, after, _, _ = int_bits(fresh, y.numpy(), z.numpy())
     assert after.sum() <= before.sum() + 1e-6
     assert summary["rates"]["calibration"]["int_bpp"] == pytest.approx(
         (int_bits(fresh, y.numpy(), z.numpy())[0] + after.sum()) / (y.shape[0] * 128 * 128))
+
+
+def test_offset_rates_of_every_crop_set_are_those_of_a_fresh_encode(setup):
+    model, ent, y, z = setup
+    import export
+    fresh = replace(ent)
+    crops = {"calibration": export.Crops.analysed(model, y, z), "heldout": export.Crops.analysed(model, y[:2], z[:2])}
+    before = {k: int_bits(fresh, c.y.numpy(), c.z.numpy())[3] for k, c in crops.items()}
+    summary = export.calibrate_coding_offsets(fresh, crops, before)
+    assert any(summary["offsets"])   # the repricing has something to do
+    for name, c in crops.items():
+        assert summary["rates"][name] == export.rate_summary(fresh, c)[0]
 
 
 def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(setup, tmp_path):
@@ -152,3 +167,60 @@ def test_model_file_version_2_carries_the_offsets_and_version_1_reads_as_zeros(s
             ModelFile(rewrite("v2-far.safetensors", tensors))
     with pytest.raises(ValueError, match="format version 3"):
         ModelFile(rewrite("v3.safetensors", load_file(str(path)), format_version=3))
+
+
+def test_bucketed_costs_split_the_channel_costs_by_scale_index():
+    tables = gaussian_tables(im.ScaleGrid(64))
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
+    rng = np.random.default_rng(2)
+    k = rng.integers(0, 64, (3, 4, 6, 6))
+    # channel 0: narrow-index symbols drawn 1.5x wider than their table, wide-index ones 0.7x
+    enc = synthetic_encode(tables, k, 1.0, rng)
+    sigma = im.ScaleGrid(64).sigmas()[k]
+    spread = np.where(k < 32, 1.5, 0.7)
+    enc["q"][:, 0] = np.round(rng.normal(0, 1, k[:, 0].shape) * sigma[:, 0] * spread[:, 0])
+    per_channel = codingoffset.offset_costs(ent, [enc])
+    halves = codingoffset.offset_costs(ent, [enc], buckets=2)
+    assert halves.shape == (4, 2, len(codingoffset.SEARCH))
+    np.testing.assert_allclose(halves.sum(axis=1), per_channel)
+    best = codingoffset.best_offsets(halves)
+    assert best[0, 0] > 0 > best[0, 1]            # wider where drawn wider, narrower where narrower
+    # a finer grain never prices the data it was fitted on higher
+    fine = codingoffset.priced(halves, best).sum(axis=1)
+    coarse = codingoffset.priced(per_channel, codingoffset.best_offsets(per_channel))
+    assert np.all(fine <= coarse + 1e-9)
+    # a bucket with no symbols costs nothing and keeps offset 0
+    empty = codingoffset.offset_costs(ent, [{"k": np.full_like(k, 5), "q": enc["q"]}], buckets=4)
+    assert not empty[:, 1:].any() and not codingoffset.best_offsets(empty)[:, 1:].any()
+
+
+def test_the_shape_bound_is_what_the_symbols_own_histograms_save():
+    tables = gaussian_tables(im.ScaleGrid(64))
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
+    rng = np.random.default_rng(3)
+    k = np.full((8, 4, 32, 32), 30)
+    matched = synthetic_encode(tables, k, 1.0, rng)
+    table, ideal = tableshape.table_shape_bound(ent, [matched])
+    assert table.shape == ideal.shape == (2,)
+    assert np.all(ideal <= table)                  # Gibbs: no table beats the data's own histogram
+    assert np.all(1 - ideal / table < 0.01)        # the tables are that histogram's shape, give or take
+    wide = synthetic_encode(tables, k, 2.0, rng)
+    table_w, ideal_w = tableshape.table_shape_bound(ent, [wide])
+    assert np.all(1 - ideal_w / table_w > 0.05)    # a table half as wide as the data is far off
+    # the bits are the tables' own
+    assert table_w.sum() == pytest.approx(tables.bits(k, wide["q"])[0], rel=1e-9)
+
+
+def test_tables_refitted_on_other_symbols_of_the_same_shape_save_what_the_shape_costs():
+    tables = gaussian_tables(im.ScaleGrid(64))
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=tables)
+    rng = np.random.default_rng(4)
+    k = np.full((8, 4, 32, 32), 30)
+    fit, test = (synthetic_encode(tables, k, 2.0, rng) for _ in range(2))
+    table, refit = tableshape.refitted_table_bits(ent, [fit], [test])
+    assert table.sum() == pytest.approx(tables.bits(k, test["q"])[0], rel=1e-9)
+    assert np.all(refit < 0.95 * table)            # the wide data's own shape, learnt elsewhere
+    # with nothing to fit, the refitted tables are the Gaussian ones (up to their escape columns)
+    empty = {"k": k[:0], "q": test["q"][:0]}
+    _, prior_only = tableshape.refitted_table_bits(ent, [empty], [test])
+    np.testing.assert_allclose(prior_only, table, rtol=0.002)

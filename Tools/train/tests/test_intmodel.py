@@ -414,28 +414,33 @@ def test_smaller_h_range_gives_the_h_columns_of_ep_layer_0_finer_weights(setup):
 
 
 def test_search_quantization_keeps_the_lowest_calibration_rate_loss(setup):
-    from export import rate_summary, search_quantization
+    from export import Crops, rate_summary, search_quantization
     model, _, y, z = setup
     calib = calibrate(model, y, z)
     tables = (gaussian_tables(), z_tables(model.entropy_bottleneck))
-    ent, rates, headroom, h_range, search = search_quantization(
-        model, calib, tables, (y, z), (y[:2], z[:2]), 2.0, log=lambda *_: None)
-    assert [s["h_range"] for s in search[:len(H_RANGES)]] == list(H_RANGES)
-    best = min(search, key=lambda s: s["rate_loss"])
-    assert (best["headroom"], best["h_range"]) == (headroom, h_range)
-    assert rates["calibration"]["rate_loss"] == best["rate_loss"]
-    assert set(rates) == {"calibration", "heldout"} and ent.h_s[-1].output_max == h_range
-    # the float rates computed once for all candidates are the ones a fresh summary computes
-    assert rates["calibration"] == rate_summary(model, ent, y, z)
+    crops = Crops.analysed(model, y, z)
+    choice = search_quantization(model, calib, tables, crops, Crops.analysed(model, y[:2], z[:2]), 2.0,
+                                 log=lambda *_: None)
+    assert [s["h_range"] for s in choice.search[:len(H_RANGES)]] == list(H_RANGES)
+    best = min(choice.search, key=lambda s: s["rate_loss"])
+    assert (best["headroom"], best["h_range"]) == (choice.headroom, choice.h_range)
+    assert choice.rates["calibration"]["rate_loss"] == best["rate_loss"]
+    assert set(choice.rates) == set(choice.encodes) == {"calibration", "heldout"}
+    assert choice.ent.h_s[-1].output_max == choice.h_range
+    # the float rates taken once for all candidates are the ones a fresh analysis takes, and the
+    # kept encodes are the chosen model's
+    fresh, encodes = rate_summary(choice.ent, Crops.analysed(model, y, z))
+    assert choice.rates["calibration"] == fresh
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(encodes, choice.encodes["calibration"]) for k in a)
 
 
 def test_rate_breakdown_runs_from_the_float_rate_to_the_integer_rate(setup):
-    from export import rate_summary
+    from export import Crops, rate_summary
     from psic_train.ratebreakdown import STAGES, format_breakdown, rate_breakdown
     from psic_train.rates import z_bits_int
     model, ent, y, z = setup
     rows = rate_breakdown(model, ent, [(y, z)])
-    summary = rate_summary(model, ent, y, z)
+    summary, _ = rate_summary(ent, Crops.analysed(model, y, z))
     assert [r["stage"] for r in rows] == list(STAGES)
     assert rows[0]["bpp"] == pytest.approx(summary["float_bpp"]) and rows[0]["vs_float"] == 0
     assert rows[-1]["bpp"] == pytest.approx(summary["int_bpp"])
