@@ -207,7 +207,7 @@ class QuantizationChoice:
     """What search_quantization chose: the integer model, its rate summaries ("calibration", and
     "heldout" when there are held-out crops), the settings it was built with, every candidate
     tried (a list of {headroom, h_range, rate_loss}) and its encodes of each crop set (same keys)."""
-    ent: object
+    ent: im.IntEntropyModel
     rates: dict
     headroom: float
     h_range: int

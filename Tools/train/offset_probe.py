@@ -11,6 +11,7 @@ held-out ones) and priced on whole --test photos, every --test-every-th (padded 
   file          the model file's offsets (export.py's, fitted on its calibration crops)
   channel       one offset per channel, fitted on the fit crops (the file's grain)
   channel/B     one per channel and per B-th of the scale-index range (--buckets B), same fit
+                (a range the fit crops never reach keeps its channel's offset)
   oracle        one per channel, fitted on the test photos themselves (no file can ship this)
 Each row gives the test photos' level bits against `none`, in all and per level. Then the shape
 bound: the fit crops' symbols, coded with the file's offsets, against the ideal table of each
@@ -89,11 +90,13 @@ def probe(ent, fit: list[dict], test: list[dict], buckets: int) -> dict:
     def channel_bits(offsets: np.ndarray) -> np.ndarray:
         return codingoffset.priced(per_channel, offsets, search)
 
-    fitted_fine = codingoffset.best_offsets(fit_costs, search)
+    fitted = codingoffset.best_offsets(fit_costs.sum(axis=1), search)
+    # a bucket the fit crops never reach keeps its channel's offset
+    fitted_fine = np.where(fit_costs.any(axis=-1), codingoffset.best_offsets(fit_costs, search), fitted[:, None])
     variants = {
         "none": channel_bits(np.zeros(ent.C, np.int64)),
         "file": channel_bits(ent.coding_offset),
-        "channel": channel_bits(codingoffset.best_offsets(fit_costs.sum(axis=1), search)),
+        "channel": channel_bits(fitted),
         f"channel/{buckets}": codingoffset.priced(test_costs, fitted_fine, search).sum(axis=1),
         "oracle": channel_bits(codingoffset.best_offsets(per_channel, search)),
     }
