@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train.data import list_images, load_rgb  # noqa: E402
-from psic_train.fromfile import model_from_file  # noqa: E402
+from psic_train.fromfile import exported_checkpoint, model_from_file  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.intmodel import MEAN_SCALE, IntEntropyModel, ScaleGrid  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, evaluate_levels, z_likelihood  # noqa: E402
-from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.model import PSICModel, evaluate_levels, z_likelihood  # noqa: E402
+from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
 
 
@@ -79,15 +79,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"--every {args.every}: give a whole number of at least 1")
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    mf = ModelFile(args.model)
-    step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))
-    if step != file_step:
-        raise SystemExit(f"{args.model} was exported at step {file_step}, {args.checkpoint} is at step {step}: "
-                         "pass the checkpoint it was exported from")
-    checkpoint = PSICModel(ModelConfig(**ckpt["config"]))
-    checkpoint.load_state_dict(checkpoint_weights(ckpt, ema=args.weights == "ema")[0])
-    checkpoint.eval()
+    checkpoint, step, mf = exported_checkpoint(args.checkpoint, args.model, ema=args.weights == "ema")
     rebuilt = model_from_file(args.model)[0].eval()
     files = list_images(args.images, option="--images")[::args.every]
     L = checkpoint.cfg.L

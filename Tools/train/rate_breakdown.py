@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export import random_crops  # noqa: E402
 from psic_train.data import list_images, load_rgb  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
-from psic_train.model import ModelConfig, PSICModel, checkpoint_weights  # noqa: E402
-from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.fromfile import exported_checkpoint  # noqa: E402
+from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
 from psic_train.ratebreakdown import format_breakdown, rate_breakdown  # noqa: E402
 
@@ -56,15 +56,7 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     require_files("rate_breakdown.py", args.checkpoint, args.model)
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    mf = ModelFile(args.model)
-    step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))
-    if step != file_step:
-        raise SystemExit(f"{args.model} was exported at step {file_step}, {args.checkpoint} is at step {step}: "
-                         "export this checkpoint (export.py --checkpoint) or pass the checkpoint it came from")
-    model = PSICModel(ModelConfig(**ckpt["config"]))
-    model.load_state_dict(checkpoint_weights(ckpt, ema=args.weights == "ema")[0])
-    model.eval()
+    model, step, mf = exported_checkpoint(args.checkpoint, args.model, ema=args.weights == "ema")
     if args.images:
         files = list_images(args.images, option="--images")
         what = f"{len(files)} images of {args.images}"

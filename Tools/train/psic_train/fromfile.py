@@ -172,3 +172,19 @@ def load_model(path, ema: bool = True) -> tuple[PSICModel, int | None, dict, boo
     state, averaged = checkpoint_weights(ckpt, ema=ema)
     model.load_state_dict(state)
     return model, ckpt.get("step"), ckpt.get("args", {}), averaged
+
+
+def exported_checkpoint(checkpoint, model_file, ema: bool = True) -> tuple[PSICModel, int, ModelFile]:
+    """(model in eval mode, step, the opened model file) for tools that set a model file beside the
+    train.py checkpoint it was exported from (its moving average when `ema` and it has one). A
+    checkpoint at another step than the file records is refused: the comparison would be of two
+    models, not of an export."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    mf = ModelFile(model_file)
+    step, file_step = int(ckpt.get("step", 0)), int(mf.meta.get("training", {}).get("steps", -1))
+    if step != file_step:
+        raise SystemExit(f"{model_file} was exported at step {file_step}, {checkpoint} is at step {step}: "
+                         "pass the checkpoint it was exported from (or export this one: export.py --checkpoint)")
+    model = PSICModel(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(checkpoint_weights(ckpt, ema=ema)[0])
+    return model.eval(), step, mf

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,3 +28,18 @@ def test_the_scale_index_bias_is_the_integer_networks_and_moves_with_the_float_s
         for net in wider.entropy_parameters:
             net[-1].bias[lc:] += ent.scale_grid.log_step
     np.testing.assert_allclose(export_gap.scale_index_bias(wider, ent, x), bias - 1, atol=0.02)
+
+
+def test_a_checkpoint_is_set_beside_the_file_exported_from_it_only(tmp_path):
+    from psic_train.fromfile import exported_checkpoint
+    from psic_train.modelfile import write_model
+    model, ent, _, _ = tiny_integer_model()
+    path = tmp_path / "m.safetensors"
+    write_model(path, model, ent, fp16=False, training={"steps": 12})
+    for step in (12, 13):
+        torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "step": step}, tmp_path / f"{step}.pt")
+    loaded, step, mf = exported_checkpoint(tmp_path / "12.pt", path)
+    assert step == 12 and not loaded.training and mf.meta["training"]["steps"] == 12
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(SystemExit, match="exported at step 12, .* is at step 13"):
+        exported_checkpoint(tmp_path / "13.pt", path)
