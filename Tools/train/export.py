@@ -42,29 +42,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psic_train import codingoffset as coding_offsets  # noqa: E402
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.data import EVAL_CROP, evaluation_crops, list_images, load_rgb  # noqa: E402
+from psic_train.data import EVAL_CROP, evaluation_crops, list_images, random_crops  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.intmodel import DEFAULT_SCALE_COUNT, ScaleGrid  # noqa: E402
 from psic_train.model import ModelConfig, PSICModel, checkpoint_weights, mean_curve  # noqa: E402
-from psic_train.modelfile import ModelFile, Transforms, float_tensors, pad_to_multiple, to_tensor, write_model  # noqa: E402
+from psic_train.golden import write_golden  # noqa: E402
+from psic_train.kodakeval import KODAK_SAMPLE_SEED, evaluate_kodak  # noqa: E402
+from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
 from psic_train.quantize import H_RANGES, all_layers, analyse, calibrate, int16_weights, quantize_entropy_model  # noqa: E402
 from psic_train.recipe import recipe_defaults  # noqa: E402
-from psic_train.rates import float_bits, int_bits, z_bits_int  # noqa: E402
+from psic_train.rates import float_bits, int_bits  # noqa: E402
 from psic_train.tables import gaussian_tables, z_tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 RATE_LOSS_LIMIT = 0.01
 FP16_PSNR_LIMIT = 0.05
-GOLDEN_SAMPLE_LEVEL = 2
-GOLDEN_SAMPLE_SEED = 7
-KODAK_SAMPLE_SEED = 0
-# The rate-distortion weight the golden vectors check the encoder's rule at (bits per squared
-# latent step, intmodel.rd_symbols) when the model file names none. What a file names is --rd-lambda's
-# (none by default): session 51 measured the rule with Tools/train/rd_probe.py and the exporter
-# (RESULTS.md): one weight for every level trades SSIMULACRA2 for PSNR, and 40/1.3's gain with
-# sampled details is gone with mean details, so the shipped file names none.
-GOLDEN_RD_LAMBDA = 40.0
 
 
 def _scale_count(text: str) -> int:
@@ -141,23 +134,6 @@ def parse_args(argv=None):
 
 def log(msg: str):
     print(msg, flush=True)
-
-
-def random_crops(files: list[Path], n: int, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """n crops, cycling through a shuffled list of the files (each photo loaded once)."""
-    order = rng.permutation(len(files))
-    picks = [files[order[i % len(files)]] for i in range(n)]
-    out, cache = [], {}
-    for p in picks:
-        if p not in cache:
-            cache = {p: load_rgb(p)}  # keep one image in memory at a time (picks are grouped by cycle)
-        img = cache[p]
-        if img.shape[0] < crop or img.shape[1] < crop:
-            img = pad_to_multiple(img, crop)
-        y = rng.integers(img.shape[0] - crop + 1)
-        x = rng.integers(img.shape[1] - crop + 1)
-        out.append(img[y:y + crop, x:x + crop])
-    return np.stack(out)
 
 
 def headroom_schedule(start: float, floor: float = 1.1, factor: float = 0.75) -> list[float]:
@@ -291,142 +267,6 @@ def _level_lambdas(given: tuple[float, float] | None, levels: int) -> list[float
     return None if given is None else im.level_lambdas(given[0], levels, given[1])
 
 
-def golden_rd_symbols(ent: im.IntEntropyModel, y: np.ndarray, enc: dict, lambdas: list[float]) -> np.ndarray:
-    """The rate-distortion choice for every latent of y given the nearest-rounding encode's means and
-    tables, level by level with that level's weight (0: nearest)."""
-    r = np.clip(y, -im.LATENT_CLAMP, im.LATENT_CLAMP) - enc["mu"].astype(np.float32) / np.float32(im.MEAN_SCALE)
-    lc = ent.level_channels
-    out = im.round_half_away(r)
-    for i, lam in enumerate(lambdas):
-        if lam > 0:
-            sl = slice(i * lc, (i + 1) * lc)
-            out[:, sl] = im.rd_symbols(r[:, sl], enc["k_code"][:, sl], ent.gaussian, lam)
-    return out
-
-
-def make_golden(mf: ModelFile, png: Path, out: Path) -> dict:
-    from safetensors.numpy import save_file
-    img = load_rgb(png)
-    padded = pad_to_multiple(img, 64)
-    x = to_tensor(padded)
-    y = mf.g_a(x)
-    z = mf.h_a(y)
-    z_hat = im.quantize_z(z.numpy())
-    ent = mf.entropy
-    enc = ent.encode(y.numpy(), z_hat, exact_int=True)
-    # a file without weights still checks the rule
-    rd_lambda = mf.rd_lambda if any(v > 0 for v in mf.rd_lambda) else im.level_lambdas(GOLDEN_RD_LAMBDA, ent.L)
-    x_hat = mf.g_s(torch.from_numpy(enc["y_hat"]).float() / im.MEAN_SCALE)
-    smp = ent.sample(enc["H"], enc["y_hat"], GOLDEN_SAMPLE_LEVEL, GOLDEN_SAMPLE_SEED, exact_int=True)
-    i32 = lambda a: np.ascontiguousarray(a[0], dtype=np.int32)  # noqa: E731
-    f32 = lambda a: np.ascontiguousarray(a[0].numpy() if torch.is_tensor(a) else a[0], dtype=np.float32)  # noqa: E731
-    lc = ent.level_channels
-    t = {"image": np.ascontiguousarray(img, dtype=np.uint8), "input": f32(x), "y": f32(y), "z": f32(z),
-         "z_hat": i32(z_hat), "H": i32(enc["H"]), "mu": i32(enc["mu"]), "scale_index": i32(enc["k"]),
-         "coding_index": i32(enc["k_code"]),
-         "q": i32(enc["q"]), "y_hat": i32(enc["y_hat"]), "x_hat": f32(x_hat),
-         "sampled_y_hat": i32(smp["y_hat"]), "sampled_mu": i32(smp["mu"]),
-         "sampled_scale_index": i32(smp["k"]), "sampled_q": i32(smp["q"]),
-         # the rate-distortion quantiser's choice for every latent given the nearest-rounding
-         # chain's means and tables (each choice is local to its latent, so one pass suffices)
-         "rd_q": i32(golden_rd_symbols(ent, y.numpy(), enc, rd_lambda))}
-    meta = {"model_fingerprint": mf.meta["fingerprint"], "image": png.name, "height": img.shape[0],
-            "width": img.shape[1], "padded_height": padded.shape[0], "padded_width": padded.shape[1],
-            "sample_level": GOLDEN_SAMPLE_LEVEL, "sample_seed": GOLDEN_SAMPLE_SEED,
-            "sampled_channels_from": GOLDEN_SAMPLE_LEVEL * lc, "rd_lambda": rd_lambda}
-    save_file(t, str(out), metadata={"golden": json.dumps(meta, sort_keys=True)})
-    out.chmod(0o644)
-    return meta
-
-
-def write_golden(mf: ModelFile, folder: Path) -> list[str]:
-    """The golden vectors of every *.png in `folder`, beside it; returns the images' names."""
-    pngs = sorted(folder.glob("*.png"))
-    for png in pngs:
-        g = make_golden(mf, png, folder / f"{png.stem}.safetensors")
-        log(f"golden {png.name}: {g['width']}x{g['height']} (padded {g['padded_width']}x{g['padded_height']})")
-    return [p.name for p in pngs]
-
-
-def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
-                   seeds: tuple[int, ...] | list[int] = (KODAK_SAMPLE_SEED,), rd_lambda: list[float] | None = None) -> dict:
-    """Per-image and mean per-level bpp / PSNR / MS-SSIM. Below level L the details are sampled with
-    seeds[0] (KODAK_SAMPLE_SEED: "psnr", "ms_ssim") and at their mean ("*_mean_details"); with more
-    seeds each row also lists the sampled figures of every seed ("psnr_seeds", "ms_ssim_seeds", in
-    the order of `seeds`; at level L, where nothing is sampled, the one decode repeated). The codec's
-    symbols are chosen as its encoder does, with the file's rate-distortion weight unless
-    `rd_lambda` (one per level; 0: nearest rounding) is given."""
-    rd = mf.rd_lambda if rd_lambda is None else rd_lambda
-    from pytorch_msssim import ms_ssim
-    assert seeds[0] == KODAK_SAMPLE_SEED
-    ent, L = mf.entropy, mf.L
-    lc = ent.level_channels
-    per_image = []
-    float_total = int_total = 0.0
-    for png in list_images(folder):
-        t0 = time.time()
-        img = load_rgb(png)
-        Hh, Ww = img.shape[:2]
-        x = to_tensor(pad_to_multiple(img, 64))
-        x_ref = to_tensor(img)
-        # rate loss of the integer entropy model vs the float one, on the training model's latents
-        with torch.no_grad():
-            y_t = model.g_a(x)
-            z_t = torch.from_numpy(im.quantize_z(model.h_a(y_t).numpy())).float()
-        fz, fl = float_bits(model, y_t, z_t)
-        iz, il, _, _ = int_bits(ent, y_t.numpy(), z_t.numpy())
-        float_total += fz + fl.sum()
-        int_total += iz + il.sum()
-        # the shipped codec: model-file transforms, integer entropy model, real symbol costs
-        y = mf.g_a(x)
-        z_hat = im.quantize_z(mf.h_a(y).numpy())
-        zb, zesc = z_bits_int(ent, z_hat)
-        enc = ent.encode(y.numpy(), z_hat, rd_lambda=rd)
-        lb = []
-        for i in range(L):
-            b, _ = ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
-            lb.append(b)
-        def quality(y_hat: np.ndarray) -> tuple[float, float]:
-            xh = mf.g_s(torch.from_numpy(y_hat).float() / im.MEAN_SCALE)[:, :, :Hh, :Ww].clamp(0, 1)
-            xh = torch.round(xh * 255) / 255     # what an 8-bit PNG decode holds
-            mse = float(((xh - x_ref) ** 2).mean())
-            return 10 * math.log10(1 / max(mse, 1e-12)), float(ms_ssim(xh, x_ref, data_range=1.0))
-
-        levels = []
-        for l in range(1, L + 1):
-            row = {"level": l, "bpp": (zb + sum(lb[:l])) / (Hh * Ww)}
-            if l == L:
-                row["psnr"], row["ms_ssim"] = quality(enc["y_hat"])
-                row["psnr_mean_details"], row["ms_ssim_mean_details"] = row["psnr"], row["ms_ssim"]
-                by_seed = [(row["psnr"], row["ms_ssim"])] * len(seeds)
-            else:
-                # sampled details decide shipping (what the codec shows by default); mean details
-                # are read beside them because sampled PSNR also falls when the prior's scales for
-                # the untransmitted levels grow, which can hide a better transmitted part (session 18)
-                by_seed = [quality(ent.sample(enc["H"], enc["y_hat"], l, s)["y_hat"]) for s in seeds]
-                row["psnr"], row["ms_ssim"] = by_seed[0]
-                row["psnr_mean_details"], row["ms_ssim_mean_details"] = quality(
-                    ent.sample(enc["H"], enc["y_hat"], l, None)["y_hat"])
-            if len(seeds) > 1:
-                row["psnr_seeds"], row["ms_ssim_seeds"] = [p for p, _ in by_seed], [m for _, m in by_seed]
-            levels.append(row)
-        per_image.append({"image": png.name, "levels": levels, "z_bpp": zb / (Hh * Ww)})
-        log(f"  {png.name}: " + " ".join(f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in levels)
-            + f" ({time.time() - t0:.1f} s)")
-    mean = [{"level": l + 1, **{k: float(np.mean([p["levels"][l][k] for p in per_image]))
-                                for k in ("bpp", "psnr", "ms_ssim", "psnr_mean_details", "ms_ssim_mean_details")}}
-            for l in range(L)]
-    if len(seeds) > 1:
-        for l, row in enumerate(mean):
-            for k in ("psnr_seeds", "ms_ssim_seeds"):
-                row[k] = [float(v) for v in np.mean([p["levels"][l][k] for p in per_image], axis=0)]
-    report = {"folder": str(folder), "images": len(per_image), "sample_seed": KODAK_SAMPLE_SEED, "rd_lambda": rd,
-              "rate_loss": int_total / float_total - 1.0, "mean": mean, "per_image": per_image}
-    if len(seeds) > 1:
-        report["sample_seeds"] = list(seeds)
-    return report
-
-
 def heldout_eval(model: PSICModel, data: Path, holdout: int) -> dict | None:
     """A model file's curve on train.py's held-out evaluation crops (the last `holdout` photos'
     top-left 256x256, levels past each cut sampled with seed 0); `model` is the file rebuilt as
@@ -452,10 +292,10 @@ def evaluate_file(args) -> None:
               "fingerprint": meta["fingerprint"], "evaluated_only": True,
               "heldout_eval": heldout_eval(model, args.data, args.holdout)}
     if args.golden:
-        report["golden"] = write_golden(mf, args.golden)
+        report["golden"] = write_golden(mf, args.golden, log)
     if args.kodak:
         log(f"evaluating on {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, _level_lambdas(args.rd_lambda, mf.L))
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, _level_lambdas(args.rd_lambda, mf.L), log=log)
     report["seconds"] = time.time() - t_start
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -560,10 +400,10 @@ def main(argv=None):
         log("held-out evaluation crops (the file rebuilt as floats): " + " ".join(
             f"L{r['level']} {r['bpp']:.3f}/{r['psnr']:.2f}" for r in report["heldout_eval"]["sampled"]))
     if args.golden:
-        report["golden"] = write_golden(mf, args.golden)
+        report["golden"] = write_golden(mf, args.golden, log)
     if args.kodak:
         log(f"evaluating {args.kodak}")
-        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds)
+        report["kodak"] = evaluate_kodak(mf, model, args.kodak, args.kodak_seeds, log=log)
         k = report["kodak"]
         log(f"kodak rate loss {100 * k['rate_loss']:+.3f}%; " + " ".join(
             f"L{r['level']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB {r['ms_ssim']:.4f}" for r in k["mean"]))

@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.data import list_images, load_rgb, pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.fromfile import exported_checkpoint, model_from_file  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.intmodel import MEAN_SCALE, IntEntropyModel, ScaleGrid  # noqa: E402
 from psic_train.model import PSICModel, evaluate_levels, z_likelihood  # noqa: E402
-from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
 
 

@@ -33,12 +33,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export import random_crops  # noqa: E402
 from psic_train import codingoffset, tableshape  # noqa: E402
-from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.data import list_images, load_rgb, pad_to_multiple, random_crops, to_tensor  # noqa: E402
 from psic_train.fromfile import model_from_file  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
-from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.modelfile import ModelFile  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

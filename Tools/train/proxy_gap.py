@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.data import list_images, load_rgb, pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
-from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.rates import proxy_bits  # noqa: E402
 
 

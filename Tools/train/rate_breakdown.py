@@ -20,11 +20,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export import random_crops  # noqa: E402
-from psic_train.data import list_images, load_rgb  # noqa: E402
-from psic_train.inputs import require_files  # noqa: E402
+from psic_train.data import list_images, load_rgb, pad_to_multiple, random_crops, to_tensor  # noqa: E402
 from psic_train.fromfile import exported_checkpoint  # noqa: E402
-from psic_train.modelfile import pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.inputs import require_files  # noqa: E402
 from psic_train.quantize import analyse  # noqa: E402
 from psic_train.ratebreakdown import format_breakdown, rate_breakdown  # noqa: E402
 

@@ -35,9 +35,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import bd  # noqa: E402
 from psic_train import intmodel as im  # noqa: E402
-from psic_train.data import list_images, load_rgb  # noqa: E402
+from psic_train.data import list_images, load_rgb, pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
-from psic_train.modelfile import ModelFile, pad_to_multiple, to_tensor  # noqa: E402
+from psic_train.modelfile import ModelFile  # noqa: E402
 from psic_train.rates import z_bits_int  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -69,3 +69,30 @@ class CropSampler:
             out[b] = c
         t = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
         return t.contiguous(memory_format=torch.channels_last)
+
+
+def pad_to_multiple(img: np.ndarray, m: int = 64) -> np.ndarray:
+    """HxWx3 image padded to multiples of m by repeating the last row and column."""
+    H, W = img.shape[:2]
+    return np.pad(img, ((0, (-H) % m), (0, (-W) % m), (0, 0)), mode="edge")
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255.0)[None]
+
+
+def random_crops(files: list[Path], n: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """n crops, cycling through a shuffled list of the files (each photo loaded once)."""
+    order = rng.permutation(len(files))
+    picks = [files[order[i % len(files)]] for i in range(n)]
+    out, cache = [], {}
+    for p in picks:
+        if p not in cache:
+            cache = {p: load_rgb(p)}  # keep one image in memory at a time (picks are grouped by cycle)
+        img = cache[p]
+        if img.shape[0] < crop or img.shape[1] < crop:
+            img = pad_to_multiple(img, crop)
+        y = rng.integers(img.shape[0] - crop + 1)
+        x = rng.integers(img.shape[1] - crop + 1)
+        out.append(img[y:y + crop, x:x + crop])
+    return np.stack(out)

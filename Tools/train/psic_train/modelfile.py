@@ -215,12 +215,3 @@ class ModelFile(Transforms):
                       offset=self.tensors[f"{prefix}_offset"])
         t.validate()
         return t
-
-def pad_to_multiple(img: np.ndarray, m: int = 64) -> np.ndarray:
-    """HxWx3 image padded to multiples of m by repeating the last row and column."""
-    H, W = img.shape[:2]
-    return np.pad(img, ((0, (-H) % m), (0, (-W) % m), (0, 0)), mode="edge")
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255.0)[None]

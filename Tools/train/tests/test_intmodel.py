@@ -9,6 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import intmodel as im  # noqa: E402
+from psic_train.kodakeval import evaluate_kodak  # noqa: E402
 from psic_train.model import PSICModel  # noqa: E402
 from psic_train.modelfile import ModelFile, Transforms, float_tensors, write_model  # noqa: E402
 from psic_train.quantize import (H_RANGES, all_layers, calibrate, calibrated_outputs, int16_weights,  # noqa: E402
@@ -186,7 +187,7 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
     from PIL import Image
     rng = np.random.default_rng(1)
     model, path, folder = model_and_one_image_folder(setup, tmp_path, rng)
-    rep = export.evaluate_kodak(ModelFile(path), model, folder)
+    rep = evaluate_kodak(ModelFile(path), model, folder)
     rows = rep["mean"]
     assert [r["level"] for r in rows] == [1, 2, 3, 4] and rep["images"] == 1
     # the full level transmits everything: both modes are the same image
@@ -231,8 +232,8 @@ def test_kodak_evaluation_reports_both_detail_modes(setup, tmp_path):
 def test_kodak_evaluation_with_more_seeds_keeps_seed_0_as_the_main_table(setup, tmp_path):
     import export
     model, path, folder = model_and_one_image_folder(setup, tmp_path, np.random.default_rng(2))
-    one = export.evaluate_kodak(ModelFile(path), model, folder)
-    three = export.evaluate_kodak(ModelFile(path), model, folder, [0, 1, 2])
+    one = evaluate_kodak(ModelFile(path), model, folder)
+    three = evaluate_kodak(ModelFile(path), model, folder, [0, 1, 2])
     assert "sample_seeds" not in one and three["sample_seeds"] == [0, 1, 2]
     for r1, r3 in zip(one["mean"], three["mean"]):
         # adding seeds does not change what seed 0 measures

@@ -12,6 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psic_train import intmodel as im  # noqa: E402
+from psic_train.golden import make_golden  # noqa: E402
+from psic_train.kodakeval import evaluate_kodak  # noqa: E402
 from psic_train.modelfile import ModelFile, write_model  # noqa: E402
 from tiny import tiny_integer_model  # noqa: E402
 
@@ -132,11 +134,11 @@ def test_export_kodak_evaluation_and_golden_vectors_use_the_weight(setup, tmp_pa
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (170, 180, 3), dtype=np.uint8)).save(folder / "a.png")
     mf = ModelFile(path)
-    by_file = export.evaluate_kodak(mf, model, folder)
-    nearest = export.evaluate_kodak(mf, model, folder, rd_lambda=[0.0] * 4)
+    by_file = evaluate_kodak(mf, model, folder)
+    nearest = evaluate_kodak(mf, model, folder, rd_lambda=[0.0] * 4)
     assert by_file["rd_lambda"] == [2.0] * 4 and nearest["rd_lambda"] == [0.0] * 4
     assert by_file["mean"][-1]["bpp"] < nearest["mean"][-1]["bpp"]
-    g = export.make_golden(mf, folder / "a.png", tmp_path / "g.safetensors")
+    g = make_golden(mf, folder / "a.png", tmp_path / "g.safetensors")
     t = load_file(str(tmp_path / "g.safetensors"))
     assert g["rd_lambda"] == [2.0] * 4 and t["rd_q"].shape == t["q"].shape
     assert np.any(t["rd_q"] != t["q"]) and np.all(np.abs(t["rd_q"] - t["q"]) <= 1)
