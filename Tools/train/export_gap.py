@@ -47,17 +47,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-@torch.no_grad()
-def z_bits(model: PSICModel, x: torch.Tensor) -> float:
-    _, z = analyse(model, x)
+def z_bits(model: PSICModel, z: torch.Tensor) -> float:
+    """Bits of integer z under `model`'s factorised prior."""
     return float(-torch.log2(z_likelihood(model.entropy_bottleneck, z)).sum())
 
 
 @torch.no_grad()
-def scale_index_bias(checkpoint: PSICModel, ent: IntEntropyModel, x: torch.Tensor) -> np.ndarray:
+def scale_index_bias(checkpoint: PSICModel, ent: IntEntropyModel, y: torch.Tensor, z: torch.Tensor) -> np.ndarray:
     """Per level, the mean of (integer scale index of `ent` - the checkpoint's float scale on the same
-    grid) over the latents of images `x`, both conditioned on the integer model's decoded levels."""
-    y, z = analyse(checkpoint, x)
+    grid) over latents y (the checkpoint's analysis, integer z), both conditioned on the integer
+    model's decoded levels."""
     enc = ent.encode(y.numpy(), z.numpy())
     L, lc = checkpoint.cfg.L, checkpoint.cfg.C // checkpoint.cfg.L
     grid = ent.scale_grid
@@ -89,13 +88,16 @@ def main(argv=None) -> None:
         npix = x.shape[2] * x.shape[3]
         pixels += npix
         for j, model in enumerate((checkpoint, rebuilt)):
-            z = z_bits(model, x)
+            with torch.no_grad():
+                y, z = analyse(model, x)
+            bits = z_bits(model, z)
             rows = evaluate_levels(model, x, mean_details=True)
-            cumulative = np.array([r["bpp"] for r in rows]) * npix - z
-            zb[j] += z
+            cumulative = np.array([r["bpp"] for r in rows]) * npix - bits
+            zb[j] += bits
             levels[j] += np.diff(cumulative, prepend=0.0)
             psnr[j] += [r["psnr"] for r in rows]
-        bias += scale_index_bias(checkpoint, mf.entropy, x)
+            if model is checkpoint:
+                bias += scale_index_bias(checkpoint, mf.entropy, y, z)
     psnr /= len(files)
     bias /= len(files)
     step_pct = 100 * (math.exp(ScaleGrid(mf.entropy.scale_grid.count).log_step) - 1)

@@ -26,7 +26,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +127,7 @@ def main(argv=None) -> None:
     fit = encode_all(mf, model, (fit_x[s:s + 8] for s in range(0, fit_x.shape[0], 8)))
     test_files = list_images(args.test, option="--test")[::args.test_every]
     test = encode_all(mf, model, (to_tensor(pad_to_multiple(load_rgb(f), 64)) for f in test_files))
-    ent = replace(mf.entropy)
+    ent = mf.entropy
     result = probe(ent, fit, test, args.buckets)
     print(f"{args.model.name} ({mf.meta['fingerprint']}): offsets fitted on {args.fit_crops} crops of "
           f"{args.fit_crop}² from {len(fit_files)} photos of {args.fit} (seed {args.seed}), priced on "

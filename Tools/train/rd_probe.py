@@ -38,7 +38,7 @@ from psic_train import intmodel as im  # noqa: E402
 from psic_train.data import list_images, load_rgb, pad_to_multiple, to_tensor  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.modelfile import ModelFile  # noqa: E402
-from psic_train.rates import z_bits_int  # noqa: E402
+from psic_train.rates import level_bits, z_bits_int  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,9 +65,7 @@ def encode(mf: ModelFile, y: np.ndarray, z_hat: np.ndarray, lambdas: list[float]
     weights = 0.0 if lambdas is None else lambdas if channel_weight is None else [
         lam * channel_weight[i * lc:(i + 1) * lc].reshape(1, -1, 1, 1) for i, lam in enumerate(lambdas)]
     enc = ent.encode(y, z_hat, rd_lambda=weights)
-    bits = [ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])[0]
-            for i in range(ent.L)]
-    return enc["H"], enc["y_hat"], bits
+    return enc["H"], enc["y_hat"], list(level_bits(ent, enc["k_code"], enc["q"])[0])
 
 
 def channel_weights(mf: ModelFile, photos: list[Path], delta: float = 0.25) -> np.ndarray:

@@ -14,7 +14,7 @@ from . import intmodel as im
 from .data import list_images, load_rgb, pad_to_multiple, to_tensor
 from .model import PSICModel
 from .modelfile import ModelFile
-from .rates import float_bits, int_bits, z_bits_int
+from .rates import float_bits, int_bits, level_bits, z_bits_int
 
 KODAK_SAMPLE_SEED = 0
 
@@ -31,7 +31,6 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
     from pytorch_msssim import ms_ssim
     assert seeds[0] == KODAK_SAMPLE_SEED
     ent, L = mf.entropy, mf.L
-    lc = ent.level_channels
     per_image = []
     float_total = int_total = 0.0
     for png in list_images(folder):
@@ -53,10 +52,7 @@ def evaluate_kodak(mf: ModelFile, model: PSICModel, folder: Path,
         z_hat = im.quantize_z(mf.h_a(y).numpy())
         zb, zesc = z_bits_int(ent, z_hat)
         enc = ent.encode(y.numpy(), z_hat, rd_lambda=rd)
-        lb = []
-        for i in range(L):
-            b, _ = ent.gaussian.bits(enc["k_code"][:, i * lc:(i + 1) * lc], enc["q"][:, i * lc:(i + 1) * lc])
-            lb.append(b)
+        lb = level_bits(ent, enc["k_code"], enc["q"])[0]
         def quality(y_hat: np.ndarray) -> tuple[float, float]:
             xh = mf.g_s(torch.from_numpy(y_hat).float() / im.MEAN_SCALE)[:, :, :Hh, :Ww].clamp(0, 1)
             xh = torch.round(xh * 255) / 255     # what an 8-bit PNG decode holds

@@ -46,12 +46,23 @@ def z_bits_int(im: IntEntropyModel, z_hat: np.ndarray):
     return im.z.bits(rows, z_hat)
 
 
+def level_bits(im: IntEntropyModel, k_code: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, int]:
+    """([bits of level i], escapes) of symbols `q` [B, C, h, w] coded with tables `k_code` (the
+    coder's index, offsets included), as the coder's tables price them."""
+    lc = im.level_channels
+    bits, escapes = np.zeros(im.L), 0
+    for i in range(im.L):
+        sl = slice(i * lc, (i + 1) * lc)
+        bits[i], e = im.gaussian.bits(k_code[:, sl], q[:, sl])
+        escapes += e
+    return bits, escapes
+
+
 def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int = 16, encodes: list[dict] | None = None):
     """(z bits, [bits of level i], escapes, encodes) with the integer model's real table costs.
     `encodes`, this function's earlier result for the same crops, prices those symbols with the
     model's current coding offsets instead of encoding again (k and q do not depend on them)."""
-    L, lc = im.L, im.level_channels
-    zb, lb, esc = 0.0, np.zeros(L), 0
+    zb, lb, esc = 0.0, np.zeros(im.L), 0
     encs = []
     for n, s in enumerate(range(0, y.shape[0], batch)):
         zz = np.asarray(z_hat[s:s + batch], np.int64)
@@ -59,11 +70,8 @@ def int_bits(im: IntEntropyModel, y: np.ndarray, z_hat: np.ndarray, batch: int =
         zb += b
         esc += e
         enc = encodes[n] if encodes is not None else im.encode(np.asarray(y[s:s + batch]), zz)
-        k_code = im.coding_index(enc["k"])
-        for i in range(L):
-            sl = slice(i * lc, (i + 1) * lc)
-            b, e = im.gaussian.bits(k_code[:, sl], enc["q"][:, sl])
-            lb[i] += b
-            esc += e
+        b, e = level_bits(im, im.coding_index(enc["k"]), enc["q"])
+        lb += b
+        esc += e
         encs.append(enc)
     return zb, lb, esc, encs

@@ -9,6 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import export_gap  # noqa: E402
+from psic_train.quantize import analyse  # noqa: E402
 from tiny import tiny_integer_model  # noqa: E402
 
 torch.set_num_threads(1)
@@ -18,7 +19,9 @@ def test_the_scale_index_bias_is_the_integer_networks_and_moves_with_the_float_s
     model, ent, _, _ = tiny_integer_model()
     torch.manual_seed(1)
     x = torch.rand(2, 3, 64, 64)
-    bias = export_gap.scale_index_bias(model, ent, x)
+    with torch.no_grad():
+        y, z = analyse(model, x)
+    bias = export_gap.scale_index_bias(model, ent, y, z)
     assert bias.shape == (model.cfg.L,)
     assert np.all(np.abs(bias) < 0.25), "the integer index rounds the float one: no bias past a fraction of a step"
     # the float scale one grid step wider at every level: the integer index now sits a step below it
@@ -27,7 +30,7 @@ def test_the_scale_index_bias_is_the_integer_networks_and_moves_with_the_float_s
     with torch.no_grad():
         for net in wider.entropy_parameters:
             net[-1].bias[lc:] += ent.scale_grid.log_step
-    np.testing.assert_allclose(export_gap.scale_index_bias(wider, ent, x), bias - 1, atol=0.02)
+    np.testing.assert_allclose(export_gap.scale_index_bias(wider, ent, y, z), bias - 1, atol=0.02)
 
 
 def test_a_checkpoint_is_set_beside_the_file_exported_from_it_only(tmp_path):
