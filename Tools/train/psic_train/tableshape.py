@@ -61,3 +61,27 @@ def refitted_table_bits(ent: IntEntropyModel, fit: Iterable[dict], test: Iterabl
     p = (n + prior_weight * t[None]) / (n.sum(axis=2, keepdims=True) + prior_weight)
     m = cell_counts(ent, test)
     return (m * cost[None]).sum(axis=(1, 2)), -(m * np.log2(p)).sum(axis=(1, 2))
+
+
+def refitted_z_bits(ent: IntEntropyModel, fit: Iterable[np.ndarray], test: Iterable[np.ndarray],
+                    prior_weight: float = PRIOR_WEIGHT) -> tuple[float, float]:
+    """(table bits, refitted bits) of the integer z [B, N, h, w] in `test`: with `ent`'s z tables
+    (its factorised prior), and with each channel's table refitted on `fit`'s z as
+    refitted_table_bits refits the level tables (prior_weight pseudo-counts of the file's table)."""
+    cost, v0 = ent.z.cost_table
+    N, W = cost.shape
+
+    def counts(zs):
+        n = np.zeros((N, W))
+        for z in zs:
+            col = np.clip(np.asarray(z, np.int64) - v0, 0, W - 1)
+            channel = np.broadcast_to(np.arange(N).reshape(1, -1, 1, 1), col.shape)
+            n += np.bincount((channel * W + col).ravel(), minlength=N * W).reshape(N, W)
+        return n
+
+    t = np.exp2(-cost)
+    t /= t.sum(axis=1, keepdims=True)
+    n = counts(fit)
+    p = (n + prior_weight * t) / (n.sum(axis=1, keepdims=True) + prior_weight)
+    m = counts(test)
+    return float((m * cost).sum()), float(-(m * np.log2(p)).sum())

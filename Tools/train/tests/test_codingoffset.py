@@ -224,3 +224,18 @@ def test_tables_refitted_on_other_symbols_of_the_same_shape_save_what_the_shape_
     empty = {"k": k[:0], "q": test["q"][:0]}
     _, prior_only = tableshape.refitted_table_bits(ent, [empty], [test])
     np.testing.assert_allclose(prior_only, table, rtol=0.002)
+
+
+def test_z_tables_refitted_on_their_own_distribution_save_and_with_nothing_to_fit_stay():
+    tables = gaussian_tables(im.ScaleGrid(64))
+    # z tables standing in: four channels, each a Gaussian table about five times wider than the data
+    rows = [40] * 4
+    z = im.CDFTables(cdf=tables.cdf[rows], length=tables.length[rows], offset=tables.offset[rows])
+    ent = im.IntEntropyModel(C=4, L=2, hyper=1, h_s=[], ep=[], gaussian=tables, z=z)
+    rng = np.random.default_rng(5)
+    fit, test = (np.round(rng.normal(0, 3, (4, 4, 16, 16))).astype(np.int64) for _ in range(2))
+    table, refit = tableshape.refitted_z_bits(ent, [fit], [test])
+    assert table == pytest.approx(z.bits(np.broadcast_to(np.arange(4).reshape(1, -1, 1, 1), test.shape), test)[0], rel=1e-9)
+    assert refit < 0.9 * table
+    _, prior_only = tableshape.refitted_z_bits(ent, [], [test])
+    assert prior_only == pytest.approx(table, rel=0.002)     # the file's tables, up to their escape columns
