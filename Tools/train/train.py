@@ -95,7 +95,8 @@ def parse_args(argv=None):
                    help="parameters to train: all; synthesis (g_s alone; rates and the entropy model stay "
                         "fixed); transforms (g_a and g_s; the entropy model stays fixed, rates move); or "
                         "entropy (the entropy model alone, at --lr times --entropy-lr-scale; the latents stay "
-                        "fixed); "
+                        "fixed); encoder (g_a and h_a; the decoder and its entropy model stay fixed, so "
+                        "streams decode as before); "
                         "psic_train/trainable.py. Default: the checkpoint's with --resume or --init CHECKPOINT.pt "
                         "(a model file does not record it), else all")
     p.add_argument("--entropy-lr-scale", type=float, default=None, metavar="S",

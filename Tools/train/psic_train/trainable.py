@@ -23,6 +23,15 @@ tenth of the transforms' rate since session 40, has rate left to give. Tried in 
 upper levels' rates fell by a few tenths of a per cent and the sampled PSNR of the middle levels
 with them, 0.2-0.3 % BD-rate behind (Tools/train/RESULTS.md).
 
+"encoder" trains what only the encoder runs, g_a and h_a, with everything the decoder runs (g_s, h_s,
+z's prior, the entropy-parameter networks) fixed: a run changes which latents an image is sent as,
+never what a stream decodes to, so the model file's decoder and integer entropy model keep their
+weights (an export recalibrates only the activation bounds and coding offsets on the new latents).
+With `--rate-proxy round` it trains the encoder on the rate the coder spends and the distortion of
+the rounded latents, the decoder's objective exactly; training with noise leaves the encoder tuned
+to a relaxation ("soft then hard", Guo et al., ICML 2021, fine-tunes the encoder this way). h_a
+belongs to ENTROPY_MODEL, so --entropy-lr-scale applies to it.
+
 An entropy-model learning-rate scale (`optimiser_groups`, train.py --entropy-lr-scale) puts the
 hyperprior and the entropy-parameter networks in a second Adam group at a fraction of the transforms'
 rate: with "all" the prior can follow latents that g_a moves, without the rate drift that training
@@ -39,7 +48,7 @@ import torch
 ENTROPY_MODEL = ("h_a", "h_s", "entropy_bottleneck", "entropy_parameters")
 # Top-level PSICModel modules each choice trains; None = all of them.
 PARTS: dict[str, tuple[str, ...] | None] = {"all": None, "synthesis": ("g_s",), "transforms": ("g_a", "g_s"),
-                                            "entropy": ENTROPY_MODEL}
+                                            "entropy": ENTROPY_MODEL, "encoder": ("g_a", "h_a")}
 
 
 def trained_names(model: torch.nn.Module, part: str) -> list[str]:

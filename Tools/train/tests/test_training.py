@@ -470,7 +470,7 @@ def test_synthesis_only_trains_g_s_and_keeps_everything_else(data, tmp_path, cap
     assert "trained synthesis, this run trains all" in capsys.readouterr().out
     assert train.optimiser_size(torch.load(branch / "last.pt", weights_only=False)["optimizer"]) == len(names)
     with pytest.raises(ValueError, match="choose one of"):
-        select_trainable(PSICModel(TINY_CONFIG), "encoder")
+        select_trainable(PSICModel(TINY_CONFIG), "decoder")
 
 
 def test_transforms_trains_both_transforms_and_keeps_the_entropy_model(data, tmp_path, capsys):
@@ -503,6 +503,23 @@ def test_entropy_trains_the_entropy_model_alone_and_keeps_both_transforms(data, 
     assert {n.split(".", 1)[0] for n in moved} == set(ENTROPY_MODEL)
     assert train.optimiser_size(c["optimizer"]) == len(entropy)
     assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [pytest.approx(5e-4)]
+
+
+def test_encoder_trains_what_only_the_encoder_runs_and_keeps_the_decoder(data, tmp_path, capsys):
+    _, start, branch, out = branch_from_a_base(data, tmp_path, capsys, "encoder", base_steps=2, steps=5,
+                                               args=["--rate-proxy", "round", "--entropy-lr-scale", 0.5])
+    names = tiny_parameter_names()
+    encoder = [n for n in names if n.startswith(("g_a.", "h_a."))]
+    # h_a belongs to the entropy model's group, so the scale applies to it
+    assert "trains encoder (given) at lr 0.001 (given), entropy model at lr 0.0005 (scale 0.5, given)" in out
+    c = torch.load(branch / "last.pt", weights_only=False)
+    # what a stream decodes to is fixed: g_s, h_s, z's prior and the entropy-parameter networks keep
+    # every weight (buffers included), while both encoder networks move
+    assert all(torch.equal(c["model"][n], start["model"][n]) for n in c["model"] if n not in encoder)
+    moved = {n.split(".", 1)[0] for n in encoder if not torch.equal(c["model"][n], start["model"][n])}
+    assert moved == {"g_a", "h_a"}
+    assert train.optimiser_size(c["optimizer"]) == len(encoder)
+    assert [g["lr"] for g in c["optimizer"]["param_groups"]] == [1e-3, pytest.approx(5e-4)]
 
 
 def test_carry_adam_state_keeps_the_moments_of_the_parameters_both_parts_train():
