@@ -239,17 +239,14 @@ def code_levels(model: PSICModel, hyper: torch.Tensor, ys, rule=round_to_mean):
 
 
 @torch.no_grad()
-def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False, extra=None,
-                    scales: ScaleFactors = UNSCALED):
-    """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR and
-    five-scale MS-SSIM of a decode at every level l = 1..L (levels > l sampled with a seeded
-    generator, or their mean with `mean_details`). `extra(x, x_hat)`, when given, returns more
-    metrics of a decode (a dict) for each level's row. `scales` multiplies sigma for the rates
-    and for the draws apart (ScaleFactors)."""
-    model.eval()
+def level_decodes(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False,
+                  scales: ScaleFactors = UNSCALED):
+    """Codes `x` once and yields, for every level l = 1..L in order, (l, bits, x_hat): the bits of
+    z and levels <= l (rounded symbols, as the coder would spend them) and the decode with the
+    levels past l sampled from a generator seeded with `seed` (or at their mean with
+    `mean_details`), clamped to [0, 1]. The one decode path of evaluate_levels and the realism
+    probe. `scales` multiplies sigma for the rates and for the draws apart (ScaleFactors)."""
     L = model.cfg.L
-    B, _, H, W = x.shape
-    npix = B * H * W
     x = x.to(next(model.parameters()).device)   # crops are held on the CPU whatever trains where
     y = model.g_a(x)
     z = model.h_a(y)
@@ -260,15 +257,27 @@ def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_detai
     bits = [(-torch.log2(gaussian_likelihood(q, sigma if scales.code == 1.0 else sigma * scales.code))).sum().item()
             for sigma, q, _ in coded]
     decoded = [d for _, _, d in coded]
-    results = []
     g = torch.Generator().manual_seed(seed)
     for l in range(1, L + 1):
         levels = model.sample_levels(hyper, decoded[:l], generator=g, mean_details=mean_details,
                                      sigma_factor=scales.sample)
-        x_hat = model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
+        yield l, z_bits.item() + sum(bits[:l]), model.g_s(torch.cat(levels, dim=1)).clamp(0, 1)
+
+
+def evaluate_levels(model: PSICModel, x: torch.Tensor, seed: int = 0, mean_details: bool = False, extra=None,
+                    scales: ScaleFactors = UNSCALED):
+    """Per-level rate (bits of rounded symbols, as the coder would spend them) and the PSNR and
+    five-scale MS-SSIM of a decode at every level l = 1..L (level_decodes). `extra(x, x_hat)`, when
+    given, returns more metrics of a decode (a dict) for each level's row. `scales` multiplies
+    sigma for the rates and for the draws apart (ScaleFactors)."""
+    model.eval()
+    B, _, H, W = x.shape
+    npix = B * H * W
+    x = x.to(next(model.parameters()).device)
+    results = []
+    for l, bits, x_hat in level_decodes(model, x, seed, mean_details, scales):
         mse = torch.mean((x_hat - x) ** 2).item()
-        bpp = (z_bits.item() + sum(bits[:l])) / npix
-        results.append({"level": l, "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+        results.append({"level": l, "bpp": bits / npix, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
                         "ms_ssim": ms_ssim_5(x_hat, x), **(extra(x, x_hat) if extra else {})})
     model.train()
     return results
