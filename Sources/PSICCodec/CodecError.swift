@@ -20,6 +20,10 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidRateDistortionLambda(Double)
     /// A stream format version this code cannot write (`EncodeRequest.formatVersion`).
     case unsupportedFormatVersion(UInt16, supported: ClosedRange<UInt16>)
+    /// A detail spread outside `DecodeRequest.detailSpreadRange`.
+    case invalidDetailSpread(Int, allowed: ClosedRange<Int>)
+    /// A detail spread other than 0 with `DetailMode.mean`, which samples nothing to widen.
+    case detailSpreadWithMeanDetails
 
     public var description: String {
         switch self {
@@ -33,11 +37,15 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidQualityTarget(v): return "quality target \(v) is not a finite number of dB"
         case let .insufficientMemory(w, h, needed, available):
             return "a \(w)x\(h) image needs about \(needed >> 20) MiB for its buffers and \(available >> 20) MiB is free"
+                + " (a container's limit counts; a decode needs them once per sample): free memory or use a larger machine"
         case let .invalidRateDistortionLambda(v):
             return "rate-distortion lambda \(v) must be a finite number above 0 (use nearest rounding to turn it off)"
         case let .unsupportedFormatVersion(v, supported):
             return "stream format version \(v) cannot be written; choose one of \(supported.lowerBound)...\(supported.upperBound)"
-                + " (a container's limit counts; a decode needs them once per sample): free memory or use a larger machine"
+        case let .invalidDetailSpread(v, allowed):
+            return "detail spread \(v) is outside \(allowed.lowerBound)...\(allowed.upperBound) steps of the scale table"
+        case .detailSpreadWithMeanDetails:
+            return "a detail spread widens sampled details; mean details sample nothing (use sampled details, or spread 0)"
         }
     }
 }

@@ -304,12 +304,25 @@ public struct DecodeRequest: Sendable {
     public var seeds: [UInt64]?
     /// How the levels past `levels` are filled (sampled with the seeds, or their mean).
     public var details: DetailMode
+    /// Sampled details drawn this many steps of the Gaussian scale table wider than the model's
+    /// prior (negative: narrower); each step multiplies the scale by the table's ratio, about
+    /// 1.063 for the shipped model, so 5 steps is about x 1.36. 0 (the default) is the prior itself.
+    /// The stream is unchanged: this is the decoder's choice, as `details` is. Training narrows the
+    /// prior (its expected distortion over sampled details pulls the scale down), and the decodes'
+    /// local statistics come closer to photos' as the spread widens, at a cost in PSNR
+    /// (Tools/train/realism_probe.py; Tools/train/RESULTS.md, session 53).
+    public var detailSpread: Int
 
-    public init(stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil, details: DetailMode = .sampled) {
+    /// The detail spreads a decode accepts, in steps of the scale table.
+    public static let detailSpreadRange = -16...32
+
+    public init(stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil, details: DetailMode = .sampled,
+                detailSpread: Int = 0) {
         self.stream = stream
         self.levels = levels
         self.seeds = seeds
         self.details = details
+        self.detailSpread = detailSpread
     }
 }
 
@@ -348,6 +361,7 @@ private struct DecodeState {
     let levels: Int
     let seeds: [UInt64]
     let details: DetailMode
+    let detailSpread: Int
     let zHat: Tensor
     var grids: [LatentGrid] = []
 }
@@ -360,9 +374,9 @@ extension ImageCodec {
     /// `[C][h][w]` in units of 1/16, one per seed. Identical on every backend; this is what
     /// cross-backend tests compare.
     public func decodeLatents(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64], details: DetailMode = .sampled,
-                              profile: CodecProfile? = nil) throws -> [Tensor] {
-        try decodeLatentsBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details)],
-                               profile: profile)[0].get()
+                              detailSpread: Int = 0, profile: CodecProfile? = nil) throws -> [Tensor] {
+        try decodeLatentsBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details,
+                                              detailSpread: detailSpread)], profile: profile)[0].get()
     }
 
     /// `decodeLatents` of several streams together: each entropy-parameter level runs once for
@@ -389,13 +403,18 @@ extension ImageCodec {
                 guard l >= 1 else { throw CodecError.invalidLevels(requested: r.levels ?? 0, available: 1...model.levels) }
                 let seeds = r.seeds ?? [h.seed]
                 guard (1...64).contains(seeds.count) else { throw CodecError.invalidSampleCount(seeds.count) }
+                guard DecodeRequest.detailSpreadRange.contains(r.detailSpread) else {
+                    throw CodecError.invalidDetailSpread(r.detailSpread, allowed: DecodeRequest.detailSpreadRange)
+                }
+                guard r.detailSpread == 0 || r.details == .sampled else { throw CodecError.detailSpreadWithMeanDetails }
                 // A stream of a few hundred KB can describe a flat image of billions of pixels.
                 if let e = memoryShortfall(width: h.width, height: h.height, copies: seeds.count) { throw e }
                 let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
                 let zHat = Tensor(shape: zShape, ints: try profile.measure(\.entropySeconds) {
                     try LevelCoder.decodeByChannel(parsed.zSection, shape: LatentShape(zShape), tables: zTables)
                 })
-                return DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds, details: r.details, zHat: zHat)
+                return DecodeState(header: h, parsed: parsed, levels: l, seeds: seeds, details: r.details,
+                                   detailSpread: r.detailSpread, zHat: zHat)
             }
         }
         do {
@@ -435,8 +454,9 @@ extension ImageCodec {
                         } else if st.details == .mean {
                             symbols = [Int32](repeating: 0, count: shape.count)
                         } else {
-                            symbols = try SynonymSampler.sampleLevel(tableIndexes: params.tableIndexes, shape: shape,
-                                                                     tables: gaussianTables, seed: st.seeds[j], level: i)
+                            symbols = try SynonymSampler.sampleLevel(tableIndexes: SynonymSampler.spread(params.tableIndexes, by: st.detailSpread,
+                                                                                                         tableCount: gaussianTables.count),
+                                                                     shape: shape, tables: gaussianTables, seed: st.seeds[j], level: i)
                         }
                         st.grids[j].store(level: i, zip(symbols, params.means).map { LatentQuantizer.latent(symbol: $0, mean: $1) })
                     }
@@ -458,10 +478,12 @@ extension ImageCodec {
     }
 
     /// Decodes a stream to one image per seed (default: the stream's own seed); with
-    /// `details: .mean` the untransmitted levels are their mean and every seed gives the same image.
+    /// `details: .mean` the untransmitted levels are their mean and every seed gives the same image;
+    /// `detailSpread` widens sampled details (`DecodeRequest.detailSpread`).
     public func decode(_ stream: [UInt8], levels: Int? = nil, seeds: [UInt64]? = nil, details: DetailMode = .sampled,
-                       profile: CodecProfile? = nil) throws -> [RGBImage] {
-        try decodeBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details)], profile: profile)[0].get()
+                       detailSpread: Int = 0, profile: CodecProfile? = nil) throws -> [RGBImage] {
+        try decodeBatch([DecodeRequest(stream: stream, levels: levels, seeds: seeds, details: details, detailSpread: detailSpread)],
+                        profile: profile)[0].get()
     }
 
     /// Decodes several streams together (see `decodeLatentsBatch`); g_s runs once for every

@@ -29,6 +29,15 @@ public enum SynonymSampler {
         UInt16(truncatingIfNeeded: splitmix64(seed ^ splitmix64(counter(level: level, channel: channel, row: row, column: column))) >> 48)
     }
 
+    /// `indexes` moved `steps` tables up the scale grid (wider; negative: narrower), clamped to the
+    /// `tableCount` tables: the sampler's table for a decode with a detail spread. Integer, so every
+    /// backend widens alike.
+    public static func spread(_ indexes: [Int32], by steps: Int, tableCount: Int) -> [Int32] {
+        guard steps != 0 else { return indexes }
+        let top = Int32(tableCount - 1), shift = Int32(clamping: steps)
+        return indexes.map { min(max($0 &+ shift, 0), top) }
+    }
+
     /// Samples a whole level: element `k` of the CHW block `shape` from table `tableIndexes[k]`.
     /// The symbols are what a decoder adds to the means (`16·q + μ`).
     public static func sampleLevel(tableIndexes: [Int32], shape: LatentShape, tables: CDFTableSet,

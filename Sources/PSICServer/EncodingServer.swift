@@ -12,7 +12,7 @@ import UnixSignals
 /// requests batched by a `BatchScheduler`.
 ///
 /// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`, `min_psnr`), `POST /v1/decode`
-/// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
+/// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`, `detail_spread`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.
 public final class EncodingServer: Sendable {
@@ -156,7 +156,7 @@ public final class EncodingServer: Sendable {
     }
 
     private func decode(_ request: Request) async throws -> Response {
-        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "details"])
+        let (body, levels, seed) = try await codingRequest(request, accepted: ["levels", "seed", "details", "detail_spread"])
         // Refuse before queueing what can be judged from the header alone.
         let header: StreamHeader
         do {
@@ -172,7 +172,14 @@ public final class EncodingServer: Sendable {
             throw ServerError.tooManyPixels(width: header.width, height: header.height, limit: configuration.maxPixels)
         }
         let details = try detailsParameter(request.uri.queryParameters["details"])
-        let output = try await run(.decode(DecodeRequest(stream: body, levels: levels, seeds: seed.map { [$0] }, details: details)),
+        // `detail_spread`: sampled details this many scale-table steps wider (`psic decode --detail-spread`)
+        let spread = try intParameter(request.uri.queryParameters["detail_spread"], "detail_spread",
+                                      range: DecodeRequest.detailSpreadRange) ?? 0
+        if spread != 0 && details == .mean {
+            throw ServerError.invalidQuery("detail_spread widens sampled details; details=mean samples nothing (drop one of them)")
+        }
+        let output = try await run(.decode(DecodeRequest(stream: body, levels: levels, seeds: seed.map { [$0] }, details: details,
+                                                         detailSpread: spread)),
                                    decoding: true)
         guard case let .images(images) = output, let image = images.first else {
             throw ServerError.internalError("decode returned no image")

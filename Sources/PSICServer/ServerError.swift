@@ -113,7 +113,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case let e as CodecError:
             switch e {
             case .invalidLevels, .invalidSampleCount, .budgetTooSmall, .invalidQualityTarget, .unsupportedFormatVersion,
-                 .invalidRateDistortionLambda:
+                 .invalidRateDistortionLambda, .invalidDetailSpread, .detailSpreadWithMeanDetails:
                 return .invalidQuery(e.description)
             case .noLevelsInStream: return .invalidStream(e.description)
             case .imageTooLarge: return decoding ? .invalidStream(e.description) : .imageTooLarge(e.description)

@@ -12,7 +12,10 @@ struct DecodeCommand: AsyncParsableCommand {
         abstract: "Decode PSIC streams to PNG images.",
         discussion: """
             Levels the stream does not carry (or beyond --levels) are sampled from the model's prior: \
-            --seed chooses the sample, --samples M writes M different decodes (NAME-s0.png, NAME-s1.png, ...).             --details mean fills them with the prior's mean instead: one deterministic image, higher PSNR, less detail.
+            --seed chooses the sample, --samples M writes M different decodes (NAME-s0.png, NAME-s1.png, ...).
+            --details mean fills them with the prior's mean instead: one deterministic image, higher PSNR, less detail.
+            --detail-spread K samples them K steps of the scale table wider than the prior (about x 1.063 each): \
+            detail closer to a photo's in its statistics, lower PSNR.
             """)
 
     @Argument(help: "PSIC stream files or directories.")
@@ -36,6 +39,11 @@ struct DecodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How untransmitted levels are filled: sampled (sharp, one of many) or mean (deterministic, higher PSNR, softer).")
     var details: DetailMode = .sampled
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Sample untransmitted levels K steps of the scale table wider than the prior (negative: narrower), \(DecodeRequest.detailSpreadRange.lowerBound)...\(DecodeRequest.detailSpreadRange.upperBound).",
+        discussion: "Each step is about x 1.063 on the scale; 0, the default, is the trained prior.", valueName: "K"))
+    var detailSpread: Int = 0
+
     @Option(name: .shortAndLong, help: "Streams decoded at once (default: 1 on Vulkan, 2 on the CPU).")
     var jobs: Int?
 
@@ -47,6 +55,13 @@ struct DecodeCommand: AsyncParsableCommand {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if details == .mean && samples > 1 {
             throw ValidationError("--details mean decodes the same image for every seed; use --samples 1 (or --details sampled)")
+        }
+        guard DecodeRequest.detailSpreadRange.contains(detailSpread) else {
+            let r = DecodeRequest.detailSpreadRange
+            throw ValidationError("--detail-spread must be in \(r.lowerBound)...\(r.upperBound) (steps of the scale table; 0 is the trained prior)")
+        }
+        if details == .mean && detailSpread != 0 {
+            throw ValidationError("--detail-spread widens sampled details; --details mean samples nothing (drop one of them)")
         }
     }
 
@@ -65,13 +80,13 @@ struct DecodeCommand: AsyncParsableCommand {
         let progress = ProgressLine(total: files.count)
         let summary = BatchSummary()
         let start = Date()
-        let levels = self.levels, seed = self.seed, details = self.details
+        let levels = self.levels, seed = self.seed, details = self.details, spread = self.detailSpread
         let failed = await forEachItem(files.indices, jobs: jobs ?? (handle.isGPU ? 1 : 2), progress: progress) { i in
             let stream = try readBytes(files[i])
             let images = try withFile(files[i]) {
                 let base = try seed ?? codec.streamSeed(stream)
                 return try codec.decode(stream, levels: levels, seeds: (0..<samples).map { base &+ UInt64($0) }, details: details,
-                                        profile: progress.tileProfile(for: files[i].lastPathComponent))
+                                        detailSpread: spread, profile: progress.tileProfile(for: files[i].lastPathComponent))
             }
             var written = 0
             // Every level present (or mean details): the samples are one image, coded once.

@@ -45,6 +45,9 @@ final class CodecRoundTripTests: XCTestCase {
                     let meanA = try cpu.decodeLatents(stream, levels: l, seeds: [3], details: .mean)
                     let meanB = try gpu.decodeLatents(stream, levels: l, seeds: [3], details: .mean)
                     XCTAssertEqual(meanA.map(\.ints), meanB.map(\.ints), "\(name) encoded on \(label), level \(l): mean latents differ")
+                    let wideA = try cpu.decodeLatents(stream, levels: l, seeds: [3], detailSpread: 5)
+                    let wideB = try gpu.decodeLatents(stream, levels: l, seeds: [3], detailSpread: 5)
+                    XCTAssertEqual(wideA.map(\.ints), wideB.map(\.ints), "\(name) encoded on \(label), level \(l): widened latents differ")
                 }
             }
         }
@@ -254,6 +257,39 @@ final class CodecRoundTripTests: XCTestCase {
         let sampledPSNR = try codec.decode(stream, levels: 1, seeds: [0, 1, 2, 3]).map { psnr($0, image) }
         let average = sampledPSNR.reduce(0, +) / Double(sampledPSNR.count)
         XCTAssertGreaterThan(psnr(meanImage, image), average, "level 1: mean \(psnr(meanImage, image)) dB, samples \(sampledPSNR)")
+    }
+
+    /// `detailSpread` samples the untransmitted levels from tables further up the scale grid:
+    /// the transmitted levels stay, the first sampled level lies further from its mean (the mean
+    /// decode's latents) for the same seed, 0 is the default, and the stream's full decode and bad
+    /// requests are untouched or refused.
+    func testDetailSpreadWidensOnlyTheSampledLevels() throws {
+        let codec = try ImageCodec(model: try CodecFixtures.loadModel(), backend: CodecFixtures.cpu)
+        let stream = try codec.encode(try CodecFixtures.image("image_128x96.png"))
+        let l = 2
+        let n = l * codec.model.levelChannels * (try codec.decodeLatents(stream, seeds: [1]))[0].shape.planeSize
+        let next = n + codec.model.levelChannels * (try codec.decodeLatents(stream, seeds: [1]))[0].shape.planeSize
+        let mean = try codec.decodeLatents(stream, levels: l, seeds: [1], details: .mean)[0].ints!
+        func distance(_ spread: Int) throws -> (latents: [Int32], fromMean: Int) {
+            let latents = try codec.decodeLatents(stream, levels: l, seeds: [1], detailSpread: spread)[0].ints!
+            XCTAssertEqual(Array(latents[..<n]), Array(mean[..<n]), "spread \(spread): transmitted levels differ")
+            // the first sampled level's mean is the mean decode's: only the draw differs
+            return (latents, zip(latents[n..<next], mean[n..<next]).map { abs(Int($0) - Int($1)) }.reduce(0, +))
+        }
+        let (trained, d0) = try distance(0)
+        XCTAssertEqual(trained, try codec.decodeLatents(stream, levels: l, seeds: [1])[0].ints!)
+        let (_, dWide) = try distance(5), (_, dNarrow) = try distance(-5), (_, dTop) = try distance(DecodeRequest.detailSpreadRange.upperBound)
+        XCTAssertGreaterThan(dWide, d0)
+        XCTAssertLessThan(dNarrow, d0)
+        XCTAssertGreaterThan(dTop, dWide)
+        XCTAssertEqual(try codec.decodeLatents(stream, seeds: [1], detailSpread: 5).map(\.ints),
+                       try codec.decodeLatents(stream, seeds: [1]).map(\.ints), "every level sent: nothing is sampled")
+        XCTAssertThrowsError(try codec.decode(stream, levels: l, detailSpread: DecodeRequest.detailSpreadRange.upperBound + 1)) {
+            XCTAssertEqual($0 as? CodecError, .invalidDetailSpread(33, allowed: DecodeRequest.detailSpreadRange))
+        }
+        XCTAssertThrowsError(try codec.decode(stream, levels: l, details: .mean, detailSpread: 2)) {
+            XCTAssertEqual($0 as? CodecError, .detailSpreadWithMeanDetails)
+        }
     }
 
     /// Seeds that share their latents (the mean filled the rest, or every level was sent) share

@@ -33,4 +33,24 @@ import Testing
             #expect(s[e] == Fixtures.gaussian[Int(idx[e])].symbol(forCumulative: u))
         } } }
     }
+
+    @Test func spreadMovesEveryIndexUpTheGridWithinTheTables() {
+        let idx: [Int32] = [0, 1, 60, 126, 127]
+        #expect(SynonymSampler.spread(idx, by: 0, tableCount: 128) == idx)
+        #expect(SynonymSampler.spread(idx, by: 5, tableCount: 128) == [5, 6, 65, 127, 127])
+        #expect(SynonymSampler.spread(idx, by: -3, tableCount: 128) == [0, 0, 57, 123, 124])
+    }
+
+    @Test func aWiderTableSamplesNoCloserToZeroFromTheSameUniforms() throws {
+        // Inverse-CDF sampling from one uniform: a wider Gaussian's symbol lies as far from 0 or
+        // further; what --detail-spread relies on to widen details. (Not always on the same side:
+        // near u = 1/2 the integer tables' intervals of symbol 0 are not all centred alike.)
+        let shape = LatentShape(channels: 4, height: 8, width: 8)
+        let idx = (0..<shape.count).map { Int32(20 + $0 % 40) }
+        let base = try SynonymSampler.sampleLevel(tableIndexes: idx, shape: shape, tables: Fixtures.gaussian, seed: 5, level: 1)
+        let wide = try SynonymSampler.sampleLevel(tableIndexes: SynonymSampler.spread(idx, by: 6, tableCount: Fixtures.gaussian.count),
+                                                  shape: shape, tables: Fixtures.gaussian, seed: 5, level: 1)
+        for (a, b) in zip(base, wide) { #expect(abs(b) >= abs(a)) }
+        #expect(wide.map { abs(Int($0)) }.reduce(0, +) > base.map { abs(Int($0)) }.reduce(0, +))
+    }
 }

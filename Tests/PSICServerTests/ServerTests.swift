@@ -42,6 +42,10 @@ final class ServerTests: XCTestCase {
         let mean = try await client.send(s.url("/v1/decode?levels=1&details=mean"), body: encoded.body)
         XCTAssertEqual(mean.status, 200, mean.text)
         XCTAssertEqual(try PNGCodec.decode(mean.body), try codec.decode(encoded.body, levels: 1, details: .mean)[0])
+        let wide = try await client.send(s.url("/v1/decode?levels=1&seed=3&detail_spread=5"), body: encoded.body)
+        XCTAssertEqual(wide.status, 200, wide.text)
+        XCTAssertEqual(try PNGCodec.decode(wide.body), try codec.decode(encoded.body, levels: 1, seeds: [3], detailSpread: 5)[0])
+        XCTAssertNotEqual(wide.body, decoded.body)
 
         // Without query parameters: all levels, the stream's seed.
         let full = try await client.send(s.url("/v1/encode"), body: png)
@@ -167,6 +171,10 @@ final class ServerTests: XCTestCase {
              400, "invalid_stream"),
             ("decode levels 0", "/v1/decode?levels=0", stream, 400, "invalid_query"),
             ("unknown details", "/v1/decode?details=median", stream, 400, "invalid_query"),
+            ("detail_spread out of range", "/v1/decode?detail_spread=33", stream, 400, "invalid_query"),
+            ("detail_spread not a number", "/v1/decode?detail_spread=wide", stream, 400, "invalid_query"),
+            ("detail_spread with mean details", "/v1/decode?details=mean&detail_spread=2", stream, 400, "invalid_query"),
+            ("detail_spread on encode", "/v1/encode?detail_spread=2", png, 400, "invalid_query"),
             ("misspelt parameter", "/v1/encode?level=2", png, 400, "invalid_query"),
             ("details on encode", "/v1/encode?details=mean", png, 400, "invalid_query"),
             ("stream without levels", "/v1/decode", try PSICStream(bytes: stream).truncated(toLevels: 0), 400, "invalid_stream"),

@@ -37,6 +37,10 @@ expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o cut.png --backend cpu
 expect 0 "2 samples are identical" -- "$psic" decode good.psic -o s.png --samples 2 --backend cpu
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o mean.png --details mean --backend cpu
 check "--details mean decodes another image than the sampled one" '! cmp -s cut.png mean.png'
+expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o wide.png --detail-spread 5 --backend cpu
+check "--detail-spread 5 decodes another image than the trained spread" '! cmp -s cut.png wide.png'
+expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o same.png --detail-spread 0 --backend cpu
+check "--detail-spread 0 is the default decode" 'cmp -s cut.png same.png'
 for f in cut.png mean.png s-s0.png s-s1.png; do check "decode wrote $f" "[ -s $f ]"; done
 # A size limit keeps the most levels that fit: at the 3-level cut's size, that cut.
 expect 0 "levels kept for the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
@@ -77,6 +81,8 @@ expect 64 "no .psic files among the inputs" -- "$psic" info folder.psic
 expect 1 "folder.psic: cannot read it (a folder)" -- "$psic" truncate folder.psic --levels 1
 expect 64 "--details mean decodes the same image for every seed" -- "$psic" decode cut.psic --details mean --samples 2 --backend cpu
 expect 64 "value 'median'" -- "$psic" decode cut.psic --details median --backend cpu
+expect 64 "--detail-spread must be in -16...32" -- "$psic" decode cut.psic --detail-spread 40 --backend cpu
+expect 64 "--details mean samples nothing" -- "$psic" decode cut.psic --details mean --detail-spread 3 --backend cpu
 expect 64 "--levels must be in 1...3 for this stream" -- "$psic" truncate cut.psic --levels 4 -o c2.psic
 head -c 200 good.psic > short.psic
 expect 1 "short.psic: stream is truncated in level" -- "$psic" decode short.psic -o short.png --backend cpu

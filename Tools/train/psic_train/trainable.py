@@ -30,7 +30,11 @@ weights (an export recalibrates only the activation bounds and coding offsets on
 With `--rate-proxy round` it trains the encoder on the rate the coder spends and the distortion of
 the rounded latents, the decoder's objective exactly; training with noise leaves the encoder tuned
 to a relaxation ("soft then hard", Guo et al., ICML 2021, fine-tunes the encoder this way). h_a
-belongs to ENTROPY_MODEL, so --entropy-lr-scale applies to it.
+belongs to ENTROPY_MODEL, so --entropy-lr-scale applies to it. Tried in session 53 from the
+step-206500 file (lr 3e-5, both rate proxies, 1,500-2,200 steps): the held-out PSNR BD-rate
+worsened by 0.5-0.9 % as the first levels' rates rose 1.4-1.9 %, while the objective fell 0.1 %
+(objective_probe.py): the encoder of that model sits at its objective's optimum to within what
+batch-4 steps resolve, and what it can still trade goes to the perceptual term (Tools/train/RESULTS.md).
 
 An entropy-model learning-rate scale (`optimiser_groups`, train.py --entropy-lr-scale) puts the
 hyperprior and the entropy-parameter networks in a second Adam group at a fraction of the transforms'
