@@ -14,6 +14,11 @@ model, rounded symbols). Two references come first: the floor (what the photos t
 no decode can do better than about this) and the photos blurred once by the pyramid's 5-tap filter
 (a decode that lost its finest detail).
 
+--decoded DIR scores decodes made elsewhere, e.g. by the codec itself (`psic decode`): DIR holds one
+PNG per photo of --data under the photo's name (NAME.png), cropped like the photo to multiples of
+64; each DIR is one row. Tools/train/realism-codec.sh makes such folders for every level and
+--detail-spread.
+
 Each model file is rebuilt as floats; a checkpoint gives its moving average (--raw: its raw weights).
 This is what the adversarial stage, the coded-rate run and the sampler's spread were waiting for
 (RESULTS.md, sessions 49-52): a measure that rewards details that look real rather than details
@@ -31,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psic_train.data import evaluation_crops, list_images  # noqa: E402
+from psic_train.data import evaluation_crops, list_images, load_rgb  # noqa: E402
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import ScaleFactors, level_decodes  # noqa: E402
@@ -43,7 +48,9 @@ DETAILS = {"sampled": (False,), "mean": (True,), "both": (False, True)}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", type=Path, nargs="+", help="model files (*.safetensors) or train.py checkpoints (*.pt)")
+    p.add_argument("models", type=Path, nargs="*", help="model files (*.safetensors) or train.py checkpoints (*.pt)")
+    p.add_argument("--decoded", type=Path, nargs="+", default=[], metavar="DIR",
+                   help="folders of decodes made elsewhere, one PNG per photo of --data under its name")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "kodak",
                    help="photos to decode (default: ../shared/data/kodak)")
     p.add_argument("--details", choices=list(DETAILS), default="sampled",
@@ -60,6 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write every figure to PATH")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default: %(default)s)")
     args = p.parse_args(argv)
+    if not args.models and not args.decoded:
+        p.error("give a model or --decoded folders")
     if any(not f > 0 for f in args.sample_scale):
         p.error("--sample-scale factors must be positive")
     for name in ("bands", "patches", "projections"):
@@ -80,7 +89,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     require_files("realism_probe.py", *args.models)
     torch.set_num_threads(args.threads)
-    photos = evaluation_crops(list_images(args.data), 0)
+    files = list_images(args.data)
+    photos = evaluation_crops(files, 0)
+    if len(photos) != len(files):
+        raise SystemExit(f"realism_probe.py: {len(files) - len(photos)} photos of {args.data} are under 64x64")
     config = RealismConfig(bands=args.bands, per_image=args.patches, projections=args.projections)
     started = time.time()
     meter = RealismMeter(photos, config)
@@ -94,6 +106,23 @@ def main(argv=None) -> None:
         meter.add("blur", i, to_8_bits(binomial_blur(photo)))
     report["blur"] = meter.distances("blur")
     print(row("blurred", report["blur"]))
+    report["decoded"] = []
+    for folder in args.decoded:
+        psnr = 0.0
+        for i, (photo, name) in enumerate(zip(photos, files)):
+            path = folder / f"{name.stem}.png"
+            if not path.is_file():
+                raise SystemExit(f"realism_probe.py: {path} does not exist (--decoded needs a decode of every photo of --data)")
+            h, w = photo.shape[-2:]
+            image = load_rgb(path)
+            if image.shape[0] < h or image.shape[1] < w:
+                raise SystemExit(f"realism_probe.py: {path} is {image.shape[1]}x{image.shape[0]}, smaller than its photo")
+            decode = torch.from_numpy(image[:h, :w].copy()).permute(2, 0, 1).float().div(255)[None]
+            meter.add(str(folder), i, decode)
+            psnr += 10 * math.log10(1 / max(torch.mean((decode - photo) ** 2).item(), 1e-12)) / len(photos)
+        d = meter.distances(str(folder))
+        report["decoded"].append({"folder": str(folder), "psnr": psnr, "distances": d})
+        print(row(folder.name, d, f"{psnr:.2f} dB, {folder}"))
     report["models"] = []
     for path in args.models:
         model, step, _, averaged = load_model(path, ema=not args.raw)

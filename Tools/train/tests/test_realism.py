@@ -113,3 +113,24 @@ def test_the_probe_scores_a_tiny_model_on_every_level(tmp_path, capsys):
     assert [r["level"] for r in levels] == list(range(1, TINY_CONFIG.L + 1))
     # the full level samples nothing: both modes decode it alike
     assert report["models"][0]["levels"][-1]["distances"] == report["models"][1]["levels"][-1]["distances"]
+
+
+def test_decoded_folders_are_scored_against_the_photos_of_the_same_names(tmp_path, capsys):
+    photos, same, missing = tmp_path / "photos", tmp_path / "same", tmp_path / "missing"
+    for d in (photos, same, missing):
+        d.mkdir()
+    for s in range(2):
+        img = (textured(s, 128, 128)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(img).save(photos / f"p{s}.png")
+        Image.fromarray(img).save(same / f"p{s}.png")   # a "decode" that is the photo
+    Image.fromarray(img).save(missing / "p1.png")
+    out = tmp_path / "r.json"
+    realism_probe.main(["--data", str(photos), "--decoded", str(same), "--bands", "2", "--patches", "32",
+                        "--projections", "32", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["decoded"][0]["distances"] == pytest.approx(report["floor"])
+    with pytest.raises(SystemExit, match="p0.png does not exist"):
+        realism_probe.main(["--data", str(photos), "--decoded", str(missing), "--bands", "2", "--patches", "32"])
+    with pytest.raises(SystemExit):
+        realism_probe.parse_args([])
+    assert "give a model or --decoded folders" in capsys.readouterr().err
