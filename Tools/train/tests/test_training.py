@@ -847,14 +847,14 @@ def test_what_a_run_trains_carries_over_like_the_recipe(data, tmp_path):
     assert given.keep_evaluated == 0
     unknown = scope_args()
     with pytest.raises(UnknownPart) as refused:
-        fill_scope(unknown, {"trainable": "encoder"})
-    assert refused.value.part == "encoder" and "give --trainable (all, synthesis" in str(refused.value)
+        fill_scope(unknown, {"trainable": "decoder"})
+    assert refused.value.part == "decoder" and "give --trainable (all, synthesis" in str(refused.value)
     # a checkpoint whose part this train.py does not know: a clear refusal, not a traceback
     run(["--data", data, "--out", tmp_path, *TINY, *RUN, "--steps", 1, "--ema", 0])
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
-    ckpt["args"]["trainable"] = "encoder"
+    ckpt["args"]["trainable"] = "decoder"
     torch.save(ckpt, tmp_path / "last.pt")
-    with pytest.raises(SystemExit, match="the checkpoint trained 'encoder'.*give --trainable"):
+    with pytest.raises(SystemExit, match="the checkpoint trained 'decoder'.*give --trainable"):
         run(["--data", data, "--out", tmp_path, "--resume", *RUN, "--steps", 2, "--ema", 0])
 
 
