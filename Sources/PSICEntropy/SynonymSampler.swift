@@ -31,11 +31,11 @@ public enum SynonymSampler {
 
     /// `indexes` moved `steps` tables up the scale grid (wider; negative: narrower), clamped to the
     /// `tableCount` tables: the sampler's table for a decode with a detail spread. Integer, so every
-    /// backend widens alike.
+    /// backend widens alike. An index outside the tables stays as it is, for `sampleLevel` to refuse.
     public static func spread(_ indexes: [Int32], by steps: Int, tableCount: Int) -> [Int32] {
         guard steps != 0 else { return indexes }
-        let top = Int32(tableCount - 1), shift = Int32(clamping: steps)
-        return indexes.map { min(max($0 &+ shift, 0), top) }
+        let top = Int32(clamping: tableCount - 1), shift = Int32(clamping: steps)
+        return indexes.map { (0...top).contains($0) ? min(max($0 &+ shift, 0), top) : $0 }
     }
 
     /// Samples a whole level: element `k` of the CHW block `shape` from table `tableIndexes[k]`.

@@ -39,6 +39,8 @@ import Testing
         #expect(SynonymSampler.spread(idx, by: 0, tableCount: 128) == idx)
         #expect(SynonymSampler.spread(idx, by: 5, tableCount: 128) == [5, 6, 65, 127, 127])
         #expect(SynonymSampler.spread(idx, by: -3, tableCount: 128) == [0, 0, 57, 123, 124])
+        // a corrupt index is not clamped into a valid one
+        #expect(SynonymSampler.spread([-1, 128], by: 2, tableCount: 128) == [-1, 128])
     }
 
     @Test func aWiderTableSamplesNoCloserToZeroFromTheSameUniforms() throws {
