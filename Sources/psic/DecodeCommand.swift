@@ -14,7 +14,7 @@ struct DecodeCommand: AsyncParsableCommand {
             Levels the stream does not carry (or beyond --levels) are sampled from the model's prior: \
             --seed chooses the sample, --samples M writes M different decodes (NAME-s0.png, NAME-s1.png, ...).
             --details mean fills them with the prior's mean instead: one deterministic image, higher PSNR, less detail.
-            --detail-spread K samples them K steps of the scale table wider than the prior (about x 1.063 each): \
+            --detail-spread K samples them K steps of the scale table wider than the prior (x 1.063 each with the shipped model): \
             detail closer to a photo's in its statistics, lower PSNR.
             """)
 
@@ -41,7 +41,7 @@ struct DecodeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Sample untransmitted levels K steps of the scale table wider than the prior (negative: narrower), \(DecodeRequest.detailSpreadRange.lowerBound)...\(DecodeRequest.detailSpreadRange.upperBound).",
-        discussion: "Each step is about x 1.063 on the scale; 0, the default, is the trained prior.", valueName: "K"))
+        discussion: "Each step multiplies the scale by the ratio of the model's scale grid, 1.063 for the shipped model (128 tables); 0, the default, is the trained prior.", valueName: "K"))
     var detailSpread: Int = 0
 
     @Option(name: .shortAndLong, help: "Streams decoded at once (default: 1 on Vulkan, 2 on the CPU).")
