@@ -175,9 +175,7 @@ public final class EncodingServer: Sendable {
         // `detail_spread`: sampled details this many scale-table steps wider (`psic decode --detail-spread`)
         let spread = try intParameter(request.uri.queryParameters["detail_spread"], "detail_spread",
                                       range: DecodeRequest.detailSpreadRange) ?? 0
-        if spread != 0 && details == .mean {
-            throw ServerError.invalidQuery("detail_spread widens sampled details; details=mean samples nothing (drop one of them)")
-        }
+        // (with details=mean the codec refuses a spread: CodecError maps to invalid_query)
         let output = try await run(.decode(DecodeRequest(stream: body, levels: levels, seeds: seed.map { [$0] }, details: details,
                                                          detailSpread: spread)),
                                    decoding: true)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from psic_train.data import evaluation_crops, list_images, load_rgb  # noqa: E40
 from psic_train.fromfile import load_model  # noqa: E402
 from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import ScaleFactors, level_decodes  # noqa: E402
+from psic_train.objective import psnr as psnr_of  # noqa: E402
 from psic_train.realism import RealismConfig, RealismMeter, binomial_blur  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
                 raise SystemExit(f"realism_probe.py: {path} is {image.shape[1]}x{image.shape[0]}, smaller than its photo")
             decode = torch.from_numpy(image[:h, :w].copy()).permute(2, 0, 1).float().div(255)[None]
             meter.add(str(folder), i, decode)
-            psnr += 10 * math.log10(1 / max(torch.mean((decode - photo) ** 2).item(), 1e-12)) / len(photos)
+            psnr += psnr_of(torch.mean((decode - photo) ** 2).item()) / len(photos)
         d = meter.distances(str(folder))
         report["decoded"].append({"folder": str(folder), "psnr": psnr, "distances": d})
         print(row(folder.name, d, f"{psnr:.2f} dB, {folder}"))
@@ -140,8 +140,7 @@ def main(argv=None) -> None:
                             meter.add((str(path), mean, factor, level), i, x_hat)
                             n = photo.shape[-1] * photo.shape[-2]
                             bits[level] = bits.get(level, 0.0) + b / n / len(photos)
-                            psnr = 10 * math.log10(1 / max(torch.mean((x_hat - photo) ** 2).item(), 1e-12))
-                            sq[level] = sq.get(level, 0.0) + psnr / len(photos)
+                            sq[level] = sq.get(level, 0.0) + psnr_of(torch.mean((x_hat - photo) ** 2).item()) / len(photos)
                 levels = []
                 for level in sorted(bits):
                     d = meter.distances((str(path), mean, factor, level))
