@@ -45,7 +45,7 @@ public enum CodecError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidDetailSpread(v, allowed):
             return "detail spread \(v) is outside \(allowed.lowerBound)...\(allowed.upperBound) steps of the scale table"
         case .detailSpreadWithMeanDetails:
-            return "a detail spread widens sampled details; mean details sample nothing (use sampled details, or spread 0)"
+            return "a detail spread widens sampled details; mean details sample nothing (use sampled or calibrated details, or spread 0)"
         }
     }
 }

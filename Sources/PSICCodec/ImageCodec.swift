@@ -302,11 +302,13 @@ public struct DecodeRequest: Sendable {
     public var levels: Int?
     /// One decode per seed (the stream's own seed when nil).
     public var seeds: [UInt64]?
-    /// How the levels past `levels` are filled (sampled with the seeds, or their mean).
+    /// How the levels past `levels` are filled (drawn with the seeds from the prior or from the
+    /// coder's calibrated tables, or their mean).
     public var details: DetailMode
     /// Sampled details drawn this many steps of the Gaussian scale table wider than the model's
     /// prior (negative: narrower); each step multiplies the scale by the table's ratio, about
     /// 1.063 for the shipped model, so 5 steps is about x 1.36. 0 (the default) is the prior itself.
+    /// With `.calibrated` the steps count from the coder's tables instead of the prior's.
     /// The stream is unchanged: this is the decoder's choice, as `details` is. Training narrows the
     /// prior (its expected distortion over sampled details pulls the scale down), and the decodes'
     /// local statistics come closer to photos' as the spread widens, at a cost in PSNR
@@ -406,7 +408,7 @@ extension ImageCodec {
                 guard DecodeRequest.detailSpreadRange.contains(r.detailSpread) else {
                     throw CodecError.invalidDetailSpread(r.detailSpread, allowed: DecodeRequest.detailSpreadRange)
                 }
-                guard r.detailSpread == 0 || r.details == .sampled else { throw CodecError.detailSpreadWithMeanDetails }
+                guard r.detailSpread == 0 || r.details.isDrawn else { throw CodecError.detailSpreadWithMeanDetails }
                 // A stream of a few hundred KB can describe a flat image of billions of pixels.
                 if let e = memoryShortfall(width: h.width, height: h.height, copies: seeds.count) { throw e }
                 let zShape = TensorShape(channels: model.zChannels, height: h.zHeight, width: h.zWidth)
@@ -433,7 +435,7 @@ extension ImageCodec {
             for i in 0..<model.levels {
                 // Past the transmitted levels every seed samples its own continuation (the
                 // mean is one continuation for all).
-                for k in lanes.active where i == lanes[k].levels && lanes[k].grids.count == 1 && lanes[k].details == .sampled {
+                for k in lanes.active where i == lanes[k].levels && lanes[k].grids.count == 1 && lanes[k].details.isDrawn {
                     lanes.update(k) { st in st.grids = st.seeds.map { _ in st.grids[0] } }
                 }
                 var grids: [(k: Int, seed: Int)] = []
@@ -454,7 +456,8 @@ extension ImageCodec {
                         } else if st.details == .mean {
                             symbols = [Int32](repeating: 0, count: shape.count)
                         } else {
-                            symbols = try SynonymSampler.sampleLevel(tableIndexes: SynonymSampler.spread(params.tableIndexes, by: st.detailSpread,
+                            let drawFrom = st.details == .calibrated ? params.codingTableIndexes : params.tableIndexes
+                            symbols = try SynonymSampler.sampleLevel(tableIndexes: SynonymSampler.spread(drawFrom, by: st.detailSpread,
                                                                                                          tableCount: gaussianTables.count),
                                                                      shape: shape, tables: gaussianTables, seed: st.seeds[j], level: i)
                         }

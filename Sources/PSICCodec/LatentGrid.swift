@@ -78,7 +78,8 @@ struct LevelParameters {
     }
 
     /// The table the coder codes each element with: `tableIndexes` plus its channel's coding
-    /// offset, clamped again. Computed where a level is coded, never for a sampled one.
+    /// offset, clamped again. Computed where a level is coded and where a calibrated decode draws
+    /// one (`DetailMode.calibrated`).
     var codingTableIndexes: [Int32] {
         guard codingOffsets.contains(where: { $0 != 0 }) else { return tableIndexes }
         var coding = tableIndexes

@@ -12,7 +12,7 @@ import UnixSignals
 /// requests batched by a `BatchScheduler`.
 ///
 /// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`, `min_psnr`), `POST /v1/decode`
-/// (stream → PNG; query `levels`, `seed`, `details` = `sampled` or `mean`, `detail_spread`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
+/// (stream → PNG; query `levels`, `seed`, `details` = `sampled`, `mean` or `calibrated`, `detail_spread`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.
 public final class EncodingServer: Sendable {

@@ -14,6 +14,8 @@ struct DecodeCommand: AsyncParsableCommand {
             Levels the stream does not carry (or beyond --levels) are sampled from the model's prior: \
             --seed chooses the sample, --samples M writes M different decodes (NAME-s0.png, NAME-s1.png, ...).
             --details mean fills them with the prior's mean instead: one deterministic image, higher PSNR, less detail.
+            --details calibrated draws them from the tables the coder codes each channel with (the prior widened as \
+            the encoder's own latents spread): detail closer to a photo's, lower PSNR, no knob to choose.
             --detail-spread K samples them K steps of the scale table wider than the prior (x 1.063 each with the shipped model): \
             detail closer to a photo's in its statistics, lower PSNR.
             """)
@@ -36,11 +38,11 @@ struct DecodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Number of sampled decodes per stream, 1...64.")
     var samples: Int = 1
 
-    @Option(name: .long, help: "How untransmitted levels are filled: sampled (sharp, one of many) or mean (deterministic, higher PSNR, softer).")
+    @Option(name: .long, help: "How untransmitted levels are filled: sampled (sharp, one of many), mean (deterministic, higher PSNR, softer) or calibrated (sampled at the spread of encoded latents).")
     var details: DetailMode = .sampled
 
     @Option(name: .long, help: ArgumentHelp(
-        "Sample untransmitted levels K steps of the scale table wider than the prior (negative: narrower), \(DecodeRequest.detailSpreadRange.lowerBound)...\(DecodeRequest.detailSpreadRange.upperBound).",
+        "Sample untransmitted levels K steps of the scale table wider than the prior, or than the coder's tables with --details calibrated (negative: narrower), \(DecodeRequest.detailSpreadRange.lowerBound)...\(DecodeRequest.detailSpreadRange.upperBound).",
         discussion: "Each step multiplies the scale by the ratio of the model's scale grid, 1.063 for the shipped model (128 tables); 0, the default, is the trained prior.", valueName: "K"))
     var detailSpread: Int = 0
 

@@ -48,6 +48,9 @@ final class CodecRoundTripTests: XCTestCase {
                     let wideA = try cpu.decodeLatents(stream, levels: l, seeds: [3], detailSpread: 5)
                     let wideB = try gpu.decodeLatents(stream, levels: l, seeds: [3], detailSpread: 5)
                     XCTAssertEqual(wideA.map(\.ints), wideB.map(\.ints), "\(name) encoded on \(label), level \(l): widened latents differ")
+                    let calA = try cpu.decodeLatents(stream, levels: l, seeds: [3], details: .calibrated)
+                    let calB = try gpu.decodeLatents(stream, levels: l, seeds: [3], details: .calibrated)
+                    XCTAssertEqual(calA.map(\.ints), calB.map(\.ints), "\(name) encoded on \(label), level \(l): calibrated latents differ")
                 }
             }
         }
@@ -290,6 +293,48 @@ final class CodecRoundTripTests: XCTestCase {
         XCTAssertThrowsError(try codec.decode(stream, levels: l, details: .mean, detailSpread: 2)) {
             XCTAssertEqual($0 as? CodecError, .detailSpreadWithMeanDetails)
         }
+    }
+
+    /// `.calibrated` draws each untransmitted element from the table the coder would code it with
+    /// (the prior's index plus its channel's coding offset): for the same seed it is the plain
+    /// draw moved up by exactly those offsets, transmitted levels stay, the full decode is
+    /// untouched, a spread counts from the coder's tables, and seeds give different draws.
+    func testCalibratedDetailsDrawFromTheCodersTables() throws {
+        let model = try CodecFixtures.loadModel()
+        let codec = try ImageCodec(model: model, backend: CodecFixtures.cpu)
+        let offsets = model.codingOffsets
+        XCTAssertTrue(offsets.contains { $0 != 0 }, "the shipped model has coding offsets; without them this test shows nothing")
+        let stream = try codec.encode(try CodecFixtures.image("image_128x96.png"))
+        let lc = model.levelChannels
+        let plane = try codec.decodeLatents(stream, seeds: [1])[0].shape.planeSize
+        let l = 1
+        let sent = l * lc * plane
+        let mean = try codec.decodeLatents(stream, levels: l, seeds: [1], details: .mean)[0].ints!
+        let plain = try codec.decodeLatents(stream, levels: l, seeds: [1])[0].ints!
+        let calibrated = try codec.decodeLatents(stream, levels: l, seeds: [1], details: .calibrated)[0].ints!
+        XCTAssertEqual(Array(calibrated[..<sent]), Array(mean[..<sent]), "transmitted levels differ")
+        XCTAssertNotEqual(calibrated, plain)
+        // The sampler's counters do not depend on the table, so each channel of the first
+        // untransmitted level is the plain draw spread by that channel's offset.
+        let next = sent + lc * plane
+        let firstOffsets = Array(offsets[(l * lc)..<((l + 1) * lc)])
+        for k in Set(firstOffsets) {
+            let spread = try codec.decodeLatents(stream, levels: l, seeds: [1], detailSpread: Int(k))[0].ints!
+            for c in firstOffsets.indices where firstOffsets[c] == k {
+                let range = (sent + c * plane)..<(sent + (c + 1) * plane)
+                XCTAssertEqual(Array(calibrated[range]), Array(spread[range]), "channel \(c) of level \(l + 1): offset \(k)")
+            }
+        }
+        // Wider on the whole: further from the mean than the plain draw with the same seed.
+        func fromMean(_ latents: [Int32]) -> Int {
+            zip(latents[sent..<next], mean[sent..<next]).map { abs(Int($0) - Int($1)) }.reduce(0, +)
+        }
+        XCTAssertGreaterThan(fromMean(calibrated), fromMean(plain))
+        XCTAssertNotEqual(try codec.decodeLatents(stream, levels: l, seeds: [2], details: .calibrated)[0].ints!, calibrated)
+        let calibratedWide = try codec.decodeLatents(stream, levels: l, seeds: [1], details: .calibrated, detailSpread: 3)[0].ints!
+        XCTAssertGreaterThan(fromMean(calibratedWide), fromMean(calibrated))
+        XCTAssertEqual(try codec.decodeLatents(stream, seeds: [1], details: .calibrated).map(\.ints),
+                       try codec.decodeLatents(stream, seeds: [1]).map(\.ints), "every level sent: nothing is drawn")
     }
 
     /// Seeds that share their latents (the mean filled the rest, or every level was sent) share

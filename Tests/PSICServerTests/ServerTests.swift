@@ -46,6 +46,10 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(wide.status, 200, wide.text)
         XCTAssertEqual(try PNGCodec.decode(wide.body), try codec.decode(encoded.body, levels: 1, seeds: [3], detailSpread: 5)[0])
         XCTAssertNotEqual(wide.body, decoded.body)
+        let calibrated = try await client.send(s.url("/v1/decode?levels=1&seed=3&details=calibrated"), body: encoded.body)
+        XCTAssertEqual(calibrated.status, 200, calibrated.text)
+        XCTAssertEqual(try PNGCodec.decode(calibrated.body), try codec.decode(encoded.body, levels: 1, seeds: [3], details: .calibrated)[0])
+        XCTAssertNotEqual(calibrated.body, decoded.body)
 
         // Without query parameters: all levels, the stream's seed.
         let full = try await client.send(s.url("/v1/encode"), body: png)

@@ -41,7 +41,9 @@ expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o wide.png --detail-sprea
 check "--detail-spread 5 decodes another image than the trained spread" '! cmp -s cut.png wide.png'
 expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o same.png --detail-spread 0 --backend cpu
 check "--detail-spread 0 is the default decode" 'cmp -s cut.png same.png'
-for f in cut.png mean.png s-s0.png s-s1.png; do check "decode wrote $f" "[ -s $f ]"; done
+expect 0 "decoded 1 image" -- "$psic" decode cut.psic -o calibrated.png --details calibrated --backend cpu
+check "--details calibrated decodes another image than the sampled one" '! cmp -s cut.png calibrated.png'
+for f in cut.png mean.png calibrated.png s-s0.png s-s1.png; do check "decode wrote $f" "[ -s $f ]"; done
 # A size limit keeps the most levels that fit: at the 3-level cut's size, that cut.
 expect 0 "levels kept for the size limit: 3" -- "$psic" encode "$image" --max-bytes "$(stat -c %s cut.psic)" -o limited.psic --backend cpu
 check "--max-bytes at the 3-level size gives the 3-level cut" 'cmp -s limited.psic cut.psic'

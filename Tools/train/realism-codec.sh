@@ -7,7 +7,8 @@
 #   python Tools/train/realism_probe.py --data ../shared/data/kodak --decoded /tmp/spread/spread5/L*
 #
 # PSIC names the binary (default .build/release/psic; build it with `swift build -c release
-# --product psic`); BACKEND its --backend (default cpu).
+# --product psic`); BACKEND its --backend (default cpu); DETAILS its --details (default sampled;
+# `DETAILS=calibrated` writes OUT/calibrated-spread<K>/L<l>/ instead).
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 PHOTOS OUT [\"SPREADS\" (default 0)] [SEED (default 0)]" >&2
@@ -16,6 +17,12 @@ fi
 photos=$1 out=$2 spreads=${3:-0} seed=${4:-0}
 psic=${PSIC:-.build/release/psic}
 backend=${BACKEND:-cpu}
+details=${DETAILS:-sampled}
+case $details in
+  sampled) prefix=spread ;;
+  calibrated) prefix=calibrated-spread ;;
+  *) echo "$0: DETAILS must be sampled or calibrated (mean details draw nothing to spread)" >&2; exit 64 ;;
+esac
 if [ ! -x "$psic" ]; then
   echo "$0: $psic is not an executable: build it (swift build -c release --product psic) or set PSIC" >&2
   exit 1
@@ -29,8 +36,8 @@ if [ -z "$levels" ]; then
 fi
 for k in $spreads; do
   for l in $(seq 1 "$levels"); do
-    "$psic" decode "$out/streams/" -o "$out/spread$k/L$l/" --levels "$l" --seed "$seed" --detail-spread "$k" \
-      --force --backend "$backend" > /dev/null
-    echo "spread $k, level $l: $out/spread$k/L$l"
+    "$psic" decode "$out/streams/" -o "$out/$prefix$k/L$l/" --levels "$l" --seed "$seed" --detail-spread "$k" \
+      --details "$details" --force --backend "$backend" > /dev/null
+    echo "$details, spread $k, level $l: $out/$prefix$k/L$l"
   done
 done
