@@ -15,6 +15,8 @@ public enum PNGCodec {
     /// Decodes a PNG file's bytes. Throws `ImageError.tooLarge` before allocating pixel memory
     /// when the header announces more than `maxPixels` pixels.
     public static func decode(_ data: [UInt8], maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+        // libpng's own words for no bytes are "invalid argument", which reads like a bug in psic.
+        guard !data.isEmpty else { throw ImageError.notPNG(reason: "the file is empty") }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         let begun = data.withUnsafeBytes { raw in

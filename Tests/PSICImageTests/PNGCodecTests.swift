@@ -89,6 +89,7 @@ private func pixel(_ img: RGBImage, _ x: Int, _ y: Int) -> [UInt8] {
             let junk = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
             #expect(throws: ImageError.self) { try PNGCodec.decode(junk) }
         }
+        #expect(throws: ImageError.notPNG(reason: "the file is empty")) { try PNGCodec.decode([]) }
     }
 
     /// A tiny file declaring a huge image is refused from its header, before the pixels are

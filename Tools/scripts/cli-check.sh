@@ -18,6 +18,7 @@ cd "$work"
 
 echo "hello" > text.png
 : > empty.psic
+: > empty.png
 head -c 300 /dev/urandom > random.psic
 mkdir -p folder.psic
 
@@ -76,6 +77,7 @@ expect 1 "choose a smaller --width/--height" -- "$psic" bench kernels --backend 
 expect 64 "--sizes: '0x5' is not a size" -- "$psic" bench gdn --sizes 128x128,0x5
 expect 64 "--products takes a comma-separated list of auto, fused, unfused" -- "$psic" bench gdn --products auto,fast
 expect 1 "empty.psic: stream is truncated in the header" -- "$psic" decode empty.psic -o e.png --backend cpu
+expect 1 "empty.png: not a readable PNG image (the file is empty)" -- "$psic" encode empty.png -o e.psic --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" decode random.psic -o r.png --backend cpu
 expect 1 "random.psic: not a PSIC stream" -- "$psic" info random.psic good.psic
 expect 1 "random.psic: not a PSIC stream" -- "$psic" truncate random.psic --levels 1 -o r2.psic
