@@ -11,7 +11,7 @@ import UnixSignals
 /// The PSIC HTTP server: one codec (one model, one backend device) shared by every request,
 /// requests batched by a `BatchScheduler`.
 ///
-/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`, `min_psnr`), `POST /v1/decode`
+/// Endpoints: `POST /v1/encode` (PNG → stream; query `levels`, `seed`, `max_bytes`, `min_psnr`, `format_version`, `rd_lambda`), `POST /v1/decode`
 /// (stream → PNG; query `levels`, `seed`, `details` = `sampled`, `mean` or `calibrated`, `detail_spread`), `GET /v1/info`, `GET /healthz`, `GET /metrics`.
 /// Every failure is answered with a JSON body `{"error": code, "message": text}` and the status
 /// of `ServerError`.

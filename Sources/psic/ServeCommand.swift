@@ -10,8 +10,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the HTTP encoding server: PNG in, PSIC stream out, and back.",
         discussion: """
-            Endpoints: POST /v1/encode (PNG body; query levels, seed) returns a PSIC stream; \
-            POST /v1/decode (stream body; query levels, seed, details=sampled|mean) returns a PNG; \
+            Endpoints: POST /v1/encode (PNG body; query levels, seed, max_bytes, min_psnr, format_version, rd_lambda) \
+            returns a PSIC stream; POST /v1/decode (stream body; query levels, seed, details=sampled|mean|calibrated, \
+            detail_spread) returns a PNG; \
             GET /v1/info; GET /healthz; GET /metrics (Prometheus text format). Errors are JSON \
             {"error": code, "message": text}: 400 bad PNG, stream, query (unknown parameters too) or \
             broken upload; 404 unknown endpoint; 408 upload slower than --timeout; 413 body or image too large; 422 stream from another \
