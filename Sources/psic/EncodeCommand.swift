@@ -32,7 +32,7 @@ struct EncodeCommand: AsyncParsableCommand {
     var maxBpp: Double?
 
     @Option(name: .long, help: ArgumentHelp("Smallest PSNR in dB: each stream keeps the fewest levels whose decode reaches it.",
-                                            discussion: "Measured on the decode `psic decode` gives on this backend (the stream's seed), by decoding up to 1 + log2(L) cuts per image. An image that stays under it with every level keeps them all and is counted in the summary."))
+                                            discussion: "Measured on the decode `psic decode` gives by default on this backend (the stream's seed, sampled details; --details mean decodes score higher, calibrated details and a --detail-spread above 0 lower), by decoding up to 1 + log2(L) cuts per image. An image that stays under it with every level keeps them all and is counted in the summary."))
     var minPsnr: Double?
 
     @Option(name: .long, help: ArgumentHelp("Stream format version to write (default: \(PSICStream.formatVersion), the newest).",
