@@ -17,7 +17,7 @@ no decode can do better than about this) and the photos blurred once by the pyra
 --decoded DIR scores decodes made elsewhere, e.g. by the codec itself (`psic decode`): DIR holds one
 PNG per photo of --data under the photo's name (NAME.png), cropped like the photo to multiples of
 64; each DIR is one row. Tools/train/realism-codec.sh makes such folders for every level and
---detail-spread.
+--detail-spread, with the decoder's sampled details or (DETAILS=calibrated) its calibrated ones.
 
 Each model file is rebuilt as floats; a checkpoint gives its moving average (--raw: its raw weights).
 This is what the adversarial stage, the coded-rate run and the sampler's spread were waiting for
