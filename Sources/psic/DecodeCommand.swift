@@ -43,7 +43,7 @@ struct DecodeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Sample untransmitted levels K steps of the scale table wider than the prior, or than the coder's tables with --details calibrated (negative: narrower), \(DecodeRequest.detailSpreadRange.lowerBound)...\(DecodeRequest.detailSpreadRange.upperBound).",
-        discussion: "Each step multiplies the scale by the ratio of the model's scale grid, 1.063 for the shipped model (128 tables); 0, the default, is the trained prior.", valueName: "K"))
+        discussion: "Each step multiplies the scale by the ratio of the model's scale grid, 1.063 for the shipped model (128 tables); 0, the default, is the trained prior (the coder's tables with --details calibrated).", valueName: "K"))
     var detailSpread: Int = 0
 
     @Option(name: .shortAndLong, help: "Streams decoded at once (default: 1 on Vulkan, 2 on the CPU).")

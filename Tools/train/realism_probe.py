@@ -17,7 +17,8 @@ no decode can do better than about this) and the photos blurred once by the pyra
 --decoded DIR scores decodes made elsewhere, e.g. by the codec itself (`psic decode`): DIR holds one
 PNG per photo of --data under the photo's name (NAME.png), cropped like the photo to multiples of
 64; each DIR is one row. Tools/train/realism-codec.sh makes such folders for every level and
---detail-spread, with the decoder's sampled details or (DETAILS=calibrated) its calibrated ones.
+--detail-spread, with the decoder's sampled details or (DETAILS=calibrated) its calibrated ones;
+--ssimulacra2 also prints each such row's mean SSIMULACRA2 against the photos.
 
 Each model file is rebuilt as floats; a checkpoint gives its moving average (--raw: its raw weights).
 This is what the adversarial stage, the coded-rate run and the sampler's spread were waiting for
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from psic_train.inputs import require_files  # noqa: E402
 from psic_train.model import ScaleFactors, level_decodes  # noqa: E402
 from psic_train.objective import psnr as psnr_of  # noqa: E402
 from psic_train.realism import RealismConfig, RealismMeter, binomial_blur  # noqa: E402
+from compare import Ssimulacra2Scorer, metrics  # noqa: E402  (Tools/eval/metrics.py's SSIMULACRA2, as compare.py scores it)
 
 REPO = Path(__file__).resolve().parents[2]
 DETAILS = {"sampled": (False,), "mean": (True,), "both": (False, True)}
@@ -66,11 +69,18 @@ def parse_args(argv=None):
     p.add_argument("--raw", action="store_true", help="a checkpoint's raw weights instead of its moving average")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write every figure to PATH")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default: %(default)s)")
+    p.add_argument("--ssimulacra2", action="store_true",
+                   help="also score each --decoded folder's decodes with SSIMULACRA2 against the photos (their mean; "
+                        "needs the ssimulacra2 package of Tools/eval/requirements.txt)")
     args = p.parse_args(argv)
     if not args.models and not args.decoded:
         p.error("give a model or --decoded folders")
     if any(not f > 0 for f in args.sample_scale):
         p.error("--sample-scale factors must be positive")
+    if args.ssimulacra2 and not args.decoded:
+        p.error("--ssimulacra2 scores --decoded folders; give some")
+    if args.ssimulacra2 and not metrics.ssimulacra2_available():
+        p.error("--ssimulacra2 needs the ssimulacra2 package: pip install -r Tools/eval/requirements.txt")
     for name in ("bands", "patches", "projections"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be 1 or more")
@@ -107,8 +117,10 @@ def main(argv=None) -> None:
     report["blur"] = meter.distances("blur")
     print(row("blurred", report["blur"]))
     report["decoded"] = []
+    scratch = tempfile.TemporaryDirectory(prefix="psic-realism-")
+    scorer = Ssimulacra2Scorer(Path(scratch.name)) if args.ssimulacra2 else None
     for folder in args.decoded:
-        psnr = 0.0
+        psnr, s2 = 0.0, 0.0
         for i, (photo, name) in enumerate(zip(photos, files)):
             path = folder / f"{name.stem}.png"
             if not path.is_file():
@@ -120,9 +132,15 @@ def main(argv=None) -> None:
             decode = torch.from_numpy(image[:h, :w].copy()).permute(2, 0, 1).float().div(255)[None]
             meter.add(str(folder), i, decode)
             psnr += psnr_of(torch.mean((decode - photo) ** 2).item()) / len(photos)
+            if scorer:
+                s2 += scorer(photo, decode)["ssimulacra2"] / len(photos)
         d = meter.distances(str(folder))
-        report["decoded"].append({"folder": str(folder), "psnr": psnr, "distances": d})
-        print(row(folder.name, d, f"{psnr:.2f} dB, {folder}"))
+        entry = {"folder": str(folder), "psnr": psnr, "distances": d}
+        if scorer:
+            entry["ssimulacra2"] = s2
+        report["decoded"].append(entry)
+        print(row(folder.name, d, f"{psnr:.2f} dB, " + (f"SSIMULACRA2 {s2:.2f}, " if scorer else "") + str(folder)))
+    scratch.cleanup()
     report["models"] = []
     for path in args.models:
         model, step, _, averaged = load_model(path, ema=not args.raw)

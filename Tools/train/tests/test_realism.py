@@ -134,3 +134,25 @@ def test_decoded_folders_are_scored_against_the_photos_of_the_same_names(tmp_pat
     with pytest.raises(SystemExit):
         realism_probe.parse_args([])
     assert "give a model or --decoded folders" in capsys.readouterr().err
+
+
+def test_decoded_folders_get_ssimulacra2_when_asked(tmp_path, capsys):
+    pytest.importorskip("ssimulacra2")
+    photos, same, grey = tmp_path / "photos", tmp_path / "same", tmp_path / "grey"
+    for d in (photos, same, grey):
+        d.mkdir()
+    for s in range(2):
+        img = (textured(s, 128, 128)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(img).save(photos / f"p{s}.png")
+        Image.fromarray(img).save(same / f"p{s}.png")
+        Image.fromarray(np.full_like(img, 128)).save(grey / f"p{s}.png")
+    out = tmp_path / "r.json"
+    realism_probe.main(["--data", str(photos), "--decoded", str(same), str(grey), "--bands", "2", "--patches", "32",
+                        "--projections", "32", "--ssimulacra2", "--json", str(out)])
+    same_row, grey_row = json.loads(out.read_text())["decoded"]
+    assert same_row["ssimulacra2"] == pytest.approx(100, abs=0.01)   # the photo itself scores the metric's top
+    assert grey_row["ssimulacra2"] < 50
+    assert "SSIMULACRA2 100.00" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        realism_probe.parse_args(["--ssimulacra2", "model.pt"])
+    assert "--ssimulacra2 scores --decoded folders" in capsys.readouterr().err
